@@ -1,0 +1,84 @@
+"""The forecaster: starts at constant velocity, is rotation invariant, streams like it batches."""
+import math
+
+import numpy as np
+import torch
+
+from trajpred.features import window_features
+from trajpred.forecast import TrackStreams, forecast_windows
+from trajpred.metrics import constant_velocity
+from trajpred.model import Forecaster, ForecasterConfig
+
+
+def walks(n=6, t=8, seed=0):
+    g = np.random.default_rng(seed)
+    steps = g.normal(0, 0.15, (n, t, 2)) + np.array([0.4, 0.1])
+    return np.cumsum(steps, 1).astype(np.float32)
+
+
+def trained_like(seed=0):
+    torch.manual_seed(seed)
+    model = Forecaster(ForecasterConfig(hidden_size=32, embed_size=16, num_modes=4))
+    with torch.no_grad():  # move off the constant-velocity start so the checks mean something
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return model.eval()
+
+
+def test_untrained_model_forecasts_constant_velocity():
+    obs = walks()
+    model = Forecaster(ForecasterConfig(hidden_size=32, embed_size=16, num_modes=4))
+    fc = forecast_windows(model, obs)
+    np.testing.assert_allclose(fc.mean, constant_velocity(obs, 12), atol=1e-4)
+
+
+def test_forecast_rotates_and_translates_with_the_input():
+    obs = walks()
+    model = trained_like()
+    a = math.radians(70)
+    rot = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]], np.float32)
+    moved = obs @ rot.T + np.array([100.0, -40.0], np.float32)
+    base, turned = forecast_windows(model, obs), forecast_windows(model, moved)
+    np.testing.assert_allclose(base.mean @ rot.T + np.array([100.0, -40.0]), turned.mean, atol=1e-3)
+
+
+def test_streaming_steps_match_batch_encoding():
+    obs = walks(n=5)
+    model = trained_like()
+    ids = np.array([7, 3, 11, 42, 5])
+    streams = TrackStreams(model, capacity=2)  # forces the slot store to grow
+    for t in range(obs.shape[1]):
+        streams.observe(ids, obs[:, t])
+    np.testing.assert_allclose(streams.forecast(ids).mean, forecast_windows(model, obs).mean, atol=1e-4)
+    assert streams.n_observed(ids).tolist() == [8] * 5
+
+
+def test_streams_are_independent_per_track_and_slots_are_reused():
+    obs = walks(n=3)
+    model = trained_like()
+    streams = TrackStreams(model, capacity=4)
+    for t in range(obs.shape[1]):
+        streams.observe([1, 2], obs[:2, t])
+        if t >= 4:
+            streams.observe([3], obs[2:, t])  # a track that started later
+    expect = forecast_windows(model, obs[:2]).mean
+    np.testing.assert_allclose(streams.forecast([1, 2]).mean, expect, atol=1e-4)
+    streams.drop([1])
+    for t in range(obs.shape[1]):
+        streams.observe([9], obs[:1, t])  # takes the freed slot, starts from a clean state
+    np.testing.assert_allclose(streams.forecast([9]).mean, expect[:1], atol=1e-4)
+
+
+def test_window_features_use_only_the_observed_window():
+    obs = torch.as_tensor(walks(n=2, t=8))
+    f_short, _, _ = window_features(obs[:, :6], torch.ones(2))
+    f_long, _, _ = window_features(obs, torch.ones(2))
+    torch.testing.assert_close(f_short, f_long[:, :5])
+
+
+def test_samples_have_the_requested_count():
+    model = trained_like()
+    fc = forecast_windows(model, walks(), k=3)
+    assert fc.samples.shape == (6, 3, 12, 2)
+    fc = forecast_windows(model, walks(), k=10)  # more samples than modes: drawn with noise
+    assert fc.samples.shape == (6, 10, 12, 2) and np.isfinite(fc.samples).all()

@@ -1,0 +1,86 @@
+"""Self-describing checkpoints: config, weights, optimiser state, epoch and best metric.
+
+Written atomically (temp file, then rename) and read with `weights_only=True`, so a checkpoint
+can only hold tensors and plain data; anything else is refused with a one-line error.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+
+from .atomic import temp_path_for
+from .config import ConfigError, from_dict
+from .errors import InputError
+from .model import Forecaster, ForecasterConfig
+
+FORMAT = "trajpred-forecaster"
+VERSION = 1
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
+    """Save `payload` (plain data and tensors) as a trajpred checkpoint, atomically."""
+    payload = {"format": FORMAT, "version": VERSION, **payload}
+    tmp = temp_path_for(path)
+    try:
+        torch.save(payload, tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Read a checkpoint written by save_checkpoint; InputError on anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "checkpoint not found")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "weights_only" in str(e) or "Unsupported global" in str(e):
+            raise InputError(path, "refused: holds Python objects other than tensors and plain data "
+                                   "(only trajpred checkpoints are loaded)") from None
+        raise InputError(path, f"not a readable checkpoint ({first})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, AttributeError,
+            ImportError, IndexError, KeyError, TypeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(path, f"not a readable checkpoint: truncated or corrupt ({first[:120]})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise InputError(path, "not a trajpred checkpoint")
+    if payload.get("version") != VERSION:
+        raise InputError(path, f"checkpoint version {payload.get('version')} is not supported "
+                               f"(this trajpred reads version {VERSION})")
+    return payload
+
+
+def model_from_payload(payload: dict, path: str | os.PathLike = "checkpoint",
+                       expect: ForecasterConfig | None = None) -> Forecaster:
+    """Rebuild the forecaster from a loaded checkpoint (its config is inside)."""
+    try:
+        cfg = from_dict(ForecasterConfig, payload["model_config"], where=os.fspath(path))
+    except (KeyError, ConfigError) as e:
+        raise InputError(path, f"checkpoint has no valid model config ({e})") from None
+    if expect is not None and cfg != expect:
+        diff = [k for k in vars(cfg) if getattr(cfg, k) != getattr(expect, k)]
+        raise InputError(path, "checkpoint's model config does not match the requested model: "
+                               + ", ".join(f"{k}={getattr(cfg, k)} (wanted {getattr(expect, k)})" for k in diff))
+    model = Forecaster(cfg)
+    try:
+        model.load_state_dict(payload["model"])
+    except (KeyError, RuntimeError) as e:
+        first = str(e).strip().splitlines()[0]
+        raise InputError(path, f"checkpoint weights do not fit its config ({first[:160]})") from None
+    model.eval()
+    return model
+
+
+def load_forecaster(path: str | os.PathLike, expect: ForecasterConfig | None = None) -> Forecaster:
+    """`Forecaster` rebuilt from a checkpoint file alone, in eval mode on the CPU."""
+    return model_from_payload(load_checkpoint(path), path, expect)

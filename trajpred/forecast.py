@@ -1,0 +1,189 @@
+"""Running the forecaster: on batches of windows, and streaming over live tracks.
+
+Both paths build features with trajpred/features.py, so a track advanced one step at a time
+gets the same forecast as its window encoded at once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .features import output_positions, window_features, window_scale
+from .model import Forecaster, ForecastOutput
+
+
+@dataclass
+class Forecasts:
+    """Forecasts for N tracks/windows, in the source's units.
+
+    mean: (N, pred_len, 2) deterministic forecast.
+    samples: (N, K, pred_len, 2) K trajectories (the K most probable modes when K <= modes,
+        else modes drawn by probability with their Gaussian noise), or None.
+    sigma: (N, pred_len) standard deviation of the most probable mode, source units, or None.
+    """
+
+    mean: np.ndarray
+    samples: np.ndarray | None = None
+    sigma: np.ndarray | None = None
+
+
+def draw_samples(out: ForecastOutput, modes_xy: torch.Tensor, scale: torch.Tensor, k: int,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """(B, k, pred_len, 2) trajectories in source units from the mixture head."""
+    m = out.mode_logits.shape[1]
+    if k <= m:
+        top = out.mode_logits.topk(k, dim=1).indices
+        return torch.gather(modes_xy, 1, top[..., None, None].expand(-1, -1, *modes_xy.shape[2:]))
+    probs = out.mode_logits.softmax(1)
+    pick = torch.multinomial(probs, k, replacement=True, generator=generator)
+    centre = torch.gather(modes_xy, 1, pick[..., None, None].expand(-1, -1, *modes_xy.shape[2:]))
+    sigma = torch.gather(out.mode_sigma, 1, pick[..., None].expand(-1, -1, out.mode_sigma.shape[2]))
+    noise = torch.randn(centre.shape, generator=generator) * (sigma * scale[:, None, None])[..., None]
+    return centre + noise
+
+
+def top_mode_sigma(out: ForecastOutput, scale: torch.Tensor) -> torch.Tensor:
+    best = out.mode_logits.argmax(1)
+    return out.mode_sigma[torch.arange(len(best)), best] * scale[:, None]
+
+
+@torch.no_grad()
+def forecast_windows(model: Forecaster, obs_xy: np.ndarray, obs_box_wh: np.ndarray | None = None,
+                     k: int = 0, batch_size: int = 4096, seed: int = 0) -> Forecasts:
+    """Forecast from observed windows obs_xy (N, T, 2) in source units."""
+    model.eval()
+    generator = torch.Generator().manual_seed(seed)
+    means, samples, sigmas = [], [], []
+    for start in range(0, len(obs_xy), batch_size):
+        obs = torch.as_tensor(obs_xy[start:start + batch_size], dtype=torch.float32)
+        box = (None if obs_box_wh is None else
+               torch.as_tensor(obs_box_wh[start:start + batch_size], dtype=torch.float32))
+        scale = window_scale(box, len(obs))
+        features, heading, speed = window_features(obs, scale, box)
+        out = model(features, speed)
+        mean, modes = output_positions(out, obs[:, -1], heading, scale)
+        means.append(mean.numpy())
+        sigmas.append(top_mode_sigma(out, scale).numpy())
+        if k:
+            samples.append(draw_samples(out, modes, scale, k, generator).numpy())
+    n, steps = len(obs_xy), model.cfg.pred_len
+    return Forecasts(np.concatenate(means) if means else np.zeros((n, steps, 2), np.float32),
+                     (np.concatenate(samples) if samples else np.zeros((n, k, steps, 2), np.float32)) if k else None,
+                     np.concatenate(sigmas) if sigmas else np.zeros((n, steps), np.float32))
+
+
+class TrackStreams:
+    """LSTM state of every live track, advanced one model step (dt_s) at a time, in batches.
+
+    A track's first observation only sets its position; each later one adds one displacement
+    feature and one LSTM step, so a forecast never re-encodes the track's history. Positions
+    are in source units (pixels or metres); `box_wh` (pixels) sets the per-track scale
+    (box height / 1.7 = pixels per metre, smoothed) and the box features.
+    """
+
+    def __init__(self, model: Forecaster, device: str | torch.device = "cpu", capacity: int = 64):
+        from .features import Heading  # local: keeps the import list of this module short
+
+        self.model = model.eval().to(device)
+        self.device = torch.device(device)
+        self._heading_cls = Heading
+        self.slot: dict[int, int] = {}
+        self._free: list[int] = []
+        self._alloc(capacity)
+
+    def _alloc(self, capacity: int) -> None:
+        cfg, dev = self.model.cfg, self.device
+        old = getattr(self, "h", None)
+        n_old = 0 if old is None else old.shape[1]
+        new = {
+            "h": torch.zeros(cfg.num_layers, capacity, cfg.hidden_size, device=dev),
+            "c": torch.zeros(cfg.num_layers, capacity, cfg.hidden_size, device=dev),
+            "last_xy": torch.zeros(capacity, 2, device=dev),
+            "last_box": torch.zeros(capacity, 2, device=dev),
+            "last_step": torch.zeros(capacity, 2, device=dev),
+            "direction": torch.tensor([[1.0, 0.0]], device=dev).repeat(capacity, 1),
+            "known": torch.zeros(capacity, dtype=torch.bool, device=dev),
+            "scale": torch.ones(capacity, device=dev),
+            "count": torch.zeros(capacity, dtype=torch.long, device=dev),
+        }
+        for name, tensor in new.items():
+            if old is not None:
+                dim = 1 if name in ("h", "c") else 0
+                tensor.narrow(dim, 0, n_old).copy_(getattr(self, name))
+            setattr(self, name, tensor)
+        self._free.extend(range(capacity - 1, n_old - 1, -1))
+
+    def _slots(self, track_ids) -> torch.Tensor:
+        for tid in map(int, track_ids):
+            if tid not in self.slot:
+                if not self._free:
+                    self._alloc(2 * self.h.shape[1])
+                self.slot[tid] = self._free.pop()
+        return torch.tensor([self.slot[int(t)] for t in track_ids], dtype=torch.long, device=self.device)
+
+    def drop(self, track_ids) -> None:
+        """Forget tracks that ended; their slots are reused."""
+        for tid in map(int, track_ids):
+            s = self.slot.pop(tid, None)
+            if s is not None:
+                self.count[s] = 0
+                self.known[s] = False
+                self.direction[s] = torch.tensor([1.0, 0.0], device=self.device)
+                self.h[:, s] = 0
+                self.c[:, s] = 0
+                self._free.append(s)
+
+    def n_observed(self, track_ids) -> np.ndarray:
+        """(N,) observations seen per track (0 for unknown ids)."""
+        return np.array([int(self.count[self.slot[int(t)]]) if int(t) in self.slot else 0 for t in track_ids])
+
+    @torch.no_grad()
+    def observe(self, track_ids, xy: np.ndarray, box_wh: np.ndarray | None = None,
+                appearance: np.ndarray | None = None) -> None:
+        """One observation per listed track, one model step after its previous one."""
+        from .features import PERSON_HEIGHT_M, step_features
+
+        if len(track_ids) == 0:
+            return
+        slots = self._slots(track_ids)
+        xy_t = torch.as_tensor(np.asarray(xy), dtype=torch.float32, device=self.device)
+        box_t = None if box_wh is None else torch.as_tensor(np.asarray(box_wh), dtype=torch.float32, device=self.device)
+        first = self.count[slots] == 0
+        if box_t is not None:
+            # pixels per metre from the box height, smoothed so one bad box cannot jump the scale
+            fresh = box_t[:, 1].clamp_min(1.0) / PERSON_HEIGHT_M
+            self.scale[slots] = torch.where(first, fresh, 0.8 * self.scale[slots] + 0.2 * fresh)
+        cont = slots[~first]
+        if len(cont):
+            rows = ~first
+            step = (xy_t[rows] - self.last_xy[cont]) / self.scale[cont, None]
+            heading = self._heading_cls(self.direction[cont], self.known[cont])
+            app = None if appearance is None else torch.as_tensor(appearance, dtype=torch.float32,
+                                                                  device=self.device)[rows]
+            feats, heading = step_features(step, heading, None if box_t is None else box_t[rows],
+                                           None if box_t is None else self.last_box[cont], app)
+            _, (h, c) = self.model.step(feats, (self.h[:, cont], self.c[:, cont]))
+            self.h[:, cont], self.c[:, cont] = h, c
+            self.direction[cont], self.known[cont] = heading.direction, heading.known
+            self.last_step[cont] = step
+        self.last_xy[slots] = xy_t
+        if box_t is not None:
+            self.last_box[slots] = box_t
+        self.count[slots] += 1
+
+    @torch.no_grad()
+    def forecast(self, track_ids, k: int = 0) -> Forecasts:
+        """Forecasts from each track's current state (tracks need >= 2 observations)."""
+        from .features import Heading, speed_along, to_positions
+
+        slots = self._slots(track_ids)
+        heading = Heading(self.direction[slots], self.known[slots])
+        out = self.model.decode(self.h[-1, slots], speed_along(self.last_step[slots], heading))
+        scale, origin = self.scale[slots], self.last_xy[slots]
+        mean = to_positions(out.mean, origin, heading, scale)
+        samples = None
+        if k:
+            samples = draw_samples(out, to_positions(out.modes, origin, heading, scale), scale, k).cpu().numpy()
+        return Forecasts(mean.cpu().numpy(), samples, top_mode_sigma(out, scale).cpu().numpy())

@@ -1,0 +1,101 @@
+"""Forecast metrics as pure functions of arrays, and the constant-velocity baseline.
+
+All positions are (..., pred_len, 2) in the data's units (metres for ETH/UCY, pixels for video).
+ADE: mean L2 error over the predicted steps; FDE: L2 error at the last step. Best-of-K
+(minADE_K / minFDE_K) takes, per window, the smallest ADE and the smallest FDE over the K
+samples, each minimised separately as in Social GAN and Trajectron++.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+def displacement_errors(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """(N, T, 2), (N, T, 2) -> (N, T) L2 error at each step."""
+    return np.linalg.norm(np.asarray(pred, np.float64) - np.asarray(gt, np.float64), axis=-1)
+
+
+def ade(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """(N,) average displacement error per window."""
+    return displacement_errors(pred, gt).mean(axis=-1)
+
+
+def fde(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """(N,) final displacement error per window."""
+    return displacement_errors(pred, gt)[..., -1]
+
+
+def min_ade_fde(samples: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """samples (N, K, T, 2), gt (N, T, 2) -> (minADE (N,), minFDE (N,)) over the K samples."""
+    err = displacement_errors(samples, np.asarray(gt)[:, None])
+    return err.mean(-1).min(-1), err[..., -1].min(-1)
+
+
+def constant_velocity(obs_xy: np.ndarray, pred_len: int) -> np.ndarray:
+    """Repeat the last observed displacement p[-1] - p[-2] for pred_len steps: (N, pred_len, 2)."""
+    obs_xy = np.asarray(obs_xy, np.float64)
+    velocity = obs_xy[:, -1] - obs_xy[:, -2]
+    steps = np.arange(1, pred_len + 1, dtype=np.float64)
+    return obs_xy[:, -1, None] + velocity[:, None] * steps[None, :, None]
+
+
+@dataclass
+class SceneScore:
+    """Scores of one scene (or the average row). Distances in `units`; min_* are best-of-k."""
+
+    scene: str
+    windows: int
+    ade: float
+    fde: float
+    cv_ade: float
+    cv_fde: float
+    min_ade: float | None = None
+    min_fde: float | None = None
+    k: int | None = None
+    units: str = "m"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def score_scene(scene: str, pred: np.ndarray, gt: np.ndarray, obs_xy: np.ndarray,
+                samples: np.ndarray | None = None, units: str = "m") -> SceneScore:
+    """Score deterministic forecasts (and optional samples) beside constant velocity."""
+    cv = constant_velocity(obs_xy, gt.shape[1])
+    row = SceneScore(scene, len(gt), float(ade(pred, gt).mean()), float(fde(pred, gt).mean()),
+                     float(ade(cv, gt).mean()), float(fde(cv, gt).mean()), units=units)
+    if samples is not None:
+        min_ade, min_fde = min_ade_fde(samples, gt)
+        row.min_ade, row.min_fde, row.k = float(min_ade.mean()), float(min_fde.mean()), samples.shape[1]
+    return row
+
+
+def average_row(rows: list[SceneScore]) -> SceneScore:
+    """Plain mean of the scenes' scores (the benchmark's AVG), windows summed."""
+    mean = lambda name: (float(np.mean([getattr(r, name) for r in rows]))  # noqa: E731
+                         if all(getattr(r, name) is not None for r in rows) else None)
+    return SceneScore("avg", sum(r.windows for r in rows), mean("ade"), mean("fde"), mean("cv_ade"),
+                      mean("cv_fde"), mean("min_ade"), mean("min_fde"), rows[0].k, rows[0].units)
+
+
+def format_table(rows: list[SceneScore]) -> str:
+    """A markdown table of the rows (ours beside constant velocity)."""
+    k = next((r.k for r in rows if r.k), None)
+    head = ["scene", "windows", "ADE", "FDE", "CV ADE", "CV FDE"]
+    if k:
+        head += [f"minADE{k}", f"minFDE{k}"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r.scene, str(r.windows), f"{r.ade:.3f}", f"{r.fde:.3f}", f"{r.cv_ade:.3f}", f"{r.cv_fde:.3f}"]
+        if k:
+            cells += [f"{r.min_ade:.3f}" if r.min_ade is not None else "-",
+                      f"{r.min_fde:.3f}" if r.min_fde is not None else "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def scores_to_json(rows: list[SceneScore]) -> str:
+    return json.dumps([r.to_dict() for r in rows], indent=2)

@@ -1,0 +1,102 @@
+"""The forecaster: a multi-layer LSTM over per-step motion features, with two heads.
+
+- a deterministic head: one future trajectory (trained on ADE);
+- a mixture head: `num_modes` trajectories, their probabilities and a per-step isotropic
+  standard deviation (trained winner-takes-all), for uncertainty and best-of-K.
+
+Both heads predict *corrections to constant velocity* in the heading frame, so an untrained
+model already forecasts like the constant-velocity baseline. The model sees only normalised
+features (see trajpred/features.py); it knows nothing of files, pixels or metres.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+MOTION_FEATURES = 3  # along-heading step, across-heading step, step length
+BOX_FEATURES = 3     # has_box flag, box aspect w/h, change of log box height
+
+
+@dataclass
+class ForecasterConfig:
+    obs_len: int = 8          # observed steps (positions) in a training window
+    pred_len: int = 12        # predicted steps
+    dt_s: float = 0.4         # seconds per step; video is resampled to it
+    appearance_dim: int = 0   # length of the optional appearance vector per step (0 = none)
+    embed_size: int = 64
+    hidden_size: int = 128
+    num_layers: int = 2
+    dropout: float = 0.0
+    num_modes: int = 20
+
+    @property
+    def input_size(self) -> int:
+        return MOTION_FEATURES + BOX_FEATURES + self.appearance_dim
+
+
+@dataclass
+class ForecastOutput:
+    """Future positions relative to the last observation, in the heading frame, model units.
+
+    mean: (B, pred_len, 2) deterministic forecast.
+    modes: (B, M, pred_len, 2); mode_logits: (B, M); mode_sigma: (B, M, pred_len) std-dev.
+    """
+
+    mean: torch.Tensor
+    modes: torch.Tensor
+    mode_logits: torch.Tensor
+    mode_sigma: torch.Tensor
+
+
+def _mlp(in_size: int, hidden: int, out_size: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(in_size, hidden), nn.ReLU(), nn.Linear(hidden, out_size))
+
+
+class Forecaster(nn.Module):
+    def __init__(self, cfg: ForecasterConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Sequential(nn.Linear(cfg.input_size, cfg.embed_size), nn.ReLU())
+        self.lstm = nn.LSTM(cfg.embed_size, cfg.hidden_size, cfg.num_layers, batch_first=True,
+                            dropout=cfg.dropout if cfg.num_layers > 1 else 0.0)
+        steps = cfg.pred_len
+        self.mean_head = _mlp(cfg.hidden_size, cfg.hidden_size, steps * 2)
+        self.mode_head = _mlp(cfg.hidden_size, 2 * cfg.hidden_size, cfg.num_modes * (steps * 3 + 1))
+        # Start exactly at constant velocity: zero corrections until training moves them.
+        # The mode head keeps small random weights so its modes differ from the start
+        # (identical modes would all lose winner-takes-all training but one).
+        nn.init.zeros_(self.mean_head[-1].weight)
+        nn.init.zeros_(self.mean_head[-1].bias)
+        with torch.no_grad():
+            self.mode_head[-1].weight.mul_(0.1)
+
+    def zero_state(self, batch: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+        shape = (self.cfg.num_layers, batch, self.cfg.hidden_size)
+        return torch.zeros(shape, device=device), torch.zeros(shape, device=device)
+
+    def encode(self, features: torch.Tensor, state=None):
+        """features (B, T, input_size) -> top-layer output (B, H) at the last step, new state."""
+        out, state = self.lstm(self.embed(features), state)
+        return out[:, -1], state
+
+    def step(self, features: torch.Tensor, state):
+        """Advance many tracks by one observation: features (B, input_size)."""
+        return self.encode(features.unsqueeze(1), state)
+
+    def decode(self, hidden: torch.Tensor, last_speed: torch.Tensor) -> ForecastOutput:
+        """hidden (B, H), last_speed (B,) model units per step -> ForecastOutput."""
+        b, m, steps = hidden.shape[0], self.cfg.num_modes, self.cfg.pred_len
+        k = torch.arange(1, steps + 1, device=hidden.device, dtype=hidden.dtype)
+        # Constant velocity in the heading frame: keep going along +x at the last speed.
+        cv = torch.stack([last_speed[:, None] * k, torch.zeros_like(last_speed[:, None] * k)], -1)
+        mean = cv + self.mean_head(hidden).view(b, steps, 2).cumsum(1)
+        raw = self.mode_head(hidden).view(b, m, steps * 3 + 1)
+        modes = cv[:, None] + raw[..., :steps * 2].reshape(b, m, steps, 2).cumsum(2)
+        sigma = nn.functional.softplus(raw[..., steps * 2:steps * 3]) + 1e-3
+        return ForecastOutput(mean, modes, raw[..., -1], sigma.cumsum(2))
+
+    def forward(self, features: torch.Tensor, last_speed: torch.Tensor) -> ForecastOutput:
+        hidden, _ = self.encode(features)
+        return self.decode(hidden, last_speed)

@@ -1,0 +1,632 @@
+"""A synthetic world with exact ground truth: pedestrians on a ground plane seen by a fixed camera.
+
+World frame: metres, x to the right of the camera, y forward (away from the camera), z up; the
+ground is z = 0 and the camera stands at (0, 0, camera.height_m), pitched down by
+camera.tilt_deg. Image frame: pixels, u right, v down, pixel centres at whole numbers (OpenCV).
+`Camera.world_to_image` is the 3x3 homography ground (x, y, 1) -> image (u, v, 1);
+`Camera.image_to_world` is its inverse (what homography.txt holds, as in ETH/UCY).
+
+People are drawn as upright figures (see `figure_layout`): feet at the projection of their
+ground position, head top at the projection of the point `height_m` above it, so a person's
+box is exact: its bottom centre is the feet, its top the head.
+
+`simulate(cfg)` runs the crowd at the video frame rate (goal-directed walkers with bounded
+turn rate and acceleration, stops, social-force avoidance, people entering and leaving through
+the area's borders) and returns a `SynthScene`; `trajpred.synth_render` draws it and writes
+the files.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from .config import ConfigError
+from .tracks import Tracks, bottom_centre
+
+
+@dataclass
+class CameraConfig:
+    height_m: float = 8.0       # camera centre above the ground
+    tilt_deg: float = 40.0      # pitch below the horizon
+    hfov_deg: float = 60.0      # horizontal field of view
+    roll_deg: float = 0.0
+    max_depth_m: float = 30.0   # people walk no farther than this (ground distance along y)
+
+
+@dataclass
+class SynthConfig:
+    width: int = 640                  # video size in pixels (even numbers, for mp4v)
+    height: int = 384
+    fps: float = 10.0                 # video frame rate; the crowd is simulated at this rate
+    duration_s: float = 30.0
+    seed: int = 0
+    world_dt_s: float = 0.4           # step of the world ground truth (ETH/UCY: 0.4 s)
+    n_agents: int = 20                # target number of people in the walkable area
+    spawn_rate_per_s: float = 1.0     # arrivals through the borders while below n_agents
+    area_margin_m: float = 2.0        # walkable area = the camera's ground footprint + margin
+    n_points_of_interest: int = 3     # places inside the area people walk to before leaving
+    poi_prob: float = 0.35            # chance that a person visits one before leaving
+    speed_mean_mps: float = 1.3       # preferred walking speed ~ N(mean, std), clipped
+    speed_std_mps: float = 0.25
+    speed_min_mps: float = 0.6
+    speed_max_mps: float = 2.0
+    max_turn_deg_s: float = 90.0      # bound on how fast anyone turns
+    max_accel_mps2: float = 1.0
+    stop_rate_per_s: float = 0.015    # chance per second that a walker stops for a while
+    stop_min_s: float = 2.0
+    stop_max_s: float = 6.0
+    avoidance: float = 1.0            # strength of the social-force push between people
+    person_height_m: float = 1.75     # mean body height; std person_height_std_m
+    person_height_std_m: float = 0.07
+    min_box_height_px: float = 8.0    # smaller (or less visible area) -> not in ground truth
+    min_visible_area_px: float = 60.0
+    substep_s: float = 0.05           # longest simulation step
+    camera: CameraConfig = field(default_factory=CameraConfig)
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.width >= 32 and self.height >= 32 and self.width % 2 == 0
+             and self.height % 2 == 0, "width and height must be even numbers >= 32"),
+            (self.fps > 0 and self.duration_s > 0, "fps and duration_s must be > 0"),
+            (self.world_dt_s * self.fps >= 1 - 1e-9, "world_dt_s must be at least one frame"),
+            (self.n_agents >= 0 and self.spawn_rate_per_s >= 0, "n_agents and spawn_rate_per_s "
+             "must be >= 0"),
+            (0 < self.speed_min_mps <= self.speed_max_mps, "need 0 < speed_min_mps <= speed_max_mps"),
+            (self.max_turn_deg_s > 0 and self.max_accel_mps2 > 0, "max_turn_deg_s and "
+             "max_accel_mps2 must be > 0"),
+            (0 <= self.stop_min_s <= self.stop_max_s, "need 0 <= stop_min_s <= stop_max_s"),
+            (0 <= self.poi_prob <= 1, "poi_prob must be in [0, 1]"),
+            (self.substep_s > 0, "substep_s must be > 0"),
+            (0.5 < self.person_height_m < 3, "person_height_m must be in (0.5, 3)"),
+            (5 <= self.camera.tilt_deg <= 80, "camera.tilt_deg must be in [5, 80]"),
+            (10 <= self.camera.hfov_deg <= 120, "camera.hfov_deg must be in [10, 120]"),
+            (self.camera.height_m > 0.5, "camera.height_m must be > 0.5"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"synth config: {message}")
+        vfov_half = math.degrees(math.atan(self.height / self.width
+                                           * math.tan(math.radians(self.camera.hfov_deg / 2))))
+        if self.camera.tilt_deg + vfov_half >= 89:
+            raise ConfigError("synth config: the image bottom looks behind the camera; "
+                              "lower camera.tilt_deg or camera.hfov_deg")
+        if self.camera.max_depth_m <= self.camera.height_m / math.tan(
+                math.radians(self.camera.tilt_deg + vfov_half)):
+            raise ConfigError("synth config: camera.max_depth_m ends before the image bottom")
+
+    @property
+    def n_frames(self) -> int:
+        return max(1, round(self.duration_s * self.fps))
+
+
+@dataclass(frozen=True)
+class Camera:
+    """A pinhole camera above the ground plane (no lens distortion).
+
+    K: (3, 3) intrinsics; R: (3, 3) world -> camera rotation; t: (3,) translation, so a world
+    point X (metres) is at R @ X + t in camera coordinates (x right, y down, z forward).
+    """
+
+    K: np.ndarray
+    R: np.ndarray
+    t: np.ndarray
+    width: int
+    height: int
+
+    @classmethod
+    def from_config(cls, cfg: CameraConfig, width: int, height: int) -> "Camera":
+        f = (width / 2) / math.tan(math.radians(cfg.hfov_deg) / 2)
+        K = np.array([[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1]])
+        s, c = math.sin(math.radians(cfg.tilt_deg)), math.cos(math.radians(cfg.tilt_deg))
+        # Rows: camera right, down and forward axes in world coordinates.
+        tilt = np.array([[1, 0, 0], [0, -s, -c], [0, c, -s]], dtype=np.float64)
+        sr, cr = math.sin(math.radians(cfg.roll_deg)), math.cos(math.radians(cfg.roll_deg))
+        roll = np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]])
+        R = roll @ tilt
+        t = -R @ np.array([0.0, 0.0, cfg.height_m])
+        return cls(K, R, t, width, height)
+
+    @property
+    def projection(self) -> np.ndarray:
+        """(3, 4) world (x, y, z, 1) -> image (u, v, 1) up to scale."""
+        return self.K @ np.hstack([self.R, self.t[:, None]])
+
+    @property
+    def world_to_image(self) -> np.ndarray:
+        """(3, 3) homography ground (x, y, 1) metres -> image (u, v, 1) pixels."""
+        return self.K @ np.column_stack([self.R[:, 0], self.R[:, 1], self.t])
+
+    @property
+    def image_to_world(self) -> np.ndarray:
+        """(3, 3) homography image (u, v, 1) pixels -> ground (x, y, 1) metres."""
+        return np.linalg.inv(self.world_to_image)
+
+    def project(self, xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 3) world points -> (N, 2) pixels and (N,) depth along the optical axis (metres)."""
+        cam = np.asarray(xyz, np.float64) @ self.R.T + self.t
+        z = cam[:, 2]
+        uv = (cam @ self.K.T)[:, :2] / np.where(np.abs(z) > 1e-9, z, 1e-9)[:, None]
+        return uv, z
+
+    def ground_rays(self, uv: np.ndarray) -> np.ndarray:
+        """(N, 2) pixels -> (N, 3) world directions of the rays through them (not unit)."""
+        uv1 = np.column_stack([uv, np.ones(len(uv))])
+        return uv1 @ np.linalg.inv(self.K).T @ self.R
+
+
+@dataclass(frozen=True)
+class Area:
+    """The walkable rectangle on the ground, metres."""
+
+    x_min: float
+    x_max: float
+    y_min: float
+    y_max: float
+
+    def as_list(self) -> list[float]:
+        return [self.x_min, self.x_max, self.y_min, self.y_max]
+
+    def contains(self, xy: np.ndarray, pad_m: float = 0.0) -> np.ndarray:
+        """(N, 2) points -> (N,) bool, inside the rectangle grown by pad_m."""
+        return ((xy[:, 0] >= self.x_min - pad_m) & (xy[:, 0] <= self.x_max + pad_m)
+                & (xy[:, 1] >= self.y_min - pad_m) & (xy[:, 1] <= self.y_max + pad_m))
+
+
+def walkable_area(camera: Camera, cam_cfg: CameraConfig, margin_m: float) -> Area:
+    """The bounding rectangle of the image's ground footprint up to max_depth_m, plus margin."""
+    w, h = camera.width - 1, camera.height - 1
+    k = np.linspace(0, 1, 33)
+    border = np.concatenate([np.column_stack([k * w, np.zeros_like(k)]),
+                             np.column_stack([k * w, np.full_like(k, h)]),
+                             np.column_stack([np.zeros_like(k), k * h]),
+                             np.column_stack([np.full_like(k, w), k * h])])
+    rays = camera.ground_rays(border)
+    ground_s = np.where(rays[:, 2] < -1e-9, cam_cfg.height_m / np.maximum(-rays[:, 2], 1e-9), np.inf)
+    xy = rays[:, :2] * ground_s[:, None]
+    far = ~np.isfinite(ground_s) | (xy[:, 1] > cam_cfg.max_depth_m)
+    # Rays that miss the ground or land beyond max_depth_m: where they cross y = max_depth_m.
+    xy[far] = np.column_stack([rays[far, 0] / rays[far, 1] * cam_cfg.max_depth_m,
+                               np.full(far.sum(), cam_cfg.max_depth_m)])
+    lo, hi = xy.min(axis=0) - margin_m, xy.max(axis=0) + margin_m
+    return Area(float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1]))
+
+
+# ---------------------------------------------------------------- the crowd
+
+GAIT_CYCLE_M = 1.4       # ground covered by one full stride cycle (two steps)
+ARRIVE_M = 0.8           # a goal this close counts as reached
+EXIT_OUT_M = 1.5         # exits lie this far outside the area, so people walk out of it
+SPEED_TAU_S = 5.0        # each person's preferred speed drifts around their own mean ...
+SPEED_DRIFT_MPS = 0.12   # ... by about this much
+SOCIAL_RANGE_M = 0.6     # social force: A * exp((range - distance) / falloff), A = cfg.avoidance
+SOCIAL_FALLOFF_M = 0.3
+SOCIAL_BEHIND = 0.3      # weight of people behind relative to people ahead
+MAX_AGE_S = 180.0        # after this long in the area a person heads for an exit
+
+
+@dataclass
+class CrowdRecord:
+    """The crowd's state at every frame: one row per (frame, person in the area), by frame.
+
+    frame_start (n_frames + 1,) row offsets; person_id (N,) 1-based; world_xy_m (N, 2);
+    heading_rad (N,); speed_mps (N,); walk_phase (N,) radians of the stride cycle;
+    points_of_interest (Q, 2) metres; n_people: ids run 1..n_people.
+    """
+
+    frame_start: np.ndarray
+    person_id: np.ndarray
+    world_xy_m: np.ndarray
+    heading_rad: np.ndarray
+    speed_mps: np.ndarray
+    walk_phase: np.ndarray
+    points_of_interest: np.ndarray
+    n_people: int
+
+
+class Crowd:
+    """People walking on the ground plane; arrays hold the people now in the area, (n,) or (n, 2)."""
+
+    def __init__(self, cfg: SynthConfig, area: Area, rng: np.random.Generator):
+        self.cfg, self.area, self.rng = cfg, area, rng
+        size = np.array([area.x_max - area.x_min, area.y_max - area.y_min])
+        self.side_len = np.array([size[0], size[1], size[0], size[1]])
+        self.poi = (np.array([area.x_min, area.y_min]) + size * 0.2
+                    + rng.random((cfg.n_points_of_interest, 2)) * size * 0.6)
+        self.next_id = 1
+        self.id = np.zeros(0, np.int64)
+        self.pos = np.zeros((0, 2))
+        self.goal = np.zeros((0, 2))
+        self.goal_is_exit = np.zeros(0, bool)
+        self.entry_side = np.zeros(0, np.int64)
+        self.heading = np.zeros(0)
+        self.speed = np.zeros(0)
+        self.mean_speed = np.zeros(0)
+        self.pref_speed = np.zeros(0)
+        self.stop_left = np.zeros(0)
+        self.phase = np.zeros(0)
+        self.age = np.zeros(0)
+
+    # -- people arriving and leaving
+
+    def _border_points(self, exclude_side: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(n,) side to avoid (-1: none) -> (n, 2) border points and (n,) their sides.
+
+        Sides: 0 near (y_min), 1 right (x_max), 2 far (y_max), 3 left (x_min); a side is chosen
+        in proportion to its length, the point uniformly along it.
+        """
+        n = len(exclude_side)
+        weight = np.where(np.arange(4)[None, :] == exclude_side[:, None], 0.0, self.side_len)
+        cum = np.cumsum(weight / weight.sum(axis=1, keepdims=True), axis=1)
+        side = np.minimum((cum < self.rng.random(n)[:, None]).sum(axis=1), 3)
+        along = self.rng.random(n)
+        a = self.area
+        x = np.select([side == 1, side == 3], [np.full(n, a.x_max), np.full(n, a.x_min)],
+                      a.x_min + along * (a.x_max - a.x_min))
+        y = np.select([side == 0, side == 2], [np.full(n, a.y_min), np.full(n, a.y_max)],
+                      a.y_min + along * (a.y_max - a.y_min))
+        return np.column_stack([x, y]), side
+
+    def _exit_goals(self, pos: np.ndarray, entry_side: np.ndarray) -> np.ndarray:
+        """(n, 2) exits beyond the border, not on the entry side and not too near `pos`."""
+        normal = np.array([[0, -1], [1, 0], [0, 1], [-1, 0]], dtype=np.float64)
+        goal = np.zeros_like(pos)
+        todo = np.arange(len(pos))
+        for _ in range(5):
+            point, side = self._border_points(entry_side[todo])
+            goal[todo] = point + normal[side] * EXIT_OUT_M
+            near = np.linalg.norm(goal[todo] - pos[todo], axis=1) < 0.4 * self.side_len.min()
+            todo = todo[near]
+            if not len(todo):
+                break
+        return goal
+
+    def _goals(self, pos: np.ndarray, entry_side: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """First goals of new people: a point of interest (poi_prob) or an exit."""
+        n = len(pos)
+        goal = self._exit_goals(pos, entry_side)
+        visit = (self.rng.random(n) < self.cfg.poi_prob) & (len(self.poi) > 0)
+        if visit.any():
+            goal[visit] = self.poi[self.rng.integers(0, len(self.poi), visit.sum())]
+        return goal, ~visit
+
+    def add(self, pos: np.ndarray, entry_side: np.ndarray) -> None:
+        """Add people at (n, 2) positions, facing their first goal at their preferred speed."""
+        cfg, rng, n = self.cfg, self.rng, len(pos)
+        if n == 0:
+            return
+        goal, is_exit = self._goals(pos, entry_side)
+        mean = np.clip(rng.normal(cfg.speed_mean_mps, cfg.speed_std_mps, n),
+                       cfg.speed_min_mps, cfg.speed_max_mps)
+        to_goal = goal - pos
+        self.id = np.r_[self.id, np.arange(self.next_id, self.next_id + n)]
+        self.next_id += n
+        self.pos = np.r_[self.pos, pos]
+        self.goal = np.r_[self.goal, goal]
+        self.goal_is_exit = np.r_[self.goal_is_exit, is_exit]
+        self.entry_side = np.r_[self.entry_side, entry_side]
+        self.heading = np.r_[self.heading, np.arctan2(to_goal[:, 1], to_goal[:, 0])]
+        self.speed = np.r_[self.speed, mean]
+        self.mean_speed = np.r_[self.mean_speed, mean]
+        self.pref_speed = np.r_[self.pref_speed, mean]
+        self.stop_left = np.r_[self.stop_left, np.zeros(n)]
+        self.phase = np.r_[self.phase, rng.uniform(0, 2 * np.pi, n)]
+        self.age = np.r_[self.age, np.zeros(n)]
+
+    def _free(self, pos: np.ndarray, min_gap_m: float = 1.0) -> np.ndarray:
+        """(n, 2) candidate positions -> (n,) bool: far enough from everyone, earlier ones included."""
+        keep = np.zeros(len(pos), bool)
+        taken = self.pos
+        for i, p in enumerate(pos):
+            if len(taken) == 0 or np.min(np.linalg.norm(taken - p, axis=1)) >= min_gap_m:
+                keep[i] = True
+                taken = np.vstack([taken, p])
+        return keep
+
+    def populate(self) -> None:
+        """The people already in the area when the video starts, some of them standing."""
+        a, n = self.area, self.cfg.n_agents
+        pos = np.column_stack([self.rng.uniform(a.x_min, a.x_max, 3 * n),
+                               self.rng.uniform(a.y_min, a.y_max, 3 * n)])
+        pos = pos[self._free(pos)][:n]
+        first = len(self.id)
+        self.add(pos, np.full(len(pos), -1))
+        standing = self.rng.random(len(pos)) < 0.1
+        self.stop_left[first:][standing] = self.rng.uniform(0, self.cfg.stop_max_s, standing.sum())
+        self.speed[first:][standing] = 0.0
+
+    def arrive_and_leave(self, dt_s: float) -> None:
+        """Remove people who walked out; let new ones in while the area holds fewer than n_agents."""
+        gone = self.goal_is_exit & (~self.area.contains(self.pos, 0.5)
+                                    | (np.linalg.norm(self.goal - self.pos, axis=1) < ARRIVE_M))
+        if gone.any():
+            for name in ("id", "pos", "goal", "goal_is_exit", "entry_side", "heading", "speed",
+                         "mean_speed", "pref_speed", "stop_left", "phase", "age"):
+                setattr(self, name, getattr(self, name)[~gone])
+        if len(self.id) >= self.cfg.n_agents:
+            return
+        k = self.rng.poisson(self.cfg.spawn_rate_per_s * dt_s)
+        if k:
+            point, side = self._border_points(np.full(k, -1))
+            normal = np.array([[0, -1], [1, 0], [0, 1], [-1, 0]], dtype=np.float64)
+            pos = point + normal[side] * 0.3
+            keep = self._free(pos)
+            self.add(pos[keep], side[keep])
+
+    # -- walking
+
+    def _avoidance(self, forward: np.ndarray) -> np.ndarray:
+        """(n, 2) social-force push in m/s: away from near people, stronger from those ahead,
+        with a sideways part (everyone keeps right) that resolves head-on meetings."""
+        n = len(self.pos)
+        if n < 2 or self.cfg.avoidance == 0:
+            return np.zeros((n, 2))
+        d = self.pos[None, :, :] - self.pos[:, None, :]       # (n, n, 2): d[i, j] = pos_j - pos_i
+        r = np.linalg.norm(d, axis=2)
+        np.fill_diagonal(r, np.inf)
+        unit = d / np.maximum(r, 1e-6)[:, :, None]
+        ahead = np.einsum("id,ijd->ij", forward, unit)         # cos of the angle to j
+        weight = SOCIAL_BEHIND + (1 - SOCIAL_BEHIND) * (1 + ahead) / 2
+        mag = self.cfg.avoidance * np.exp((SOCIAL_RANGE_M - r) / SOCIAL_FALLOFF_M) * weight
+        right = np.stack([unit[:, :, 1], -unit[:, :, 0]], axis=2)
+        sideways = (mag * np.clip(ahead, 0, 1))[:, :, None] * right
+        push = -(mag[:, :, None] * unit).sum(1) + 0.5 * sideways.sum(1)
+        norm = np.linalg.norm(push, axis=1, keepdims=True)
+        return push * np.minimum(1.0, 1.5 / np.maximum(norm, 1e-9))
+
+    def step(self, h: float) -> None:
+        """Advance everyone by h seconds."""
+        cfg, rng, n = self.cfg, self.rng, len(self.id)
+        if n == 0:
+            return
+        forward = np.column_stack([np.cos(self.heading), np.sin(self.heading)])
+        to_goal = self.goal - self.pos
+        dist = np.linalg.norm(to_goal, axis=1)
+        wish = (self.pref_speed / np.maximum(dist, 1e-9))[:, None] * to_goal + self._avoidance(forward)
+        turn = np.angle(np.exp(1j * (np.arctan2(wish[:, 1], wish[:, 0]) - self.heading)))
+        max_turn = math.radians(cfg.max_turn_deg_s) * h
+        self.heading = np.angle(np.exp(1j * (self.heading + np.clip(turn, -max_turn, max_turn))))
+        # Slow down for sharp turns and when arriving at a point of interest; stand when stopped.
+        want = np.minimum(np.linalg.norm(wish, axis=1), 1.2 * self.pref_speed)
+        want *= np.clip(np.cos(turn), 0.2, 1.0)
+        want = np.where(self.goal_is_exit, want, want * np.clip(dist / 1.5, 0.3, 1.0))
+        want[self.stop_left > 0] = 0.0
+        a = cfg.max_accel_mps2 * h
+        self.speed = np.maximum(self.speed + np.clip(want - self.speed, -2 * a, a), 0.0)
+        self.pos = self.pos + np.column_stack([np.cos(self.heading), np.sin(self.heading)]) \
+            * (self.speed * h)[:, None]
+        self.phase = (self.phase + 2 * np.pi * self.speed * h / GAIT_CYCLE_M) % (2 * np.pi)
+        self.stop_left = np.maximum(self.stop_left - h, 0.0)
+        self.age += h
+        self.pref_speed += ((self.mean_speed - self.pref_speed) * h / SPEED_TAU_S
+                            + SPEED_DRIFT_MPS * math.sqrt(2 * h / SPEED_TAU_S) * rng.standard_normal(n))
+        self.pref_speed = np.clip(self.pref_speed, cfg.speed_min_mps, cfg.speed_max_mps)
+
+        stops = (self.stop_left == 0) & (self.speed > 0.5) & (rng.random(n) < cfg.stop_rate_per_s * h)
+        self.stop_left[stops] = rng.uniform(cfg.stop_min_s, cfg.stop_max_s, stops.sum())
+        # At a point of interest: often linger, then head for an exit. Old-timers leave too.
+        done = ~self.goal_is_exit & ((dist < ARRIVE_M) | (self.age > MAX_AGE_S))
+        if done.any():
+            linger = done & (rng.random(n) < 0.6)
+            self.stop_left[linger] = rng.uniform(cfg.stop_min_s, 1.5 * cfg.stop_max_s, linger.sum())
+            self.goal[done] = self._exit_goals(self.pos[done], self.entry_side[done])
+            self.goal_is_exit[done] = True
+
+
+def run_crowd(cfg: SynthConfig, area: Area, rng: np.random.Generator) -> CrowdRecord:
+    """Simulate cfg.n_frames video frames; each frame is split into steps of <= substep_s."""
+    crowd = Crowd(cfg, area, rng)
+    crowd.populate()
+    dt = 1.0 / cfg.fps
+    n_sub = max(1, math.ceil(dt / cfg.substep_s - 1e-9))
+    counts, parts = [], []
+    for _ in range(cfg.n_frames):
+        counts.append(len(crowd.id))
+        parts.append([a.copy() for a in (crowd.id, crowd.pos, crowd.heading, crowd.speed,
+                                         crowd.phase)])
+        for _ in range(n_sub):
+            crowd.step(dt / n_sub)
+        crowd.arrive_and_leave(dt)
+    cols = [np.concatenate(c) for c in zip(*parts)]
+    return CrowdRecord(np.r_[0, np.cumsum(counts)].astype(np.int64), cols[0].astype(np.int64),
+                       cols[1].reshape(-1, 2), cols[2], cols[3], cols[4], crowd.poi,
+                       crowd.next_id - 1)
+
+
+@dataclass(frozen=True)
+class FigureShape:
+    """A drawn person, as fractions of its image height h (feet at v, head top at v - h)."""
+
+    head_r: float = 0.068
+    torso_cy: float = 0.63      # torso ellipse centre above the feet
+    torso_ry: float = 0.19
+    torso_rx: float = 0.125     # times the person's width_scale
+    hip_y: float = 0.47
+    hip_dx: float = 0.05        # half the gap between the legs seen from the front
+    leg_w: float = 0.075        # horizontal thickness of a leg
+    leg_swing: float = 0.11     # foot offset at full stride seen from the side
+    shoulder_y: float = 0.78
+    shoulder_dx: float = 0.105  # times width_scale
+    hand_y: float = 0.43
+    arm_w: float = 0.05
+    arm_swing: float = 0.05
+
+
+FIGURE = FigureShape()
+
+
+def figure_layout(h_px: np.ndarray, width_scale: np.ndarray, swing: np.ndarray) -> dict:
+    """Horizontal offsets (pixels, right of the feet; the figure is mirror-symmetric) of the parts.
+
+    h_px, width_scale, swing: (N,) arrays; swing in [-1, 1] is the stride seen in the image.
+    Returns (N,) arrays: foot_dx, hip_dx, shoulder_dx, hand_dx, torso_rx, half_width; half_width
+    bounds every part, so the figure's box is [u - half_width, v - h, 2 * half_width, h].
+    """
+    f = FIGURE
+    foot = h_px * (f.hip_dx * (1 - np.abs(swing)) + f.leg_swing * swing)
+    hip = h_px * f.hip_dx
+    shoulder = h_px * f.shoulder_dx * width_scale
+    hand = shoulder + h_px * (0.01 - f.arm_swing * swing)
+    torso = h_px * f.torso_rx * width_scale
+    half = np.maximum.reduce([np.abs(foot) + h_px * f.leg_w / 2, hip + h_px * f.leg_w / 2,
+                              np.abs(hand) + h_px * f.arm_w / 2, shoulder + h_px * f.arm_w / 2,
+                              torso, np.full_like(h_px, f.head_r) * h_px])
+    return dict(foot_dx=foot, hip_dx=hip, shoulder_dx=shoulder, hand_dx=hand, torso_rx=torso,
+                half_width=half)
+
+
+@dataclass
+class SynthScene:
+    """A simulated scene: one row per (frame, person in the walkable area), sorted by frame.
+
+    Per row (N rows): person_id (N,) int64, 1-based, the track id in every ground-truth file;
+    world_xy_m (N, 2) ground position in metres; heading_rad (N,), speed_mps (N,);
+    swing (N,) stride seen in the image in [-1, 1]; box_xywh (N, 4) the drawn figure's full box
+    (left, top, width, height, pixels, may leave the image); depth_m (N,) camera depth of the feet
+    (larger = farther; drawing goes far to near); gt_box_xywh (N, 4) box clipped to the image;
+    visibility (N,) in [0, 1]: the share of the full box inside the image and not covered by the
+    boxes of nearer people; in_gt (N,) bool: the person is in the ground truth on that frame
+    (in front of the camera, clipped box at least min_box_height_px tall and
+    min_visible_area_px in area; occluded people stay in, with their visibility).
+    frame_start (n_frames + 1,): rows of frame t (0-based) are frame_start[t]:frame_start[t + 1].
+    Per person (P people, index person_id - 1): height_m (P,), width_scale (P,),
+    colours_bgr (P, 4, 3) uint8: shirt, trousers, skin, hair.
+    """
+
+    cfg: SynthConfig
+    camera: Camera
+    area: Area
+    points_of_interest: np.ndarray
+    frame_start: np.ndarray
+    person_id: np.ndarray
+    world_xy_m: np.ndarray
+    heading_rad: np.ndarray
+    speed_mps: np.ndarray
+    swing: np.ndarray
+    box_xywh: np.ndarray
+    depth_m: np.ndarray
+    gt_box_xywh: np.ndarray
+    visibility: np.ndarray
+    in_gt: np.ndarray
+    height_m: np.ndarray
+    width_scale: np.ndarray
+    colours_bgr: np.ndarray
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.frame_start) - 1
+
+    @property
+    def frame_index(self) -> np.ndarray:
+        """(N,) 0-based video frame of each row."""
+        return np.repeat(np.arange(self.n_frames), np.diff(self.frame_start))
+
+    def frame_rows(self, t: int) -> slice:
+        return slice(int(self.frame_start[t]), int(self.frame_start[t + 1]))
+
+    def world_frame_ids(self) -> np.ndarray:
+        """1-based video frames of the world ground truth, one every world_dt_s (nearest frame)."""
+        step = self.cfg.world_dt_s * self.cfg.fps
+        return np.unique(1 + np.round(np.arange(0, self.n_frames, step)).astype(np.int64))
+
+    def mot_tracks(self) -> Tracks:
+        """Image ground truth: clipped boxes of the rows in_gt, 1-based frames, class 0 (person)."""
+        rows = np.flatnonzero(self.in_gt)
+        box = self.gt_box_xywh[rows]
+        return Tracks(self.frame_index[rows] + 1, self.person_id[rows], bottom_centre(box), box,
+                      np.zeros(len(rows)), np.ones(len(rows)), units="px", source="gt_mot.txt")
+
+    def world_tracks(self) -> Tracks:
+        """World ground truth (metres) every world_dt_s, for the people in the image then."""
+        rows = np.flatnonzero(self.in_gt & np.isin(self.frame_index + 1, self.world_frame_ids()))
+        return Tracks(self.frame_index[rows] + 1, self.person_id[rows], self.world_xy_m[rows],
+                      class_id=np.zeros(len(rows)), units="m", source="gt_world.txt")
+
+
+def simulate(cfg: SynthConfig) -> SynthScene:
+    """Run the crowd for cfg.duration_s and compute every person's box and visibility.
+
+    Deterministic: the same cfg gives the same scene (numpy Generator streams seeded from
+    cfg.seed: 0 for the crowd, 1 for people's looks).
+    """
+    camera = Camera.from_config(cfg.camera, cfg.width, cfg.height)
+    area = walkable_area(camera, cfg.camera, cfg.area_margin_m)
+    crowd = run_crowd(cfg, area, np.random.default_rng([cfg.seed, 0]))
+    looks = np.random.default_rng([cfg.seed, 1])
+    n_people = crowd.n_people
+    height_m = np.clip(looks.normal(cfg.person_height_m, cfg.person_height_std_m, n_people),
+                       cfg.person_height_m - 0.3, cfg.person_height_m + 0.3)
+    width_scale = looks.uniform(0.85, 1.2, n_people)
+    colours = _clothing_colours(looks, n_people)
+
+    idx = crowd.person_id - 1
+    xy = crowd.world_xy_m
+    n = len(xy)
+    feet, depth = camera.project(np.column_stack([xy, np.zeros(n)]))
+    head, _ = camera.project(np.column_stack([xy, height_m[idx]]))
+    h_px = np.maximum(feet[:, 1] - head[:, 1], 0.0)
+    # The stride shows fully when walking across the view, not when walking along it.
+    view = np.arctan2(xy[:, 1], xy[:, 0])
+    across = np.abs(np.sin(crowd.heading_rad - view))
+    swing = across * np.clip(crowd.speed_mps / 1.3, 0, 1) * np.sin(crowd.walk_phase)
+    half = figure_layout(h_px, width_scale[idx], swing)["half_width"]
+    box = np.column_stack([feet[:, 0] - half, feet[:, 1] - h_px, 2 * half, h_px])
+    gt_box, visibility = _clip_and_occlude(box, depth, crowd.frame_start, cfg.width, cfg.height)
+    in_gt = ((depth > 0.5) & (gt_box[:, 3] >= cfg.min_box_height_px) & (gt_box[:, 2] >= 2)
+             & (gt_box[:, 2] * gt_box[:, 3] >= cfg.min_visible_area_px))
+    return SynthScene(cfg, camera, area, crowd.points_of_interest, crowd.frame_start,
+                      crowd.person_id, xy, crowd.heading_rad, crowd.speed_mps, swing, box, depth,
+                      gt_box, visibility, in_gt, height_m, width_scale, colours)
+
+
+def _clothing_colours(rng: np.random.Generator, n: int) -> np.ndarray:
+    """(n, 4, 3) uint8 BGR: shirt (any hue), trousers (dark), skin tone, hair (dark)."""
+    hsv = np.zeros((n, 4, 3))
+    hsv[:, 0] = np.column_stack([rng.uniform(0, 180, n), rng.uniform(0.2, 1, n) * 255,
+                                 rng.uniform(0.25, 1, n) * 255])
+    hsv[:, 1] = np.column_stack([rng.uniform(90, 130, n), rng.uniform(0, 0.6, n) * 255,
+                                 rng.uniform(0.1, 0.5, n) * 255])
+    hsv[:, 2] = np.column_stack([rng.uniform(5, 20, n), rng.uniform(0.3, 0.6, n) * 255,
+                                 rng.uniform(0.35, 0.95, n) * 255])
+    hsv[:, 3] = np.column_stack([rng.uniform(5, 25, n), rng.uniform(0.2, 0.8, n) * 255,
+                                 rng.uniform(0.05, 0.5, n) * 255])
+    # OpenCV HSV (H in [0, 180)) -> BGR, done with one cvtColor on an (n, 4) image.
+    return cv2.cvtColor(hsv.astype(np.uint8).reshape(n, 4, 3), cv2.COLOR_HSV2BGR) if n else \
+        np.zeros((0, 4, 3), np.uint8)
+
+
+def _clip_and_occlude(box: np.ndarray, depth: np.ndarray, frame_start: np.ndarray,
+                      width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 4) full boxes -> (N, 4) boxes clipped to the image and (N,) visibility.
+
+    Visibility counts whole pixels: the share of the full box's area that lies in the image and
+    outside every box of a person nearer to the camera on the same frame.
+    """
+    x0 = np.clip(box[:, 0], 0, width)
+    y0 = np.clip(box[:, 1], 0, height)
+    x1 = np.clip(box[:, 0] + box[:, 2], 0, width)
+    y1 = np.clip(box[:, 1] + box[:, 3], 0, height)
+    clipped = np.column_stack([x0, y0, x1 - x0, y1 - y0])
+    full_area = np.maximum(box[:, 2] * box[:, 3], 1e-9)
+    visibility = clipped[:, 2] * clipped[:, 3] / full_area
+    for t in range(len(frame_start) - 1):
+        s, e = int(frame_start[t]), int(frame_start[t + 1])
+        if e - s < 2:
+            continue
+        f = slice(s, e)
+        overlap = ((x0[f, None] < x1[None, f]) & (x0[None, f] < x1[f, None])
+                   & (y0[f, None] < y1[None, f]) & (y0[None, f] < y1[f, None])
+                   & (depth[None, f] < depth[f, None]))  # [i, j]: j is nearer and overlaps i
+        for i in np.flatnonzero(overlap.any(axis=1)):
+            r = s + i
+            ix0, iy0 = int(math.floor(x0[r])), int(math.floor(y0[r]))
+            covered = np.zeros((int(math.ceil(y1[r])) - iy0, int(math.ceil(x1[r])) - ix0), bool)
+            for j in s + np.flatnonzero(overlap[i]):
+                covered[max(int(round(y0[j])) - iy0, 0):max(int(round(y1[j])) - iy0, 0),
+                        max(int(round(x0[j])) - ix0, 0):max(int(round(x1[j])) - ix0, 0)] = True
+            share = covered.mean() if covered.size else 0.0
+            visibility[r] *= 1.0 - share
+    return clipped, np.clip(visibility, 0.0, 1.0)
+

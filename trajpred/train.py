@@ -1,0 +1,238 @@
+"""Training the forecaster: `train_one_epoch`, `evaluate`, `fit`.
+
+fit() writes into `train.out_dir`: last.pt every epoch, best.pt when validation ADE improves,
+log.csv (one row per epoch), config.yaml (the resolved run config). `resume=True` continues
+from last.pt: weights, optimiser, schedule, epoch, best metric and early-stopping counter.
+Each epoch reseeds from (seed, epoch), so a resumed run draws the same batches as an
+uninterrupted one.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .atomic import write_text
+from .checkpoint import load_checkpoint, model_from_payload, save_checkpoint
+from .config import save_config, to_dict
+from .data import DataConfig, load_split
+from .errors import TrajpredError
+from .features import to_heading_frame, window_features, window_scale
+from .forecast import forecast_windows
+from .metrics import ade, fde, min_ade_fde
+from .model import Forecaster, ForecasterConfig, ForecastOutput
+from .windows import Windows
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 60
+    batch_size: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: int = 2
+    grad_clip: float = 1.0
+    patience: int = 12            # epochs without a better validation ADE before stopping
+    seed: int = 0
+    min_obs_len: int = 0          # >1: train on random history lengths min_obs_len..obs_len
+    augment_rotate: bool = True
+    augment_flip: bool = True
+    augment_speed: float = 0.1    # scale whole windows by a factor in [1 - a, 1 + a]
+    wta_relax: float = 0.05       # share of the mode loss given to the losing modes
+    mode_weight: float = 1.0
+    eval_k: int = 20              # best-of-K on validation
+    threads: int = 0              # torch CPU threads (0 = torch's default)
+    out_dir: str = "runs/train"
+
+
+@dataclass
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ForecasterConfig = field(default_factory=ForecasterConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+@dataclass
+class EpochLog:
+    epoch: int
+    train_loss: float
+    val_ade: float
+    val_fde: float
+    val_min_ade: float
+    val_min_fde: float
+    lr: float
+    seconds: float
+
+
+def augment(obs: torch.Tensor, fut: torch.Tensor, cfg: TrainConfig, gen: torch.Generator):
+    """Random rotation, mirror and speed scaling of whole windows about their last observation."""
+    origin = obs[:, -1:].clone()
+    both = torch.cat([obs, fut], 1) - origin
+    b = len(both)
+    if cfg.augment_rotate:
+        angle = torch.rand(b, generator=gen) * 2 * math.pi
+        c, s = torch.cos(angle)[:, None], torch.sin(angle)[:, None]
+        both = torch.stack([c * both[..., 0] - s * both[..., 1], s * both[..., 0] + c * both[..., 1]], -1)
+    if cfg.augment_flip:
+        flip = (torch.rand(b, generator=gen) < 0.5)[:, None]
+        both = torch.stack([both[..., 0], torch.where(flip, -both[..., 1], both[..., 1])], -1)
+    if cfg.augment_speed > 0:
+        factor = 1 + (torch.rand(b, generator=gen) * 2 - 1) * cfg.augment_speed
+        both = both * factor[:, None, None]
+    both = both + origin
+    return both[:, :obs.shape[1]], both[:, obs.shape[1]:]
+
+
+def forecast_loss(out: ForecastOutput, target: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    """ADE of the deterministic head + relaxed winner-takes-all on the modes + mode
+    classification + Gaussian NLL of the winner's sigma. target (B, pred_len, 2), heading frame."""
+    mean_loss = (out.mean - target).norm(dim=-1).mean()
+    mode_err = (out.modes - target[:, None]).norm(dim=-1)            # (B, M, T)
+    mode_ade = mode_err.mean(-1)                                     # (B, M)
+    winner = mode_ade.argmin(1)
+    m = mode_ade.shape[1]
+    weights = torch.full_like(mode_ade, cfg.wta_relax / max(m - 1, 1))
+    weights.scatter_(1, winner[:, None], 1 - cfg.wta_relax if m > 1 else 1.0)
+    wta = (weights * mode_ade).sum(1).mean()
+    cls = nn.functional.cross_entropy(out.mode_logits, winner)
+    rows = torch.arange(len(winner))
+    sigma, err = out.mode_sigma[rows, winner], mode_err[rows, winner].detach()
+    nll = (2 * torch.log(sigma) + err ** 2 / (2 * sigma ** 2)).mean()
+    return mean_loss + cfg.mode_weight * (wta + 0.5 * cls + 0.1 * nll)
+
+
+def train_one_epoch(model: Forecaster, windows: Windows, optimizer, scheduler, cfg: TrainConfig,
+                    epoch: int, progress: bool = True) -> float:
+    """One pass over shuffled training windows; returns the mean loss."""
+    from tqdm import tqdm
+
+    model.train()
+    gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
+    order = torch.randperm(len(windows), generator=gen)
+    obs_all = torch.as_tensor(windows.obs_xy)
+    fut_all = torch.as_tensor(windows.fut_xy)
+    box_all = None if windows.obs_box_wh is None else torch.as_tensor(windows.obs_box_wh)
+    obs_len = windows.obs_len
+    total, count = 0.0, 0
+    batches = range(0, len(order), cfg.batch_size)
+    for start in tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=not progress or None):
+        idx = order[start:start + cfg.batch_size]
+        obs, fut = augment(obs_all[idx], fut_all[idx], cfg, gen)
+        box = None if box_all is None else box_all[idx]
+        if cfg.min_obs_len > 1:
+            keep = int(torch.randint(cfg.min_obs_len, obs_len + 1, (1,), generator=gen))
+            obs, box = obs[:, obs_len - keep:], None if box is None else box[:, obs_len - keep:]
+        scale = window_scale(box, len(obs))
+        features, heading, speed = window_features(obs, scale, box)
+        out = model(features, speed)
+        loss = forecast_loss(out, to_heading_frame(fut, obs[:, -1], heading, scale), cfg)
+        if not torch.isfinite(loss):
+            raise TrajpredError(f"training loss became non-finite at epoch {epoch} "
+                                f"(batch {start // cfg.batch_size}); lower train.lr or check the data")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        total += loss.item() * len(idx)
+        count += len(idx)
+    return total / max(count, 1)
+
+
+def evaluate(model: Forecaster, windows: Windows, k: int = 20) -> dict[str, float]:
+    """Mean ADE/FDE (and best-of-k) over windows, in the data's units."""
+    fc = forecast_windows(model, windows.obs_xy, windows.obs_box_wh, k=k)
+    result = {"ade": float(ade(fc.mean, windows.fut_xy).mean()), "fde": float(fde(fc.mean, windows.fut_xy).mean())}
+    if k:
+        min_ade, min_fde = min_ade_fde(fc.samples, windows.fut_xy)
+        result.update(min_ade=float(min_ade.mean()), min_fde=float(min_fde.mean()))
+    return result
+
+
+def _lr_lambda(cfg: TrainConfig, steps_per_epoch: int):
+    warmup = max(1, cfg.warmup_epochs * steps_per_epoch)
+    total = max(warmup + 1, cfg.epochs * steps_per_epoch)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / (total - warmup)))) * 0.99 + 0.01
+    return factor
+
+
+def _write_log(path: Path, history: list[dict]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(EpochLog.__dataclass_fields__))
+    writer.writeheader()
+    writer.writerows(history)
+    write_text(path, buf.getvalue())
+
+
+def fit(run: RunConfig, resume: bool = False, progress: bool = True, log=print) -> dict:
+    """Train with early stopping on validation ADE; returns the best validation metrics."""
+    cfg = run.train
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    out_dir = Path(cfg.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    obs_len, pred_len = run.model.obs_len, run.model.pred_len
+    train_w, train_report = load_split(run.data, "train", obs_len, pred_len, run.model.dt_s)
+    val_w, val_report = load_split(run.data, "val", obs_len, pred_len, run.model.dt_s)
+    log(train_report.line())
+    log(val_report.line())
+    if len(train_w) == 0 or len(val_w) == 0:
+        raise TrajpredError(f"not enough data: {len(train_w)} training and {len(val_w)} validation windows "
+                            f"of {obs_len + pred_len} steps")
+    model = Forecaster(run.model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = math.ceil(len(train_w) / cfg.batch_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, steps_per_epoch))
+    start_epoch, best, stale, history = 1, math.inf, 0, []
+    last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
+    if resume and last_path.exists():
+        state = load_checkpoint(last_path)
+        model = model_from_payload(state, last_path, expect=run.model)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, steps_per_epoch))
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, best, stale = state["epoch"] + 1, state["best_val_ade"], state["stale_epochs"]
+        history = list(state["history"])
+        log(f"resumed from {last_path} at epoch {state['epoch']} (best val ADE {best:.4f})")
+    save_config(run, out_dir / "config.yaml")
+    for epoch in range(start_epoch, cfg.epochs + 1):
+        if stale >= cfg.patience:
+            break
+        t0 = time.perf_counter()
+        loss = train_one_epoch(model, train_w, optimizer, scheduler, cfg, epoch, progress)
+        metrics = evaluate(model, val_w, cfg.eval_k)
+        row = EpochLog(epoch, loss, metrics["ade"], metrics["fde"], metrics.get("min_ade", math.nan),
+                       metrics.get("min_fde", math.nan), scheduler.get_last_lr()[0], time.perf_counter() - t0)
+        history.append(vars(row))
+        improved = row.val_ade < best
+        best, stale = (row.val_ade, 0) if improved else (best, stale + 1)
+        payload = {"model_config": to_dict(run.model), "run_config": to_dict(run),
+                   "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                   "scheduler": scheduler.state_dict(), "epoch": epoch, "best_val_ade": best,
+                   "stale_epochs": stale, "history": history, "metrics": metrics}
+        if improved:
+            save_checkpoint(best_path, payload)
+        save_checkpoint(last_path, payload)
+        _write_log(out_dir / "log.csv", history)
+        log(f"epoch {epoch:3d}  loss {loss:.4f}  val ADE {row.val_ade:.4f} FDE {row.val_fde:.4f}  "
+            f"minADE{cfg.eval_k} {row.val_min_ade:.4f} minFDE{cfg.eval_k} {row.val_min_fde:.4f}  "
+            f"{row.seconds:.1f}s{'  *' if improved else ''}")
+    if stale >= cfg.patience:
+        log(f"early stop: no better validation ADE for {cfg.patience} epochs")
+    if not best_path.exists():
+        raise TrajpredError(f"{out_dir}: training ran no epoch (already finished? use a new train.out_dir)")
+    return {"best_val_ade": best, "epochs": len(history), "best": str(best_path), "last": str(last_path)}

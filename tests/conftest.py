@@ -41,3 +41,32 @@ def shared_dir() -> Path:
     if not SHARED_DIR.is_dir():
         pytest.skip(f"shared data folder {SHARED_DIR} is absent")
     return SHARED_DIR
+
+
+def curvy_walks(n_tracks: int = 12, n_steps: int = 40, seed: int = 0, first_frame: int = 0) -> Tracks:
+    """Pedestrian-like tracks in metres at ETH/UCY spacing (10 frame ids per 0.4 s step):
+    steady speed with a constant turn rate per track, so a model can beat constant velocity."""
+    g = np.random.default_rng(seed)
+    rows = []
+    for tid in range(n_tracks):
+        heading, speed, turn = g.uniform(0, 2 * np.pi), g.uniform(0.3, 0.6), g.uniform(-0.15, 0.15)
+        pos = g.uniform(-5, 5, 2)
+        start = first_frame + 10 * int(g.integers(0, 5))
+        for step in range(n_steps):
+            rows.append((start + 10 * step, tid, *pos))
+            heading += turn
+            pos = pos + speed * np.array([np.cos(heading), np.sin(heading)])
+    a = np.array(rows)
+    return Tracks(a[:, 0], a[:, 1], a[:, 2:4], source="walks.txt")
+
+
+@pytest.fixture
+def eth_ucy_like_root(tmp_path) -> Path:
+    """A tiny leave-one-out folder `root/toy/{train,val,test}/*.txt` of curvy walks."""
+    from trajpred.formats import write_eth_ucy
+
+    root = tmp_path / "eth_ucy"
+    for split, seed, n in (("train", 1, 40), ("val", 2, 10), ("test", 3, 10)):
+        (root / "toy" / split).mkdir(parents=True)
+        write_eth_ucy(root / "toy" / split / f"walks_{split}.txt", curvy_walks(n, seed=seed))
+    return root

@@ -38,6 +38,9 @@ from .synth_world import FIGURE, SynthConfig, SynthScene, figure_layout, simulat
 
 SHIFT = 4                 # OpenCV drawing with 1/16 pixel precision
 ONE = 1 << SHIFT
+# No anti-aliasing: OpenCV's anti-aliased edges reach a pixel beyond the shape, which would
+# put drawn pixels outside the exact boxes. Video compression softens the edges anyway.
+LINE = cv2.LINE_8
 
 
 def render_background(scene: SynthScene) -> np.ndarray:
@@ -72,19 +75,21 @@ def render_background(scene: SynthScene) -> np.ndarray:
     shade = tile_shade[iy % 64, ix % 64]
     joint = (tx - ix < grout) | (ty - iy < grout)
     shade = np.where(joint, rng.uniform(0.7, 0.85), shade)
-    # Grass where a smooth noise field (12 x 12 cells over a 60 m square) is high.
-    cells = np.clip((xy + 30.0) / 5.0, 0, 11)
-    lo = np.floor(cells).astype(np.int64)
-    hi = np.minimum(lo + 1, 11)
-    fx, fy = cells[:, 0] - lo[:, 0], cells[:, 1] - lo[:, 1]
-    field_ = ((1 - fx) * (1 - fy) * patches[lo[:, 1], lo[:, 0]] + fx * (1 - fy) * patches[lo[:, 1], hi[:, 0]]
-              + (1 - fx) * fy * patches[hi[:, 1], lo[:, 0]] + fx * fy * patches[hi[:, 1], hi[:, 0]])
-    is_grass = field_ < grass_share
-    colour = np.where(is_grass[:, None], grass * rng.uniform(0.8, 1.2, (len(s), 1)),
-                      paving * shade[:, None])
+    # Far away a pixel covers many tiles: fade the pattern to its mean instead of aliasing.
+    # Ground covered by one pixel along the view ~ distance^2 / (focal * camera height).
+    distance = s * np.linalg.norm(rays, axis=1)
+    footprint_m = distance ** 2 / (cam.K[0, 0] * cfg.camera.height_m)
+    fade = np.clip(1.5 - footprint_m / (0.25 * tile_m), 0.0, 1.0)
+    shade = 0.95 + (shade - 0.95) * fade
+    # Grass where a smooth noise field (12 x 12 cells of 5 m, bilinear) is low.
+    cells = ((xy + 30.0) / 5.0).astype(np.float32).reshape(big_h, big_w, 2)
+    patchiness = cv2.remap(patches.astype(np.float32), cells[..., 0], cells[..., 1],
+                           cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).ravel()
+    colour = np.where((patchiness < grass_share)[:, None],
+                      grass * rng.uniform(0.8, 1.2, (len(s), 1)), paving * shade[:, None])
     # Sky: brighter towards the horizon.
     sky = np.array([0.92, 0.80, 0.62]) * (0.8 + 0.2 * np.clip(v.ravel() / big_h, 0, 1))[:, None]
-    colour = np.where(ground[:, None], colour * (0.9 + 0.1 * field_)[:, None], sky)
+    colour = np.where(ground[:, None], colour * (0.9 + 0.1 * patchiness)[:, None], sky)
     img = (colour.reshape(big_h, big_w, 3) * 255).clip(0, 255).astype(np.uint8)
     img = cv2.resize(img, (cfg.width, cfg.height), interpolation=cv2.INTER_AREA)
     grain = rng.normal(0, 4, (cfg.height, cfg.width, 1))
@@ -100,12 +105,12 @@ def _quad(img, top_x: float, top_y: float, bottom_x: float, bottom_y: float, hal
     """A limb: a quadrilateral of horizontal half-width half_w between two centre points."""
     pts = np.array([_pt(top_x - half_w, top_y), _pt(top_x + half_w, top_y),
                     _pt(bottom_x + half_w, bottom_y), _pt(bottom_x - half_w, bottom_y)], np.int32)
-    cv2.fillConvexPoly(img, pts, colour, cv2.LINE_AA, SHIFT)
+    cv2.fillConvexPoly(img, pts, colour, LINE, SHIFT)
 
 
 def draw_people(img: np.ndarray, scene: SynthScene, t: int) -> None:
     """Draw the people of frame t (0-based) into img, far to near, in place."""
-    rows = np.arange(scene.frame_rows(t).start, scene.frame_rows(t).stop)
+    rows = np.arange(scene.frame_start[t], scene.frame_start[t + 1])
     rows = rows[(scene.depth_m[rows] > 0.5) & (scene.box_xywh[rows, 3] >= 2)]
     rows = rows[np.argsort(-scene.depth_m[rows], kind="stable")]
     if not len(rows):
@@ -117,7 +122,8 @@ def draw_people(img: np.ndarray, scene: SynthScene, t: int) -> None:
     parts = figure_layout(h, scene.width_scale[idx], scene.swing[rows])
     f = FIGURE
     for k in range(len(rows)):
-        shirt, trousers, skin, hair = (tuple(int(c) for c in col) for col in scene.colours_bgr[idx[k]])
+        shirt, trousers, skin, hair = (tuple(int(c) for c in colour)
+                                       for colour in scene.colours_bgr[idx[k]])
         far_leg = tuple(int(c * 0.8) for c in trousers)
         arm = tuple(int(c * 0.85) for c in shirt)
         hk, uk, vk = h[k], u[k], v[k]
@@ -132,10 +138,10 @@ def draw_people(img: np.ndarray, scene: SynthScene, t: int) -> None:
         _quad(img, uk, vk - (1 - f.head_r) * hk, uk, vk - f.shoulder_y * hk, 0.02 * hk, skin)
         cv2.ellipse(img, _pt(uk, vk - f.torso_cy * hk),
                     _pt(parts["torso_rx"][k], f.torso_ry * hk), 0, 0, 360, shirt, -1,
-                    cv2.LINE_AA, SHIFT)
+                    LINE, SHIFT)
         centre, r = _pt(uk, vk - hk + f.head_r * hk), int(round(f.head_r * hk * ONE))
-        cv2.circle(img, centre, r, skin, -1, cv2.LINE_AA, SHIFT)
-        cv2.ellipse(img, centre, (r, r), 0, 180, 360, hair, -1, cv2.LINE_AA, SHIFT)
+        cv2.circle(img, centre, r, skin, -1, LINE, SHIFT)
+        cv2.ellipse(img, centre, (r, r), 0, 180, 360, hair, -1, LINE, SHIFT)
 
 
 def render_frame(scene: SynthScene, t: int, background: np.ndarray) -> np.ndarray:
@@ -215,12 +221,16 @@ def scene_info(scene: SynthScene) -> dict:
 def write_scene(scene: SynthScene, out_dir: str | os.PathLike, progress: bool = False) -> ScenePaths:
     """Write the video and every ground-truth file of `scene` into out_dir (see module doc)."""
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise TrajpredError(f"{out}: exists and is not a folder")
     try:
         out.mkdir(parents=True, exist_ok=True)
+        return _write_scene_files(scene, out, progress)
     except OSError as e:
-        raise TrajpredError(f"{out}: cannot create the output folder ({e.strerror or e})") from None
-    if not os.access(out, os.W_OK):
-        raise TrajpredError(f"{out}: output folder is not writable")
+        raise TrajpredError(f"{out}: cannot write the scene ({e.strerror or e})") from None
+
+
+def _write_scene_files(scene: SynthScene, out: Path, progress: bool) -> ScenePaths:
     paths = ScenePaths(out, out / "video.mp4", out / "gt_mot.txt", out / "gt_visibility.txt",
                        out / "gt_world.txt", out / "homography.txt", out / "scene.json",
                        out / "config.yaml")
@@ -316,12 +326,14 @@ def write_yolo_dataset(out_dir: str | os.PathLike, seeds: Iterable[int], n_image
         for i, t in enumerate(frames):
             split = "val" if i >= first_val else "train"
             image = render_frame(scene, int(t), background)
-            image = cv2.convertScaleAbs(image, alpha=look.uniform(0.75, 1.25), beta=look.uniform(-25, 25))
+            image = cv2.convertScaleAbs(image, alpha=look.uniform(0.75, 1.25),
+                                        beta=look.uniform(-25, 25))
             if look.random() < 0.3:
                 image = cv2.GaussianBlur(image, (3, 3), 0)
             name = f"scene{seed}_frame{int(t) + 1:05d}"
-            cv2.imwrite(str(root / "images" / split / f"{name}.jpg"), image,
-                        [cv2.IMWRITE_JPEG_QUALITY, 90])
+            image_path = root / "images" / split / f"{name}.jpg"
+            if not cv2.imwrite(str(image_path), image, [cv2.IMWRITE_JPEG_QUALITY, 90]):
+                raise TrajpredError(f"{image_path}: cannot write image")
             lines = _yolo_labels(scene, int(t), min_visibility, min_box_px)
             write_text(root / "labels" / split / f"{name}.txt", "".join(lines))
             counts[split] += 1
@@ -337,7 +349,7 @@ def write_yolo_dataset(out_dir: str | os.PathLike, seeds: Iterable[int], n_image
 
 def _yolo_labels(scene: SynthScene, t: int, min_visibility: float, min_box_px: float) -> list[str]:
     """`0 cx cy w h` lines (normalised) for the people of frame t worth detecting."""
-    rows = np.arange(scene.frame_rows(t).start, scene.frame_rows(t).stop)
+    rows = np.arange(scene.frame_start[t], scene.frame_start[t + 1])
     box = scene.gt_box_xywh[rows]
     keep = scene.in_gt[rows] & (scene.visibility[rows] >= min_visibility) & (box[:, 3] >= min_box_px)
     w, h = scene.cfg.width, scene.cfg.height

@@ -29,6 +29,8 @@ from .tracks import Tracks, bottom_centre
 
 @dataclass
 class CameraConfig:
+    """The fixed camera: where it stands and where it looks (see the module doc for axes)."""
+
     height_m: float = 8.0       # camera centre above the ground
     tilt_deg: float = 40.0      # pitch below the horizon
     hfov_deg: float = 60.0      # horizontal field of view
@@ -38,6 +40,8 @@ class CameraConfig:
 
 @dataclass
 class SynthConfig:
+    """Settings of `simulate`; configs/synth.yaml lists the same defaults."""
+
     width: int = 640                  # video size in pixels (even numbers, for mp4v)
     height: int = 384
     fps: float = 10.0                 # video frame rate; the crowd is simulated at this rate
@@ -54,6 +58,7 @@ class SynthConfig:
     speed_min_mps: float = 0.6
     speed_max_mps: float = 2.0
     max_turn_deg_s: float = 90.0      # bound on how fast anyone turns
+    wander_deg: float = 10.0          # slow random drift of the walking direction (std)
     max_accel_mps2: float = 1.0
     stop_rate_per_s: float = 0.015    # chance per second that a walker stops for a while
     stop_min_s: float = 2.0
@@ -78,7 +83,8 @@ class SynthConfig:
             (self.max_turn_deg_s > 0 and self.max_accel_mps2 > 0, "max_turn_deg_s and "
              "max_accel_mps2 must be > 0"),
             (0 <= self.stop_min_s <= self.stop_max_s, "need 0 <= stop_min_s <= stop_max_s"),
-            (0 <= self.poi_prob <= 1, "poi_prob must be in [0, 1]"),
+            (0 <= self.poi_prob <= 1 and self.n_points_of_interest >= 0,
+             "poi_prob must be in [0, 1] and n_points_of_interest >= 0"),
             (self.substep_s > 0, "substep_s must be > 0"),
             (0.5 < self.person_height_m < 3, "person_height_m must be in (0.5, 3)"),
             (5 <= self.camera.tilt_deg <= 80, "camera.tilt_deg must be in [5, 80]"),
@@ -153,8 +159,9 @@ class Camera:
 
     def ground_rays(self, uv: np.ndarray) -> np.ndarray:
         """(N, 2) pixels -> (N, 3) world directions of the rays through them (not unit)."""
-        uv1 = np.column_stack([uv, np.ones(len(uv))])
-        return uv1 @ np.linalg.inv(self.K).T @ self.R
+        m = np.linalg.inv(self.K).T @ self.R                   # (u, v, 1) @ m = ray
+        # Written out per column: a BLAS matmul of a tall (N, 3) array is far slower here.
+        return uv[:, :1] * m[0] + uv[:, 1:2] * m[1] + m[2]
 
 
 @dataclass(frozen=True)
@@ -165,9 +172,6 @@ class Area:
     x_max: float
     y_min: float
     y_max: float
-
-    def as_list(self) -> list[float]:
-        return [self.x_min, self.x_max, self.y_min, self.y_max]
 
     def contains(self, xy: np.ndarray, pad_m: float = 0.0) -> np.ndarray:
         """(N, 2) points -> (N,) bool, inside the rectangle grown by pad_m."""
@@ -201,10 +205,13 @@ ARRIVE_M = 0.8           # a goal this close counts as reached
 EXIT_OUT_M = 1.5         # exits lie this far outside the area, so people walk out of it
 SPEED_TAU_S = 5.0        # each person's preferred speed drifts around their own mean ...
 SPEED_DRIFT_MPS = 0.12   # ... by about this much
+WANDER_TAU_S = 4.0       # the drift of the walking direction: a random target angle with this
+WANDER_LAG_S = 1.5       # time constant, followed with this lag (so headings change smoothly)
 SOCIAL_RANGE_M = 0.6     # social force: A * exp((range - distance) / falloff), A = cfg.avoidance
 SOCIAL_FALLOFF_M = 0.3
 SOCIAL_BEHIND = 0.3      # weight of people behind relative to people ahead
 MAX_AGE_S = 180.0        # after this long in the area a person heads for an exit
+SIDE_NORMALS = np.array([[0.0, -1.0], [1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])  # see _border_points
 
 
 @dataclass
@@ -227,7 +234,17 @@ class CrowdRecord:
 
 
 class Crowd:
-    """People walking on the ground plane; arrays hold the people now in the area, (n,) or (n, 2)."""
+    """People walking on the ground plane.
+
+    Each name in PER_PERSON is an array over the people now in the area, (n,) or (n, 2):
+    id, position and goal (metres), whether the goal is an exit, the side they came in by,
+    heading (rad), speed, mean and current preferred speed (m/s), seconds left standing,
+    stride phase (rad), direction drift and its target (rad), seconds in the area.
+    """
+
+    PER_PERSON = ("id", "pos", "goal", "goal_is_exit", "entry_side", "heading", "speed",
+                  "mean_speed", "pref_speed", "stop_left", "phase", "wander", "wander_target",
+                  "age")
 
     def __init__(self, cfg: SynthConfig, area: Area, rng: np.random.Generator):
         self.cfg, self.area, self.rng = cfg, area, rng
@@ -236,18 +253,10 @@ class Crowd:
         self.poi = (np.array([area.x_min, area.y_min]) + size * 0.2
                     + rng.random((cfg.n_points_of_interest, 2)) * size * 0.6)
         self.next_id = 1
-        self.id = np.zeros(0, np.int64)
-        self.pos = np.zeros((0, 2))
-        self.goal = np.zeros((0, 2))
-        self.goal_is_exit = np.zeros(0, bool)
-        self.entry_side = np.zeros(0, np.int64)
-        self.heading = np.zeros(0)
-        self.speed = np.zeros(0)
-        self.mean_speed = np.zeros(0)
-        self.pref_speed = np.zeros(0)
-        self.stop_left = np.zeros(0)
-        self.phase = np.zeros(0)
-        self.age = np.zeros(0)
+        dtypes = {"id": np.int64, "goal_is_exit": bool, "entry_side": np.int64}
+        for name in self.PER_PERSON:
+            shape = (0, 2) if name in ("pos", "goal") else (0,)
+            setattr(self, name, np.zeros(shape, dtypes.get(name, np.float64)))
 
     # -- people arriving and leaving
 
@@ -271,12 +280,11 @@ class Crowd:
 
     def _exit_goals(self, pos: np.ndarray, entry_side: np.ndarray) -> np.ndarray:
         """(n, 2) exits beyond the border, not on the entry side and not too near `pos`."""
-        normal = np.array([[0, -1], [1, 0], [0, 1], [-1, 0]], dtype=np.float64)
         goal = np.zeros_like(pos)
         todo = np.arange(len(pos))
         for _ in range(5):
             point, side = self._border_points(entry_side[todo])
-            goal[todo] = point + normal[side] * EXIT_OUT_M
+            goal[todo] = point + SIDE_NORMALS[side] * EXIT_OUT_M
             near = np.linalg.norm(goal[todo] - pos[todo], axis=1) < 0.4 * self.side_len.min()
             todo = todo[near]
             if not len(todo):
@@ -301,22 +309,18 @@ class Crowd:
         mean = np.clip(rng.normal(cfg.speed_mean_mps, cfg.speed_std_mps, n),
                        cfg.speed_min_mps, cfg.speed_max_mps)
         to_goal = goal - pos
-        self.id = np.r_[self.id, np.arange(self.next_id, self.next_id + n)]
+        new = dict(id=np.arange(self.next_id, self.next_id + n), pos=pos, goal=goal,
+                   goal_is_exit=is_exit, entry_side=entry_side,
+                   heading=np.arctan2(to_goal[:, 1], to_goal[:, 0]), speed=mean,
+                   mean_speed=mean, pref_speed=mean, stop_left=np.zeros(n),
+                   phase=rng.uniform(0, 2 * np.pi, n), wander=np.zeros(n),
+                   wander_target=np.zeros(n), age=np.zeros(n))
+        for name in self.PER_PERSON:
+            setattr(self, name, np.concatenate([getattr(self, name), new[name]]))
         self.next_id += n
-        self.pos = np.r_[self.pos, pos]
-        self.goal = np.r_[self.goal, goal]
-        self.goal_is_exit = np.r_[self.goal_is_exit, is_exit]
-        self.entry_side = np.r_[self.entry_side, entry_side]
-        self.heading = np.r_[self.heading, np.arctan2(to_goal[:, 1], to_goal[:, 0])]
-        self.speed = np.r_[self.speed, mean]
-        self.mean_speed = np.r_[self.mean_speed, mean]
-        self.pref_speed = np.r_[self.pref_speed, mean]
-        self.stop_left = np.r_[self.stop_left, np.zeros(n)]
-        self.phase = np.r_[self.phase, rng.uniform(0, 2 * np.pi, n)]
-        self.age = np.r_[self.age, np.zeros(n)]
 
     def _free(self, pos: np.ndarray, min_gap_m: float = 1.0) -> np.ndarray:
-        """(n, 2) candidate positions -> (n,) bool: far enough from everyone, earlier ones included."""
+        """(n, 2) candidates -> (n,) bool: at least min_gap_m from everyone, earlier ones included."""
         keep = np.zeros(len(pos), bool)
         taken = self.pos
         for i, p in enumerate(pos):
@@ -342,16 +346,14 @@ class Crowd:
         gone = self.goal_is_exit & (~self.area.contains(self.pos, 0.5)
                                     | (np.linalg.norm(self.goal - self.pos, axis=1) < ARRIVE_M))
         if gone.any():
-            for name in ("id", "pos", "goal", "goal_is_exit", "entry_side", "heading", "speed",
-                         "mean_speed", "pref_speed", "stop_left", "phase", "age"):
+            for name in self.PER_PERSON:
                 setattr(self, name, getattr(self, name)[~gone])
         if len(self.id) >= self.cfg.n_agents:
             return
         k = self.rng.poisson(self.cfg.spawn_rate_per_s * dt_s)
         if k:
             point, side = self._border_points(np.full(k, -1))
-            normal = np.array([[0, -1], [1, 0], [0, 1], [-1, 0]], dtype=np.float64)
-            pos = point + normal[side] * 0.3
+            pos = point + SIDE_NORMALS[side] * 0.3  # just outside, walking in
             keep = self._free(pos)
             self.add(pos[keep], side[keep])
 
@@ -384,7 +386,10 @@ class Crowd:
         forward = np.column_stack([np.cos(self.heading), np.sin(self.heading)])
         to_goal = self.goal - self.pos
         dist = np.linalg.norm(to_goal, axis=1)
-        wish = (self.pref_speed / np.maximum(dist, 1e-9))[:, None] * to_goal + self._avoidance(forward)
+        # Head for the goal, off by a slowly drifting angle that fades in the last metres.
+        aim = np.arctan2(to_goal[:, 1], to_goal[:, 0]) + self.wander * np.clip(dist / 3.0, 0, 1)
+        wish = (self.pref_speed[:, None] * np.column_stack([np.cos(aim), np.sin(aim)])
+                + self._avoidance(forward))
         turn = np.angle(np.exp(1j * (np.arctan2(wish[:, 1], wish[:, 0]) - self.heading)))
         max_turn = math.radians(cfg.max_turn_deg_s) * h
         self.heading = np.angle(np.exp(1j * (self.heading + np.clip(turn, -max_turn, max_turn))))
@@ -400,9 +405,14 @@ class Crowd:
         self.phase = (self.phase + 2 * np.pi * self.speed * h / GAIT_CYCLE_M) % (2 * np.pi)
         self.stop_left = np.maximum(self.stop_left - h, 0.0)
         self.age += h
-        self.pref_speed += ((self.mean_speed - self.pref_speed) * h / SPEED_TAU_S
-                            + SPEED_DRIFT_MPS * math.sqrt(2 * h / SPEED_TAU_S) * rng.standard_normal(n))
+        # Ornstein-Uhlenbeck drifts: preferred speed around the person's mean, direction around 0.
+        self.pref_speed += ((self.mean_speed - self.pref_speed) * h / SPEED_TAU_S + SPEED_DRIFT_MPS
+                            * math.sqrt(2 * h / SPEED_TAU_S) * rng.standard_normal(n))
         self.pref_speed = np.clip(self.pref_speed, cfg.speed_min_mps, cfg.speed_max_mps)
+        self.wander_target += (-self.wander_target * h / WANDER_TAU_S
+                               + math.radians(cfg.wander_deg) * math.sqrt(2 * h / WANDER_TAU_S)
+                               * rng.standard_normal(n))
+        self.wander += (self.wander_target - self.wander) * h / WANDER_LAG_S
 
         stops = (self.stop_left == 0) & (self.speed > 0.5) & (rng.random(n) < cfg.stop_rate_per_s * h)
         self.stop_left[stops] = rng.uniform(cfg.stop_min_s, cfg.stop_max_s, stops.sum())

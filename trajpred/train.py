@@ -32,6 +32,42 @@ from .windows import Windows
 
 
 @dataclass
+class Distributed:
+    """This process's place in a torchrun job (rank 0 of 1 when run alone)."""
+
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed() -> Distributed:
+    """Join the process group torchrun describes in the environment (gloo on CPU, nccl on GPU)."""
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Distributed()
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return Distributed(dist.get_rank(), dist.get_world_size())
+
+
+def _all_mean(value: float, ctx: Distributed) -> float:
+    if ctx.world_size == 1:
+        return value
+    import torch.distributed as dist
+
+    t = torch.tensor([value], dtype=torch.float64)
+    dist.all_reduce(t)
+    return float(t) / ctx.world_size
+
+
+@dataclass
 class TrainConfig:
     epochs: int = 60
     batch_size: int = 256
@@ -46,7 +82,7 @@ class TrainConfig:
     augment_flip: bool = True
     augment_speed: float = 0.1    # scale whole windows by a factor in [1 - a, 1 + a]
     wta_relax: float = 0.05       # share of the mode loss given to the losing modes
-    mode_weight: float = 1.0
+    mode_weight: float = 0.3      # weight of the mixture head's losses beside the deterministic ADE
     eval_k: int = 20              # best-of-K on validation
     threads: int = 0              # torch CPU threads (0 = torch's default)
     out_dir: str = "runs/train"
@@ -108,22 +144,32 @@ def forecast_loss(out: ForecastOutput, target: torch.Tensor, cfg: TrainConfig) -
     return mean_loss + cfg.mode_weight * (wta + 0.5 * cls + 0.1 * nll)
 
 
-def train_one_epoch(model: Forecaster, windows: Windows, optimizer, scheduler, cfg: TrainConfig,
-                    epoch: int, progress: bool = True) -> float:
-    """One pass over shuffled training windows; returns the mean loss."""
+def train_one_epoch(model: nn.Module, windows: Windows, optimizer, scheduler, cfg: TrainConfig,
+                    epoch: int, progress: bool = True, ctx: Distributed = Distributed()) -> float:
+    """One pass over shuffled training windows; returns the mean loss (over all ranks).
+
+    Under torchrun every rank draws the same permutation and takes every world_size-th window
+    (a distributed sampler), with batch_size / world_size per rank, so the global batch and
+    the number of optimiser steps match a single-process run.
+    """
     from tqdm import tqdm
 
     model.train()
     gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
     order = torch.randperm(len(windows), generator=gen)
+    if ctx.world_size > 1:
+        per_rank = math.ceil(len(order) / ctx.world_size)
+        order = order.repeat(2)[:per_rank * ctx.world_size][ctx.rank::ctx.world_size]
+        gen.manual_seed(cfg.seed * 100003 + epoch * 1009 + ctx.rank)  # own augmentation draws
+    batch_size = max(1, cfg.batch_size // ctx.world_size)
     obs_all = torch.as_tensor(windows.obs_xy)
     fut_all = torch.as_tensor(windows.fut_xy)
     box_all = None if windows.obs_box_wh is None else torch.as_tensor(windows.obs_box_wh)
     obs_len = windows.obs_len
     total, count = 0.0, 0
-    batches = range(0, len(order), cfg.batch_size)
+    batches = range(0, len(order), batch_size)
     for start in tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=not progress or None):
-        idx = order[start:start + cfg.batch_size]
+        idx = order[start:start + batch_size]
         obs, fut = augment(obs_all[idx], fut_all[idx], cfg, gen)
         box = None if box_all is None else box_all[idx]
         if cfg.min_obs_len > 1:
@@ -135,7 +181,7 @@ def train_one_epoch(model: Forecaster, windows: Windows, optimizer, scheduler, c
         loss = forecast_loss(out, to_heading_frame(fut, obs[:, -1], heading, scale), cfg)
         if not torch.isfinite(loss):
             raise TrajpredError(f"training loss became non-finite at epoch {epoch} "
-                                f"(batch {start // cfg.batch_size}); lower train.lr or check the data")
+                                f"(batch {start // batch_size}); lower train.lr or check the data")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
@@ -144,7 +190,7 @@ def train_one_epoch(model: Forecaster, windows: Windows, optimizer, scheduler, c
         scheduler.step()
         total += loss.item() * len(idx)
         count += len(idx)
-    return total / max(count, 1)
+    return _all_mean(total / max(count, 1), ctx)
 
 
 def evaluate(model: Forecaster, windows: Windows, k: int = 20) -> dict[str, float]:
@@ -168,6 +214,17 @@ def _lr_lambda(cfg: TrainConfig, steps_per_epoch: int):
     return factor
 
 
+def _check_writable(out_dir: Path) -> None:
+    import os
+
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise TrajpredError(f"{out_dir}: cannot create the output folder ({e.strerror})") from None
+    if not os.access(out_dir, os.W_OK):
+        raise TrajpredError(f"{out_dir}: output folder is not writable")
+
+
 def _write_log(path: Path, history: list[dict]) -> None:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(EpochLog.__dataclass_fields__))
@@ -177,13 +234,22 @@ def _write_log(path: Path, history: list[dict]) -> None:
 
 
 def fit(run: RunConfig, resume: bool = False, progress: bool = True, log=print) -> dict:
-    """Train with early stopping on validation ADE; returns the best validation metrics."""
+    """Train with early stopping on validation ADE; returns the best validation metrics.
+
+    Under torchrun (WORLD_SIZE > 1) the model is wrapped in DistributedDataParallel; every rank
+    evaluates the same validation windows with the same weights, so all ranks take the same
+    early-stopping decision, and only rank 0 writes files and logs.
+    """
     cfg = run.train
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
+    ctx = init_distributed()
+    if not ctx.is_main:
+        log, progress = (lambda *_: None), False
     out_dir = Path(cfg.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if ctx.is_main:
+        _check_writable(out_dir)
     obs_len, pred_len = run.model.obs_len, run.model.pred_len
     train_w, train_report = load_split(run.data, "train", obs_len, pred_len, run.model.dt_s)
     val_w, val_report = load_split(run.data, "val", obs_len, pred_len, run.model.dt_s)
@@ -202,18 +268,23 @@ def fit(run: RunConfig, resume: bool = False, progress: bool = True, log=print) 
         state = load_checkpoint(last_path)
         model = model_from_payload(state, last_path, expect=run.model)
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        optimizer.load_state_dict(state["optimizer"])
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, steps_per_epoch))
+        # Optimizer state last: building the scheduler rewrites the learning rate it restores.
+        optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, best, stale = state["epoch"] + 1, state["best_val_ade"], state["stale_epochs"]
         history = list(state["history"])
         log(f"resumed from {last_path} at epoch {state['epoch']} (best val ADE {best:.4f})")
-    save_config(run, out_dir / "config.yaml")
+    trained = model
+    if ctx.world_size > 1:
+        trained = nn.parallel.DistributedDataParallel(model)
+    if ctx.is_main:
+        save_config(run, out_dir / "config.yaml")
     for epoch in range(start_epoch, cfg.epochs + 1):
         if stale >= cfg.patience:
             break
         t0 = time.perf_counter()
-        loss = train_one_epoch(model, train_w, optimizer, scheduler, cfg, epoch, progress)
+        loss = train_one_epoch(trained, train_w, optimizer, scheduler, cfg, epoch, progress, ctx)
         metrics = evaluate(model, val_w, cfg.eval_k)
         row = EpochLog(epoch, loss, metrics["ade"], metrics["fde"], metrics.get("min_ade", math.nan),
                        metrics.get("min_fde", math.nan), scheduler.get_last_lr()[0], time.perf_counter() - t0)
@@ -224,15 +295,21 @@ def fit(run: RunConfig, resume: bool = False, progress: bool = True, log=print) 
                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                    "scheduler": scheduler.state_dict(), "epoch": epoch, "best_val_ade": best,
                    "stale_epochs": stale, "history": history, "metrics": metrics}
-        if improved:
-            save_checkpoint(best_path, payload)
-        save_checkpoint(last_path, payload)
-        _write_log(out_dir / "log.csv", history)
+        if ctx.is_main:
+            if improved:
+                save_checkpoint(best_path, payload)
+            save_checkpoint(last_path, payload)
+            _write_log(out_dir / "log.csv", history)
         log(f"epoch {epoch:3d}  loss {loss:.4f}  val ADE {row.val_ade:.4f} FDE {row.val_fde:.4f}  "
             f"minADE{cfg.eval_k} {row.val_min_ade:.4f} minFDE{cfg.eval_k} {row.val_min_fde:.4f}  "
             f"{row.seconds:.1f}s{'  *' if improved else ''}")
     if stale >= cfg.patience:
         log(f"early stop: no better validation ADE for {cfg.patience} epochs")
+    if ctx.world_size > 1:
+        import torch.distributed as dist
+
+        dist.barrier()  # rank 0's checkpoints are on disk before any rank returns
     if not best_path.exists():
         raise TrajpredError(f"{out_dir}: training ran no epoch (already finished? use a new train.out_dir)")
-    return {"best_val_ade": best, "epochs": len(history), "best": str(best_path), "last": str(last_path)}
+    return {"best_val_ade": best, "epochs": len(history), "best": str(best_path), "last": str(last_path),
+            "is_main": ctx.is_main}

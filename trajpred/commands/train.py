@@ -29,6 +29,7 @@ def run(args) -> int:
     config = args.config if Path(args.config).exists() or args.config != "configs/eth_ucy.yaml" else None
     run_cfg = load_config(RunConfig, config, overrides)
     result = fit(run_cfg, resume=args.resume, progress=not args.no_progress)
-    print(f"best validation ADE {result['best_val_ade']:.4f} after {result['epochs']} epochs; "
-          f"checkpoints: {result['best']}, {result['last']}")
+    if result["is_main"]:
+        print(f"best validation ADE {result['best_val_ade']:.4f} after {result['epochs']} epochs; "
+              f"checkpoints: {result['best']}, {result['last']}")
     return 0

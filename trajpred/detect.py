@@ -1,0 +1,188 @@
+"""Frames -> detections: the ultralytics YOLO adapter (the only module, with tracking.py, that
+imports ultralytics).
+
+`Detector(cfg).detect(frame)` runs YOLO on one BGR frame and returns `Detections`, a plain
+dataclass of numpy arrays. Weights are anything ultralytics loads (.pt, .onnx, an OpenVINO
+folder). A local path must exist; an ultralytics release name (e.g. `yolo11n.pt`) is downloaded
+by ultralytics when it is not found locally, and offline that fails at once with a one-line
+error that says how to pass a local file instead (no retry loop).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import TrajpredError
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_DETECTOR = PACKAGE_ROOT / "data" / "detector" / "synth_yolo.pt"
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class DetectorConfig:
+    weights: str = "yolo11n.pt"     # any weights ultralytics loads; see module docstring
+    classes: list[str] = field(default_factory=lambda: ["person"])  # names or ids
+    conf: float = 0.25              # detections at or above count (see Detector.query_conf)
+    imgsz: int = 640                # inference size in pixels (longest side)
+    device: str = "auto"            # auto | cpu | cuda
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.conf <= 1.0:
+            raise TrajpredError(f"conf must be in [0, 1], got {self.conf}")
+        if self.imgsz < 32:
+            raise TrajpredError(f"imgsz must be at least 32, got {self.imgsz}")
+        if self.device not in DEVICES:
+            raise TrajpredError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if not self.classes:
+            raise TrajpredError("classes must name at least one class")
+
+
+@dataclass
+class Detections:
+    """The detections of one frame.
+
+    box_xywh: (N, 4) float64 left, top, width, height in pixels of the frame.
+    conf: (N,) float64 confidence in [0, 1]. class_id: (N,) int64 detector class ids.
+    """
+
+    box_xywh: np.ndarray
+    conf: np.ndarray
+    class_id: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.box_xywh = np.asarray(self.box_xywh, dtype=np.float64).reshape(-1, 4)
+        n = len(self.box_xywh)
+        self.conf = np.asarray(self.conf, dtype=np.float64).reshape(n)
+        self.class_id = np.asarray(self.class_id, dtype=np.int64).reshape(n)
+
+    def __len__(self) -> int:
+        return len(self.box_xywh)
+
+    @classmethod
+    def empty(cls) -> "Detections":
+        return cls(np.zeros((0, 4)), np.zeros(0), np.zeros(0))
+
+    def select(self, rows) -> "Detections":
+        return Detections(self.box_xywh[rows], self.conf[rows], self.class_id[rows])
+
+
+def detections_from_ultralytics(result) -> Detections:
+    """One ultralytics `Results` (predict or track) -> Detections (track ids, if any, dropped)."""
+    boxes = result.boxes
+    if boxes is None or len(boxes) == 0:
+        return Detections.empty()
+    xyxy = boxes.xyxy.cpu().numpy().astype(np.float64)
+    return Detections(np.column_stack([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]]),
+                      boxes.conf.cpu().numpy(), boxes.cls.cpu().numpy())
+
+
+def resolve_device(device: str) -> str:
+    """auto | cpu | cuda -> the torch device string ("cpu" or "cuda:0")."""
+    import torch
+
+    if device == "cpu":
+        return "cpu"
+    if torch.cuda.is_available():
+        return "cuda:0"
+    if device == "cuda":
+        raise TrajpredError("--device cuda: no CUDA GPU is available (use --device cpu or auto)")
+    return "cpu"
+
+
+def _is_release_name(weights: str) -> bool:
+    from ultralytics.utils.downloads import GITHUB_ASSETS_NAMES
+
+    return os.sep not in weights and "/" not in weights and weights in GITHUB_ASSETS_NAMES
+
+
+def _local_file_hint() -> str:
+    hint = f" (e.g. --weights {SHIPPED_DETECTOR})" if SHIPPED_DETECTOR.exists() else ""
+    return f"pass a local weights file with --weights PATH{hint}"
+
+
+def check_weights(weights: str) -> str:
+    """The weights path or release name to give YOLO(); downloads a missing release file once.
+
+    A missing local path is an error. A release name not found locally needs the internet:
+    offline -> an immediate error; online -> one download attempt, no retries.
+    """
+    from ultralytics.utils import SETTINGS, is_online
+
+    if not _is_release_name(weights):
+        path = Path(weights).expanduser()
+        if not path.exists():
+            raise TrajpredError(f"detector weights {weights} not found; {_local_file_hint()}")
+        return str(path)
+    for local in (Path(weights), Path(SETTINGS["weights_dir"]) / weights):
+        if local.is_file():
+            return str(local)
+    if not is_online():
+        raise TrajpredError(f"cannot download detector weights {weights}: no internet; "
+                            f"{_local_file_hint()}")
+    from ultralytics.utils.downloads import attempt_download_asset
+
+    try:
+        return attempt_download_asset(weights, retry=0)
+    except Exception as e:  # requests/urllib raise many types; each ends as one line
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise TrajpredError(f"cannot download detector weights {weights} ({first[:120]}); "
+                            f"{_local_file_hint()}") from None
+
+
+def load_yolo(weights: str):
+    """An ultralytics YOLO model from checked weights; one-line errors for unreadable files."""
+    from ultralytics import YOLO
+
+    source = check_weights(weights)
+    try:
+        return YOLO(source, task="detect")
+    except Exception as e:  # ultralytics raises many types for a bad file; each ends as one line
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise TrajpredError(f"cannot load detector weights {weights}: {first[:160]}") from None
+
+
+def class_ids(names: dict[int, str], classes: list[str]) -> list[int]:
+    """Class names or ids (as text or int) -> ids of the model; unknown -> error listing valid ones."""
+    by_name = {str(n).lower(): int(i) for i, n in names.items()}
+    ids = []
+    for c in classes:
+        text = str(c).strip()
+        if text.isdigit() and int(text) in names:
+            ids.append(int(text))
+        elif text.lower() in by_name:
+            ids.append(by_name[text.lower()])
+        else:
+            shown = ", ".join(f"{i}={n}" for i, n in list(names.items())[:12])
+            more = ", ..." if len(names) > 12 else ""
+            raise TrajpredError(f"class {text!r} is not one of the detector's classes ({shown}{more})")
+    return sorted(set(ids))
+
+
+class Detector:
+    """YOLO on one frame at a time.
+
+    `query_conf` is the threshold YOLO runs at: min(cfg.conf, low_conf), so a tracker with a
+    second, low-score association (ByteTrack) sees the weak boxes too; `Detections` returned by
+    `detect` hold every box down to `query_conf`, and `confident(d)` keeps those >= cfg.conf.
+    """
+
+    def __init__(self, cfg: DetectorConfig, low_conf: float | None = None):
+        self.cfg = cfg
+        self.device = resolve_device(cfg.device)
+        self.model = load_yolo(cfg.weights)
+        self.names = {int(i): str(n) for i, n in self.model.names.items()}
+        self.class_ids = class_ids(self.names, cfg.classes)
+        self.query_conf = cfg.conf if low_conf is None else min(cfg.conf, low_conf)
+
+    def detect(self, frame_bgr: np.ndarray) -> Detections:
+        """(H, W, 3) uint8 BGR frame -> Detections of the configured classes."""
+        results = self.model.predict(frame_bgr, conf=self.query_conf, classes=self.class_ids,
+                                     imgsz=self.cfg.imgsz, device=self.device, verbose=False)
+        return detections_from_ultralytics(results[0])
+
+    def confident(self, detections: Detections) -> Detections:
+        return detections.select(detections.conf >= self.cfg.conf)

@@ -1,0 +1,145 @@
+"""Detections -> tracked boxes: the adapter around ultralytics' multi-object trackers.
+
+`Tracker(name_or_yaml).update(detections, frame)` feeds one frame's `Detections` to an
+ultralytics tracker (ByteTrack, BoT-SORT, or any tracker yaml whose tracker does not need the
+ultralytics predictor) and returns `TrackedBoxes`: the confirmed tracks seen on that frame.
+Track ids start at 1 for every new `Tracker` and after `reset()`, so each video's ids start
+fresh. `tracked_from_ultralytics` converts the results of `YOLO.track` the same way, including
+frames where ultralytics gives `boxes.id is None` (no confirmed track yet): no tracked boxes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .detect import Detections
+from .errors import TrajpredError
+from .tracks import bottom_centre
+
+BUILT_IN = ("bytetrack", "botsort")
+
+
+@dataclass
+class TrackedBoxes:
+    """The confirmed tracks of one frame.
+
+    track_id: (N,) int64, >= 1, unique within one video. box_xywh: (N, 4) float64 left, top,
+    width, height in pixels (the tracker's filtered box). conf: (N,) float64 in [0, 1];
+    class_id: (N,) int64.
+    """
+
+    track_id: np.ndarray
+    box_xywh: np.ndarray
+    conf: np.ndarray
+    class_id: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.track_id = np.asarray(self.track_id, dtype=np.int64).reshape(-1)
+        n = len(self.track_id)
+        self.box_xywh = np.asarray(self.box_xywh, dtype=np.float64).reshape(n, 4)
+        self.conf = np.asarray(self.conf, dtype=np.float64).reshape(n)
+        self.class_id = np.asarray(self.class_id, dtype=np.int64).reshape(n)
+        if len(np.unique(self.track_id)) != n:
+            raise ValueError("a track id appears twice on one frame")
+
+    def __len__(self) -> int:
+        return len(self.track_id)
+
+    @property
+    def xy(self) -> np.ndarray:
+        """(N, 2) bottom centre of each box (where feet touch the ground), pixels."""
+        return bottom_centre(self.box_xywh)
+
+    @classmethod
+    def empty(cls) -> "TrackedBoxes":
+        return cls(np.zeros(0), np.zeros((0, 4)), np.zeros(0), np.zeros(0))
+
+    def sorted(self) -> "TrackedBoxes":
+        order = np.argsort(self.track_id, kind="stable")
+        return TrackedBoxes(self.track_id[order], self.box_xywh[order], self.conf[order],
+                            self.class_id[order])
+
+
+def _from_xyxy_rows(xyxy: np.ndarray, track_id, conf, class_id) -> TrackedBoxes:
+    xyxy = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
+    box = np.column_stack([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]])
+    return TrackedBoxes(track_id, box, conf, class_id).sorted()
+
+
+def tracked_from_ultralytics(result) -> TrackedBoxes:
+    """One ultralytics `Results` from `YOLO.track` -> TrackedBoxes; `boxes.id is None` -> empty."""
+    boxes = result.boxes
+    if boxes is None or boxes.id is None or len(boxes) == 0:
+        return TrackedBoxes.empty()
+    return _from_xyxy_rows(boxes.xyxy.cpu().numpy(), boxes.id.cpu().numpy(),
+                           boxes.conf.cpu().numpy(), boxes.cls.cpu().numpy())
+
+
+def tracker_yaml(name: str) -> Path:
+    """'bytetrack' | 'botsort' | a tracker yaml path -> the yaml file (checked to exist)."""
+    if name in BUILT_IN:
+        from ultralytics.utils.checks import check_yaml
+
+        return Path(check_yaml(f"{name}.yaml"))
+    path = Path(name).expanduser()
+    if path.suffix.lower() not in (".yaml", ".yml"):
+        raise TrajpredError(f"tracker must be {' or '.join(BUILT_IN)} or a tracker .yaml file, got {name!r}")
+    if not path.is_file():
+        raise TrajpredError(f"tracker config {name} not found")
+    return path
+
+
+def build_tracker(name: str):
+    """The ultralytics tracker object for `name`, configured from its yaml."""
+    from ultralytics.trackers.track import TRACKER_MAP
+    from ultralytics.utils import YAML, IterableSimpleNamespace
+
+    path = tracker_yaml(name)
+    try:
+        cfg = IterableSimpleNamespace(**(YAML.load(path) or {}))
+    except Exception as e:  # YAML errors of several types; one line either way
+        raise TrajpredError(f"tracker config {path}: cannot read ({str(e).splitlines()[0][:120]})") from None
+    kind = getattr(cfg, "tracker_type", None)
+    cls = TRACKER_MAP.get(kind)
+    if cls is None:
+        raise TrajpredError(f"tracker config {path}: tracker_type {kind!r} is not one of {sorted(TRACKER_MAP)}")
+    if hasattr(cls, "setup_predictor") or hasattr(cls, "compute_frame_extras"):
+        raise TrajpredError(f"tracker config {path}: {kind} needs ultralytics' own predictor; "
+                            f"use bytetrack or botsort")
+    if getattr(cfg, "with_reid", False) and getattr(cfg, "model", "auto") == "auto":
+        # "auto" reads detector features from inside the ultralytics predictor, which this
+        # adapter does not run; without them the tracker matches on motion alone.
+        cfg.with_reid = False
+    cfg.device = "cpu"
+    try:
+        return cls(args=cfg)
+    except (AttributeError, KeyError, TypeError, ValueError) as e:
+        raise TrajpredError(f"tracker config {path}: {e}") from None
+
+
+class Tracker:
+    """One ultralytics tracker over one video; `reset()` before the next video."""
+
+    def __init__(self, name: str = "bytetrack"):
+        self.name = name
+        self._tracker = build_tracker(name)
+        self.low_conf = float(getattr(self._tracker.args, "track_low_thresh", 0.1))
+
+    def reset(self) -> None:
+        """Forget every track; the next ids start again at 1."""
+        self._tracker.reset()
+
+    def update(self, detections: Detections, frame_bgr: np.ndarray) -> TrackedBoxes:
+        """Advance the tracker by one frame; returns the confirmed tracks seen on this frame."""
+        from ultralytics.engine.results import Boxes
+
+        box = detections.box_xywh
+        data = np.column_stack([box[:, :2], box[:, :2] + box[:, 2:], detections.conf,
+                                detections.class_id]).astype(np.float32).reshape(-1, 6)
+        rows = self._tracker.update(Boxes(data, frame_bgr.shape[:2]), frame_bgr)
+        if len(rows) == 0:
+            return TrackedBoxes.empty()
+        rows = np.asarray(rows, dtype=np.float64)  # (N, 8) x1, y1, x2, y2, id, score, cls, idx
+        return _from_xyxy_rows(rows[:, :4], rows[:, 4], rows[:, 5].clip(0.0, 1.0), rows[:, 6])

@@ -70,3 +70,24 @@ def eth_ucy_like_root(tmp_path) -> Path:
         (root / "toy" / split).mkdir(parents=True)
         write_eth_ucy(root / "toy" / split / f"walks_{split}.txt", curvy_walks(n, seed=seed))
     return root
+
+
+@pytest.fixture(scope="session")
+def video_assets(tmp_path_factory):
+    """A short synthetic scene (320x192, 6 s at 10 fps, with ground truth), the shipped detector
+    and an untrained forecaster checkpoint (it forecasts constant velocity), for the pipeline,
+    predict and demo tests; skips where the shipped detector is absent."""
+    from types import SimpleNamespace
+
+    from trajpred.demo import untrained_checkpoint
+    from trajpred.detect import SHIPPED_DETECTOR
+    from trajpred.synth_render import write_scene
+    from trajpred.synth_world import SynthConfig, simulate
+
+    if not SHIPPED_DETECTOR.is_file():
+        pytest.skip(f"shipped detector {SHIPPED_DETECTOR} is absent (scripts/train_detector.py)")
+    root = tmp_path_factory.mktemp("video_assets")
+    scene = write_scene(simulate(SynthConfig(width=320, height=192, fps=10.0, duration_s=6.0,
+                                             seed=11, n_agents=8)), root / "scene")
+    return SimpleNamespace(weights=str(SHIPPED_DETECTOR), imgsz=320, scene=scene,
+                           checkpoint=untrained_checkpoint(root / "untrained.pt"))

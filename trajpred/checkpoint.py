@@ -43,11 +43,10 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if "weights_only" in str(e) or "Unsupported global" in str(e):
+        if "Unsupported global" in str(e):  # a pickled class or function: never executed
             raise InputError(path, "refused: holds Python objects other than tensors and plain data "
                                    "(only trajpred checkpoints are loaded)") from None
-        raise InputError(path, f"not a readable checkpoint ({first})") from None
+        raise InputError(path, "not a readable checkpoint: truncated or corrupt") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, AttributeError,
             ImportError, IndexError, KeyError, TypeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

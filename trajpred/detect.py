@@ -19,13 +19,22 @@ from .errors import TrajpredError
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_DETECTOR = PACKAGE_ROOT / "data" / "detector" / "synth_yolo.pt"
+
+
+def resolve_data_path(path: str) -> Path:
+    """`path` as given when it exists; else a relative path found under the package's install
+    root (so "data/detector/synth_yolo.pt" works from any folder); else `path` unchanged."""
+    given = Path(path).expanduser()
+    if given.exists() or given.is_absolute() or not (PACKAGE_ROOT / given).exists():
+        return given
+    return PACKAGE_ROOT / given
 DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass
 class DetectorConfig:
     weights: str = "yolo11n.pt"     # any weights ultralytics loads; see module docstring
-    classes: list[str] = field(default_factory=lambda: ["person"])  # names or ids
+    classes: list[str | int] = field(default_factory=lambda: ["person"])  # names or ids
     conf: float = 0.25              # detections at or above count (see Detector.query_conf)
     imgsz: int = 640                # inference size in pixels (longest side)
     device: str = "auto"            # auto | cpu | cuda
@@ -113,7 +122,7 @@ def check_weights(weights: str) -> str:
     from ultralytics.utils import SETTINGS, is_online
 
     if not _is_release_name(weights):
-        path = Path(weights).expanduser()
+        path = resolve_data_path(weights)
         if not path.exists():
             raise TrajpredError(f"detector weights {weights} not found; {_local_file_hint()}")
         return str(path)
@@ -134,18 +143,18 @@ def check_weights(weights: str) -> str:
 
 
 def load_yolo(weights: str):
-    """An ultralytics YOLO model from checked weights; one-line errors for unreadable files."""
+    """An ultralytics YOLO model from weights passed through `check_weights`; one-line errors
+    for unreadable files."""
     from ultralytics import YOLO
 
-    source = check_weights(weights)
     try:
-        return YOLO(source, task="detect")
+        return YOLO(weights, task="detect")
     except Exception as e:  # ultralytics raises many types for a bad file; each ends as one line
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise TrajpredError(f"cannot load detector weights {weights}: {first[:160]}") from None
 
 
-def class_ids(names: dict[int, str], classes: list[str]) -> list[int]:
+def class_ids(names: dict[int, str], classes: list[str | int]) -> list[int]:
     """Class names or ids (as text or int) -> ids of the model; unknown -> error listing valid ones."""
     by_name = {str(n).lower(): int(i) for i, n in names.items()}
     ids = []
@@ -173,7 +182,8 @@ class Detector:
     def __init__(self, cfg: DetectorConfig, low_conf: float | None = None):
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
-        self.model = load_yolo(cfg.weights)
+        self.weights = check_weights(cfg.weights)  # the local file actually loaded
+        self.model = load_yolo(self.weights)
         self.names = {int(i): str(n) for i, n in self.model.names.items()}
         self.class_ids = class_ids(self.names, cfg.classes)
         self.query_conf = cfg.conf if low_conf is None else min(cfg.conf, low_conf)

@@ -61,7 +61,7 @@ def forecast_windows(model: Forecaster, obs_xy: np.ndarray, obs_box_wh: np.ndarr
         box = (None if obs_box_wh is None else
                torch.as_tensor(obs_box_wh[start:start + batch_size], dtype=torch.float32))
         scale = window_scale(box, len(obs))
-        features, heading, speed = window_features(obs, scale, box)
+        features, heading, speed = window_features(obs, scale, box if model.cfg.box_features else None)
         out = model(features, speed)
         mean, modes = output_positions(out, obs[:, -1], heading, scale)
         means.append(mean.numpy())
@@ -162,8 +162,9 @@ class TrackStreams:
             heading = self._heading_cls(self.direction[cont], self.known[cont])
             app = None if appearance is None else torch.as_tensor(appearance, dtype=torch.float32,
                                                                   device=self.device)[rows]
-            feats, heading = step_features(step, heading, None if box_t is None else box_t[rows],
-                                           None if box_t is None else self.last_box[cont], app)
+            use_box = box_t is not None and self.model.cfg.box_features
+            feats, heading = step_features(step, heading, box_t[rows] if use_box else None,
+                                           self.last_box[cont] if use_box else None, app)
             _, (h, c) = self.model.step(feats, (self.h[:, cont], self.c[:, cont]))
             self.h[:, cont], self.c[:, cont] = h, c
             self.direction[cont], self.known[cont] = heading.direction, heading.known

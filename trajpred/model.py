@@ -25,6 +25,7 @@ class ForecasterConfig:
     pred_len: int = 12        # predicted steps
     dt_s: float = 0.4         # seconds per step; video is resampled to it
     appearance_dim: int = 0   # length of the optional appearance vector per step (0 = none)
+    box_features: bool = True  # feed box aspect / size change when boxes exist (scale uses them always)
     embed_size: int = 64
     hidden_size: int = 128
     num_layers: int = 2

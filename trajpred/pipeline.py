@@ -20,6 +20,7 @@ forecasts.csv, nothing drawn. Forecaster state of tracks unseen for `drop_after_
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .detect import PACKAGE_ROOT, Detections, Detector, DetectorConfig, resolve_device
+from .detect import PACKAGE_ROOT, Detections, Detector, DetectorConfig, resolve_data_path, resolve_device
 from .errors import InputError, TrajpredError
 from .tracking import TrackedBoxes, Tracker
 from .video import VideoInfo, VideoReader, VideoSource, expand_source
@@ -38,7 +39,8 @@ SHIPPED_FORECASTER = PACKAGE_ROOT / "data" / "checkpoints" / "video.pt"
 
 @dataclass
 class ForecastConfig:
-    checkpoint: str = str(SHIPPED_FORECASTER)  # trajpred forecaster checkpoint (pixel tracks)
+    checkpoint: str = "data/checkpoints/video.pt"  # forecaster trained on pixel tracks; relative
+                                                   # paths also resolve under the package root
     k: int = 0                  # sampled trajectories per track and frame (0 = none)
     homography: str | None = None  # 3x3 image -> ground plane text file: also forecast in metres
     max_gap_steps: float = 1.0  # longer gaps in a track restart its forecaster state
@@ -50,10 +52,20 @@ class ForecastConfig:
 
 
 @dataclass
+class RenderConfig:
+    trail_s: float = 2.0        # seconds of past trail drawn per track
+    band_alpha: float = 0.25    # opacity of the forecast's uncertainty band
+    line_px: int = 2
+
+
+@dataclass
 class PipelineConfig:
+    """Everything `predict` runs with; configs/predict.yaml and --set override these defaults."""
+
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     tracker: str = "bytetrack"  # bytetrack | botsort | a tracker yaml path
     forecast: ForecastConfig = field(default_factory=ForecastConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)
     fps: float | None = None    # overrides the container's frame rate
 
 
@@ -84,6 +96,10 @@ class FrameForecasts:
 
     def __len__(self) -> int:
         return len(self.track_id)
+
+    @classmethod
+    def empty(cls) -> "FrameForecasts":
+        return cls(np.zeros(0), np.zeros((0, 0, 2)), np.zeros((0, 0)), np.zeros(0))
 
 
 @dataclass
@@ -131,7 +147,8 @@ def load_model(checkpoint: str):
     """The forecaster from a checkpoint; a missing default gets a hint."""
     from .checkpoint import load_forecaster
 
-    if not Path(checkpoint).is_file():
+    checkpoint = resolve_data_path(checkpoint)
+    if not checkpoint.is_file():
         raise InputError(checkpoint, "forecaster checkpoint not found; pass one with --checkpoint "
                                      "(e.g. best.pt from `trajpred train`)")
     return load_forecaster(checkpoint)
@@ -232,17 +249,25 @@ class LiveForecaster:
 
 
 class Pipeline:
-    """Detector, tracker and forecaster, loaded once and run over one or more videos."""
+    """Detector, tracker and forecaster, loaded once and run over one or more videos.
 
-    def __init__(self, config: PipelineConfig | None = None):
-        self.config = config or PipelineConfig()
-        cfg = self.config
+    With forecast=False (`trajpred track`) no forecaster is loaded and every FrameResult's
+    forecasts are empty.
+    """
+
+    def __init__(self, config: PipelineConfig | None = None, forecast: bool = True):
+        cfg = config or PipelineConfig()
         self.tracker = Tracker(cfg.tracker)
-        self.model = load_model(cfg.forecast.checkpoint)
-        self.homography = (None if cfg.forecast.homography is None
+        self.model = load_model(cfg.forecast.checkpoint) if forecast else None
+        self.homography = (None if cfg.forecast.homography is None or not forecast
                            else read_homography(cfg.forecast.homography))
         self.detector = Detector(cfg.detector, low_conf=self.tracker.low_conf)
         self.device = resolve_device(cfg.detector.device)
+        # The resolved config (saved beside outputs) names the files actually loaded.
+        checkpoint = str(resolve_data_path(cfg.forecast.checkpoint)) if forecast else cfg.forecast.checkpoint
+        self.config = dataclasses.replace(
+            cfg, detector=dataclasses.replace(cfg.detector, weights=self.detector.weights),
+            forecast=dataclasses.replace(cfg.forecast, checkpoint=checkpoint))
         self.forecaster: LiveForecaster | None = None
 
     def open(self, source: VideoSource) -> VideoReader:
@@ -251,8 +276,8 @@ class Pipeline:
     def process(self, reader: VideoReader) -> Iterator[FrameResult]:
         """FrameResults of one opened video; tracker and forecaster start fresh for it."""
         self.tracker.reset()
-        self.forecaster = LiveForecaster(self.model, reader.info.fps, self.config.forecast,
-                                         self.device, self.homography)
+        self.forecaster = None if self.model is None else LiveForecaster(
+            self.model, reader.info.fps, self.config.forecast, self.device, self.homography)
         for i, image in enumerate(reader):
             yield self.step(i + 1, image, reader.info, reader.source.name)
 
@@ -260,7 +285,8 @@ class Pipeline:
         """Detect, track and forecast one frame (after `process` set up the video)."""
         detections = self.detector.detect(image)
         tracks = self.tracker.update(detections, image)
-        forecasts = self.forecaster.update(frame_id, tracks)
+        forecasts = (FrameForecasts.empty() if self.forecaster is None
+                     else self.forecaster.update(frame_id, tracks))
         return FrameResult(frame_id, (frame_id - 1) / info.fps, image,
                            self.detector.confident(detections), tracks, forecasts, video)
 

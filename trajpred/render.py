@@ -1,29 +1,33 @@
-"""Draw a FrameResult on its frame: boxes with track ids, the past trail, and the forecast.
+"""The outputs of `predict`, one frame at a time: the annotated video and the CSV files.
 
+`Renderer.draw(result)` draws a FrameResult on a copy of its frame:
 - box and id label: one colour per track id;
-- trail: the track's bottom centre over the last `trail_s` seconds, a solid line that fades;
-- forecast: a dotted line of the predicted bottom centres with a translucent band around it
-  whose half-width is the forecast's standard deviation `sigma` at each step (so it widens
+- trail: the track's bottom centre over the last `trail_s` seconds, a solid line;
+- forecast: a dashed line with white dots at the predicted bottom centres, inside a translucent
+  band whose half-width is the forecast's standard deviation `sigma` at each step (so it widens
   with the horizon), plus thin lines for sampled trajectories when --k > 0.
+
+`write_predictions` runs a Pipeline over one video and writes annotated.mp4, tracks.csv,
+tracks_mot.txt, forecasts.csv and config.yaml (see `PredictOutputs`).
 """
 from __future__ import annotations
 
+import time
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
 
-from .pipeline import FrameResult
+from .errors import InputError
+from .formats import CSV_COLUMNS
+from .pipeline import FrameForecasts, FrameResult, RenderConfig
+from .tracking import TrackedBoxes
+from .video import VideoInfo, VideoReader, VideoWriter
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
-
-
-@dataclass
-class RenderConfig:
-    trail_s: float = 2.0          # seconds of past trail drawn per track
-    band_alpha: float = 0.25      # opacity of the uncertainty band
-    line_px: int = 2
 
 
 def track_colour(track_id: int) -> tuple[int, int, int]:
@@ -34,7 +38,12 @@ def track_colour(track_id: int) -> tuple[int, int, int]:
 
 
 def _pts(xy: np.ndarray) -> np.ndarray:
+    """(N, 2) float pixels -> (N, 1, 2) int32, the layout cv2.polylines/fillPoly take."""
     return np.round(xy).astype(np.int32).reshape(-1, 1, 2)
+
+
+def _xy(point: np.ndarray) -> tuple[int, int]:
+    return int(round(point[0])), int(round(point[1]))
 
 
 def uncertainty_band(centre: np.ndarray, sigma: np.ndarray, start: np.ndarray) -> np.ndarray:
@@ -81,18 +90,16 @@ class Renderer:
                     path = np.vstack([current[tid][None], sample])
                     cv2.polylines(img, [_pts(path)], False, colour, 1, cv2.LINE_AA)
             path = np.vstack([current[tid][None], fc.xy[j]])
-            for a, b in zip(path[:-1], path[1:]):  # dotted: every segment drawn as short dash
-                mid = a + 0.5 * (b - a)
-                cv2.line(img, tuple(_pts(a)[0, 0]), tuple(_pts(mid)[0, 0]), (255, 255, 255),
-                         self.cfg.line_px + 1, cv2.LINE_AA)
-            cv2.circle(img, tuple(_pts(fc.xy[j, -1])[0, 0]), 3, colour, -1, cv2.LINE_AA)
+            for a, b in zip(path[:-1], path[1:]):  # dashed, unlike the solid trail
+                cv2.line(img, _xy(a), _xy(a + 0.6 * (b - a)), colour, self.cfg.line_px, cv2.LINE_AA)
+            for point in fc.xy[j]:
+                cv2.circle(img, _xy(point), 2, (255, 255, 255), -1, cv2.LINE_AA)
         for tid, trail in self.trails.items():
             if tid not in current or len(trail) < 2:
                 continue
             pts = np.array([p for _, p in trail])
             cv2.polylines(img, [_pts(pts)], False, track_colour(tid), self.cfg.line_px, cv2.LINE_AA)
-        for tid, box, conf in zip(result.tracks.track_id.tolist(), result.tracks.box_xywh,
-                                  result.tracks.conf.tolist()):
+        for tid, box in zip(result.tracks.track_id.tolist(), result.tracks.box_xywh):
             self._box(img, tid, box)
         return img
 
@@ -105,3 +112,146 @@ class Renderer:
         (tw, th), base = cv2.getTextSize(label, FONT, 0.4, 1)
         cv2.rectangle(img, (x0, y0 - th - base - 2), (x0 + tw + 4, y0), colour, -1)
         cv2.putText(img, label, (x0 + 2, y0 - base - 1), FONT, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+
+
+# ---------------------------------------------------------------- the files of one video
+
+FORECAST_COLUMNS = ("frame", "track_id", "step", "target_frame", "x", "y")
+
+
+@dataclass
+class VideoSummary:
+    """What one video gave: frames read, distinct tracks, wall time and time in the forecaster."""
+
+    name: str
+    out_dir: Path
+    frames: int
+    tracks: int
+    seconds: float
+    forecast_seconds: float
+    interrupted: bool = False
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def line(self) -> str:
+        state = "interrupted after " if self.interrupted else ""
+        return (f"{self.name}: {state}{self.frames} frames, {self.tracks} tracks, {self.fps:.1f} fps "
+                f"({100 * self.forecast_seconds / max(self.seconds, 1e-9):.0f}% of the time "
+                f"forecasting) -> {self.out_dir}")
+
+
+class PredictOutputs:
+    """annotated.mp4, tracks.csv, tracks_mot.txt and forecasts.csv of one video, written one
+    frame at a time: each frame's rows go out in one write and are flushed, so an interrupted
+    run leaves complete rows, and `close()` finalises the video so it stays playable."""
+
+    def __init__(self, out_dir: Path, info: VideoInfo, with_world: bool):
+        self.out_dir = out_dir
+        self._files = []
+        try:
+            self.video = VideoWriter(out_dir / "annotated.mp4", info.fps, info.width, info.height)
+            self.tracks_csv = self._open("tracks.csv", ",".join(CSV_COLUMNS))
+            self.tracks_mot = self._open("tracks_mot.txt", None)
+            columns = FORECAST_COLUMNS + (("wx", "wy") if with_world else ())
+            self.forecasts_csv = self._open("forecasts.csv", ",".join(columns))
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, name: str, header: str | None):
+        try:
+            f = open(self.out_dir / name, "w", newline="")
+        except OSError as e:
+            raise InputError(self.out_dir / name, f"cannot write ({e.strerror or e})") from None
+        self._files.append(f)
+        if header:
+            f.write(header + "\n")
+            f.flush()
+        return f
+
+    def write(self, result: FrameResult, annotated: np.ndarray) -> None:
+        self.video.write(annotated)
+        self.tracks_csv.write(track_rows(result.frame_id, result.tracks))
+        self.tracks_mot.write(mot_rows(result.frame_id, result.tracks))
+        self.forecasts_csv.write(forecast_rows(result.frame_id, result.forecasts))
+        for file in self._files:
+            file.flush()
+
+    def close(self) -> None:
+        if getattr(self, "video", None) is not None:
+            self.video.close()
+        for file in self._files:
+            file.close()
+
+
+def track_rows(frame_id: int, t: TrackedBoxes) -> str:
+    """tracks.csv rows of one frame (formats.CSV_COLUMNS; x, y = bottom centre, pixels)."""
+    return "".join(
+        f"{frame_id},{i},{x:.2f},{y:.2f},{l:.2f},{top:.2f},{w:.2f},{h:.2f},{k},{c:.4f},px\n"
+        for i, (x, y), (l, top, w, h), k, c in zip(t.track_id.tolist(), t.xy.tolist(),
+                                                   t.box_xywh.tolist(), t.class_id.tolist(),
+                                                   t.conf.tolist()))
+
+
+def mot_rows(frame_id: int, t: TrackedBoxes) -> str:
+    """MOTChallenge results rows of one frame: frame,id,left,top,width,height,conf,-1,-1,-1."""
+    return "".join(f"{frame_id},{i},{l:.2f},{top:.2f},{w:.2f},{h:.2f},{c:.4f},-1,-1,-1\n"
+                   for i, (l, top, w, h), c in zip(t.track_id.tolist(), t.box_xywh.tolist(),
+                                                   t.conf.tolist()))
+
+
+def forecast_rows(frame_id: int, fc: FrameForecasts) -> str:
+    """forecasts.csv rows of one frame: frame,track_id,step,target_frame,x,y[,wx,wy]."""
+    lines = []
+    for j, tid in enumerate(fc.track_id.tolist()):
+        for s, (target, (x, y)) in enumerate(zip(fc.target_frame.tolist(), fc.xy[j].tolist()), 1):
+            row = f"{frame_id},{tid},{s},{target},{x:.2f},{y:.2f}"
+            if fc.world_xy is not None:
+                row += ",{:.4f},{:.4f}".format(*fc.world_xy[j, s - 1])
+            lines.append(row + "\n")
+    return "".join(lines)
+
+
+def write_predictions(pipeline, reader: VideoReader, out_dir: Path, progress: bool = True,
+                      on_result: Callable[[FrameResult], None] | None = None) -> VideoSummary:
+    """Run `pipeline` over the opened video and write its outputs and config.yaml into out_dir;
+    `on_result`, if given, also sees every FrameResult (the demo scores them).
+
+    Ctrl-C: the outputs are closed (complete rows, playable video) and KeyboardInterrupt is
+    raised again; `VideoSummary` of the frames done is in the exception's `summary` attribute.
+    """
+    from tqdm import tqdm
+
+    from .config import save_config
+
+    save_config(pipeline.config, out_dir / "config.yaml")
+    renderer = Renderer(reader.info.fps, pipeline.config.render)
+    outputs = PredictOutputs(out_dir, reader.info, pipeline.homography is not None)
+    ids: set[int] = set()
+    frames, start = 0, time.perf_counter()
+    bar = tqdm(total=reader.info.n_frames, unit="frame", desc=reader.source.name,
+               disable=not progress, dynamic_ncols=True)
+
+    def summary(interrupted: bool) -> VideoSummary:
+        return VideoSummary(reader.source.name, out_dir, frames, len(ids),
+                            time.perf_counter() - start,
+                            pipeline.forecaster.seconds if pipeline.forecaster else 0.0, interrupted)
+
+    try:
+        for result in pipeline.process(reader):
+            outputs.write(result, renderer.draw(result))
+            if on_result is not None:
+                on_result(result)
+            ids.update(result.tracks.track_id.tolist())
+            frames += 1
+            bar.update()
+    except KeyboardInterrupt as e:
+        outputs.close()
+        bar.close()
+        e.summary = summary(True)
+        raise
+    outputs.close()
+    bar.close()
+    return summary(False)

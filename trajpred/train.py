@@ -166,6 +166,7 @@ def train_one_epoch(model: nn.Module, windows: Windows, optimizer, scheduler, cf
     fut_all = torch.as_tensor(windows.fut_xy)
     box_all = None if windows.obs_box_wh is None else torch.as_tensor(windows.obs_box_wh)
     obs_len = windows.obs_len
+    model_cfg = (model.module if hasattr(model, "module") else model).cfg
     total, count = 0.0, 0
     batches = range(0, len(order), batch_size)
     for start in tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=not progress or None):
@@ -176,7 +177,7 @@ def train_one_epoch(model: nn.Module, windows: Windows, optimizer, scheduler, cf
             keep = int(torch.randint(cfg.min_obs_len, obs_len + 1, (1,), generator=gen))
             obs, box = obs[:, obs_len - keep:], None if box is None else box[:, obs_len - keep:]
         scale = window_scale(box, len(obs))
-        features, heading, speed = window_features(obs, scale, box)
+        features, heading, speed = window_features(obs, scale, box if model_cfg.box_features else None)
         out = model(features, speed)
         loss = forecast_loss(out, to_heading_frame(fut, obs[:, -1], heading, scale), cfg)
         if not torch.isfinite(loss):
@@ -223,6 +224,8 @@ def _check_writable(out_dir: Path) -> None:
         raise TrajpredError(f"{out_dir}: cannot create the output folder ({e.strerror})") from None
     if not os.access(out_dir, os.W_OK):
         raise TrajpredError(f"{out_dir}: output folder is not writable")
+    for stale in out_dir.glob(".*.tmp*"):  # left by a process killed while writing
+        stale.unlink(missing_ok=True)
 
 
 def _write_log(path: Path, history: list[dict]) -> None:

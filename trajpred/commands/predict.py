@@ -1,10 +1,145 @@
-"""(being built)"""
+"""Detect, track and forecast every object in a video; write an annotated video and CSV files.
+
+SOURCE is a video file, a folder or glob of videos (outputs go to OUT/<video stem>/ each), a
+webcam index (0) or a stream URL (rtsp://...). Frames are read, processed and written one at a
+time; Ctrl-C stops cleanly (complete CSV rows, playable video, exit code 130).
+
+Writes into OUT: annotated.mp4 (boxes, ids, past trail, dashed forecast with a band of +-1
+sigma), tracks.csv (frame,track_id,x,y,left,top,width,height,class_id,conf,units; x,y = the
+box's bottom centre in pixels, frames 1-based), tracks_mot.txt (MOTChallenge results),
+forecasts.csv (frame,track_id,step,target_frame,x,y[,wx,wy]: the forecast made at `frame`
+for `target_frame` = frame + round(step * dt_s * fps), bottom centre in pixels; wx,wy in metres
+with --homography) and config.yaml (the resolved config).
+
+Forecasts start once a track has 2 samples (one model step, dt_s, after it appears): younger
+tracks get no forecast rows. Settings: built-in defaults (as in configs/predict.yaml), then
+--config, then --set key=value (e.g. --set forecast.drop_after_s=3), then the flags below.
+
+Examples:
+  trajpred predict clip.mp4 --out runs/clip --weights data/detector/synth_yolo.pt
+  trajpred predict videos/ --out runs/all --tracker botsort --homography H.txt --k 5
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+DEFAULT_WEIGHTS = "yolo11n.pt"
 
 
-def add_arguments(p) -> None:
-    pass
+def add_detector_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags shared with `trajpred track`: source, output, detector and tracker settings."""
+    S = argparse.SUPPRESS  # unset flags leave the config's value (shown in --help as default)
+    p.add_argument("source", metavar="SOURCE", help="video file, folder, glob, webcam index or URL")
+    p.add_argument("--config", metavar="YAML", default=S, help="config file (default: built-in "
+                   "defaults, as in configs/predict.yaml)")
+    p.add_argument("--set", metavar="KEY=VALUE", nargs="+", default=[], dest="overrides",
+                   help="override config keys, e.g. detector.conf=0.3 forecast.k=5")
+    p.add_argument("--weights", default=S, help=f"detector weights (.pt, .onnx, OpenVINO folder) "
+                   f"(default: {DEFAULT_WEIGHTS}, downloaded by ultralytics; offline use "
+                   f"data/detector/synth_yolo.pt)")
+    p.add_argument("--classes", nargs="+", default=S, metavar="CLASS",
+                   help="class names or ids to detect (default: person)")
+    p.add_argument("--conf", type=float, default=S, help="detection confidence threshold "
+                   "(default: 0.25)")
+    p.add_argument("--imgsz", type=int, default=S, help="inference size in pixels (default: 640)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=S,
+                   help="where to run the detector and forecaster (default: auto)")
+    p.add_argument("--tracker", default=S, help="bytetrack, botsort or a tracker yaml "
+                   "(default: bytetrack)")
+    p.add_argument("--fps", type=float, default=S,
+                   help="frame rate to assume (default: the video's; needed when it is unknown)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def run(args) -> int:
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_detector_arguments(p)
+    S = argparse.SUPPRESS
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--checkpoint", default=S, help="forecaster checkpoint (default: the shipped "
+                   "data/checkpoints/video.pt)")
+    p.add_argument("--homography", default=S, metavar="H.txt",
+                   help="3x3 image -> ground plane matrix: also forecast in metres (wx, wy)")
+    p.add_argument("--k", type=int, default=S, help="sampled trajectories to draw per track (default: 0)")
+
+
+FLAG_KEYS = {"weights": "detector.weights", "classes": "detector.classes", "conf": "detector.conf",
+             "imgsz": "detector.imgsz", "device": "detector.device", "tracker": "tracker",
+             "fps": "fps", "checkpoint": "forecast.checkpoint", "homography": "forecast.homography",
+             "k": "forecast.k"}
+
+
+def load_pipeline_config(args: argparse.Namespace):
+    """Defaults, then --config, then --set, then explicit flags -> PipelineConfig."""
+    from ..config import from_dict, merge, parse_overrides, read_yaml
+    from ..pipeline import PipelineConfig
+
+    data = read_yaml(args.config) if hasattr(args, "config") else {}
+    data = merge(data, parse_overrides(args.overrides))
+    for flag, key in FLAG_KEYS.items():
+        if hasattr(args, flag):
+            data = merge(data, _nested(key, getattr(args, flag)))
+    return from_dict(PipelineConfig, data, getattr(args, "config", "arguments"))
+
+
+def _nested(dotted: str, value) -> dict:
+    """'detector.conf', 0.3 -> {'detector': {'conf': 0.3}}."""
+    *parents, leaf = dotted.split(".")
+    node = out = {}
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+    return out
+
+
+def prepare_out_dir(path: Path) -> Path:
+    """Create the output folder and prove it is writable; one-line error otherwise."""
+    import os
+    import tempfile
+
     from ..errors import TrajpredError
-    raise TrajpredError("not built yet")
+
+    if path.exists() and not path.is_dir():
+        raise TrajpredError(f"{path}: exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write_test", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise TrajpredError(f"{path}: output folder is not writable ({e.strerror or e})") from None
+    return path
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import TrajpredError
+    from ..pipeline import Pipeline
+    from ..render import write_predictions
+    from ..video import VideoReader, expand_source
+
+    config = load_pipeline_config(args)
+    videos, several = expand_source(args.source)
+    out = prepare_out_dir(Path(args.out))
+    if not several:
+        VideoReader(videos[0], config.fps).close()  # a bad video fails before the models load
+    pipeline = Pipeline(config)
+    failed = 0
+    for video in videos:
+        out_dir = prepare_out_dir(out / video.name) if several else out
+        try:
+            reader = pipeline.open(video)
+        except TrajpredError as e:
+            if not several:
+                raise
+            print(f"trajpred predict: skipped {video.uri}: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        with reader:
+            try:
+                summary = write_predictions(pipeline, reader, out_dir, progress=not args.no_progress)
+            except KeyboardInterrupt as e:
+                print(e.summary.line() if hasattr(e, "summary") else "interrupted", file=sys.stderr)
+                return 130
+        print(summary.line())
+    return 2 if failed else 0

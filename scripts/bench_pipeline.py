@@ -1,0 +1,170 @@
+"""Benchmark the predict pipeline against bare ultralytics tracking, on one video and weights.
+
+    .venv/bin/python scripts/bench_pipeline.py VIDEO --weights W [--checkpoint C] [--out bench.json]
+
+Measures, in one run:
+1. `YOLO.track` alone (ultralytics' own loop: detect + ByteTrack, nothing written): fps;
+2. the full pipeline as `trajpred predict` runs it (detect, track, forecast, draw, write the
+   video and CSVs): fps, and the share of its time spent in the forecaster;
+3. a micro-benchmark of the forecaster with 50 live tracks: one `TrackStreams.observe` +
+   `forecast` on all 50 per step; its share of a frame at the full pipeline's frame time
+   (observe runs once per dt_s for each track, forecast on each frame for tracks just sampled;
+   the figure assumes the worst case, both on every frame).
+Writes the figures as JSON with what they were measured on (CPU model, torch threads, video
+size, frames) and prints them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("video")
+    p.add_argument("--weights", required=True)
+    p.add_argument("--checkpoint", default=None, help="forecaster (default: the shipped one, "
+                   "else an untrained model of the default config)")
+    p.add_argument("--imgsz", type=int, default=320)
+    p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--max-frames", type=int, default=300, help="frames used from the video")
+    p.add_argument("--tracks", type=int, default=50, help="live tracks in the micro-benchmark")
+    p.add_argument("--out", default="bench_pipeline.json")
+    return p.parse_args(argv)
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def bench_yolo_track(args, n_frames: int) -> dict:
+    """ultralytics' own streaming loop over the first n_frames (stream=True: one at a time)."""
+    from ultralytics import YOLO
+
+    from trajpred.detect import resolve_device
+
+    model = YOLO(args.weights, task="detect")
+    start, frames = None, 0
+    for _ in model.track(args.video, stream=True, imgsz=args.imgsz, classes=[0], verbose=False,
+                         device=resolve_device(args.device), tracker="bytetrack.yaml"):
+        if start is None:  # the first frame includes model warm-up; time the rest
+            start = time.perf_counter()
+        else:
+            frames += 1
+        if frames + 1 >= n_frames:
+            break
+    seconds = time.perf_counter() - start
+    return {"frames": frames, "seconds": round(seconds, 3), "fps": round(frames / seconds, 2)}
+
+
+def bench_pipeline(args, checkpoint: str, out_dir: Path) -> dict:
+    from trajpred.detect import DetectorConfig
+    from trajpred.pipeline import ForecastConfig, Pipeline, PipelineConfig
+    from trajpred.render import write_predictions
+    from trajpred.video import VideoReader, VideoSource
+
+    class FirstFrames(VideoReader):
+        def __iter__(self):
+            for i, frame in enumerate(super().__iter__()):
+                if i >= args.max_frames:
+                    return
+                yield frame
+
+    config = PipelineConfig(detector=DetectorConfig(weights=args.weights, imgsz=args.imgsz,
+                                                    device=args.device),
+                            forecast=ForecastConfig(checkpoint=checkpoint))
+    pipeline = Pipeline(config)
+    with FirstFrames(VideoSource(args.video, Path(args.video).stem)) as reader:
+        info = reader.info
+        summary = write_predictions(pipeline, reader, out_dir, progress=False)
+    return {"frames": summary.frames, "seconds": round(summary.seconds, 3),
+            "fps": round(summary.fps, 2), "tracks": summary.tracks,
+            "forecast_share": round(summary.forecast_seconds / summary.seconds, 4),
+            "video": {"width": info.width, "height": info.height, "fps": info.fps}}
+
+
+def bench_streams(checkpoint: str, n_tracks: int, repeats: int = 50) -> dict:
+    """Milliseconds per observe(all tracks) and per forecast(all tracks)."""
+    import numpy as np
+
+    from trajpred.checkpoint import load_forecaster
+    from trajpred.forecast import TrackStreams
+
+    streams = TrackStreams(load_forecaster(checkpoint))
+    ids = list(range(1, n_tracks + 1))
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 500, (n_tracks, 2))
+    wh = np.tile([20.0, 50.0], (n_tracks, 1))
+    for _ in range(3):  # warm-up, and enough samples for forecasting
+        xy = xy + rng.normal(0, 3, xy.shape)
+        streams.observe(ids, xy, wh)
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        xy = xy + rng.normal(0, 3, xy.shape)
+        streams.observe(ids, xy, wh)
+    t1 = time.perf_counter()
+    for _ in range(repeats):
+        streams.forecast(ids)
+    t2 = time.perf_counter()
+    return {"tracks": n_tracks, "observe_ms": round(1000 * (t1 - t0) / repeats, 3),
+            "forecast_ms": round(1000 * (t2 - t1) / repeats, 3)}
+
+
+def main(argv=None) -> int:
+    import torch
+
+    from trajpred.demo import untrained_checkpoint
+    from trajpred.pipeline import SHIPPED_FORECASTER
+
+    args = parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="trajpred_bench_"))
+    checkpoint = args.checkpoint or (str(SHIPPED_FORECASTER) if SHIPPED_FORECASTER.exists()
+                                     else untrained_checkpoint(work / "untrained.pt"))
+    pipeline = bench_pipeline(args, checkpoint, work / "predict")
+    yolo = bench_yolo_track(args, pipeline["frames"])
+    streams = bench_streams(checkpoint, args.tracks)
+    frame_ms = 1000.0 / pipeline["fps"]
+    step_ms = streams["observe_ms"] + streams["forecast_ms"]
+    report = {
+        "machine": {"cpu": cpu_model(), "torch_threads": torch.get_num_threads(),
+                    "torch": torch.__version__, "device": args.device,
+                    "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
+        "video": {"path": args.video, **pipeline.pop("video"), "frames_used": pipeline["frames"]},
+        "weights": args.weights, "imgsz": args.imgsz, "checkpoint": checkpoint,
+        "yolo_track": yolo,
+        "pipeline": pipeline,
+        "pipeline_vs_yolo_track": round(pipeline["fps"] / yolo["fps"], 3),
+        "forecaster_50_tracks": {**streams, "frame_ms_full_pipeline": round(frame_ms, 2),
+                                 "share_of_frame_worst_case": round(step_ms / (frame_ms + step_ms), 4)},
+    }
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    v = report["video"]
+    print(f"on {report['machine']['cpu']}, torch {torch.__version__} with "
+          f"{report['machine']['torch_threads']} threads, device {args.device}; video "
+          f"{v['width']}x{v['height']} at {v['fps']:g} fps, {v['frames_used']} frames, imgsz {args.imgsz}")
+    print(f"YOLO.track alone:        {yolo['fps']:.1f} fps")
+    print(f"full pipeline:           {pipeline['fps']:.1f} fps ({pipeline['forecast_share']:.1%} of its "
+          f"time forecasting, {pipeline['tracks']} tracks)")
+    print(f"forecaster, {args.tracks} tracks: observe {streams['observe_ms']:.2f} ms + forecast "
+          f"{streams['forecast_ms']:.2f} ms per step = {report['forecaster_50_tracks']['share_of_frame_worst_case']:.1%} "
+          f"of a frame at worst -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""Training killed with SIGKILL at random moments resumes with --resume and loses nothing."""
+import random
+import signal
+import subprocess
+import sys
+import time
+
+from trajpred.checkpoint import load_checkpoint
+
+EPOCHS = 12
+
+
+def test_sigkill_at_random_points_then_resume(eth_ucy_like_root, tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "trajpred", "train", "--no-progress", "--out", str(out), "--resume", "--set",
+           f"data.root={eth_ucy_like_root}", "data.test_scene=toy", f"train.epochs={EPOCHS}",
+           "train.patience=100", "model.hidden_size=32", "model.embed_size=16", "model.num_modes=4",
+           "train.batch_size=32", "train.threads=1"]
+    rng = random.Random(1234)
+    kills = 0
+    for _ in range(4):
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(rng.uniform(2.0, 6.0))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait(timeout=60)
+        for path in out.glob("*.pt"):  # every checkpoint left behind loads
+            state = load_checkpoint(path)
+            assert 1 <= state["epoch"] <= EPOCHS
+    assert kills >= 2, "training finished before it could be interrupted; the test proved nothing"
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    last = load_checkpoint(out / "last.pt")
+    assert last["epoch"] == EPOCHS
+    assert [h["epoch"] for h in last["history"]] == list(range(1, EPOCHS + 1))
+    assert not list(out.glob(".*tmp*")), "temporary files left behind"

@@ -1,0 +1,173 @@
+"""The library side of predict: adapters, sampling at the model's time step, forecasts, metrics."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from trajpred.demo import DetectionScores, iou_xywh, match_boxes
+from trajpred.detect import Detections, class_ids, check_weights
+from trajpred.errors import InputError, TrajpredError
+from trajpred.model import Forecaster, ForecasterConfig
+from trajpred.pipeline import (ForecastConfig, LiveForecaster, apply_homography, read_homography)
+from trajpred.render import forecast_rows, track_rows, uncertainty_band
+from trajpred.tracking import TrackedBoxes, Tracker, tracked_from_ultralytics
+from trajpred.video import expand_source, frame_rate
+
+
+def one_box(tid: int, x: float, y: float = 100.0) -> TrackedBoxes:
+    """A 10 x 40 box whose bottom centre is (x, y)."""
+    return TrackedBoxes([tid], [[x - 5.0, y - 40.0, 10.0, 40.0]], [0.9], [0])
+
+
+def walk(fps: float, duration_s: float, v_px_per_frame: float = 2.0, **cfg):
+    """Run a LiveForecaster (untrained model = constant velocity) over one track walking right."""
+    live = LiveForecaster(Forecaster(ForecasterConfig()), fps, ForecastConfig(**cfg))
+    results = [live.update(i + 1, one_box(1, 50.0 + v_px_per_frame * i))
+               for i in range(round(duration_s * fps))]
+    return live, results
+
+
+@pytest.mark.parametrize("fps", [7.0, 25.0, 30.0])
+def test_one_observe_per_model_step_whatever_the_frame_rate(fps):
+    live, _ = walk(fps, duration_s=6.0)
+    assert live.n_observed[1] == round(6.0 / 0.4)  # samples at t = 0, 0.4, ..., 5.6 s
+    # The last sample (t = 5.6 s) is interpolated between the frames around it.
+    last_frame = 14 * 0.4 * fps
+    slot = live.streams.slot[1]
+    assert live.streams.last_xy[slot, 0].item() == pytest.approx(50.0 + 2.0 * last_frame, abs=1e-3)
+
+
+def test_forecast_is_constant_velocity_shifted_to_the_current_frame():
+    fps = 25.0
+    _, results = walk(fps, duration_s=3.0)
+    # Frames 1..10 hold one sample (t = 0): no forecast until the second, at frame 11.
+    assert all(len(r) == 0 for r in results[:10])
+    assert len(results[10]) == 1
+    fc, frame_id = results[17], 18
+    step_px = 2.0 * 0.4 * fps  # 20 px per model step
+    now_x = 50.0 + 2.0 * (frame_id - 1)
+    expected_x = now_x + step_px * np.arange(1, 13)
+    np.testing.assert_allclose(fc.xy[0, :, 0], expected_x, atol=1e-2)
+    np.testing.assert_allclose(fc.xy[0, :, 1], 100.0, atol=1e-3)
+    np.testing.assert_array_equal(fc.target_frame, frame_id + 10 * np.arange(1, 13))
+    assert fc.sigma.shape == (1, 12) and np.all(np.diff(fc.sigma[0]) > 0)
+
+
+def test_long_gap_restarts_the_track_and_unseen_tracks_are_dropped():
+    fps = 10.0  # 4 frames per model step
+    live = LiveForecaster(Forecaster(ForecasterConfig()), fps, ForecastConfig(drop_after_s=2.0))
+    for i in range(12):
+        live.update(i + 1, one_box(1, 10.0 + i))
+    assert live.streams.n_observed([1])[0] == 3
+    for i in range(12, 16):  # short gap (4 frames = one step): interpolated over
+        live.update(i + 1, TrackedBoxes.empty())
+    fc = live.update(17, one_box(1, 26.0))
+    assert live.streams.n_observed([1])[0] == 5 and len(fc) == 1
+    for i in range(17, 25):  # 8 frames unseen: more than one step, the state restarts
+        live.update(i + 1, TrackedBoxes.empty())
+    fc = live.update(26, one_box(1, 40.0))
+    assert len(fc) == 0 and live.streams.n_observed([1])[0] == 0
+    for i in range(26, 50):  # > drop_after_s unseen: forgotten
+        live.update(i + 1, TrackedBoxes.empty())
+    assert 1 not in live.state and 1 not in live.streams.slot
+
+
+def test_homography_adds_world_positions(tmp_path):
+    path = tmp_path / "H.txt"
+    path.write_text("# image -> ground\n0.5 0 1\n0 0.5 0\n0 0 1\n")
+    h = read_homography(path)
+    np.testing.assert_allclose(apply_homography(h, np.array([[2.0, 4.0]])), [[2.0, 2.0]])
+    live = LiveForecaster(Forecaster(ForecasterConfig()), 10.0, ForecastConfig(), homography=h)
+    for i in range(9):
+        fc = live.update(i + 1, one_box(3, 10.0 + i))
+    np.testing.assert_allclose(fc.world_xy, 0.5 * fc.xy + [1.0, 0.0])
+    row = forecast_rows(9, fc).splitlines()[0].split(",")
+    assert row[:4] == ["9", "3", "1", "13"] and len(row) == 8
+    (tmp_path / "bad.txt").write_text("1 2 3\n")
+    with pytest.raises(InputError, match="9 finite numbers"):
+        read_homography(tmp_path / "bad.txt")
+
+
+def test_tracked_from_ultralytics_handles_boxes_id_none():
+    from ultralytics.engine.results import Results
+
+    image = np.zeros((100, 200, 3), np.uint8)
+    untracked = Results(image, "frame.jpg", {0: "person"}, boxes=torch.tensor([[10., 20., 30., 60., 0.9, 0.]]))
+    assert untracked.boxes.id is None
+    assert len(tracked_from_ultralytics(untracked)) == 0
+    tracked = Results(image, "frame.jpg", {0: "person"},
+                      boxes=torch.tensor([[10., 20., 30., 60., 7., 0.9, 0.], [50., 20., 60., 40., 2., 0.8, 0.]]))
+    t = tracked_from_ultralytics(tracked)
+    np.testing.assert_array_equal(t.track_id, [2, 7])  # sorted by id
+    np.testing.assert_allclose(t.box_xywh[1], [10, 20, 20, 40])
+    np.testing.assert_allclose(t.xy[1], [20, 60])
+
+
+def test_tracker_ids_are_stable_and_restart_after_reset():
+    tracker = Tracker("bytetrack")
+    image = np.zeros((200, 300, 3), np.uint8)
+    assert len(tracker.update(Detections.empty(), image)) == 0
+    for i in range(6):
+        boxes = [[20 + 3 * i, 50, 20, 60], [200 - 3 * i, 60, 20, 60]]
+        out = tracker.update(Detections(boxes, [0.9, 0.8], [0, 0]), image)
+    assert sorted(out.track_id.tolist()) == [1, 2]
+    np.testing.assert_allclose(out.box_xywh[out.track_id == 1][0], [35, 50, 20, 60], atol=1.5)
+    assert len(tracker.update(Detections.empty(), image)) == 0
+    tracker.reset()
+    for _ in range(2):
+        out = tracker.update(Detections([[100, 50, 20, 60]], [0.9], [0]), image)
+    assert out.track_id.tolist() == [1]
+
+
+def test_tracker_names_are_checked(tmp_path):
+    with pytest.raises(TrajpredError, match="bytetrack or botsort"):
+        Tracker("sort")
+    (tmp_path / "t.yaml").write_text("tracker_type: nonsense\n")
+    with pytest.raises(TrajpredError, match="tracker_type"):
+        Tracker(str(tmp_path / "t.yaml"))
+    assert Tracker("botsort").low_conf == pytest.approx(0.1)
+
+
+def test_class_names_and_weights_are_checked(tmp_path, monkeypatch):
+    assert class_ids({0: "person", 1: "car"}, ["Person", "1"]) == [0, 1]
+    with pytest.raises(TrajpredError, match="not one of the detector's classes"):
+        class_ids({0: "person"}, ["dog"])
+    with pytest.raises(TrajpredError, match="--weights"):
+        check_weights(str(tmp_path / "missing.pt"))
+    import ultralytics.utils
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(ultralytics.utils, "is_online", lambda: False)
+    with pytest.raises(TrajpredError, match="no internet.*--weights"):
+        check_weights("yolo11n.pt")
+
+
+def test_sources_and_frame_rates(tmp_path):
+    for name in ("b.mp4", "a.avi", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    videos, several = expand_source(str(tmp_path))
+    assert several and [v.name for v in videos] == ["a", "b"]
+    videos, several = expand_source(str(tmp_path / "*.mp4"))
+    assert several and [v.name for v in videos] == ["b"]
+    assert expand_source("0")[0][0].is_stream and expand_source("rtsp://cam/1")[0][0].is_stream
+    with pytest.raises(InputError, match="not found"):
+        expand_source(str(tmp_path / "nope.mp4"))
+    assert frame_rate(25.0, None, "v") == 25.0 and frame_rate(0.0, 12.5, "v") == 12.5
+    for bad in (0.0, math.nan, 90000.0):
+        with pytest.raises(InputError, match="--fps"):
+            frame_rate(bad, None, "v")
+
+
+def test_metrics_and_drawing_helpers():
+    assert iou_xywh([[0, 0, 10, 10]], [[5, 0, 10, 10]])[0, 0] == pytest.approx(1 / 3)
+    assert match_boxes(np.array([[0, 0, 10, 10], [50, 0, 10, 10]]),
+                       np.array([[51, 0, 10, 10], [30, 0, 10, 10]])) == [(1, 0)]
+    scores = DetectionScores()
+    scores.add(np.array([[0, 0, 10, 10], [50, 0, 10, 10]]), np.array([[1, 0, 10, 10], [99, 9, 5, 5]]))
+    assert (scores.tp, scores.fp, scores.fn, scores.precision) == (1, 1, 1, 0.5)
+    band = uncertainty_band(np.array([[10.0, 0.0], [20.0, 0.0]]), np.array([1.0, 2.0]), np.zeros(2))
+    np.testing.assert_allclose(band, [[0, 0], [10, 1], [20, 2], [20, -2], [10, -1]])
+    assert track_rows(4, one_box(2, 20.0)) == "4,2,20.00,100.00,15.00,60.00,10.00,40.00,0,0.9000,px\n"

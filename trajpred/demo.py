@@ -1,0 +1,272 @@
+"""The offline demo: a fresh synthetic scene with ground truth, the full pipeline on its video,
+and scores for each stage.
+
+- detection: precision and recall of the detector's boxes (conf >= its threshold) against the
+  gt_mot.txt boxes, one-to-one matching at IoU >= 0.5 on every frame;
+- tracking: MOTA and IDF1 (py-motmetrics) of the tracked boxes against gt_mot.txt, IoU >= 0.5;
+- forecasting: ADE and FDE in pixels. Each forecast's track is matched to the ground-truth
+  person whose box overlaps it most (IoU >= 0.5) on the frame the forecast was made; its
+  predicted bottom centres are compared with that person's ground-truth bottom centre at each
+  target_frame. Only forecasts whose person is in the ground truth at every target frame count.
+  Beside it, constant velocity on the same forecasts: the track's displacement over the last
+  dt_s, repeated from its current position.
+
+Metric functions are pure functions of arrays; tallies add one frame at a time, so the demo,
+like predict, never holds the video in memory.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .tracks import Tracks, bottom_centre
+
+IOU_MATCH = 0.5
+
+
+def iou_xywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, 4) and (M, 4) left-top-width-height boxes -> (N, M) intersection over union."""
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    x0 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y0 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x1 = np.minimum(a[:, None, 0] + a[:, None, 2], b[None, :, 0] + b[None, :, 2])
+    y1 = np.minimum(a[:, None, 1] + a[:, None, 3], b[None, :, 1] + b[None, :, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def match_boxes(a: np.ndarray, b: np.ndarray, min_iou: float = IOU_MATCH) -> list[tuple[int, int]]:
+    """One-to-one matching of boxes a and b maximising total IoU; pairs with IoU >= min_iou."""
+    from scipy.optimize import linear_sum_assignment
+
+    iou = iou_xywh(a, b)
+    if iou.size == 0:
+        return []
+    rows, cols = linear_sum_assignment(-iou)
+    return [(int(r), int(c)) for r, c in zip(rows, cols) if iou[r, c] >= min_iou]
+
+
+@dataclass
+class DetectionScores:
+    """Counts of matched (tp), unmatched detected (fp) and unmatched ground-truth (fn) boxes."""
+
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+
+    def add(self, gt_boxes: np.ndarray, boxes: np.ndarray) -> None:
+        """Count one frame: gt_boxes (G, 4) and detected boxes (N, 4), left-top-width-height."""
+        n = len(match_boxes(gt_boxes, boxes))
+        self.tp += n
+        self.fp += len(boxes) - n
+        self.fn += len(gt_boxes) - n
+
+    @property
+    def precision(self) -> float:
+        return self.tp / max(self.tp + self.fp, 1)
+
+    @property
+    def recall(self) -> float:
+        return self.tp / max(self.tp + self.fn, 1)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "precision": round(self.precision, 4), "recall": round(self.recall, 4)}
+
+    def line(self) -> str:
+        return (f"detection: precision {self.precision:.3f}  recall {self.recall:.3f}  "
+                f"(IoU >= {IOU_MATCH}; {self.tp + self.fn} ground-truth boxes, {self.tp + self.fp} detections)")
+
+
+class GroundTruth:
+    """gt_mot boxes by frame: ids (N,) and box_xywh (N, 4) of each 1-based frame."""
+
+    def __init__(self, gt: Tracks):
+        self.frames: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for f in gt.frames().tolist():
+            rows = gt.frame_id == f
+            self.frames[f] = (gt.track_id[rows], gt.box_xywh[rows])
+        self.feet = {(int(f), int(i)): xy for f, i, xy in
+                     zip(gt.frame_id, gt.track_id, bottom_centre(gt.box_xywh))}
+
+    def at(self, frame_id: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.frames.get(frame_id, (np.zeros(0, np.int64), np.zeros((0, 4))))
+
+
+def detection_scores(gt: Tracks, found: list[tuple[int, np.ndarray]]) -> DetectionScores:
+    """Scores of (frame_id, box_xywh (N, 4)) detections against ground truth `gt` (with boxes)."""
+    truth = GroundTruth(gt)
+    scores = DetectionScores()
+    for frame_id, boxes in found:
+        scores.add(truth.at(frame_id)[1], boxes)
+    return scores
+
+
+class TrackingTally:
+    """MOTA / IDF1 with py-motmetrics' accumulator, fed our own IoU distances (motmetrics 1.4's
+    iou_matrix uses np.asfarray, which numpy 2 removed)."""
+
+    def __init__(self):
+        import motmetrics
+
+        self._mm = motmetrics
+        self.acc = motmetrics.MOTAccumulator(auto_id=True)
+
+    def add(self, gt_ids, gt_boxes, hyp_ids, hyp_boxes) -> None:
+        iou = iou_xywh(gt_boxes, hyp_boxes)
+        self.acc.update(list(map(int, gt_ids)), list(map(int, hyp_ids)),
+                        np.where(iou >= IOU_MATCH, 1.0 - iou, np.nan))
+
+    def result(self) -> dict:
+        mh = self._mm.metrics.create()
+        summary = mh.compute(self.acc, metrics=["mota", "idf1", "num_switches"], name="demo")
+        row = summary.loc["demo"]
+        return {"mota": float(row["mota"]), "idf1": float(row["idf1"]),
+                "id_switches": int(row["num_switches"])}
+
+
+class ForecastTally:
+    """ADE/FDE (pixels) of the pipeline's forecasts and of constant velocity, see module doc."""
+
+    def __init__(self, truth: GroundTruth, frames_per_step: float):
+        self.truth = truth
+        self.frames_per_step = frames_per_step
+        self.history: dict[int, dict[int, np.ndarray]] = {}  # track id -> {frame: xy}
+        self.model_err: list[np.ndarray] = []
+        self.cv_err: list[np.ndarray] = []
+
+    def _past(self, tid: int, frame_id: float) -> np.ndarray | None:
+        """The track's bottom centre at a fractional frame, interpolated; None if not seen."""
+        h = self.history.get(tid, {})
+        lo, hi = int(np.floor(frame_id)), int(np.ceil(frame_id))
+        if lo not in h or hi not in h:
+            return None
+        return h[lo] + (frame_id - lo) * (h[hi] - h[lo])
+
+    def add(self, frame_id: int, tracks, forecasts) -> None:
+        for tid, xy in zip(tracks.track_id.tolist(), tracks.xy):
+            h = self.history.setdefault(tid, {})
+            h[frame_id] = xy
+            h.pop(frame_id - int(np.ceil(self.frames_per_step)) - 2, None)
+        if len(forecasts) == 0:
+            return
+        gt_ids, gt_boxes = self.truth.at(frame_id)
+        rows = {int(t): j for j, t in enumerate(tracks.track_id)}
+        fc_rows = [rows[int(t)] for t in forecasts.track_id]
+        pairs = match_boxes(tracks.box_xywh[fc_rows], gt_boxes)
+        steps = np.arange(1, forecasts.xy.shape[1] + 1)
+        for j, g in pairs:
+            tid, person = int(forecasts.track_id[j]), int(gt_ids[g])
+            truth = [self.truth.feet.get((int(f), person)) for f in forecasts.target_frame]
+            prev = self._past(tid, frame_id - self.frames_per_step)
+            if any(t is None for t in truth) or prev is None:
+                continue
+            truth = np.array(truth)
+            now = tracks.xy[fc_rows[j]]
+            cv = now + steps[:, None] * (now - prev)
+            self.model_err.append(np.linalg.norm(forecasts.xy[j] - truth, axis=1))
+            self.cv_err.append(np.linalg.norm(cv - truth, axis=1))
+
+    def result(self) -> dict:
+        if not self.model_err:
+            return {"forecasts": 0}
+        m, c = np.array(self.model_err), np.array(self.cv_err)
+        return {"forecasts": len(m), "ade_px": float(m.mean()), "fde_px": float(m[:, -1].mean()),
+                "cv_ade_px": float(c.mean()), "cv_fde_px": float(c[:, -1].mean())}
+
+
+# ---------------------------------------------------------------- the demo run
+
+@dataclass
+class DemoResult:
+    scene_line: str
+    detection: DetectionScores
+    tracking: dict
+    forecast: dict
+    summary_line: str
+    notes: list
+
+    def lines(self) -> list[str]:
+        t, f = self.tracking, self.forecast
+        out = [self.scene_line, self.detection.line(),
+               f"tracking: MOTA {t['mota']:.3f}  IDF1 {t['idf1']:.3f}  ({t['id_switches']} id switches)"]
+        if f.get("forecasts"):
+            out.append(f"forecast: ADE {f['ade_px']:.1f} px  FDE {f['fde_px']:.1f} px   constant velocity: "
+                       f"ADE {f['cv_ade_px']:.1f} px  FDE {f['cv_fde_px']:.1f} px   ({f['forecasts']} "
+                       f"forecasts of {f['horizon_s']:g} s matched to ground truth)")
+        else:
+            out.append("forecast: no forecast could be matched to a ground-truth person over its horizon")
+        return self.notes + out + [self.summary_line]
+
+
+def untrained_checkpoint(path) -> str:
+    """Save a freshly initialised forecaster (it forecasts constant velocity) at `path`."""
+    from .checkpoint import save_checkpoint
+    from .config import to_dict
+    from .model import Forecaster, ForecasterConfig
+
+    cfg = ForecasterConfig()
+    save_checkpoint(path, {"model_config": to_dict(cfg), "model": Forecaster(cfg).state_dict()})
+    return str(path)
+
+
+def run_demo(out_dir, seed: int = 1, duration_s: float = 20.0, weights: str | None = None,
+             checkpoint: str | None = None, imgsz: int = 320, device: str = "auto",
+             progress: bool = True) -> DemoResult:
+    """Synthesize a scene into out_dir/scene, run predict into out_dir/predict, score both."""
+    from pathlib import Path
+
+    from .detect import SHIPPED_DETECTOR, DetectorConfig
+    from .errors import TrajpredError
+    from .formats import read_mot
+    from .pipeline import SHIPPED_FORECASTER, ForecastConfig, Pipeline, PipelineConfig
+    from .render import write_predictions
+    from .synth_render import write_scene
+    from .synth_world import SynthConfig, simulate
+    from .video import VideoReader, VideoSource
+
+    out = Path(out_dir)
+    notes = []
+    weights = weights or str(SHIPPED_DETECTOR)
+    if not Path(weights).exists():
+        raise TrajpredError(f"detector weights {weights} not found; train them with "
+                            f"scripts/train_detector.py or pass --weights")
+    if checkpoint is None:
+        checkpoint = str(SHIPPED_FORECASTER)
+        if not SHIPPED_FORECASTER.exists():
+            out.mkdir(parents=True, exist_ok=True)
+            checkpoint = untrained_checkpoint(out / "untrained_forecaster.pt")
+            notes.append(f"note: {SHIPPED_FORECASTER} is absent; forecasting with an untrained "
+                         f"model (= constant velocity)")
+    scene = simulate(SynthConfig(seed=seed, duration_s=duration_s))
+    paths = write_scene(scene, out / "scene", progress=progress)
+    cfg = scene.cfg
+    config = PipelineConfig(detector=DetectorConfig(weights=weights, imgsz=imgsz, device=device),
+                            forecast=ForecastConfig(checkpoint=checkpoint,
+                                                    homography=str(paths.homography)))
+    pipeline = Pipeline(config)
+    gt = read_mot(paths.gt_mot)
+    truth = GroundTruth(gt)
+    detection = DetectionScores()
+    tracking = TrackingTally()
+    forecasting = ForecastTally(truth, cfg.fps * pipeline.model.cfg.dt_s)
+
+    def score(result) -> None:
+        ids, boxes = truth.at(result.frame_id)
+        detection.add(boxes, result.detections.box_xywh)
+        tracking.add(ids, boxes, result.tracks.track_id, result.tracks.box_xywh)
+        forecasting.add(result.frame_id, result.tracks, result.forecasts)
+
+    predict_dir = out / "predict"
+    predict_dir.mkdir(parents=True, exist_ok=True)
+    with VideoReader(VideoSource(str(paths.video), "demo")) as reader:
+        summary = write_predictions(pipeline, reader, predict_dir, progress, on_result=score)
+    n_people = len(np.unique(gt.track_id))
+    scene_line = (f"scene: {scene.n_frames} frames {cfg.width}x{cfg.height} at {cfg.fps:g} fps, "
+                  f"{n_people} people, seed {seed} -> {paths.out_dir}")
+    forecast = forecasting.result()
+    forecast["horizon_s"] = pipeline.model.cfg.pred_len * pipeline.model.cfg.dt_s
+    return DemoResult(scene_line, detection, tracking.result(), forecast,
+                      summary.line(), notes)

@@ -103,16 +103,19 @@ def main(argv=None) -> int:
     best = work / "runs" / "detector" / "weights" / "best.pt"
     out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(best, out)
-    return write_report(args, out, train_s=time.perf_counter() - start)
+    # --time-h may stop training before --epochs (ultralytics then re-plans the schedule).
+    return write_report(args, out, train_s=time.perf_counter() - start,
+                        epochs_done=model.trainer.epoch + 1)
 
 
-def write_report(args: argparse.Namespace, out: Path, train_s: float | None) -> int:
+def write_report(args: argparse.Namespace, out: Path, train_s: float | None,
+                 epochs_done: int | None = None) -> int:
     """Score `out` on the held-out scene; write and print `<out stem>.json`."""
     report_path = out.with_suffix(".json")
     report = json.loads(report_path.read_text()) if report_path.exists() and train_s is None else {
         "weights": out.name, "model": Path(args.model).name, "imgsz": args.imgsz,
-        "epochs": args.epochs, "images": args.images, "scenes": args.scenes,
-        "train_seconds": None if train_s is None else round(train_s)}
+        "epochs": epochs_done, "images": args.images, "scenes": args.scenes,
+        "time_limit_h": args.time_h, "train_seconds": None if train_s is None else round(train_s)}
     report["held_out_scene_seed"] = HELD_OUT_SEED
     report["held_out"] = held_out_scores(out, seed=HELD_OUT_SEED, imgsz=args.imgsz)
     report_path.write_text(json.dumps(report, indent=2) + "\n")

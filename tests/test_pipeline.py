@@ -62,10 +62,10 @@ def test_long_gap_restarts_the_track_and_unseen_tracks_are_dropped():
     for i in range(12):
         live.update(i + 1, one_box(1, 10.0 + i))
     assert live.streams.n_observed([1])[0] == 3
-    for i in range(12, 16):  # short gap (4 frames = one step): interpolated over
+    for i in range(12, 15):  # seen again 4 frames (one step) later: interpolated over
         live.update(i + 1, TrackedBoxes.empty())
-    fc = live.update(17, one_box(1, 26.0))
-    assert live.streams.n_observed([1])[0] == 5 and len(fc) == 1
+    fc = live.update(16, one_box(1, 25.0))
+    assert live.streams.n_observed([1])[0] == 4 and len(fc) == 1
     for i in range(17, 25):  # 8 frames unseen: more than one step, the state restarts
         live.update(i + 1, TrackedBoxes.empty())
     fc = live.update(26, one_box(1, 40.0))

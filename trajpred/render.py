@@ -248,10 +248,9 @@ def write_predictions(pipeline, reader: VideoReader, out_dir: Path, progress: bo
             frames += 1
             bar.update()
     except KeyboardInterrupt as e:
-        outputs.close()
-        bar.close()
         e.summary = summary(True)
         raise
-    outputs.close()
-    bar.close()
+    finally:
+        outputs.close()
+        bar.close()
     return summary(False)

@@ -81,6 +81,7 @@ class TrainConfig:
     augment_rotate: bool = True
     augment_flip: bool = True
     augment_speed: float = 0.1    # scale whole windows by a factor in [1 - a, 1 + a]
+    augment_noise: float = 0.0    # max std of noise added to observed positions (model units, ~m)
     wta_relax: float = 0.05       # share of the mode loss given to the losing modes
     mode_weight: float = 0.3      # weight of the mixture head's losses beside the deterministic ADE
     eval_k: int = 20              # best-of-K on validation
@@ -177,6 +178,12 @@ def train_one_epoch(model: nn.Module, windows: Windows, optimizer, scheduler, cf
             keep = int(torch.randint(cfg.min_obs_len, obs_len + 1, (1,), generator=gen))
             obs, box = obs[:, obs_len - keep:], None if box is None else box[:, obs_len - keep:]
         scale = window_scale(box, len(obs))
+        if cfg.augment_noise > 0:
+            # Annotation noise on the observed steps only, at a random level per window (some
+            # windows stay clean): the model learns to judge from the jitter it sees whether to
+            # smooth its input or trust it (the future stays as annotated).
+            level = torch.rand(len(obs), generator=gen) * cfg.augment_noise * scale
+            obs = obs + torch.randn(obs.shape, generator=gen) * level[:, None, None]
         features, heading, speed = window_features(obs, scale, box if model_cfg.box_features else None)
         out = model(features, speed)
         loss = forecast_loss(out, to_heading_frame(fut, obs[:, -1], heading, scale), cfg)

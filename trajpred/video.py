@@ -100,6 +100,9 @@ class VideoReader:
 
     def __init__(self, source: VideoSource, fps: float | None = None):
         self.source = source
+        # FFmpeg would print its own complaint (e.g. "moov atom not found") beside our one-line
+        # error; silenced unless the user chose a level (read when OpenCV first opens a video).
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
         uri: str | int = int(source.uri) if source.uri.isdigit() else source.uri
         self._cap = cv2.VideoCapture(uri)
         if not self._cap.isOpened():

@@ -11,6 +11,15 @@ from trajpred.tracks import Tracks, bottom_centre
 SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Tests run small tensors: one thread avoids oversubscribing 2-core CI machines, where
+    subprocess tests (torchrun, the CLI) run beside the pytest process."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def build_tracks(n_tracks: int = 3, n_frames: int = 4, units: str = "m", with_boxes: bool = False,
                  first_frame: int = 1, frame_step: int = 1) -> Tracks:
     """Track k walks from (k, 0) with velocity (0.5, 0.25 * k) per frame step; one row per frame.

@@ -75,7 +75,6 @@ def make_windows(tracks: Tracks, obs_len: int, pred_len: int, stride: int = 1) -
     """All agent-windows of one file (see the module docstring for the protocol)."""
     seq_len = obs_len + pred_len
     frames = tracks.frames()
-    frame_pos = np.searchsorted(frames, tracks.frame_id)  # index of each row's frame
     obs, fut, boxes, last_frame, ids = [], [], [], [], []
     for track_id, rows in tracks.by_track():
         pos = np.searchsorted(frames, rows.frame_id)
@@ -92,7 +91,6 @@ def make_windows(tracks: Tracks, obs_len: int, pred_len: int, stride: int = 1) -
                     boxes.append(rows.box_xywh[idx[:obs_len], 2:4])
                 last_frame.append(rows.frame_id[idx[obs_len - 1]])
                 ids.append(track_id)
-    del frame_pos
     n = len(obs)
     return Windows(
         obs_xy=np.asarray(obs, np.float32).reshape(n, obs_len, 2),

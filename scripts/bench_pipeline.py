@@ -34,7 +34,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--weights", required=True)
     p.add_argument("--checkpoint", default=None, help="forecaster (default: the shipped one, "
                    "else an untrained model of the default config)")
-    p.add_argument("--imgsz", type=int, default=320)
+    p.add_argument("--imgsz", type=int, default=None,
+                   help="inference size (default: the size the weights were trained at, else 640)")
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
     p.add_argument("--max-frames", type=int, default=300, help="frames used from the video")
     p.add_argument("--tracks", type=int, default=50, help="live tracks in the micro-benchmark")
@@ -52,16 +53,18 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def bench_yolo_track(args, n_frames: int) -> dict:
+def bench_yolo_track(args, n_frames: int, imgsz: int) -> dict:
     """ultralytics' own streaming loop over the first n_frames (stream=True: one at a time)."""
     from ultralytics import YOLO
 
     from trajpred.detect import resolve_device
+    from trajpred.tracking import tracked_from_ultralytics
 
     model = YOLO(args.weights, task="detect")
-    start, frames = None, 0
-    for _ in model.track(args.video, stream=True, imgsz=args.imgsz, classes=[0], verbose=False,
-                         device=resolve_device(args.device), tracker="bytetrack.yaml"):
+    start, frames, ids = None, 0, set()
+    for result in model.track(args.video, stream=True, imgsz=imgsz, classes=[0], verbose=False,
+                              device=resolve_device(args.device), tracker="bytetrack.yaml"):
+        ids.update(tracked_from_ultralytics(result).track_id.tolist())
         if start is None:  # the first frame includes model warm-up; time the rest
             start = time.perf_counter()
         else:
@@ -69,7 +72,8 @@ def bench_yolo_track(args, n_frames: int) -> dict:
         if frames + 1 >= n_frames:
             break
     seconds = time.perf_counter() - start
-    return {"frames": frames, "seconds": round(seconds, 3), "fps": round(frames / seconds, 2)}
+    return {"frames": frames, "seconds": round(seconds, 3), "fps": round(frames / seconds, 2),
+            "tracks": len(ids)}
 
 
 def bench_pipeline(args, checkpoint: str, out_dir: Path) -> dict:
@@ -89,11 +93,14 @@ def bench_pipeline(args, checkpoint: str, out_dir: Path) -> dict:
                                                     device=args.device),
                             forecast=ForecastConfig(checkpoint=checkpoint))
     pipeline = Pipeline(config)
-    with FirstFrames(VideoSource(args.video, Path(args.video).stem)) as reader:
+    source = VideoSource(args.video, Path(args.video).stem)
+    with VideoReader(source) as reader:  # warm-up (lazy imports, predictor set-up), untimed
+        pipeline.detector.detect(next(iter(reader)))
+    with FirstFrames(source) as reader:
         info = reader.info
         summary = write_predictions(pipeline, reader, out_dir, progress=False)
     return {"frames": summary.frames, "seconds": round(summary.seconds, 3),
-            "fps": round(summary.fps, 2), "tracks": summary.tracks,
+            "fps": round(summary.fps, 2), "tracks": summary.tracks, "imgsz": pipeline.detector.imgsz,
             "forecast_share": round(summary.forecast_seconds / summary.seconds, 4),
             "video": {"width": info.width, "height": info.height, "fps": info.fps}}
 
@@ -136,7 +143,8 @@ def main(argv=None) -> int:
     checkpoint = args.checkpoint or (str(SHIPPED_FORECASTER) if SHIPPED_FORECASTER.exists()
                                      else untrained_checkpoint(work / "untrained.pt"))
     pipeline = bench_pipeline(args, checkpoint, work / "predict")
-    yolo = bench_yolo_track(args, pipeline["frames"])
+    imgsz = pipeline.pop("imgsz")
+    yolo = bench_yolo_track(args, pipeline["frames"], imgsz)
     streams = bench_streams(checkpoint, args.tracks)
     frame_ms = 1000.0 / pipeline["fps"]
     step_ms = streams["observe_ms"] + streams["forecast_ms"]
@@ -145,7 +153,7 @@ def main(argv=None) -> int:
                     "torch": torch.__version__, "device": args.device,
                     "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
         "video": {"path": args.video, **pipeline.pop("video"), "frames_used": pipeline["frames"]},
-        "weights": args.weights, "imgsz": args.imgsz, "checkpoint": checkpoint,
+        "weights": args.weights, "imgsz": imgsz, "checkpoint": checkpoint,
         "yolo_track": yolo,
         "pipeline": pipeline,
         "pipeline_vs_yolo_track": round(pipeline["fps"] / yolo["fps"], 3),
@@ -156,8 +164,8 @@ def main(argv=None) -> int:
     v = report["video"]
     print(f"on {report['machine']['cpu']}, torch {torch.__version__} with "
           f"{report['machine']['torch_threads']} threads, device {args.device}; video "
-          f"{v['width']}x{v['height']} at {v['fps']:g} fps, {v['frames_used']} frames, imgsz {args.imgsz}")
-    print(f"YOLO.track alone:        {yolo['fps']:.1f} fps")
+          f"{v['width']}x{v['height']} at {v['fps']:g} fps, {v['frames_used']} frames, imgsz {imgsz}")
+    print(f"YOLO.track alone:        {yolo['fps']:.1f} fps ({yolo['tracks']} tracks)")
     print(f"full pipeline:           {pipeline['fps']:.1f} fps ({pipeline['forecast_share']:.1%} of its "
           f"time forecasting, {pipeline['tracks']} tracks)")
     print(f"forecaster, {args.tracks} tracks: observe {streams['observe_ms']:.2f} ms + forecast "

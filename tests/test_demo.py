@@ -30,7 +30,7 @@ def test_demo_prints_every_metric(video_assets, tmp_path):
     mota, idf1 = map(float, re.search(r"MOTA (-?[\d.]+)\s+IDF1 ([\d.]+)", text).groups())
     assert precision > 0.5 and recall > 0.5 and mota > 0.3 and idf1 > 0.3
     assert re.search(r"forecast: ADE [\d.]+ px\s+FDE [\d.]+ px\s+constant velocity: ADE [\d.]+ px", text)
-    assert (out / "scene" / "gt_mot.txt").is_file() and (out / "predict" / "annotated.mp4").is_file()
+    assert (out / "scene" / "gt_mot.txt").is_file() and (out / "annotated.mp4").is_file()
 
 
 def test_forecast_tally_scores_a_hand_made_case():

@@ -7,7 +7,7 @@ import time
 
 from trajpred.checkpoint import load_checkpoint
 
-EPOCHS = 12
+EPOCHS = 40
 
 
 def test_sigkill_at_random_points_then_resume(eth_ucy_like_root, tmp_path):
@@ -19,8 +19,15 @@ def test_sigkill_at_random_points_then_resume(eth_ucy_like_root, tmp_path):
     rng = random.Random(1234)
     kills = 0
     for _ in range(4):
+        before = load_checkpoint(out / "last.pt")["epoch"] if (out / "last.pt").exists() else 0
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(2.0, 6.0))
+        # Kill at a random moment once this run has made progress (mid-epoch or mid-write).
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            if (out / "last.pt").exists() and load_checkpoint(out / "last.pt")["epoch"] > before:
+                break
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 0.6))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
@@ -28,7 +35,7 @@ def test_sigkill_at_random_points_then_resume(eth_ucy_like_root, tmp_path):
         for path in out.glob("*.pt"):  # every checkpoint left behind loads
             state = load_checkpoint(path)
             assert 1 <= state["epoch"] <= EPOCHS
-    assert kills >= 2, "training finished before it could be interrupted; the test proved nothing"
+    assert kills == 4, "training finished before it could be interrupted; the test proved nothing"
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     last = load_checkpoint(out / "last.pt")

@@ -213,9 +213,9 @@ def untrained_checkpoint(path) -> str:
 
 
 def run_demo(out_dir, seed: int = 1, duration_s: float = 20.0, weights: str | None = None,
-             checkpoint: str | None = None, imgsz: int = 320, device: str = "auto",
+             checkpoint: str | None = None, imgsz: int | None = None, device: str = "auto",
              progress: bool = True) -> DemoResult:
-    """Synthesize a scene into out_dir/scene, run predict into out_dir/predict, score both."""
+    """Synthesize a scene into out_dir/scene, run predict on it into out_dir, score each stage."""
     from pathlib import Path
 
     from .detect import SHIPPED_DETECTOR, DetectorConfig
@@ -259,10 +259,8 @@ def run_demo(out_dir, seed: int = 1, duration_s: float = 20.0, weights: str | No
         tracking.add(ids, boxes, result.tracks.track_id, result.tracks.box_xywh)
         forecasting.add(result.frame_id, result.tracks, result.forecasts)
 
-    predict_dir = out / "predict"
-    predict_dir.mkdir(parents=True, exist_ok=True)
     with VideoReader(VideoSource(str(paths.video), "demo")) as reader:
-        summary = write_predictions(pipeline, reader, predict_dir, progress, on_result=score)
+        summary = write_predictions(pipeline, reader, out, progress, on_result=score)
     n_people = len(np.unique(gt.track_id))
     scene_line = (f"scene: {scene.n_frames} frames {cfg.width}x{cfg.height} at {cfg.fps:g} fps, "
                   f"{n_people} people, seed {seed} -> {paths.out_dir}")

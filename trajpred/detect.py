@@ -29,6 +29,7 @@ def resolve_data_path(path: str) -> Path:
         return given
     return PACKAGE_ROOT / given
 DEVICES = ("auto", "cpu", "cuda")
+DEFAULT_IMGSZ = 640  # ultralytics' default inference size
 
 
 @dataclass
@@ -36,13 +37,14 @@ class DetectorConfig:
     weights: str = "yolo11n.pt"     # any weights ultralytics loads; see module docstring
     classes: list[str | int] = field(default_factory=lambda: ["person"])  # names or ids
     conf: float = 0.25              # detections at or above count (see Detector.query_conf)
-    imgsz: int = 640                # inference size in pixels (longest side)
+    imgsz: int | None = None        # inference size in pixels; None: the size the weights were
+                                    # trained at (ultralytics records it in .pt files), else 640
     device: str = "auto"            # auto | cpu | cuda
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.conf <= 1.0:
             raise TrajpredError(f"conf must be in [0, 1], got {self.conf}")
-        if self.imgsz < 32:
+        if self.imgsz is not None and self.imgsz < 32:
             raise TrajpredError(f"imgsz must be at least 32, got {self.imgsz}")
         if self.device not in DEVICES:
             raise TrajpredError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
@@ -142,13 +144,16 @@ def check_weights(weights: str) -> str:
                             f"{_local_file_hint()}") from None
 
 
-def load_yolo(weights: str):
-    """An ultralytics YOLO model from weights passed through `check_weights`; one-line errors
-    for unreadable files."""
+def load_yolo(weights: str, device: str = "cpu", imgsz: int = 64):
+    """An ultralytics YOLO model from weights passed through `check_weights`, run once on a blank
+    image: exported formats (ONNX, OpenVINO) load their runtime only then, so a missing runtime
+    or an unreadable file is a one-line error here rather than a traceback on the first frame."""
     from ultralytics import YOLO
 
     try:
-        return YOLO(weights, task="detect")
+        model = YOLO(weights, task="detect")
+        model.predict(np.zeros((imgsz, imgsz, 3), np.uint8), imgsz=imgsz, device=device, verbose=False)
+        return model
     except Exception as e:  # ultralytics raises many types for a bad file; each ends as one line
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise TrajpredError(f"cannot load detector weights {weights}: {first[:160]}") from None
@@ -183,7 +188,9 @@ class Detector:
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
         self.weights = check_weights(cfg.weights)  # the local file actually loaded
-        self.model = load_yolo(self.weights)
+        self.model = load_yolo(self.weights, self.device)
+        trained = self.model.overrides.get("imgsz")
+        self.imgsz = cfg.imgsz or (trained if isinstance(trained, int) else DEFAULT_IMGSZ)
         self.names = {int(i): str(n) for i, n in self.model.names.items()}
         self.class_ids = class_ids(self.names, cfg.classes)
         self.query_conf = cfg.conf if low_conf is None else min(cfg.conf, low_conf)
@@ -191,7 +198,7 @@ class Detector:
     def detect(self, frame_bgr: np.ndarray) -> Detections:
         """(H, W, 3) uint8 BGR frame -> Detections of the configured classes."""
         results = self.model.predict(frame_bgr, conf=self.query_conf, classes=self.class_ids,
-                                     imgsz=self.cfg.imgsz, device=self.device, verbose=False)
+                                     imgsz=self.imgsz, device=self.device, verbose=False)
         return detections_from_ultralytics(results[0])
 
     def confident(self, detections: Detections) -> Detections:

@@ -266,7 +266,8 @@ class Pipeline:
         # The resolved config (saved beside outputs) names the files actually loaded.
         checkpoint = str(resolve_data_path(cfg.forecast.checkpoint)) if forecast else cfg.forecast.checkpoint
         self.config = dataclasses.replace(
-            cfg, detector=dataclasses.replace(cfg.detector, weights=self.detector.weights),
+            cfg, detector=dataclasses.replace(cfg.detector, weights=self.detector.weights,
+                                              imgsz=self.detector.imgsz),
             forecast=dataclasses.replace(cfg.forecast, checkpoint=checkpoint))
         self.forecaster: LiveForecaster | None = None
 

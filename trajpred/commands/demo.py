@@ -3,7 +3,8 @@
 Generates a fresh synthetic plaza scene with exact ground truth (OUT/scene: video.mp4,
 gt_mot.txt, homography.txt, ...), runs `predict` on it with the shipped detector
 (data/detector/synth_yolo.pt) and forecaster (data/checkpoints/video.pt; an untrained model,
-i.e. constant velocity, when that file is absent), writes the outputs to OUT/predict and prints:
+i.e. constant velocity, when that file is absent), writes predict's outputs into OUT
+(annotated.mp4, tracks.csv, tracks_mot.txt, forecasts.csv, config.yaml) and prints:
 detection precision/recall (IoU 0.5 against gt_mot boxes), tracking MOTA and IDF1
 (py-motmetrics), and forecast ADE/FDE in pixels beside constant velocity on the same tracks.
 """
@@ -20,7 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "data/detector/synth_yolo.pt)")
     p.add_argument("--checkpoint", default=None, help="forecaster checkpoint (default: the "
                    "shipped data/checkpoints/video.pt)")
-    p.add_argument("--imgsz", type=int, default=320, help="detector inference size")
+    p.add_argument("--imgsz", type=int, default=None, help="detector inference size (default: "
+                   "the size the weights were trained at)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 

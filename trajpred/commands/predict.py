@@ -43,7 +43,8 @@ def add_detector_arguments(p: argparse.ArgumentParser) -> None:
                    help="class names or ids to detect (default: person)")
     p.add_argument("--conf", type=float, default=S, help="detection confidence threshold "
                    "(default: 0.25)")
-    p.add_argument("--imgsz", type=int, default=S, help="inference size in pixels (default: 640)")
+    p.add_argument("--imgsz", type=int, default=S, help="inference size in pixels (default: the "
+                   "size the weights were trained at, else 640)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=S,
                    help="where to run the detector and forecaster (default: auto)")
     p.add_argument("--tracker", default=S, help="bytetrack, botsort or a tracker yaml "

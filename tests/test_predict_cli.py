@@ -121,7 +121,8 @@ def test_blank_video_gives_empty_valid_outputs(video_assets, tmp_path):
     assert (tmp_path / "out" / "forecasts.csv").read_text() == "frame,track_id,step,target_frame,x,y\n"
 
 
-def test_folder_of_videos_gets_one_folder_each_and_ids_restart(video_assets, tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_folder_of_videos_gets_one_folder_each_and_ids_restart(video_assets, tmp_path, workers):
     clips = tmp_path / "clips"
     clips.mkdir()
     cap = cv2.VideoCapture(str(video_assets.scene.video))
@@ -129,8 +130,9 @@ def test_folder_of_videos_gets_one_folder_each_and_ids_restart(video_assets, tmp
     write_video(clips / "first.mp4", frames)
     write_video(clips / "second.mp4", frames[5:])
     (clips / "readme.txt").write_text("not a video")
-    result = trajpred(*predict_args(video_assets, clips, tmp_path / "out"))
+    result = trajpred(*predict_args(video_assets, clips, tmp_path / "out", "--workers", workers))
     assert result.returncode == 0, result.stderr
+    assert result.stdout.count("frames") == 2  # one summary line per video
     ids = {}
     for name in ("first", "second"):
         assert (tmp_path / "out" / name / "annotated.mp4").is_file()

@@ -63,6 +63,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--homography", default=S, metavar="H.txt",
                    help="3x3 image -> ground plane matrix: also forecast in metres (wx, wy)")
     p.add_argument("--k", type=int, default=S, help="sampled trajectories to draw per track (default: 0)")
+    p.add_argument("--workers", type=int, default=1, help="processes for a folder of videos, one video "
+                   "each at a time (torch threads are split between them)")
 
 
 FLAG_KEYS = {"weights": "detector.weights", "classes": "detector.classes", "conf": "detector.conf",
@@ -113,34 +115,88 @@ def prepare_out_dir(path: Path) -> Path:
     return path
 
 
+def _predict_video(pipeline, video, out_dir: Path, progress: bool) -> str:
+    """One video through the pipeline into out_dir; returns the summary line."""
+    from ..render import write_predictions
+
+    with pipeline.open(video) as reader:
+        try:
+            return write_predictions(pipeline, reader, out_dir, progress=progress).line()
+        except KeyboardInterrupt as e:
+            print(e.summary.line() if hasattr(e, "summary") else "interrupted", file=sys.stderr)
+            raise
+
+
+_worker_pipeline = None
+
+
+def _worker_init(config, threads: int) -> None:
+    global _worker_pipeline
+    import torch
+
+    from ..pipeline import Pipeline
+
+    torch.set_num_threads(threads)
+    _worker_pipeline = Pipeline(config)
+
+
+def _worker_job(video, out_dir: Path) -> tuple[str, str | None, str | None]:
+    """(video uri, summary line, one-line error) for one video, in a worker process."""
+    from ..errors import TrajpredError
+
+    try:
+        return video.uri, _predict_video(_worker_pipeline, video, out_dir, progress=False), None
+    except TrajpredError as e:
+        return video.uri, None, str(e)
+
+
+def _run_parallel(config, videos, out: Path, workers: int) -> int:
+    """Videos of a folder spread over worker processes; each worker loads the models once."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    failed = 0
+    ctx = multiprocessing.get_context("spawn")  # no forked torch/OpenCV thread state
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
+                             initargs=(config, threads)) as pool:
+        jobs = [pool.submit(_worker_job, v, prepare_out_dir(out / v.name)) for v in videos]
+        for job in as_completed(jobs):
+            uri, line, error = job.result()
+            if error:
+                print(f"trajpred predict: skipped {uri}: {error}", file=sys.stderr)
+                failed += 1
+            else:
+                print(line, flush=True)
+    return 2 if failed else 0
+
+
 def run(args: argparse.Namespace) -> int:
     from ..errors import TrajpredError
     from ..pipeline import Pipeline
-    from ..render import write_predictions
     from ..video import VideoReader, expand_source
 
+    if args.workers < 1:
+        raise TrajpredError("--workers must be at least 1")
     config = load_pipeline_config(args)
     videos, several = expand_source(args.source)
     out = prepare_out_dir(Path(args.out))
     if not several:
         VideoReader(videos[0], config.fps).close()  # a bad video fails before the models load
+    elif args.workers > 1:
+        return _run_parallel(config, videos, out, min(args.workers, len(videos)))
     pipeline = Pipeline(config)
     failed = 0
     for video in videos:
         out_dir = prepare_out_dir(out / video.name) if several else out
         try:
-            reader = pipeline.open(video)
+            print(_predict_video(pipeline, video, out_dir, progress=not args.no_progress))
         except TrajpredError as e:
             if not several:
                 raise
             print(f"trajpred predict: skipped {video.uri}: {e}", file=sys.stderr)
             failed += 1
-            continue
-        with reader:
-            try:
-                summary = write_predictions(pipeline, reader, out_dir, progress=not args.no_progress)
-            except KeyboardInterrupt as e:
-                print(e.summary.line() if hasattr(e, "summary") else "interrupted", file=sys.stderr)
-                return 130
-        print(summary.line())
+        except KeyboardInterrupt:
+            return 130
     return 2 if failed else 0

@@ -12,6 +12,8 @@ tracks_mot.txt, forecasts.csv and config.yaml (see `PredictOutputs`).
 """
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -40,10 +42,6 @@ def track_colour(track_id: int) -> tuple[int, int, int]:
 def _pts(xy: np.ndarray) -> np.ndarray:
     """(N, 2) float pixels -> (N, 1, 2) int32, the layout cv2.polylines/fillPoly take."""
     return np.round(xy).astype(np.int32).reshape(-1, 1, 2)
-
-
-def _xy(point: np.ndarray) -> tuple[int, int]:
-    return int(round(point[0])), int(round(point[1]))
 
 
 def uncertainty_band(centre: np.ndarray, sigma: np.ndarray, start: np.ndarray) -> np.ndarray:
@@ -90,10 +88,11 @@ class Renderer:
                     path = np.vstack([current[tid][None], sample])
                     cv2.polylines(img, [_pts(path)], False, colour, 1, cv2.LINE_AA)
             path = np.vstack([current[tid][None], fc.xy[j]])
-            for a, b in zip(path[:-1], path[1:]):  # dashed, unlike the solid trail
-                cv2.line(img, _xy(a), _xy(a + 0.6 * (b - a)), colour, self.cfg.line_px, cv2.LINE_AA)
-            for point in fc.xy[j]:
-                cv2.circle(img, _xy(point), 2, (255, 255, 255), -1, cv2.LINE_AA)
+            dashes = np.stack([path[:-1], path[:-1] + 0.6 * (path[1:] - path[:-1])], 1)  # (P, 2, 2)
+            cv2.polylines(img, list(np.round(dashes).astype(np.int32)), False, colour,
+                          self.cfg.line_px, cv2.LINE_AA)  # dashed, unlike the solid trail
+            for x, y in np.round(fc.xy[j]).astype(int).tolist():
+                cv2.circle(img, (x, y), 2, (255, 255, 255), -1, cv2.LINE_AA)
         for tid, trail in self.trails.items():
             if tid not in current or len(trail) < 2:
                 continue
@@ -239,9 +238,10 @@ def write_predictions(pipeline, reader: VideoReader, out_dir: Path, progress: bo
                             time.perf_counter() - start,
                             pipeline.forecaster.seconds if pipeline.forecaster else 0.0, interrupted)
 
+    sink = FrameSink(renderer, outputs)
     try:
         for result in pipeline.process(reader):
-            outputs.write(result, renderer.draw(result))
+            sink.put(result)
             if on_result is not None:
                 on_result(result)
             ids.update(result.tracks.track_id.tolist())
@@ -251,6 +251,41 @@ def write_predictions(pipeline, reader: VideoReader, out_dir: Path, progress: bo
         e.summary = summary(True)
         raise
     finally:
-        outputs.close()
-        bar.close()
+        try:
+            sink.close()  # every frame handed over is drawn and written before the files close
+        finally:
+            outputs.close()
+            bar.close()
     return summary(False)
+
+
+class FrameSink:
+    """Draws and writes frames on a background thread, so drawing and video encoding (which
+    release the GIL) overlap the next frame's detection. The queue is short: memory stays flat
+    and the writer is never more than `depth` frames behind."""
+
+    def __init__(self, renderer: Renderer, outputs: PredictOutputs, depth: int = 4):
+        self.renderer, self.outputs = renderer, outputs
+        self.queue: queue.Queue = queue.Queue(maxsize=depth)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="trajpred-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (result := self.queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self.outputs.write(result, self.renderer.draw(result))
+                except BaseException as e:  # raised again in the main thread
+                    self.error = e
+
+    def put(self, result: FrameResult) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(result)
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error

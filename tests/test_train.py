@@ -107,3 +107,15 @@ def test_train_and_evaluate_cli_end_to_end(eth_ucy_like_root, tmp_path):
     assert {r["step"] for r in rows} == {str(s) for s in range(1, 13)}
     assert scores[0]["min_ade"] <= scores[0]["ade"] + 1e-9
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_fine_tuning_starts_from_the_given_weights(eth_ucy_like_root, tmp_path):
+    fit(small_run(eth_ucy_like_root, tmp_path / "base", 1), progress=False, log=lambda *_: None)
+    base = load_checkpoint(tmp_path / "base/last.pt")["model"]
+    lines = []
+    fit(small_run(eth_ucy_like_root, tmp_path / "tuned", 1, f"train.init_from={tmp_path / 'base/last.pt'}",
+                  "train.lr=0.0"), progress=False, log=lines.append)
+    assert any("initialised from" in line for line in lines)
+    tuned = load_checkpoint(tmp_path / "tuned/last.pt")["model"]
+    for name, tensor in base.items():  # learning rate 0: the weights are the initial ones
+        torch.testing.assert_close(tensor, tuned[name])

@@ -85,6 +85,7 @@ class TrainConfig:
     mode_weight: float = 0.3      # weight of the mixture head's losses beside the deterministic ADE
     eval_k: int = 20              # best-of-K on validation
     threads: int = 0              # torch CPU threads (0 = torch's default)
+    init_from: str = ""           # start from this checkpoint's weights (fine-tuning); same model config
     out_dir: str = "runs/train"
 
 
@@ -268,6 +269,9 @@ def fit(run: RunConfig, resume: bool = False, progress: bool = True, log=print) 
         raise TrajpredError(f"not enough data: {len(train_w)} training and {len(val_w)} validation windows "
                             f"of {obs_len + pred_len} steps")
     model = Forecaster(run.model)
+    if cfg.init_from:
+        model = model_from_payload(load_checkpoint(cfg.init_from), cfg.init_from, expect=run.model)
+        log(f"initialised from {cfg.init_from}")
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(train_w) / cfg.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, steps_per_epoch))

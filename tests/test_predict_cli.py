@@ -150,7 +150,7 @@ def test_interrupted_predict_leaves_complete_outputs(video_assets, tmp_path):
                             env={**os.environ, "YOLO_OFFLINE": "1"})
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
-        tracks = out / "tracks.csv"
+        tracks = out / ".tracks.partial.csv"  # rows grow here; moved to tracks.csv on close
         if tracks.exists() and tracks.read_text().count("\n") > 40:
             break
         time.sleep(0.2)
@@ -164,6 +164,7 @@ def test_interrupted_predict_leaves_complete_outputs(video_assets, tmp_path):
     assert tracks.frame_id.max() <= n
     for name in ("tracks.csv", "forecasts.csv", "tracks_mot.txt"):
         assert (out / name).read_text().endswith("\n")
+    assert not list(out.glob(".*partial*")), "partial files left after a clean stop"
 
 
 def test_track_output_feeds_read_csv_and_train(video_assets, tmp_path):
@@ -214,3 +215,27 @@ def test_bad_videos_and_outputs_are_one_line_errors(video_assets, tmp_path):
                       "--no-progress", *common)
     assert result.returncode == 0, result.stderr
     assert frame_count(tmp_path / "o4" / "annotated.mp4") == 3
+
+
+def test_killed_rerun_keeps_the_earlier_outputs(video_assets, tmp_path):
+    """Outputs grow in hidden partial files and are renamed into place when a run closes, so a
+    run killed outright (SIGKILL) leaves the previous run's files as they were."""
+    cap = cv2.VideoCapture(str(video_assets.scene.video))
+    frames = [cap.read()[1] for _ in range(30)]
+    out = tmp_path / "out"
+    first = trajpred(*predict_args(video_assets, write_video(tmp_path / "short.mp4", frames), out))
+    assert first.returncode == 0, first.stderr
+    before = {name: (out / name).read_bytes() for name in ("tracks.csv", "forecasts.csv", "annotated.mp4")}
+    long_video = write_video(tmp_path / "long.mp4", frames * 16)
+    proc = subprocess.Popen([sys.executable, "-m", "trajpred", *map(str, predict_args(video_assets, long_video, out))],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "YOLO_OFFLINE": "1"})
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not (out / ".tracks.partial.csv").exists():
+        time.sleep(0.1)
+    time.sleep(1.0)
+    assert proc.poll() is None, "the second run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    for name, content in before.items():
+        assert (out / name).read_bytes() == content, name

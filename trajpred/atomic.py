@@ -55,3 +55,19 @@ def temp_path_for(path: str | os.PathLike) -> Path:
     os.close(fd)
     os.chmod(tmp, _umask_mode())
     return Path(tmp)
+
+
+def partial_path(path: str | os.PathLike) -> Path:
+    """Where a file written progressively (a video, per-frame CSV rows) grows before `publish`:
+    a hidden name beside it, keeping the suffix so writers that pick a format by it still can."""
+    path = Path(path)
+    return path.with_name(f".{path.stem}.partial{path.suffix}")
+
+
+def publish(partial: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Move a finished progressive file into place in one rename: an earlier `path` stays intact
+    until then, and a run killed outright leaves only the hidden partial file."""
+    with open(partial, "rb+") as f:
+        os.fsync(f.fileno())
+    os.chmod(partial, _umask_mode())
+    os.replace(partial, path)

@@ -23,6 +23,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from .atomic import partial_path, publish
 from .errors import InputError
 from .formats import CSV_COLUMNS
 from .pipeline import FrameForecasts, FrameResult, RenderConfig
@@ -149,8 +150,11 @@ class PredictOutputs:
     def __init__(self, out_dir: Path, info: VideoInfo, with_world: bool):
         self.out_dir = out_dir
         self._files = []
+        self._published: list[tuple[Path, Path]] = []  # (partial, final), renamed by close()
         try:
-            self.video = VideoWriter(out_dir / "annotated.mp4", info.fps, info.width, info.height)
+            video = out_dir / "annotated.mp4"
+            self.video = VideoWriter(partial_path(video), info.fps, info.width, info.height)
+            self._published.append((partial_path(video), video))
             self.tracks_csv = self._open("tracks.csv", ",".join(CSV_COLUMNS))
             self.tracks_mot = self._open("tracks_mot.txt", None)
             columns = FORECAST_COLUMNS + (("wx", "wy") if with_world else ())
@@ -161,10 +165,11 @@ class PredictOutputs:
 
     def _open(self, name: str, header: str | None):
         try:
-            f = open(self.out_dir / name, "w", newline="")
+            f = open(partial_path(self.out_dir / name), "w", newline="")
         except OSError as e:
             raise InputError(self.out_dir / name, f"cannot write ({e.strerror or e})") from None
         self._files.append(f)
+        self._published.append((partial_path(self.out_dir / name), self.out_dir / name))
         if header:
             f.write(header + "\n")
             f.flush()
@@ -179,10 +184,15 @@ class PredictOutputs:
             file.flush()
 
     def close(self) -> None:
+        """Finalise every file and move it into place (also after Ctrl-C: complete rows)."""
         if getattr(self, "video", None) is not None:
             self.video.close()
         for file in self._files:
             file.close()
+        for partial, final in self._published:
+            if partial.exists():
+                publish(partial, final)
+        self._published = []
 
 
 def track_rows(frame_id: int, t: TrackedBoxes) -> str:

@@ -32,25 +32,30 @@ def track_video(pipeline, reader, out_csv: Path, progress: bool) -> tuple[int, i
     """Write one video's tracks to out_csv frame by frame -> (frames, tracks, seconds)."""
     from tqdm import tqdm
 
+    from ..atomic import partial_path, publish
     from ..errors import InputError
     from ..formats import CSV_COLUMNS
     from ..render import track_rows
 
     ids: set[int] = set()
     frames, start = 0, time.perf_counter()
+    partial = partial_path(out_csv)
     try:
-        f = open(out_csv, "w", newline="")
+        f = open(partial, "w", newline="")
     except OSError as e:
         raise InputError(out_csv, f"cannot write ({e.strerror or e})") from None
-    with f, tqdm(total=reader.info.n_frames, unit="frame", desc=reader.source.name,
-                 disable=not progress, dynamic_ncols=True) as bar:
-        f.write(",".join(CSV_COLUMNS) + "\n")
-        for result in pipeline.process(reader):
-            f.write(track_rows(result.frame_id, result.tracks))
-            f.flush()
-            ids.update(result.tracks.track_id.tolist())
-            frames += 1
-            bar.update()
+    try:
+        with f, tqdm(total=reader.info.n_frames, unit="frame", desc=reader.source.name,
+                     disable=not progress, dynamic_ncols=True) as bar:
+            f.write(",".join(CSV_COLUMNS) + "\n")
+            for result in pipeline.process(reader):
+                f.write(track_rows(result.frame_id, result.tracks))
+                f.flush()
+                ids.update(result.tracks.track_id.tolist())
+                frames += 1
+                bar.update()
+    finally:
+        publish(partial, out_csv)  # complete rows, also after Ctrl-C
     return frames, len(ids), time.perf_counter() - start
 
 

@@ -82,3 +82,31 @@ def test_samples_have_the_requested_count():
     assert fc.samples.shape == (6, 3, 12, 2)
     fc = forecast_windows(model, walks(), k=10)  # more samples than modes: drawn with noise
     assert fc.samples.shape == (6, 10, 12, 2) and np.isfinite(fc.samples).all()
+
+
+def test_streaming_with_neighbours_matches_windows():
+    """A social model: neighbours pooled at decode time from the other live tracks equal the
+    neighbours windows carry, when every agent is observed at every step."""
+    from trajpred.tracks import Tracks
+    from trajpred.windows import make_windows
+
+    obs = walks(n=5, t=20, seed=3)
+    torch.manual_seed(1)
+    model = Forecaster(ForecasterConfig(hidden_size=32, embed_size=16, num_modes=4, social_neighbours=3))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    frames, ids = np.meshgrid(np.arange(20) * 10, np.arange(5), indexing="xy")
+    tracks = Tracks(frames.ravel(), ids.ravel(), obs.reshape(-1, 2))  # (5, 20) agent-major
+    windows = make_windows(tracks, 8, 12, neighbours=3)
+    first = windows.frame_id == 70  # windows whose last observed frame is the 8th
+    assert first.sum() == 5 and windows.nbr_mask[first].all()
+    expect = forecast_windows(model, windows.obs_xy[first], nbr_xy=windows.nbr_xy[first],
+                              nbr_mask=windows.nbr_mask[first])
+    streams = TrackStreams(model)
+    for t in range(8):
+        streams.observe(np.arange(5), obs[:, t])
+    order = np.argsort(windows.track_id[first])
+    np.testing.assert_allclose(streams.forecast(np.arange(5)).mean, expect.mean[order], atol=1e-4)
+    alone = forecast_windows(model, windows.obs_xy[first])  # the neighbours change the forecast
+    assert np.abs(alone.mean - expect.mean).max() > 1e-3

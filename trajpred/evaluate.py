@@ -62,10 +62,12 @@ def evaluate_scene(checkpoint: str, data: str, scene: str, k: int = 20, fps: flo
     path = checkpoint_for(checkpoint, scene)
     model = load_forecaster(path)
     cfg = data_config_for(data, scene, fps, fmt)
-    windows, _ = load_split(cfg, "test", model.cfg.obs_len, model.cfg.pred_len, model.cfg.dt_s)
+    windows, _ = load_split(cfg, "test", model.cfg.obs_len, model.cfg.pred_len, model.cfg.dt_s,
+                            model.cfg.social_neighbours)
     if len(windows) == 0:
         raise InputError(data, f"scene '{scene}' has no window of {model.cfg.obs_len + model.cfg.pred_len} steps")
-    fc = forecast_windows(model, windows.obs_xy, windows.obs_box_wh, k=k)
+    fc = forecast_windows(model, windows.obs_xy, windows.obs_box_wh, k=k, nbr_xy=windows.nbr_xy,
+                          nbr_mask=windows.nbr_mask)
     score = score_scene(scene, fc.mean, windows.fut_xy, windows.obs_xy, fc.samples, windows.units)
     return SceneResult(score, windows, fc)
 

@@ -118,3 +118,16 @@ def to_heading_frame(xy: torch.Tensor, origin: torch.Tensor, heading: Heading,
 def output_positions(out: ForecastOutput, origin, heading, scale) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean (B, pred_len, 2), modes (B, M, pred_len, 2)) in source units."""
     return to_positions(out.mean, origin, heading, scale), to_positions(out.modes, origin, heading, scale)
+
+
+def neighbour_features(nbr_xy: torch.Tensor, origin: torch.Tensor, own_step: torch.Tensor,
+                       heading: Heading, scale: torch.Tensor) -> torch.Tensor:
+    """Neighbours at the last two observations, nbr_xy (B, K, 2, 2) source units, seen from each
+    agent at `origin` (B, 2) with last step own_step (B, 2): (B, K, 6) in its heading frame, model
+    units: relative position, the neighbour's step, and its step relative to the agent's."""
+    direction = heading.direction[:, None]
+    s = scale[:, None, None]
+    rel = rotate_into(direction, (nbr_xy[:, :, 1] - origin[:, None]) / s)
+    step = rotate_into(direction, (nbr_xy[:, :, 1] - nbr_xy[:, :, 0]) / s)
+    own = rotate_into(heading.direction, own_step / scale[:, None])[:, None]
+    return torch.cat([rel, step, step - own], -1)

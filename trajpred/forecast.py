@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .features import output_positions, window_features, window_scale
+from .features import neighbour_features, output_positions, window_features, window_scale
 from .model import Forecaster, ForecastOutput
 
 
@@ -49,20 +49,31 @@ def top_mode_sigma(out: ForecastOutput, scale: torch.Tensor) -> torch.Tensor:
     return out.mode_sigma[torch.arange(len(best)), best] * scale[:, None]
 
 
+def window_inputs(model: Forecaster, obs: torch.Tensor, box: torch.Tensor | None,
+                  nbr_xy: torch.Tensor | None = None, nbr_mask: torch.Tensor | None = None):
+    """Everything the model reads from a batch of windows: (inputs for model(...), heading, scale)."""
+    scale = window_scale(box, len(obs))
+    features, heading, speed = window_features(obs, scale, box if model.cfg.box_features else None)
+    nbr = None
+    if model.cfg.social_neighbours > 0 and nbr_xy is not None:
+        nbr = neighbour_features(nbr_xy, obs[:, -1], obs[:, -1] - obs[:, -2], heading, scale)
+    return (features, speed, nbr, nbr_mask if nbr is not None else None), heading, scale
+
+
 @torch.no_grad()
 def forecast_windows(model: Forecaster, obs_xy: np.ndarray, obs_box_wh: np.ndarray | None = None,
-                     k: int = 0, batch_size: int = 4096, seed: int = 0) -> Forecasts:
-    """Forecast from observed windows obs_xy (N, T, 2) in source units."""
+                     k: int = 0, batch_size: int = 4096, seed: int = 0, nbr_xy: np.ndarray | None = None,
+                     nbr_mask: np.ndarray | None = None) -> Forecasts:
+    """Forecast from observed windows obs_xy (N, T, 2) in source units (neighbours optional)."""
     model.eval()
     generator = torch.Generator().manual_seed(seed)
     means, samples, sigmas = [], [], []
+    part = lambda a, start: None if a is None else torch.as_tensor(a[start:start + batch_size])  # noqa: E731
     for start in range(0, len(obs_xy), batch_size):
         obs = torch.as_tensor(obs_xy[start:start + batch_size], dtype=torch.float32)
-        box = (None if obs_box_wh is None else
-               torch.as_tensor(obs_box_wh[start:start + batch_size], dtype=torch.float32))
-        scale = window_scale(box, len(obs))
-        features, heading, speed = window_features(obs, scale, box if model.cfg.box_features else None)
-        out = model(features, speed)
+        inputs, heading, scale = window_inputs(model, obs, part(obs_box_wh, start), part(nbr_xy, start),
+                                               part(nbr_mask, start))
+        out = model(*inputs)
         mean, modes = output_positions(out, obs[:, -1], heading, scale)
         means.append(mean.numpy())
         sigmas.append(top_mode_sigma(out, scale).numpy())
@@ -91,6 +102,7 @@ class TrackStreams:
         self._heading_cls = Heading
         self.slot: dict[int, int] = {}
         self._free: list[int] = []
+        self._clock = 0  # observe() calls so far: tracks observed in one call are neighbours
         self._alloc(capacity)
 
     def _alloc(self, capacity: int) -> None:
@@ -107,6 +119,7 @@ class TrackStreams:
             "known": torch.zeros(capacity, dtype=torch.bool, device=dev),
             "scale": torch.ones(capacity, device=dev),
             "count": torch.zeros(capacity, dtype=torch.long, device=dev),
+            "observed_at": torch.full((capacity,), -1, dtype=torch.long, device=dev),
         }
         for name, tensor in new.items():
             if old is not None:
@@ -173,6 +186,32 @@ class TrackStreams:
         if box_t is not None:
             self.last_box[slots] = box_t
         self.count[slots] += 1
+        self.observed_at[slots] = self._clock
+        self._clock += 1
+
+    def _neighbours(self, slots: torch.Tensor, heading):
+        """Neighbour features of the forecast tracks from every live track's last two samples
+        (the same quantities windows carry), or (None, None) for a model without them."""
+        from .features import neighbour_features
+
+        k = self.model.cfg.social_neighbours
+        if k <= 0:
+            return None, None
+        live = torch.tensor(sorted(s for s in self.slot.values() if self.count[s] >= 2),
+                            dtype=torch.long, device=self.device)
+        if len(live) == 0:
+            return None, None
+        last = self.last_xy[live]                                          # (L, 2) source units
+        prev = last - self.last_step[live] * self.scale[live, None]
+        dist = torch.cdist(self.last_xy[slots], last)                      # (B, L)
+        # Not oneself, and only tracks sampled at the same moment (same observe() call).
+        dist[(slots[:, None] == live[None, :])
+             | (self.observed_at[slots][:, None] != self.observed_at[live][None, :])] = float("inf")
+        near = dist.topk(min(k, len(live)), dim=1, largest=False)
+        mask = torch.isfinite(near.values)
+        pair = torch.stack([prev[near.indices], last[near.indices]], 2)    # (B, k', 2, 2)
+        own_step = self.last_step[slots] * self.scale[slots, None]
+        return neighbour_features(pair, self.last_xy[slots], own_step, heading, self.scale[slots]), mask
 
     @torch.no_grad()
     def forecast(self, track_ids, k: int = 0) -> Forecasts:
@@ -181,7 +220,8 @@ class TrackStreams:
 
         slots = self._slots(track_ids)
         heading = Heading(self.direction[slots], self.known[slots])
-        out = self.model.decode(self.h[-1, slots], speed_along(self.last_step[slots], heading))
+        nbr, mask = self._neighbours(slots, heading)
+        out = self.model.decode(self.h[-1, slots], speed_along(self.last_step[slots], heading), nbr, mask)
         scale, origin = self.scale[slots], self.last_xy[slots]
         mean = to_positions(out.mean, origin, heading, scale)
         samples = None

@@ -17,6 +17,7 @@ from torch import nn
 
 MOTION_FEATURES = 3  # along-heading step, across-heading step, step length
 BOX_FEATURES = 3     # has_box flag, box aspect w/h, change of log box height
+NEIGHBOUR_FEATURES = 6  # a neighbour's position, velocity and velocity relative to ours
 
 
 @dataclass
@@ -31,6 +32,8 @@ class ForecasterConfig:
     num_layers: int = 2
     dropout: float = 0.0
     num_modes: int = 20
+    social_neighbours: int = 0  # >0: the heads also see this many nearest neighbours (pooled)
+    social_size: int = 32
 
     @property
     def input_size(self) -> int:
@@ -63,8 +66,14 @@ class Forecaster(nn.Module):
         self.lstm = nn.LSTM(cfg.embed_size, cfg.hidden_size, cfg.num_layers, batch_first=True,
                             dropout=cfg.dropout if cfg.num_layers > 1 else 0.0)
         steps = cfg.pred_len
-        self.mean_head = _mlp(cfg.hidden_size, cfg.hidden_size, steps * 2)
-        self.mode_head = _mlp(cfg.hidden_size, 2 * cfg.hidden_size, cfg.num_modes * (steps * 3 + 1))
+        head_in = cfg.hidden_size
+        if cfg.social_neighbours > 0:
+            # Neighbours enter at decode time only (max-pooled, as in Social GAN's pooling), so
+            # each track's recurrent state stays its own and can be advanced on its own.
+            self.social = _mlp(NEIGHBOUR_FEATURES, cfg.social_size, cfg.social_size)
+            head_in += cfg.social_size
+        self.mean_head = _mlp(head_in, cfg.hidden_size, steps * 2)
+        self.mode_head = _mlp(head_in, 2 * cfg.hidden_size, cfg.num_modes * (steps * 3 + 1))
         # Start exactly at constant velocity: zero corrections until training moves them.
         # The mode head keeps small random weights so its modes differ from the start
         # (identical modes would all lose winner-takes-all training but one).
@@ -86,9 +95,21 @@ class Forecaster(nn.Module):
         """Advance many tracks by one observation: features (B, input_size)."""
         return self.encode(features.unsqueeze(1), state)
 
-    def decode(self, hidden: torch.Tensor, last_speed: torch.Tensor) -> ForecastOutput:
-        """hidden (B, H), last_speed (B,) model units per step -> ForecastOutput."""
+    def pool_neighbours(self, features: torch.Tensor | None, mask: torch.Tensor | None,
+                        batch: int) -> torch.Tensor:
+        """(B, K, NEIGHBOUR_FEATURES), (B, K) bool -> (B, social_size); zeros without neighbours."""
+        if features is None or features.shape[1] == 0:
+            return torch.zeros(batch, self.cfg.social_size, device=self.mean_head[0].weight.device)
+        encoded = self.social(features).masked_fill(~mask[..., None], -1e9).max(1).values
+        return torch.where(mask.any(1, keepdim=True), encoded, torch.zeros_like(encoded))
+
+    def decode(self, hidden: torch.Tensor, last_speed: torch.Tensor,
+               nbr_features: torch.Tensor | None = None, nbr_mask: torch.Tensor | None = None) -> ForecastOutput:
+        """hidden (B, H), last_speed (B,) model units per step, optional neighbour features
+        (B, K, NEIGHBOUR_FEATURES) with mask (B, K) -> ForecastOutput."""
         b, m, steps = hidden.shape[0], self.cfg.num_modes, self.cfg.pred_len
+        if self.cfg.social_neighbours > 0:
+            hidden = torch.cat([hidden, self.pool_neighbours(nbr_features, nbr_mask, b)], -1)
         k = torch.arange(1, steps + 1, device=hidden.device, dtype=hidden.dtype)
         # Constant velocity in the heading frame: keep going along +x at the last speed.
         cv = torch.stack([last_speed[:, None] * k, torch.zeros_like(last_speed[:, None] * k)], -1)
@@ -98,6 +119,7 @@ class Forecaster(nn.Module):
         sigma = nn.functional.softplus(raw[..., steps * 2:steps * 3]) + 1e-3
         return ForecastOutput(mean, modes, raw[..., -1], sigma.cumsum(2))
 
-    def forward(self, features: torch.Tensor, last_speed: torch.Tensor) -> ForecastOutput:
+    def forward(self, features: torch.Tensor, last_speed: torch.Tensor,
+                nbr_features: torch.Tensor | None = None, nbr_mask: torch.Tensor | None = None) -> ForecastOutput:
         hidden, _ = self.encode(features)
-        return self.decode(hidden, last_speed)
+        return self.decode(hidden, last_speed, nbr_features, nbr_mask)

@@ -23,8 +23,8 @@ from .checkpoint import load_checkpoint, model_from_payload, save_checkpoint
 from .config import save_config, to_dict
 from .data import DataConfig, load_split
 from .errors import TrajpredError
-from .features import to_heading_frame, window_features, window_scale
-from .forecast import forecast_windows
+from .features import to_heading_frame, window_scale
+from .forecast import forecast_windows, window_inputs
 from .metrics import ade, fde, min_ade_fde
 from .model import Forecaster, ForecasterConfig, ForecastOutput
 from .windows import Windows
@@ -108,10 +108,13 @@ class EpochLog:
     seconds: float
 
 
-def augment(obs: torch.Tensor, fut: torch.Tensor, cfg: TrainConfig, gen: torch.Generator):
-    """Random rotation, mirror and speed scaling of whole windows about their last observation."""
+def augment(obs: torch.Tensor, fut: torch.Tensor, cfg: TrainConfig, gen: torch.Generator,
+            nbr: torch.Tensor | None = None):
+    """Random rotation, mirror and speed scaling of whole windows (and their neighbours, (B, K,
+    2, 2)) about their last observation."""
     origin = obs[:, -1:].clone()
-    both = torch.cat([obs, fut], 1) - origin
+    parts = [obs, fut] + ([nbr.reshape(len(obs), -1, 2)] if nbr is not None else [])
+    both = torch.cat(parts, 1) - origin
     b = len(both)
     if cfg.augment_rotate:
         angle = torch.rand(b, generator=gen) * 2 * math.pi
@@ -124,7 +127,9 @@ def augment(obs: torch.Tensor, fut: torch.Tensor, cfg: TrainConfig, gen: torch.G
         factor = 1 + (torch.rand(b, generator=gen) * 2 - 1) * cfg.augment_speed
         both = both * factor[:, None, None]
     both = both + origin
-    return both[:, :obs.shape[1]], both[:, obs.shape[1]:]
+    t_obs, t_fut = obs.shape[1], fut.shape[1]
+    moved_nbr = None if nbr is None else both[:, t_obs + t_fut:].reshape(nbr.shape)
+    return both[:, :t_obs], both[:, t_obs:t_obs + t_fut], moved_nbr
 
 
 def forecast_loss(out: ForecastOutput, target: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
@@ -166,26 +171,27 @@ def train_one_epoch(model: nn.Module, windows: Windows, optimizer, scheduler, cf
     obs_all = torch.as_tensor(windows.obs_xy)
     fut_all = torch.as_tensor(windows.fut_xy)
     box_all = None if windows.obs_box_wh is None else torch.as_tensor(windows.obs_box_wh)
+    nbr_all = None if windows.nbr_xy is None else torch.as_tensor(windows.nbr_xy)
+    mask_all = None if windows.nbr_mask is None else torch.as_tensor(windows.nbr_mask)
     obs_len = windows.obs_len
-    model_cfg = (model.module if hasattr(model, "module") else model).cfg
+    module = model.module if hasattr(model, "module") else model
     total, count = 0.0, 0
     batches = range(0, len(order), batch_size)
     for start in tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=not progress or None):
         idx = order[start:start + batch_size]
-        obs, fut = augment(obs_all[idx], fut_all[idx], cfg, gen)
+        obs, fut, nbr = augment(obs_all[idx], fut_all[idx], cfg, gen, None if nbr_all is None else nbr_all[idx])
         box = None if box_all is None else box_all[idx]
         if cfg.min_obs_len > 1:
             keep = int(torch.randint(cfg.min_obs_len, obs_len + 1, (1,), generator=gen))
             obs, box = obs[:, obs_len - keep:], None if box is None else box[:, obs_len - keep:]
-        scale = window_scale(box, len(obs))
         if cfg.augment_noise > 0:
             # Annotation noise on the observed steps only, at a random level per window (some
             # windows stay clean): the model learns to judge from the jitter it sees whether to
             # smooth its input or trust it (the future stays as annotated).
-            level = torch.rand(len(obs), generator=gen) * cfg.augment_noise * scale
+            level = torch.rand(len(obs), generator=gen) * cfg.augment_noise * window_scale(box, len(obs))
             obs = obs + torch.randn(obs.shape, generator=gen) * level[:, None, None]
-        features, heading, speed = window_features(obs, scale, box if model_cfg.box_features else None)
-        out = model(features, speed)
+        inputs, heading, scale = window_inputs(module, obs, box, nbr, None if mask_all is None else mask_all[idx])
+        out = model(*inputs)
         loss = forecast_loss(out, to_heading_frame(fut, obs[:, -1], heading, scale), cfg)
         if not torch.isfinite(loss):
             raise TrajpredError(f"training loss became non-finite at epoch {epoch} "
@@ -203,7 +209,8 @@ def train_one_epoch(model: nn.Module, windows: Windows, optimizer, scheduler, cf
 
 def evaluate(model: Forecaster, windows: Windows, k: int = 20) -> dict[str, float]:
     """Mean ADE/FDE (and best-of-k) over windows, in the data's units."""
-    fc = forecast_windows(model, windows.obs_xy, windows.obs_box_wh, k=k)
+    fc = forecast_windows(model, windows.obs_xy, windows.obs_box_wh, k=k, nbr_xy=windows.nbr_xy,
+                          nbr_mask=windows.nbr_mask)
     result = {"ade": float(ade(fc.mean, windows.fut_xy).mean()), "fde": float(fde(fc.mean, windows.fut_xy).mean())}
     if k:
         min_ade, min_fde = min_ade_fde(fc.samples, windows.fut_xy)
@@ -261,8 +268,9 @@ def fit(run: RunConfig, resume: bool = False, progress: bool = True, log=print) 
     if ctx.is_main:
         _check_writable(out_dir)
     obs_len, pred_len = run.model.obs_len, run.model.pred_len
-    train_w, train_report = load_split(run.data, "train", obs_len, pred_len, run.model.dt_s)
-    val_w, val_report = load_split(run.data, "val", obs_len, pred_len, run.model.dt_s)
+    k_nbr = run.model.social_neighbours
+    train_w, train_report = load_split(run.data, "train", obs_len, pred_len, run.model.dt_s, k_nbr)
+    val_w, val_report = load_split(run.data, "val", obs_len, pred_len, run.model.dt_s, k_nbr)
     log(train_report.line())
     log(val_report.line())
     if len(train_w) == 0 or len(val_w) == 0:

@@ -22,6 +22,9 @@ class Windows:
     obs_box_wh: (N, obs_len, 2) float32 box width/height in pixels, or None without boxes.
     file_index: (N,) int64 index into `files`; frame_id: (N,) int64 last observed frame id;
     track_id: (N,) int64.
+    nbr_xy: (N, K, 2, 2) float32 or None: the K nearest other agents present at the last two
+        observed frames, [:, :, 0] at the one before last, [:, :, 1] at the last (source units);
+        nbr_mask: (N, K) bool, False for padding.
     """
 
     obs_xy: np.ndarray
@@ -32,6 +35,8 @@ class Windows:
     track_id: np.ndarray
     files: list[str] = field(default_factory=list)
     units: str = "m"
+    nbr_xy: np.ndarray | None = None
+    nbr_mask: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.obs_xy)
@@ -50,10 +55,10 @@ class Windows:
         return self.fut_xy.shape[1]
 
     def select(self, rows) -> "Windows":
-        return Windows(self.obs_xy[rows], self.fut_xy[rows],
-                       None if self.obs_box_wh is None else self.obs_box_wh[rows],
+        pick = lambda a: None if a is None else a[rows]  # noqa: E731
+        return Windows(self.obs_xy[rows], self.fut_xy[rows], pick(self.obs_box_wh),
                        self.file_index[rows], self.frame_id[rows], self.track_id[rows],
-                       self.files, self.units)
+                       self.files, self.units, pick(self.nbr_xy), pick(self.nbr_mask))
 
     @staticmethod
     def concat(parts: list["Windows"]) -> "Windows":
@@ -64,18 +69,20 @@ class Windows:
         for p in parts:
             file_index.append(p.file_index + len(files))
             files.extend(p.files)
-        with_boxes = parts and all(p.obs_box_wh is not None for p in parts)
-        cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
-        return Windows(cat("obs_xy"), cat("fut_xy"), cat("obs_box_wh") if with_boxes else None,
+        cat = lambda name: (np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
+                            if parts and all(getattr(p, name) is not None for p in parts) else None)
+        return Windows(cat("obs_xy"), cat("fut_xy"), cat("obs_box_wh"),
                        np.concatenate(file_index), cat("frame_id"), cat("track_id"), files,
-                       parts[0].units if parts else "m")
+                       parts[0].units if parts else "m", cat("nbr_xy"), cat("nbr_mask"))
 
 
-def make_windows(tracks: Tracks, obs_len: int, pred_len: int, stride: int = 1) -> Windows:
-    """All agent-windows of one file (see the module docstring for the protocol)."""
+def make_windows(tracks: Tracks, obs_len: int, pred_len: int, stride: int = 1,
+                 neighbours: int = 0) -> Windows:
+    """All agent-windows of one file (see the module docstring for the protocol), with the
+    `neighbours` nearest other agents at the last observed frames when neighbours > 0."""
     seq_len = obs_len + pred_len
     frames = tracks.frames()
-    obs, fut, boxes, last_frame, ids = [], [], [], [], []
+    obs, fut, boxes, last_frame, ids, last_pos = [], [], [], [], [], []
     for track_id, rows in tracks.by_track():
         pos = np.searchsorted(frames, rows.frame_id)
         # Split the track into runs of consecutive distinct-frame indices; a window needs
@@ -90,15 +97,46 @@ def make_windows(tracks: Tracks, obs_len: int, pred_len: int, stride: int = 1) -
                 if rows.box_xywh is not None:
                     boxes.append(rows.box_xywh[idx[:obs_len], 2:4])
                 last_frame.append(rows.frame_id[idx[obs_len - 1]])
+                last_pos.append(pos[idx[obs_len - 1]])
                 ids.append(track_id)
     n = len(obs)
+    nbr_xy, nbr_mask = (_neighbours(tracks, frames, np.asarray(last_pos, np.int64), np.asarray(ids, np.int64),
+                                    neighbours) if neighbours > 0 else (None, None))
     return Windows(
         obs_xy=np.asarray(obs, np.float32).reshape(n, obs_len, 2),
         fut_xy=np.asarray(fut, np.float32).reshape(n, pred_len, 2),
         obs_box_wh=(np.asarray(boxes, np.float32).reshape(n, obs_len, 2)
                     if tracks.box_xywh is not None else None),
         file_index=np.zeros(n, np.int64), frame_id=np.asarray(last_frame, np.int64),
-        track_id=np.asarray(ids, np.int64), files=[tracks.source], units=tracks.units)
+        track_id=np.asarray(ids, np.int64), files=[tracks.source], units=tracks.units,
+        nbr_xy=nbr_xy, nbr_mask=nbr_mask)
+
+
+def _neighbours(tracks: Tracks, frames: np.ndarray, last_pos: np.ndarray, ids: np.ndarray,
+                k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(N, k, 2, 2) positions of the k nearest other agents present at both of the last two
+    observed distinct frames of each window, and their (N, k) mask. Only observed frames are
+    read, so no future leaks in."""
+    order = np.lexsort((tracks.track_id, tracks.frame_id))
+    frame_pos = np.searchsorted(frames, tracks.frame_id[order])
+    starts = np.searchsorted(frame_pos, np.arange(len(frames) + 1))
+    tid, xy = tracks.track_id[order], tracks.xy[order]
+    out = np.zeros((len(ids), k, 2, 2), np.float32)
+    mask = np.zeros((len(ids), k), bool)
+    for i, (p, me) in enumerate(zip(last_pos.tolist(), ids.tolist())):
+        if p == 0:
+            continue
+        a, b = slice(starts[p - 1], starts[p]), slice(starts[p], starts[p + 1])
+        both, ia, ib = np.intersect1d(tid[a], tid[b], assume_unique=True, return_indices=True)
+        keep = both != me
+        if not keep.any():
+            continue
+        prev, last = xy[a][ia[keep]], xy[b][ib[keep]]
+        mine = xy[b][tid[b] == me][0]
+        near = np.argsort(np.linalg.norm(last - mine, axis=1))[:k]
+        out[i, :len(near), 0], out[i, :len(near), 1] = prev[near], last[near]
+        mask[i, :len(near)] = True
+    return out, mask
 
 
 def resample_tracks(tracks: Tracks, frames_per_step: float) -> Tracks:

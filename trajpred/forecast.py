@@ -150,7 +150,9 @@ class TrackStreams:
 
     def n_observed(self, track_ids) -> np.ndarray:
         """(N,) observations seen per track (0 for unknown ids)."""
-        return np.array([int(self.count[self.slot[int(t)]]) if int(t) in self.slot else 0 for t in track_ids])
+        counts = self.count.cpu().numpy()
+        return np.array([counts[self.slot[int(t)]] if int(t) in self.slot else 0 for t in track_ids],
+                        dtype=np.int64)
 
     @torch.no_grad()
     def observe(self, track_ids, xy: np.ndarray, box_wh: np.ndarray | None = None,
@@ -197,8 +199,8 @@ class TrackStreams:
         k = self.model.cfg.social_neighbours
         if k <= 0:
             return None, None
-        live = torch.tensor(sorted(s for s in self.slot.values() if self.count[s] >= 2),
-                            dtype=torch.long, device=self.device)
+        live = torch.tensor(sorted(self.slot.values()), dtype=torch.long, device=self.device)
+        live = live[self.count[live] >= 2]
         if len(live) == 0:
             return None, None
         last = self.last_xy[live]                                          # (L, 2) source units

@@ -217,7 +217,8 @@ class LiveForecaster:
             observed.update(ids)
             for tid in ids:
                 self.n_observed[tid] = self.n_observed.get(tid, 0) + 1
-        fresh = [t for t in sorted(observed) if self.streams.n_observed([t])[0] >= 2]
+        candidates = sorted(observed)
+        fresh = [t for t, n in zip(candidates, self.streams.n_observed(candidates)) if n >= 2]
         if fresh:
             f = self.streams.forecast(fresh, self.cfg.k)
             # Offsets from the last sample, the point the model forecasts from.

@@ -34,6 +34,7 @@ class DataConfig:
     val_files: list[str] = field(default_factory=list)
     test_files: list[str] = field(default_factory=list)
     format: str = "auto"                   # auto | eth_ucy | mot | csv
+    ignore_zero_conf: bool = True          # MOT gt.txt: drop rows marked 0 (ignored / not pedestrians)
     fps: float = 0.0                       # >0: tracks are at this frame rate; resample to dt_s
     val_fraction: float = 0.2
     stride: int = 1
@@ -90,7 +91,7 @@ def _hold_out(tracks: Tracks, fraction: float, keep_last: bool) -> Tracks:
 
 
 def load_tracks(path: str, cfg: DataConfig, frames_per_step: float | None) -> Tracks:
-    tracks = read_tracks(path, cfg.format)
+    tracks = read_tracks(path, cfg.format, ignore_zero_conf=cfg.ignore_zero_conf)
     if frames_per_step:
         tracks = resample_tracks(tracks, frames_per_step)
     return tracks

@@ -16,18 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import TrajpredError
+from .paths import PACKAGE_ROOT, resolve_data_path
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_DETECTOR = PACKAGE_ROOT / "data" / "detector" / "synth_yolo.pt"
-
-
-def resolve_data_path(path: str) -> Path:
-    """`path` as given when it exists; else a relative path found under the package's install
-    root (so "data/detector/synth_yolo.pt" works from any folder); else `path` unchanged."""
-    given = Path(path).expanduser()
-    if given.exists() or given.is_absolute() or not (PACKAGE_ROOT / given).exists():
-        return given
-    return PACKAGE_ROOT / given
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_IMGSZ = 640  # ultralytics' default inference size
 

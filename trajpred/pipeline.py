@@ -29,7 +29,8 @@ from typing import Iterator
 
 import numpy as np
 
-from .detect import PACKAGE_ROOT, Detections, Detector, DetectorConfig, resolve_data_path, resolve_device
+from .detect import Detections, Detector, DetectorConfig, resolve_device
+from .paths import PACKAGE_ROOT, resolve_data_path
 from .errors import InputError, TrajpredError
 from .tracking import TrackedBoxes, Tracker
 from .video import VideoInfo, VideoReader, VideoSource, expand_source

@@ -20,14 +20,12 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from pathlib import Path
-
     from ..config import load_config
+    from ..paths import resolve_data_path
     from ..train import RunConfig, fit
 
     overrides = list(args.overrides) + ([f"train.out_dir={args.out}"] if args.out else [])
-    config = args.config if Path(args.config).exists() or args.config != "configs/eth_ucy.yaml" else None
-    run_cfg = load_config(RunConfig, config, overrides)
+    run_cfg = load_config(RunConfig, resolve_data_path(args.config), overrides)
     result = fit(run_cfg, resume=args.resume, progress=not args.no_progress)
     if result["is_main"]:
         print(f"best validation ADE {result['best_val_ade']:.4f} after {result['epochs']} epochs; "

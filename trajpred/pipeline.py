@@ -278,6 +278,13 @@ class Pipeline:
 
     def process(self, reader: VideoReader) -> Iterator[FrameResult]:
         """FrameResults of one opened video; tracker and forecaster start fresh for it."""
+        for result in self.track_frames(reader):
+            yield self.forecast(result)
+
+    def track_frames(self, reader: VideoReader) -> Iterator[FrameResult]:
+        """Detected and tracked frames of one opened video, forecasts still empty: pass each one,
+        in order, to `forecast` (possibly on another thread, as `trajpred predict` does so that
+        forecasting overlaps the next frame's detection)."""
         self.tracker.reset()
         self.forecaster = None if self.model is None else LiveForecaster(
             self.model, reader.info.fps, self.config.forecast, self.device, self.homography)
@@ -285,13 +292,17 @@ class Pipeline:
             yield self.step(i + 1, image, reader.info, reader.source.name)
 
     def step(self, frame_id: int, image: np.ndarray, info: VideoInfo, video: str = "") -> FrameResult:
-        """Detect, track and forecast one frame (after `process` set up the video)."""
+        """Detect and track one frame (after `track_frames` set up the video)."""
         detections = self.detector.detect(image)
         tracks = self.tracker.update(detections, image)
-        forecasts = (FrameForecasts.empty() if self.forecaster is None
-                     else self.forecaster.update(frame_id, tracks))
         return FrameResult(frame_id, (frame_id - 1) / info.fps, image,
-                           self.detector.confident(detections), tracks, forecasts, video)
+                           self.detector.confident(detections), tracks, FrameForecasts.empty(), video)
+
+    def forecast(self, result: FrameResult) -> FrameResult:
+        """The frame with its forecasts (frames of one video must come in order)."""
+        if self.forecaster is None:
+            return result
+        return dataclasses.replace(result, forecasts=self.forecaster.update(result.frame_id, result.tracks))
 
     def run(self, source: str) -> Iterator[FrameResult]:
         """FrameResults of every video of SOURCE (file, folder, glob, webcam index, URL), in order."""

@@ -248,12 +248,10 @@ def write_predictions(pipeline, reader: VideoReader, out_dir: Path, progress: bo
                             time.perf_counter() - start,
                             pipeline.forecaster.seconds if pipeline.forecaster else 0.0, interrupted)
 
-    sink = FrameSink(renderer, outputs)
+    sink = FrameSink(renderer, outputs, pipeline.forecast, on_result)
     try:
-        for result in pipeline.process(reader):
+        for result in pipeline.track_frames(reader):
             sink.put(result)
-            if on_result is not None:
-                on_result(result)
             ids.update(result.tracks.track_id.tolist())
             frames += 1
             bar.update()
@@ -270,12 +268,16 @@ def write_predictions(pipeline, reader: VideoReader, out_dir: Path, progress: bo
 
 
 class FrameSink:
-    """Draws and writes frames on a background thread, so drawing and video encoding (which
-    release the GIL) overlap the next frame's detection. The queue is short: memory stays flat
-    and the writer is never more than `depth` frames behind."""
+    """Forecasts, draws and writes tracked frames on a background thread, in order, so the
+    forecaster's torch calls, drawing and video encoding (which release the GIL) overlap the
+    next frame's detection. `on_result` sees each finished frame there. The queue is short:
+    memory stays flat and the writer is never more than `depth` frames behind."""
 
-    def __init__(self, renderer: Renderer, outputs: PredictOutputs, depth: int = 4):
+    def __init__(self, renderer: Renderer, outputs: PredictOutputs,
+                 forecast: Callable[[FrameResult], FrameResult] = lambda r: r,
+                 on_result: Callable[[FrameResult], None] | None = None, depth: int = 4):
         self.renderer, self.outputs = renderer, outputs
+        self.forecast, self.on_result = forecast, on_result
         self.queue: queue.Queue = queue.Queue(maxsize=depth)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="trajpred-writer", daemon=True)
@@ -285,6 +287,9 @@ class FrameSink:
         while (result := self.queue.get()) is not None:
             if self.error is None:
                 try:
+                    result = self.forecast(result)
+                    if self.on_result is not None:
+                        self.on_result(result)
                     self.outputs.write(result, self.renderer.draw(result))
                 except BaseException as e:  # raised again in the main thread
                     self.error = e

@@ -32,6 +32,8 @@ def test_sigkill_at_random_points_then_resume(eth_ucy_like_root, tmp_path):
             proc.send_signal(signal.SIGKILL)
             kills += 1
         proc.wait(timeout=60)
+        err = proc.stderr.read().decode(errors="replace")
+        assert proc.returncode == -signal.SIGKILL, f"training ended on its own ({proc.returncode}): {err[-1500:]}"
         for path in out.glob("*.pt"):  # every checkpoint left behind loads
             state = load_checkpoint(path)
             assert 1 <= state["epoch"] <= EPOCHS

@@ -51,3 +51,15 @@ def test_forecast_tally_scores_a_hand_made_case():
     assert result["forecasts"] == 1
     assert result["ade_px"] == 3.0 and result["fde_px"] == 4.0  # errors 2 and 4
     assert result["cv_ade_px"] == 0.0 and result["cv_fde_px"] == 0.0
+
+
+def test_default_demo_forecaster_beats_constant_velocity(tmp_path):
+    """The shipped detector and forecaster, default scene: ADE and FDE below constant velocity."""
+    result = subprocess.run([sys.executable, "-m", "trajpred", "demo", "--out", str(tmp_path / "demo"),
+                             "--device", "cpu", "--no-progress"], cwd=tmp_path,
+                            env={**os.environ, "YOLO_OFFLINE": "1"}, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    ade, fde, cv_ade, cv_fde = map(float, re.search(
+        r"ADE ([\d.]+) px\s+FDE ([\d.]+) px\s+constant velocity: ADE ([\d.]+) px\s+FDE ([\d.]+) px",
+        result.stdout).groups())
+    assert ade < cv_ade and fde < cv_fde, result.stdout

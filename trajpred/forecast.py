@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .features import neighbour_features, output_positions, window_features, window_scale
+from .features import (PERSON_HEIGHT_M, Heading, neighbour_features, output_positions, speed_along,
+                       step_features, to_positions, window_features, window_scale)
 from .model import Forecaster, ForecastOutput
 
 
@@ -95,11 +96,8 @@ class TrackStreams:
     """
 
     def __init__(self, model: Forecaster, device: str | torch.device = "cpu", capacity: int = 64):
-        from .features import Heading  # local: keeps the import list of this module short
-
         self.model = model.eval().to(device)
         self.device = torch.device(device)
-        self._heading_cls = Heading
         self.slot: dict[int, int] = {}
         self._free: list[int] = []
         self._clock = 0  # observe() calls so far: tracks observed in one call are neighbours
@@ -158,8 +156,6 @@ class TrackStreams:
     def observe(self, track_ids, xy: np.ndarray, box_wh: np.ndarray | None = None,
                 appearance: np.ndarray | None = None) -> None:
         """One observation per listed track, one model step after its previous one."""
-        from .features import PERSON_HEIGHT_M, step_features
-
         if len(track_ids) == 0:
             return
         slots = self._slots(track_ids)
@@ -174,7 +170,7 @@ class TrackStreams:
         if len(cont):
             rows = ~first
             step = (xy_t[rows] - self.last_xy[cont]) / self.scale[cont, None]
-            heading = self._heading_cls(self.direction[cont], self.known[cont])
+            heading = Heading(self.direction[cont], self.known[cont])
             app = None if appearance is None else torch.as_tensor(appearance, dtype=torch.float32,
                                                                   device=self.device)[rows]
             use_box = box_t is not None and self.model.cfg.box_features
@@ -194,8 +190,6 @@ class TrackStreams:
     def _neighbours(self, slots: torch.Tensor, heading):
         """Neighbour features of the forecast tracks from every live track's last two samples
         (the same quantities windows carry), or (None, None) for a model without them."""
-        from .features import neighbour_features
-
         k = self.model.cfg.social_neighbours
         if k <= 0:
             return None, None
@@ -218,8 +212,6 @@ class TrackStreams:
     @torch.no_grad()
     def forecast(self, track_ids, k: int = 0) -> Forecasts:
         """Forecasts from each track's current state (tracks need >= 2 observations)."""
-        from .features import Heading, speed_along, to_positions
-
         slots = self._slots(track_ids)
         heading = Heading(self.direction[slots], self.known[slots])
         nbr, mask = self._neighbours(slots, heading)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,8 +45,6 @@ class Distributed:
 
 def init_distributed() -> Distributed:
     """Join the process group torchrun describes in the environment (gloo on CPU, nccl on GPU)."""
-    import os
-
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Distributed()
@@ -230,8 +229,6 @@ def _lr_lambda(cfg: TrainConfig, steps_per_epoch: int):
 
 
 def _check_writable(out_dir: Path) -> None:
-    import os
-
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -170,4 +170,10 @@ def test_metrics_and_drawing_helpers():
     assert (scores.tp, scores.fp, scores.fn, scores.precision) == (1, 1, 1, 0.5)
     band = uncertainty_band(np.array([[10.0, 0.0], [20.0, 0.0]]), np.array([1.0, 2.0]), np.zeros(2))
     np.testing.assert_allclose(band, [[0, 0], [10, 1], [20, 2], [20, -2], [10, -1]])
+    # Batched over tracks: each row as if alone.
+    centres, sigmas = np.array([[[10.0, 0.0], [20.0, 0.0]], [[0.0, 5.0], [3.0, 9.0]]]), np.ones((2, 2))
+    starts = np.array([[0.0, 0.0], [1.0, 1.0]])
+    bands = uncertainty_band(centres, sigmas, starts)
+    for j in range(2):
+        np.testing.assert_allclose(bands[j], uncertainty_band(centres[j], sigmas[j], starts[j]))
     assert track_rows(4, one_box(2, 20.0)) == "4,2,20.00,100.00,15.00,60.00,10.00,40.00,0,0.9000,px\n"

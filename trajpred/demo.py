@@ -226,6 +226,7 @@ def run_demo(out_dir, seed: int = 1, duration_s: float = 20.0, weights: str | No
     from .synth_render import write_scene
     from .synth_world import SynthConfig, simulate
     from .video import VideoReader, VideoSource
+    from .writer import WriterProcess
 
     out = Path(out_dir)
     notes = []
@@ -246,21 +247,23 @@ def run_demo(out_dir, seed: int = 1, duration_s: float = 20.0, weights: str | No
     config = PipelineConfig(detector=DetectorConfig(weights=weights, imgsz=imgsz, device=device),
                             forecast=ForecastConfig(checkpoint=checkpoint,
                                                     homography=str(paths.homography)))
-    pipeline = Pipeline(config)
-    gt = read_mot(paths.gt_mot)
-    truth = GroundTruth(gt)
-    detection = DetectionScores()
-    tracking = TrackingTally()
-    forecasting = ForecastTally(truth, cfg.fps * pipeline.model.cfg.dt_s)
+    with WriterProcess() as writer:  # starts first: its imports overlap loading the models
+        pipeline = Pipeline(config)
+        gt = read_mot(paths.gt_mot)
+        truth = GroundTruth(gt)
+        detection = DetectionScores()
+        tracking = TrackingTally()
+        forecasting = ForecastTally(truth, cfg.fps * pipeline.model.cfg.dt_s)
 
-    def score(result) -> None:
-        ids, boxes = truth.at(result.frame_id)
-        detection.add(boxes, result.detections.box_xywh)
-        tracking.add(ids, boxes, result.tracks.track_id, result.tracks.box_xywh)
-        forecasting.add(result.frame_id, result.tracks, result.forecasts)
+        def score(result) -> None:
+            ids, boxes = truth.at(result.frame_id)
+            detection.add(boxes, result.detections.box_xywh)
+            tracking.add(ids, boxes, result.tracks.track_id, result.tracks.box_xywh)
+            forecasting.add(result.frame_id, result.tracks, result.forecasts)
 
-    with VideoReader(VideoSource(str(paths.video), "demo")) as reader:
-        summary = write_predictions(pipeline, reader, out, progress, on_result=score)
+        with VideoReader(VideoSource(str(paths.video), "demo")) as reader:
+            summary = write_predictions(pipeline, reader, out, progress, on_result=score,
+                                        writer=writer)
     n_people = len(np.unique(gt.track_id))
     scene_line = (f"scene: {scene.n_frames} frames {cfg.width}x{cfg.height} at {cfg.fps:g} fps, "
                   f"{n_people} people, seed {seed} -> {paths.out_dir}")

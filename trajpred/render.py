@@ -12,13 +12,13 @@ tracks_mot.txt, forecasts.csv and config.yaml (see `PredictOutputs`).
 """
 from __future__ import annotations
 
-import queue
-import threading
+import contextlib
+import functools
 import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import cv2
 import numpy as np
@@ -30,9 +30,13 @@ from .pipeline import FrameForecasts, FrameResult, RenderConfig
 from .tracking import TrackedBoxes
 from .video import VideoInfo, VideoReader, VideoWriter
 
+if TYPE_CHECKING:
+    from .writer import WriterProcess
+
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
+@functools.lru_cache(maxsize=4096)
 def track_colour(track_id: int) -> tuple[int, int, int]:
     """A stable, saturated BGR colour per id (golden-ratio hue steps)."""
     hue = int((track_id * 0.618033988749895 % 1.0) * 180)
@@ -46,13 +50,14 @@ def _pts(xy: np.ndarray) -> np.ndarray:
 
 
 def uncertainty_band(centre: np.ndarray, sigma: np.ndarray, start: np.ndarray) -> np.ndarray:
-    """Polygon (2P + 1, 2) around the path start -> centre (P, 2), half-width sigma (P,) pixels."""
-    path = np.vstack([start[None], centre])
-    d = np.gradient(path, axis=0)[1:]
-    normal = np.column_stack([-d[:, 1], d[:, 0]]) / np.maximum(np.linalg.norm(d, axis=1), 1e-6)[:, None]
-    left = centre + normal * sigma[:, None]
-    right = centre - normal * sigma[:, None]
-    return np.vstack([start[None], left, right[::-1]])
+    """Polygon (..., 2P + 1, 2) around the path start (..., 2) -> centre (..., P, 2), half-width
+    sigma (..., P) pixels; leading dimensions are tracks, all done at once."""
+    path = np.concatenate([start[..., None, :], centre], axis=-2)
+    d = np.gradient(path, axis=-2)[..., 1:, :]
+    normal = np.stack([-d[..., 1], d[..., 0]], -1) / np.maximum(np.linalg.norm(d, axis=-1), 1e-6)[..., None]
+    left = centre + normal * sigma[..., None]
+    right = centre - normal * sigma[..., None]
+    return np.concatenate([start[..., None, :], left, right[..., ::-1, :]], axis=-2)
 
 
 class Renderer:
@@ -78,9 +83,11 @@ class Renderer:
         fc = result.forecasts
         overlay = img.copy()
         current = dict(zip(result.tracks.track_id.tolist(), result.tracks.xy))
-        for j, tid in enumerate(fc.track_id.tolist()):
-            band = uncertainty_band(fc.xy[j], fc.sigma[j], current[tid])
-            cv2.fillPoly(overlay, [_pts(band)], track_colour(tid), cv2.LINE_AA)
+        if len(fc):
+            starts = np.array([current[tid] for tid in fc.track_id.tolist()])
+            bands = np.round(uncertainty_band(fc.xy, fc.sigma, starts)).astype(np.int32)
+            for tid, band in zip(fc.track_id.tolist(), bands):
+                cv2.fillPoly(overlay, [band[:, None]], track_colour(tid), cv2.LINE_AA)
         cv2.addWeighted(overlay, self.cfg.band_alpha, img, 1 - self.cfg.band_alpha, 0, dst=img)
         for j, tid in enumerate(fc.track_id.tolist()):
             colour = track_colour(tid)
@@ -92,8 +99,10 @@ class Renderer:
             dashes = np.stack([path[:-1], path[:-1] + 0.6 * (path[1:] - path[:-1])], 1)  # (P, 2, 2)
             cv2.polylines(img, list(np.round(dashes).astype(np.int32)), False, colour,
                           self.cfg.line_px, cv2.LINE_AA)  # dashed, unlike the solid trail
-            for x, y in np.round(fc.xy[j]).astype(int).tolist():
-                cv2.circle(img, (x, y), 2, (255, 255, 255), -1, cv2.LINE_AA)
+        if len(fc):  # white dots at the predicted points: zero-length round-capped segments,
+            # all in one call (the same pixels as a radius-2 filled circle each)
+            dots = np.repeat(np.round(fc.xy.reshape(-1, 1, 2)).astype(np.int32), 2, axis=1)
+            cv2.polylines(img, list(dots[:, :, None]), False, (255, 255, 255), 4, cv2.LINE_AA)
         for tid, trail in self.trails.items():
             if tid not in current or len(trail) < 2:
                 continue
@@ -138,8 +147,8 @@ class VideoSummary:
     def line(self) -> str:
         state = "interrupted after " if self.interrupted else ""
         return (f"{self.name}: {state}{self.frames} frames, {self.tracks} tracks, {self.fps:.1f} fps "
-                f"({100 * self.forecast_seconds / max(self.seconds, 1e-9):.0f}% of the time "
-                f"forecasting) -> {self.out_dir}")
+                f"(forecaster busy {100 * self.forecast_seconds / max(self.seconds, 1e-9):.0f}% "
+                f"of the time, beside detection) -> {self.out_dir}")
 
 
 class PredictOutputs:
@@ -183,13 +192,15 @@ class PredictOutputs:
         for file in self._files:
             file.flush()
 
-    def close(self) -> None:
-        """Finalise every file and move it into place (also after Ctrl-C: complete rows)."""
+    def close(self, publish_files: bool = True) -> None:
+        """Finalise every file and move it into place (also after Ctrl-C: complete rows);
+        publish_files=False leaves them under their hidden partial names (the run died: the
+        outputs of an earlier run stay as they were)."""
         if getattr(self, "video", None) is not None:
             self.video.close()
         for file in self._files:
             file.close()
-        for partial, final in self._published:
+        for partial, final in self._published if publish_files else []:
             if partial.exists():
                 publish(partial, final)
         self._published = []
@@ -224,83 +235,57 @@ def forecast_rows(frame_id: int, fc: FrameForecasts) -> str:
 
 
 def write_predictions(pipeline, reader: VideoReader, out_dir: Path, progress: bool = True,
-                      on_result: Callable[[FrameResult], None] | None = None) -> VideoSummary:
+                      on_result: Callable[[FrameResult], None] | None = None,
+                      writer: "WriterProcess | None" = None) -> VideoSummary:
     """Run `pipeline` over the opened video and write its outputs and config.yaml into out_dir;
-    `on_result`, if given, also sees every FrameResult (the demo scores them).
+    `on_result`, if given, also sees every FrameResult with its forecasts (the demo scores them).
 
+    Detection and tracking run here; forecasting, drawing and writing run in `writer` (a
+    WriterProcess, see trajpred/writer.py; one is started for this call if none is given).
     Ctrl-C: the outputs are closed (complete rows, playable video) and KeyboardInterrupt is
     raised again; `VideoSummary` of the frames done is in the exception's `summary` attribute.
     """
     from tqdm import tqdm
 
     from .config import save_config
+    from .writer import VideoJob, WriterProcess
 
     save_config(pipeline.config, out_dir / "config.yaml")
-    renderer = Renderer(reader.info.fps, pipeline.config.render)
-    outputs = PredictOutputs(out_dir, reader.info, pipeline.homography is not None)
-    ids: set[int] = set()
-    frames, start = 0, time.perf_counter()
-    bar = tqdm(total=reader.info.n_frames, unit="frame", desc=reader.source.name,
-               disable=not progress, dynamic_ncols=True)
-
-    def summary(interrupted: bool) -> VideoSummary:
-        return VideoSummary(reader.source.name, out_dir, frames, len(ids),
-                            time.perf_counter() - start,
-                            pipeline.forecaster.seconds if pipeline.forecaster else 0.0, interrupted)
-
-    sink = FrameSink(renderer, outputs, pipeline.forecast, on_result)
+    own_writer = writer is None
+    writer = writer or WriterProcess()
     try:
-        for result in pipeline.track_frames(reader):
-            sink.put(result)
-            ids.update(result.tracks.track_id.tolist())
-            frames += 1
-            bar.update()
-    except KeyboardInterrupt as e:
-        e.summary = summary(True)
-        raise
-    finally:
+        forecast = pipeline.config.forecast
+        writer.open(VideoJob(out_dir, reader.info, pipeline.config.render, forecast,
+                             forecast.checkpoint if pipeline.model is not None else None,
+                             pipeline.device, pipeline.homography, on_result is not None),
+                    on_result)
+        ids: set[int] = set()
+        frames, start, forecast_seconds = 0, time.perf_counter(), 0.0
+        bar = tqdm(total=reader.info.n_frames, unit="frame", desc=reader.source.name,
+                   disable=not progress, dynamic_ncols=True)
+
+        def summary(interrupted: bool) -> VideoSummary:
+            return VideoSummary(reader.source.name, out_dir, frames, len(ids),
+                                time.perf_counter() - start, forecast_seconds, interrupted)
+
         try:
-            sink.close()  # every frame handed over is drawn and written before the files close
+            for result in pipeline.track_frames(reader):
+                writer.put(result)
+                ids.update(result.tracks.track_id.tolist())
+                frames += 1
+                bar.update()
+        except KeyboardInterrupt as e:
+            forecast_seconds = writer.finish()  # every frame handed over is written, files close
+            e.summary = summary(True)
+            raise
+        except BaseException:
+            with contextlib.suppress(Exception):  # the first error is the one to report
+                writer.finish()
+            raise
         finally:
-            outputs.close()
             bar.close()
-    return summary(False)
-
-
-class FrameSink:
-    """Forecasts, draws and writes tracked frames on a background thread, in order, so the
-    forecaster's torch calls, drawing and video encoding (which release the GIL) overlap the
-    next frame's detection. `on_result` sees each finished frame there. The queue is short:
-    memory stays flat and the writer is never more than `depth` frames behind."""
-
-    def __init__(self, renderer: Renderer, outputs: PredictOutputs,
-                 forecast: Callable[[FrameResult], FrameResult] = lambda r: r,
-                 on_result: Callable[[FrameResult], None] | None = None, depth: int = 4):
-        self.renderer, self.outputs = renderer, outputs
-        self.forecast, self.on_result = forecast, on_result
-        self.queue: queue.Queue = queue.Queue(maxsize=depth)
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="trajpred-writer", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while (result := self.queue.get()) is not None:
-            if self.error is None:
-                try:
-                    result = self.forecast(result)
-                    if self.on_result is not None:
-                        self.on_result(result)
-                    self.outputs.write(result, self.renderer.draw(result))
-                except BaseException as e:  # raised again in the main thread
-                    self.error = e
-
-    def put(self, result: FrameResult) -> None:
-        if self.error is not None:
-            raise self.error
-        self.queue.put(result)
-
-    def close(self) -> None:
-        self.queue.put(None)
-        self.thread.join()
-        if self.error is not None:
-            raise self.error
+        forecast_seconds = writer.finish()
+        return summary(False)
+    finally:
+        if own_writer:
+            writer.close()

@@ -115,28 +115,32 @@ def prepare_out_dir(path: Path) -> Path:
     return path
 
 
-def _predict_video(pipeline, video, out_dir: Path, progress: bool) -> str:
-    """One video through the pipeline into out_dir; returns the summary line."""
+def _predict_video(pipeline, writer, video, out_dir: Path, progress: bool) -> str:
+    """One video through the pipeline and writer process into out_dir; the summary line."""
     from ..render import write_predictions
 
     with pipeline.open(video) as reader:
         try:
-            return write_predictions(pipeline, reader, out_dir, progress=progress).line()
+            return write_predictions(pipeline, reader, out_dir, progress=progress,
+                                     writer=writer).line()
         except KeyboardInterrupt as e:
             print(e.summary.line() if hasattr(e, "summary") else "interrupted", file=sys.stderr)
             raise
 
 
 _worker_pipeline = None
+_worker_writer = None
 
 
 def _worker_init(config, threads: int) -> None:
-    global _worker_pipeline
+    global _worker_pipeline, _worker_writer
     import torch
 
     from ..pipeline import Pipeline
+    from ..writer import WriterProcess
 
     torch.set_num_threads(threads)
+    _worker_writer = WriterProcess()  # a daemon: stopped when the worker exits
     _worker_pipeline = Pipeline(config)
 
 
@@ -145,7 +149,8 @@ def _worker_job(video, out_dir: Path) -> tuple[str, str | None, str | None]:
     from ..errors import TrajpredError
 
     try:
-        return video.uri, _predict_video(_worker_pipeline, video, out_dir, progress=False), None
+        return video.uri, _predict_video(_worker_pipeline, _worker_writer, video, out_dir,
+                                          progress=False), None
     except TrajpredError as e:
         return video.uri, None, str(e)
 
@@ -176,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import TrajpredError
     from ..pipeline import Pipeline
     from ..video import VideoReader, expand_source
+    from ..writer import WriterProcess
 
     if args.workers < 1:
         raise TrajpredError("--workers must be at least 1")
@@ -186,12 +192,20 @@ def run(args: argparse.Namespace) -> int:
         VideoReader(videos[0], config.fps).close()  # a bad video fails before the models load
     elif args.workers > 1:
         return _run_parallel(config, videos, out, min(args.workers, len(videos)))
-    pipeline = Pipeline(config)
+    with WriterProcess() as writer:  # starts first: its imports overlap loading the models
+        pipeline = Pipeline(config)
+        return _predict_videos(pipeline, writer, videos, out, several, not args.no_progress)
+
+
+def _predict_videos(pipeline, writer, videos, out: Path, several: bool, progress: bool) -> int:
+    """Each video in turn; with several, a failing video is reported and skipped."""
+    from ..errors import TrajpredError
+
     failed = 0
     for video in videos:
         out_dir = prepare_out_dir(out / video.name) if several else out
         try:
-            print(_predict_video(pipeline, video, out_dir, progress=not args.no_progress))
+            print(_predict_video(pipeline, writer, video, out_dir, progress))
         except TrajpredError as e:
             if not several:
                 raise

@@ -1,0 +1,305 @@
+"""The writer process: forecasting, drawing and encoding beside detection, not under its GIL.
+
+Detection and tracking spend much of each frame in Python (ultralytics' pre- and
+post-processing, the tracker), and so do forecasting and drawing: on two threads of one
+process they take turns on the GIL. Measured on 2 cores, 4.7 ms a frame of GIL-holding work on
+a second thread cut detection's fps by about 30 %; the same time spent in C with the GIL
+released cut it by under 8 %. So `write_predictions` hands each tracked frame to one separate
+process that owns the forecaster's per-track state, the renderer and the output files:
+
+- the image goes through a ring of `depth` shared-memory slots (a copy, no pickling);
+- the rest of the FrameResult (tracks, detections: small arrays) is pickled over a pipe;
+- at most `depth` frames are in flight, so memory stays flat and the outputs are never more
+  than `depth` frames behind;
+- the process ignores SIGINT: after Ctrl-C the main process closes the video, and the writer
+  finishes the frames it was given, then closes and publishes every file.
+
+One process serves every video of a run (start-up imports torch: about 2 s, overlapping the
+detector's loading when started first). Errors in it come back as the same one-line errors.
+"""
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import signal
+import threading
+import traceback
+from collections import deque
+from dataclasses import dataclass
+from multiprocessing import shared_memory
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .errors import TrajpredError
+from .pipeline import FrameForecasts, FrameResult, ForecastConfig, RenderConfig
+from .video import VideoInfo
+
+
+@dataclass
+class VideoJob:
+    """What the writer needs to write one video's outputs (sent once, when the video opens)."""
+
+    out_dir: Path
+    info: VideoInfo
+    render: RenderConfig
+    forecast: ForecastConfig
+    checkpoint: str | None        # forecaster checkpoint, None: no forecasts
+    device: str
+    homography: np.ndarray | None
+    send_forecasts: bool          # return each frame's forecasts (for an on_result callback)
+
+
+class WriterProcess:
+    """The main process's end: `open(job)`, `put(result)` per frame, `finish()`; `close()`."""
+
+    def __init__(self, depth: int = 6):
+        self.depth = depth
+        ctx = multiprocessing.get_context("spawn")  # no forked torch/OpenCV thread state
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_serve, args=(child,), name="trajpred-writer", daemon=True)
+        self._proc.start()
+        child.close()
+        self._ready = False
+        self._shm: shared_memory.SharedMemory | None = None
+
+    def wait_ready(self) -> None:
+        """Block until the process has started (imports done); benchmarks call this first."""
+        self._send(("ping",))
+        self._recv()
+
+    # ------------------------------------------------------------------ one video
+    def open(self, job: VideoJob, on_result: Callable[[FrameResult], None] | None = None) -> None:
+        """Start a video: the writer creates its output files (one-line error if it cannot)."""
+        h, w = job.info.height, job.info.width
+        self._shm = shared_memory.SharedMemory(create=True, size=self.depth * h * w * 3)
+        self._slots = np.ndarray((self.depth, h, w, 3), np.uint8, buffer=self._shm.buf)
+        self._free = list(range(self.depth))
+        self._pending: deque[tuple[int, FrameResult]] = deque()
+        self._on_result, self._error = on_result, None
+        try:
+            self._send(("open", job, self._shm.name, self.depth))
+            reply = self._recv()
+            if reply[0] == "error":
+                _raise(reply[1])
+        except BaseException:
+            self._release_slots()
+            raise
+
+    def put(self, result: FrameResult) -> None:
+        """Hand over one tracked frame (blocks while `depth` frames are in flight)."""
+        with _HoldInterrupt():
+            self._put(result)
+
+    def _put(self, result: FrameResult) -> None:
+        while not self._free:
+            self._collect()
+        if self._error is not None:
+            _raise(self._error)
+        slot = self._free.pop()
+        image = result.image
+        if image.shape != self._slots.shape[1:]:  # a stream that changed size mid-way
+            import cv2
+            image = cv2.resize(image, (self._slots.shape[2], self._slots.shape[1]))
+        self._slots[slot] = image
+        self._pending.append((slot, result))
+        self._send(("frame", slot, dataclasses.replace(result, image=None)))
+
+    def finish(self) -> float:
+        """Wait for every frame handed over, close and publish the files; the seconds the
+        forecaster spent. Raises the first error the writer met."""
+        with _HoldInterrupt():
+            return self._finish()
+
+    def _finish(self) -> float:
+        try:
+            while self._pending:
+                self._collect()
+            self._send(("close",))
+            reply = self._recv()
+            error = self._error or reply[2]
+            if error is not None:
+                _raise(error)
+            return reply[1]
+        finally:
+            self._release_slots()
+
+    def _collect(self) -> None:
+        """Receive one finished frame: free its slot and show it to on_result."""
+        reply = self._recv()
+        slot, result = self._pending.popleft()
+        self._free.append(slot)
+        _, forecasts, error = reply
+        self._error = self._error or error
+        if forecasts is not None and self._on_result is not None and self._error is None:
+            self._on_result(dataclasses.replace(result, forecasts=forecasts))
+
+    def _release_slots(self) -> None:
+        if self._shm is not None:
+            self._slots = None
+            self._shm.close()
+            self._shm.unlink()
+            self._shm = None
+
+    # ------------------------------------------------------------------ the pipe
+    def _send(self, message) -> None:
+        if not self._proc.is_alive():
+            raise self._died()
+        self._conn.send(message)
+
+    def _recv(self):
+        while not self._conn.poll(0.5):
+            if not self._proc.is_alive():
+                raise self._died()
+        return self._conn.recv()
+
+    def _died(self) -> TrajpredError:
+        return TrajpredError(f"the writer process stopped unexpectedly (exit code "
+                             f"{self._proc.exitcode}); outputs so far are left as hidden "
+                             f".*.partial.* files")
+
+    def close(self) -> None:
+        """Stop the process (after `finish`)."""
+        if self._proc.is_alive():
+            try:
+                self._conn.send(("stop",))
+            except OSError:
+                pass
+            self._proc.join(10)
+        if self._proc.is_alive():
+            self._proc.kill()
+        self._conn.close()
+
+    def __enter__(self) -> "WriterProcess":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class _HoldInterrupt:
+    """Ctrl-C inside the block is raised when it ends, so that no message to the writer is
+    cut in half (only the main thread receives signals; elsewhere this does nothing)."""
+
+    def __enter__(self) -> None:
+        self.pending, self.previous = False, None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.getsignal(signal.SIGINT)
+            if self.previous is not None:
+                signal.signal(signal.SIGINT, self._hold)
+
+    def _hold(self, signum, frame) -> None:
+        self.pending = True
+
+    def __exit__(self, kind, *_) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        if self.pending and kind is None:
+            raise KeyboardInterrupt
+
+
+def _raise(error: tuple[bool, str]):
+    user_error, message = error
+    raise TrajpredError(message) if user_error else RuntimeError(f"writer process: {message}")
+
+
+def _describe(e: BaseException) -> tuple[bool, str]:
+    """(is a user error, one line) or (bug, the traceback) of an exception in the writer."""
+    if isinstance(e, TrajpredError):
+        return True, str(e)
+    return False, "".join(traceback.format_exception(e))
+
+
+# ---------------------------------------------------------------------- the writer's end
+
+class _Video:
+    """One video inside the writer process: forecaster, renderer and files."""
+
+    def __init__(self, job: VideoJob, shm_name: str, depth: int, models: dict):
+        from .pipeline import LiveForecaster, load_model
+        from .render import PredictOutputs, Renderer
+
+        self.shm = shared_memory.SharedMemory(name=shm_name)
+        self.frames = np.ndarray((depth, job.info.height, job.info.width, 3), np.uint8,
+                                 buffer=self.shm.buf)
+        self.forecaster = None
+        if job.checkpoint is not None:
+            if job.checkpoint not in models:
+                models[job.checkpoint] = load_model(job.checkpoint)
+            self.forecaster = LiveForecaster(models[job.checkpoint], job.info.fps, job.forecast,
+                                             job.device, job.homography)
+        self.renderer = Renderer(job.info.fps, job.render)
+        self.outputs = None
+        try:
+            self.outputs = PredictOutputs(job.out_dir, job.info, job.homography is not None)
+        except BaseException:
+            self.release()
+            raise
+
+    def write(self, slot: int, result: FrameResult) -> FrameForecasts:
+        result = dataclasses.replace(result, image=self.frames[slot])
+        if self.forecaster is not None:
+            result = dataclasses.replace(
+                result, forecasts=self.forecaster.update(result.frame_id, result.tracks))
+        self.outputs.write(result, self.renderer.draw(result))
+        return result.forecasts
+
+    @property
+    def forecast_seconds(self) -> float:
+        return self.forecaster.seconds if self.forecaster is not None else 0.0
+
+    def release(self, publish_files: bool = True) -> None:
+        if self.outputs is not None:
+            self.outputs.close(publish_files)
+            self.outputs = None
+        self.frames = None
+        self.shm.close()
+
+
+def _serve(conn) -> None:
+    """The writer process's loop: videos one after another until "stop"."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
+    import torch
+
+    torch.set_num_threads(1)  # small LSTM steps; the other cores belong to the detector
+    models: dict = {}
+    while True:
+        try:
+            message = conn.recv()
+        except EOFError:  # the main process is gone
+            return
+        if message[0] == "stop":
+            return
+        if message[0] == "ping":
+            conn.send(("pong",))
+            continue
+        _, job, shm_name, depth = message
+        try:
+            video = _Video(job, shm_name, depth, models)
+        except BaseException as e:
+            conn.send(("error", _describe(e)))
+            continue
+        conn.send(("ready",))
+        error = None
+        try:
+            while (message := conn.recv())[0] == "frame":
+                _, slot, result = message
+                forecasts = None
+                if error is None:
+                    try:
+                        forecasts = video.write(slot, result)
+                    except BaseException as e:
+                        error = _describe(e)
+                conn.send(("done", forecasts if job.send_forecasts else None, error))
+        except (EOFError, OSError):  # the main process died (killed): publish nothing
+            video.release(publish_files=False)
+            return
+        try:
+            video.release()  # closes and publishes the files: complete rows, playable video
+        except BaseException as e:
+            error = error or _describe(e)
+        try:
+            conn.send(("closed", video.forecast_seconds, error))
+        except OSError:  # the main process is gone
+            return

@@ -61,7 +61,6 @@ class WriterProcess:
         self._proc = ctx.Process(target=_serve, args=(child,), name="trajpred-writer", daemon=True)
         self._proc.start()
         child.close()
-        self._ready = False
         self._shm: shared_memory.SharedMemory | None = None
 
     def wait_ready(self) -> None:
@@ -79,8 +78,9 @@ class WriterProcess:
         self._pending: deque[tuple[int, FrameResult]] = deque()
         self._on_result, self._error = on_result, None
         try:
-            self._send(("open", job, self._shm.name, self.depth))
-            reply = self._recv()
+            with _HoldInterrupt():
+                self._send(("open", job, self._shm.name, self.depth))
+                reply = self._recv()
             if reply[0] == "error":
                 _raise(reply[1])
         except BaseException:

@@ -59,11 +59,10 @@ def test_checkpoint_round_trip(tmp_path):
         load_forecaster(tmp_path / "m.pt", expect=ForecasterConfig())
 
 
-@pytest.mark.parametrize("extra", [[], ["train.ema_epochs=1"]], ids=["plain", "weight-average"])
-def test_resume_continues_from_the_saved_epoch(eth_ucy_like_root, tmp_path, monkeypatch, extra):
+def test_resume_continues_from_the_saved_epoch(eth_ucy_like_root, tmp_path, monkeypatch):
     import trajpred.train as train_module
 
-    fit(small_run(eth_ucy_like_root, tmp_path / "straight", 3, *extra), progress=False, log=lambda *_: None)
+    fit(small_run(eth_ucy_like_root, tmp_path / "straight", 3), progress=False, log=lambda *_: None)
     real_epoch = train_module.train_one_epoch
 
     def interrupted(model, windows, optimizer, scheduler, cfg, epoch, *rest):
@@ -73,17 +72,15 @@ def test_resume_continues_from_the_saved_epoch(eth_ucy_like_root, tmp_path, monk
 
     monkeypatch.setattr(train_module, "train_one_epoch", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        fit(small_run(eth_ucy_like_root, tmp_path / "split", 3, *extra), progress=False, log=lambda *_: None)
+        fit(small_run(eth_ucy_like_root, tmp_path / "split", 3), progress=False, log=lambda *_: None)
     monkeypatch.setattr(train_module, "train_one_epoch", real_epoch)
     lines = []
-    fit(small_run(eth_ucy_like_root, tmp_path / "split", 3, *extra), resume=True, progress=False,
-        log=lines.append)
+    fit(small_run(eth_ucy_like_root, tmp_path / "split", 3), resume=True, progress=False, log=lines.append)
     assert any("resumed" in line and "epoch 2" in line for line in lines)
     a, b = load_checkpoint(tmp_path / "straight/last.pt"), load_checkpoint(tmp_path / "split/last.pt")
     assert a["epoch"] == b["epoch"] == 3
-    for key in ("model", "trained_model") if extra else ("model",):
-        for name, tensor in a[key].items():  # the same batches, the same weights
-            torch.testing.assert_close(tensor, b[key][name])
+    for name, tensor in a["model"].items():  # the same batches, the same weights
+        torch.testing.assert_close(tensor, b["model"][name])
     with open(tmp_path / "split/log.csv") as f:
         assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1, 2, 3]
 
@@ -122,16 +119,3 @@ def test_fine_tuning_starts_from_the_given_weights(eth_ucy_like_root, tmp_path):
     tuned = load_checkpoint(tmp_path / "tuned/last.pt")["model"]
     for name, tensor in base.items():  # learning rate 0: the weights are the initial ones
         torch.testing.assert_close(tensor, tuned[name])
-
-
-def test_weight_average_is_validated_and_shipped(eth_ucy_like_root, tmp_path):
-    result = fit(small_run(eth_ucy_like_root, tmp_path / "avg", 2, "train.ema_epochs=1"),
-                 progress=False, log=lambda *_: None)
-    last = load_checkpoint(tmp_path / "avg/last.pt")
-    differs = [not torch.equal(last["model"][k], last["trained_model"][k]) for k in last["model"]]
-    assert any(differs), "the average should not equal the last trained weights"
-    windows, _ = load_split(DataConfig(root=str(eth_ucy_like_root), test_scene="toy"), "val", 8, 12, 0.4)
-    fc = forecast_windows(load_forecaster(tmp_path / "avg/last.pt"), windows.obs_xy)
-    val_ade = float(np.linalg.norm(fc.mean - windows.fut_xy, axis=-1).mean())
-    assert val_ade == pytest.approx(last["metrics"]["ade"], rel=1e-4)  # what was validated is "model"
-    assert result["best_val_ade"] <= last["metrics"]["ade"]

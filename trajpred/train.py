@@ -83,8 +83,6 @@ class TrainConfig:
     wta_relax: float = 0.05       # share of the mode loss given to the losing modes
     mode_weight: float = 0.3      # weight of the mixture head's losses beside the deterministic ADE
     eval_k: int = 20              # best-of-K on validation
-    ema_epochs: float = 0.0       # >0: validate and ship an exponential moving average of the
-                                  # weights over about this many epochs of steps (0 = off)
     threads: int = 0              # torch CPU threads (0 = torch's default)
     init_from: str = ""           # start from this checkpoint's weights (fine-tuning); same model config
     out_dir: str = "runs/train"
@@ -151,35 +149,8 @@ def forecast_loss(out: ForecastOutput, target: torch.Tensor, cfg: TrainConfig) -
     return mean_loss + cfg.mode_weight * (wta + 0.5 * cls + 0.1 * nll)
 
 
-class WeightAverage:
-    """Exponential moving average of a model's weights, updated after every optimiser step.
-
-    The average is what validation sees and what best.pt holds: it smooths the step-to-step
-    noise of the last stretch of training (about `horizon` steps) instead of keeping whichever
-    noisy iterate happened to end an epoch. The decay warms up as (1 + t) / (10 + t) so the
-    first steps do not drag in the random initial weights.
-    """
-
-    def __init__(self, model: nn.Module, horizon: float):
-        import copy
-
-        self.model = copy.deepcopy(model).eval()
-        self.model.requires_grad_(False)
-        self.decay = 1.0 - 1.0 / max(horizon, 1.0)
-
-    @torch.no_grad()
-    def update(self, model: nn.Module, step: int) -> None:
-        decay = min(self.decay, (1 + step) / (10 + step))
-        for avg, now in zip(self.model.state_dict().values(), model.state_dict().values()):
-            if avg.is_floating_point():
-                avg.lerp_(now, 1.0 - decay)
-            else:
-                avg.copy_(now)
-
-
 def train_one_epoch(model: nn.Module, windows: Windows, optimizer, scheduler, cfg: TrainConfig,
-                    epoch: int, progress: bool = True, ctx: Distributed = Distributed(),
-                    average: WeightAverage | None = None) -> float:
+                    epoch: int, progress: bool = True, ctx: Distributed = Distributed()) -> float:
     """One pass over shuffled training windows; returns the mean loss (over all ranks).
 
     Under torchrun every rank draws the same permutation and takes every world_size-th window
@@ -230,8 +201,6 @@ def train_one_epoch(model: nn.Module, windows: Windows, optimizer, scheduler, cf
             nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
         scheduler.step()
-        if average is not None:
-            average.update(module, scheduler.last_epoch)
         total += loss.item() * len(idx)
         count += len(idx)
     return _all_mean(total / max(count, 1), ctx)
@@ -313,16 +282,9 @@ def fit(run: RunConfig, resume: bool = False, progress: bool = True, log=print) 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, steps_per_epoch))
     start_epoch, best, stale, history = 1, math.inf, 0, []
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
-    average = None
     if resume and last_path.exists():
         state = load_checkpoint(last_path)
         model = model_from_payload(state, last_path, expect=run.model)
-        if cfg.ema_epochs > 0:  # "model" holds the average; the trained weights are beside it
-            average = WeightAverage(model, cfg.ema_epochs * steps_per_epoch)
-            if "trained_model" not in state:
-                raise TrajpredError(f"{last_path}: was trained without train.ema_epochs; resume "
-                                    f"with the same setting or start a new train.out_dir")
-            model.load_state_dict(state["trained_model"])
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, steps_per_epoch))
         # Optimizer state last: building the scheduler rewrites the learning rate it restores.
@@ -331,9 +293,6 @@ def fit(run: RunConfig, resume: bool = False, progress: bool = True, log=print) 
         start_epoch, best, stale = state["epoch"] + 1, state["best_val_ade"], state["stale_epochs"]
         history = list(state["history"])
         log(f"resumed from {last_path} at epoch {state['epoch']} (best val ADE {best:.4f})")
-    if cfg.ema_epochs > 0 and average is None:
-        average = WeightAverage(model, cfg.ema_epochs * steps_per_epoch)
-    validated = model if average is None else average.model
     trained = model
     if ctx.world_size > 1:
         trained = nn.parallel.DistributedDataParallel(model)
@@ -343,19 +302,17 @@ def fit(run: RunConfig, resume: bool = False, progress: bool = True, log=print) 
         if stale >= cfg.patience:
             break
         t0 = time.perf_counter()
-        loss = train_one_epoch(trained, train_w, optimizer, scheduler, cfg, epoch, progress, ctx, average)
-        metrics = evaluate(validated, val_w, cfg.eval_k)
+        loss = train_one_epoch(trained, train_w, optimizer, scheduler, cfg, epoch, progress, ctx)
+        metrics = evaluate(model, val_w, cfg.eval_k)
         row = EpochLog(epoch, loss, metrics["ade"], metrics["fde"], metrics.get("min_ade", math.nan),
                        metrics.get("min_fde", math.nan), scheduler.get_last_lr()[0], time.perf_counter() - t0)
         history.append(vars(row))
         improved = row.val_ade < best
         best, stale = (row.val_ade, 0) if improved else (best, stale + 1)
         payload = {"model_config": to_dict(run.model), "run_config": to_dict(run),
-                   "model": validated.state_dict(), "optimizer": optimizer.state_dict(),
+                   "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                    "scheduler": scheduler.state_dict(), "epoch": epoch, "best_val_ade": best,
                    "stale_epochs": stale, "history": history, "metrics": metrics}
-        if average is not None:
-            payload["trained_model"] = model.state_dict()
         if ctx.is_main:
             if improved:
                 save_checkpoint(best_path, payload)

@@ -2,10 +2,12 @@
 
     python scripts/eth_ucy_benchmark.py                  # train all five, then evaluate
     python scripts/eth_ucy_benchmark.py --skip-train     # evaluate the shipped checkpoints
-    python scripts/eth_ucy_benchmark.py --scenes eth --set train.epochs=5
+    python scripts/eth_ucy_benchmark.py --scenes eth --seeds 0 --set train.epochs=5
 
-Writes runs/eth_ucy/<scene>/ (training runs), copies each best checkpoint (without optimiser
-state) to data/checkpoints/eth_ucy/<scene>.pt unless --no-ship, and writes
+Each split trains one model per seed (default 0 1 2) into runs/eth_ucy/<scene>/seed<k>/; the
+best checkpoints of the seeds are joined into one ensemble (trajpred.model.Ensemble; a single
+seed gives a single model), written to runs/eth_ucy/<scene>/final.pt and, unless --no-ship,
+to data/checkpoints/eth_ucy/<scene>.pt (without optimiser state). Then it writes
 runs/eth_ucy/benchmark.md and .json: ours (deterministic and best-of-20), constant velocity
 on the same windows, and the published rows, with the machine and the wall time of each run.
 """
@@ -25,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from trajpred.atomic import write_text  # noqa: E402
-from trajpred.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from trajpred.checkpoint import ensemble_payload, load_checkpoint, save_checkpoint  # noqa: E402
 from trajpred.config import load_config  # noqa: E402
 from trajpred.evaluate import ETH_UCY_SCENES, evaluate_scene, summary_rows  # noqa: E402
 from trajpred.metrics import format_table  # noqa: E402
@@ -42,6 +44,8 @@ def main() -> int:
     p.add_argument("--config", default=str(REPO / "configs/eth_ucy.yaml"))
     p.add_argument("--data", default=str(REPO.parent / "shared/data/eth_ucy"))
     p.add_argument("--scenes", nargs="+", default=list(ETH_UCY_SCENES))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2],
+                   help="one model per seed, joined into an ensemble")
     p.add_argument("--runs", default=str(REPO / "runs/eth_ucy"))
     p.add_argument("--ship", default=str(REPO / "data/checkpoints/eth_ucy"))
     p.add_argument("--no-ship", action="store_true", help="do not copy checkpoints to --ship")
@@ -54,21 +58,31 @@ def main() -> int:
     for scene in args.scenes:
         if args.skip_train:
             continue
-        run = load_config(RunConfig, args.config, [f"data.root={args.data}", f"data.test_scene={scene}",
-                                                   f"train.out_dir={runs / scene}", *args.overrides])
-        t0 = time.perf_counter()
-        result = fit(run, progress=sys.stderr.isatty())
-        timings[scene] = {"seconds": round(time.perf_counter() - t0, 1), "epochs": result["epochs"]}
-        print(f"{scene}: trained {result['epochs']} epochs in {timings[scene]['seconds']} s", flush=True)
-        if not args.no_ship:
-            best = load_checkpoint(result["best"])
+        bests, seconds, epochs = [], [], []
+        for seed in args.seeds:
+            run = load_config(RunConfig, args.config, [
+                f"data.root={args.data}", f"data.test_scene={scene}", f"train.seed={seed}",
+                f"train.out_dir={runs / scene / f'seed{seed}'}", *args.overrides])
+            t0 = time.perf_counter()
+            result = fit(run, progress=sys.stderr.isatty())
+            seconds.append(round(time.perf_counter() - t0, 1))
+            epochs.append(result["epochs"])
+            bests.append(result["best"])
+            print(f"{scene} seed {seed}: trained {result['epochs']} epochs in {seconds[-1]} s", flush=True)
+        timings[scene] = {"seconds": seconds, "epochs": epochs}
+        if len(bests) == 1:
+            best = load_checkpoint(bests[0])
             keep = ("model_config", "run_config", "model", "epoch", "best_val_ade", "history", "metrics")
+            payload = {k: best[k] for k in keep}
+        else:
+            payload = ensemble_payload(bests)
+        save_checkpoint(runs / scene / "final.pt", payload)
+        if not args.no_ship:
             ship.mkdir(parents=True, exist_ok=True)
-            save_checkpoint(ship / f"{scene}.pt", {k: best[k] for k in keep})
+            save_checkpoint(ship / f"{scene}.pt", payload)
 
-    source = ship if (args.skip_train or not args.no_ship) else None
-    results = [evaluate_scene(str(source / f"{s}.pt") if source else str(runs / s / "best.pt"),
-                              args.data, s, k=20) for s in args.scenes]
+    results = [evaluate_scene(str(ship / f"{s}.pt") if (args.skip_train or not args.no_ship)
+                              else str(runs / s / "final.pt"), args.data, s, k=20) for s in args.scenes]
     rows = summary_rows(results)
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, " \
               f"{torch.get_num_threads()} threads"
@@ -84,8 +98,9 @@ def main() -> int:
               f"| constant velocity (same windows) | {avg.cv_ade:.2f} | {avg.cv_fde:.2f} |", "",
               f"Machine: {machine}."]
     if timings:
-        lines += ["Training wall time per split: " + ", ".join(
-            f"{s} {t['seconds']:.0f} s ({t['epochs']} epochs)" for s, t in timings.items()) + "."]
+        lines += ["Training wall time per model (seeds " + " ".join(map(str, args.seeds)) + "): " + "; ".join(
+            f"{s} " + ", ".join(f"{sec:.0f} s ({ep} epochs)" for sec, ep in zip(t["seconds"], t["epochs"]))
+            for s, t in timings.items()) + "."]
     runs.mkdir(parents=True, exist_ok=True)
     write_text(runs / "benchmark.md", "\n".join(lines) + "\n")
     write_text(runs / "benchmark.json", json.dumps({"scores": [r.to_dict() for r in rows],

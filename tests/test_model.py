@@ -1,13 +1,15 @@
-"""The forecaster: starts at constant velocity, is rotation invariant, streams like it batches."""
+"""The forecaster: starts at constant velocity, is rotation invariant, streams like it batches;
+an ensemble of forecasters behaves as one model."""
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from trajpred.features import window_features
 from trajpred.forecast import TrackStreams, forecast_windows
 from trajpred.metrics import constant_velocity
-from trajpred.model import Forecaster, ForecasterConfig
+from trajpred.model import Ensemble, Forecaster, ForecasterConfig
 
 
 def walks(n=6, t=8, seed=0):
@@ -42,9 +44,10 @@ def test_forecast_rotates_and_translates_with_the_input():
     np.testing.assert_allclose(base.mean @ rot.T + np.array([100.0, -40.0]), turned.mean, atol=1e-3)
 
 
-def test_streaming_steps_match_batch_encoding():
+@pytest.mark.parametrize("kind", ["single", "ensemble"])
+def test_streaming_steps_match_batch_encoding(kind):
     obs = walks(n=5)
-    model = trained_like()
+    model = trained_like() if kind == "single" else Ensemble([trained_like(1), trained_like(2)]).eval()
     ids = np.array([7, 3, 11, 42, 5])
     streams = TrackStreams(model, capacity=2)  # forces the slot store to grow
     for t in range(obs.shape[1]):
@@ -110,3 +113,30 @@ def test_streaming_with_neighbours_matches_windows():
     np.testing.assert_allclose(streams.forecast(np.arange(5)).mean, expect.mean[order], atol=1e-4)
     alone = forecast_windows(model, windows.obs_xy[first])  # the neighbours change the forecast
     assert np.abs(alone.mean - expect.mean).max() > 1e-3
+
+
+def test_ensemble_averages_its_members_and_pools_their_modes(tmp_path):
+    from trajpred.checkpoint import ensemble_payload, load_forecaster, save_checkpoint
+    from trajpred.metrics import ade
+
+    obs, fut = walks(n=40, t=20, seed=5)[:, :8], walks(n=40, t=20, seed=5)[:, 8:]
+    members = [trained_like(1), trained_like(2), trained_like(3)]
+    paths = []
+    for i, m in enumerate(members):
+        paths.append(tmp_path / f"m{i}.pt")
+        save_checkpoint(paths[-1], {"model_config": vars(m.cfg), "model": m.state_dict()})
+    save_checkpoint(tmp_path / "ens.pt", ensemble_payload(paths))
+    ensemble = load_forecaster(tmp_path / "ens.pt")
+    assert isinstance(ensemble, Ensemble) and len(ensemble.members) == 3
+    means = [forecast_windows(m, obs).mean for m in members]
+    fc = forecast_windows(ensemble, obs, k=12)
+    np.testing.assert_allclose(fc.mean, np.mean(means, 0), atol=1e-5)
+    # Never worse than the members' average error, window by window.
+    member_ade = np.mean([ade(m, fut) for m in means], 0)
+    assert (ade(fc.mean, fut) <= member_ade + 1e-6).all()
+    features, heading, speed = window_features(torch.as_tensor(obs), torch.ones(len(obs)))
+    with torch.no_grad():
+        out = ensemble(features, speed)
+    assert out.modes.shape[1] == 12 == out.mode_logits.shape[1]  # 3 members x 4 modes
+    torch.testing.assert_close(out.mode_logits.logsumexp(1), torch.zeros(len(obs)), atol=1e-5, rtol=0)
+    assert fc.samples.shape == (40, 12, 12, 2)

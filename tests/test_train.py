@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from trajpred.checkpoint import load_checkpoint, load_forecaster, save_checkpoint
+from trajpred.checkpoint import ensemble_payload, load_checkpoint, load_forecaster, save_checkpoint
 from trajpred.config import load_config
 from trajpred.data import DataConfig, load_split
-from trajpred.errors import InputError
+from trajpred.errors import InputError, TrajpredError
 from trajpred.features import to_heading_frame, window_features, window_scale
 from trajpred.forecast import forecast_windows
 from trajpred.model import Forecaster, ForecasterConfig
@@ -119,3 +119,8 @@ def test_fine_tuning_starts_from_the_given_weights(eth_ucy_like_root, tmp_path):
     tuned = load_checkpoint(tmp_path / "tuned/last.pt")["model"]
     for name, tensor in base.items():  # learning rate 0: the weights are the initial ones
         torch.testing.assert_close(tensor, tuned[name])
+    # An ensemble is evaluated and shipped, not fine-tuned: one line, pointing at its members.
+    save_checkpoint(tmp_path / "ens.pt", ensemble_payload([tmp_path / "base/last.pt"] * 2))
+    with pytest.raises(TrajpredError, match="ensemble"):
+        fit(small_run(eth_ucy_like_root, tmp_path / "nope", 1, f"train.init_from={tmp_path / 'ens.pt'}"),
+            progress=False, log=lambda *_: None)

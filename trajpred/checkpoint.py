@@ -1,5 +1,8 @@
 """Self-describing checkpoints: config, weights, optimiser state, epoch and best metric.
 
+A checkpoint holds one model's weights under "model", or an ensemble's under "members" (one
+state dict per member, all of the config under "model_config"; see `ensemble_payload`).
+
 Written atomically (temp file, then rename) and read with `weights_only=True`, so a checkpoint
 can only hold tensors and plain data; anything else is refused with a one-line error.
 """
@@ -15,7 +18,7 @@ import torch
 from .atomic import temp_path_for
 from .config import ConfigError, from_dict
 from .errors import InputError
-from .model import Forecaster, ForecasterConfig
+from .model import Ensemble, Forecaster, ForecasterConfig
 
 FORMAT = "trajpred-forecaster"
 VERSION = 1
@@ -70,14 +73,33 @@ def model_from_payload(payload: dict, path: str | os.PathLike = "checkpoint",
         diff = [k for k in vars(cfg) if getattr(cfg, k) != getattr(expect, k)]
         raise InputError(path, "checkpoint's model config does not match the requested model: "
                                + ", ".join(f"{k}={getattr(cfg, k)} (wanted {getattr(expect, k)})" for k in diff))
-    model = Forecaster(cfg)
+    weights = payload["members"] if "members" in payload else [payload.get("model")]
+    if not isinstance(weights, list) or not weights:
+        raise InputError(path, "checkpoint has no model weights")
+    members = [Forecaster(cfg) for _ in weights]
     try:
-        model.load_state_dict(payload["model"])
-    except (KeyError, RuntimeError) as e:
+        for member, state in zip(members, weights):
+            member.load_state_dict(state)
+    except (KeyError, RuntimeError, TypeError, AttributeError) as e:
         first = str(e).strip().splitlines()[0]
         raise InputError(path, f"checkpoint weights do not fit its config ({first[:160]})") from None
+    model = members[0] if "members" not in payload else Ensemble(members)
     model.eval()
     return model
+
+
+def ensemble_payload(paths: list[str | os.PathLike]) -> dict:
+    """One checkpoint payload holding the models of several checkpoints of one config as an
+    Ensemble (their configs must match; the first one's run config and metadata are kept)."""
+    payloads = [load_checkpoint(p) for p in paths]
+    models = [model_from_payload(p, path) for p, path in zip(payloads, paths)]
+    for model, path in zip(models[1:], paths[1:]):
+        if model.cfg != models[0].cfg:
+            raise InputError(path, f"model config differs from {os.fspath(paths[0])}'s: cannot ensemble")
+    members = [m.state_dict() for model in models
+               for m in (model.members if isinstance(model, Ensemble) else [model])]
+    keep = {k: v for k, v in payloads[0].items() if k in ("model_config", "run_config", "epoch", "history")}
+    return {**keep, "members": members, "member_sources": [os.fspath(p) for p in paths]}
 
 
 def load_forecaster(path: str | os.PathLike, expect: ForecasterConfig | None = None) -> Forecaster:

@@ -108,8 +108,8 @@ class TrackStreams:
         old = getattr(self, "h", None)
         n_old = 0 if old is None else old.shape[1]
         new = {
-            "h": torch.zeros(cfg.num_layers, capacity, cfg.hidden_size, device=dev),
-            "c": torch.zeros(cfg.num_layers, capacity, cfg.hidden_size, device=dev),
+            "h": torch.zeros(cfg.num_layers, capacity, self.model.state_size, device=dev),
+            "c": torch.zeros(cfg.num_layers, capacity, self.model.state_size, device=dev),
             "last_xy": torch.zeros(capacity, 2, device=dev),
             "last_box": torch.zeros(capacity, 2, device=dev),
             "last_step": torch.zeros(capacity, 2, device=dev),

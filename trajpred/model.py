@@ -10,6 +10,7 @@ features (see trajpred/features.py); it knows nothing of files, pixels or metres
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -82,8 +83,13 @@ class Forecaster(nn.Module):
         with torch.no_grad():
             self.mode_head[-1].weight.mul_(0.1)
 
+    @property
+    def state_size(self) -> int:
+        """Width of the recurrent state (h and c are (num_layers, B, state_size))."""
+        return self.cfg.hidden_size
+
     def zero_state(self, batch: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-        shape = (self.cfg.num_layers, batch, self.cfg.hidden_size)
+        shape = (self.cfg.num_layers, batch, self.state_size)
         return torch.zeros(shape, device=device), torch.zeros(shape, device=device)
 
     def encode(self, features: torch.Tensor, state=None):
@@ -123,3 +129,48 @@ class Forecaster(nn.Module):
                 nbr_features: torch.Tensor | None = None, nbr_mask: torch.Tensor | None = None) -> ForecastOutput:
         hidden, _ = self.encode(features)
         return self.decode(hidden, last_speed, nbr_features, nbr_mask)
+
+
+class Ensemble(nn.Module):
+    """Forecasters of one config trained from different seeds, used as one model (same methods).
+
+    The deterministic forecast is the members' mean: its distance to the truth is never more
+    than the members' average distance (triangle inequality), so its ADE and FDE are at most
+    the members' average on every window. The mixture is the union of the members' modes, each
+    member's probabilities divided by the number of members. The recurrent state is the
+    members' states side by side along the hidden axis, so a track's state is still one row.
+    """
+
+    def __init__(self, members: list[Forecaster]):
+        super().__init__()
+        if not members or any(m.cfg != members[0].cfg for m in members):
+            raise ValueError("an ensemble needs one or more members of the same config")
+        self.cfg = members[0].cfg
+        self.members = nn.ModuleList(members)
+
+    @property
+    def state_size(self) -> int:
+        return self.cfg.hidden_size * len(self.members)
+
+    zero_state = Forecaster.zero_state
+    step = Forecaster.step
+    forward = Forecaster.forward
+
+    def encode(self, features: torch.Tensor, state=None):
+        n = len(self.members)
+        states = [None] * n if state is None else list(zip(state[0].chunk(n, -1), state[1].chunk(n, -1)))
+        outs, hs, cs = [], [], []
+        for member, member_state in zip(self.members, states):
+            out, (h, c) = member.encode(features, member_state)
+            outs.append(out), hs.append(h), cs.append(c)
+        return torch.cat(outs, -1), (torch.cat(hs, -1), torch.cat(cs, -1))
+
+    def decode(self, hidden: torch.Tensor, last_speed: torch.Tensor,
+               nbr_features: torch.Tensor | None = None, nbr_mask: torch.Tensor | None = None) -> ForecastOutput:
+        n = len(self.members)
+        outs = [member.decode(h, last_speed, nbr_features, nbr_mask)
+                for member, h in zip(self.members, hidden.chunk(n, -1))]
+        return ForecastOutput(torch.stack([o.mean for o in outs]).mean(0),
+                              torch.cat([o.modes for o in outs], 1),
+                              torch.cat([o.mode_logits.log_softmax(1) - math.log(n) for o in outs], 1),
+                              torch.cat([o.mode_sigma for o in outs], 1))

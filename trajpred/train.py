@@ -276,6 +276,9 @@ def fit(run: RunConfig, resume: bool = False, progress: bool = True, log=print) 
     model = Forecaster(run.model)
     if cfg.init_from:
         model = model_from_payload(load_checkpoint(cfg.init_from), cfg.init_from, expect=run.model)
+        if not isinstance(model, Forecaster):
+            raise TrajpredError(f"{cfg.init_from}: an ensemble checkpoint; fine-tune from one of "
+                                f"its members' checkpoints instead")
         log(f"initialised from {cfg.init_from}")
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(train_w) / cfg.batch_size)

@@ -99,7 +99,7 @@ def ensemble_payload(paths: list[str | os.PathLike]) -> dict:
     members = [m.state_dict() for model in models
                for m in (model.members if isinstance(model, Ensemble) else [model])]
     keep = {k: v for k, v in payloads[0].items() if k in ("model_config", "run_config", "epoch", "history")}
-    return {**keep, "members": members, "member_sources": [os.fspath(p) for p in paths]}
+    return {**keep, "members": members}
 
 
 def load_forecaster(path: str | os.PathLike, expect: ForecasterConfig | None = None) -> Forecaster:

@@ -10,7 +10,6 @@ features (see trajpred/features.py); it knows nothing of files, pixels or metres
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -136,9 +135,11 @@ class Ensemble(nn.Module):
 
     The deterministic forecast is the members' mean: its distance to the truth is never more
     than the members' average distance (triangle inequality), so its ADE and FDE are at most
-    the members' average on every window. The mixture is the union of the members' modes, each
-    member's probabilities divided by the number of members. The recurrent state is the
-    members' states side by side along the hidden axis, so a track's state is still one row.
+    the members' average on every window. The mixture (uncertainty, best-of-K) is the first
+    member's: pooling every member's modes makes the K most probable ones near-duplicates
+    (measured on ETH: minFDE20 0.69 m with one member's modes, 1.05 m pooled). The recurrent
+    state is the members' states side by side along the hidden axis, so a track's state is
+    still one row.
     """
 
     def __init__(self, members: list[Forecaster]):
@@ -167,10 +168,8 @@ class Ensemble(nn.Module):
 
     def decode(self, hidden: torch.Tensor, last_speed: torch.Tensor,
                nbr_features: torch.Tensor | None = None, nbr_mask: torch.Tensor | None = None) -> ForecastOutput:
-        n = len(self.members)
         outs = [member.decode(h, last_speed, nbr_features, nbr_mask)
-                for member, h in zip(self.members, hidden.chunk(n, -1))]
-        return ForecastOutput(torch.stack([o.mean for o in outs]).mean(0),
-                              torch.cat([o.modes for o in outs], 1),
-                              torch.cat([o.mode_logits.log_softmax(1) - math.log(n) for o in outs], 1),
-                              torch.cat([o.mode_sigma for o in outs], 1))
+                for member, h in zip(self.members, hidden.chunk(len(self.members), -1))]
+        first = outs[0]
+        return ForecastOutput(torch.stack([o.mean for o in outs]).mean(0), first.modes,
+                              first.mode_logits, first.mode_sigma)

@@ -122,6 +122,20 @@ def test_tracker_ids_are_stable_and_restart_after_reset():
     assert out.track_id.tolist() == [1]
 
 
+def test_tracker_reports_which_detection_each_track_matched():
+    tracker = Tracker("bytetrack")
+    image = np.zeros((200, 300, 3), np.uint8)
+    for i in range(5):  # the detections' order changes every frame
+        boxes = [[20 + 3 * i, 50, 20, 60], [200 - 3 * i, 60, 20, 60], [120, 10, 10, 30]]
+        order = np.roll(np.arange(3), i)
+        detections = Detections(np.array(boxes)[order], np.array([0.9, 0.8, 0.85])[order], [0, 0, 0])
+        tracks, rows = tracker.update_with_index(detections, image)
+    assert len(tracks) == 3 and rows.shape == (3,)
+    np.testing.assert_allclose(detections.box_xywh[rows], tracks.box_xywh, atol=2.0)
+    empty, none = tracker.update_with_index(Detections.empty(), image)
+    assert len(empty) == 0 and len(none) == 0
+
+
 def test_tracker_names_are_checked(tmp_path):
     with pytest.raises(TrajpredError, match="bytetrack or botsort"):
         Tracker("sort")

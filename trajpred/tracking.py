@@ -133,6 +133,12 @@ class Tracker:
 
     def update(self, detections: Detections, frame_bgr: np.ndarray) -> TrackedBoxes:
         """Advance the tracker by one frame; returns the confirmed tracks seen on this frame."""
+        return self.update_with_index(detections, frame_bgr)[0]
+
+    def update_with_index(self, detections: Detections,
+                          frame_bgr: np.ndarray) -> tuple[TrackedBoxes, np.ndarray]:
+        """`update`, plus for each returned track the row of `detections` it was matched to
+        ((N,) int64), e.g. to look up per-detection appearance features."""
         from ultralytics.engine.results import Boxes
 
         box = detections.box_xywh
@@ -140,6 +146,8 @@ class Tracker:
                                 detections.class_id]).astype(np.float32).reshape(-1, 6)
         rows = self._tracker.update(Boxes(data, frame_bgr.shape[:2]), frame_bgr)
         if len(rows) == 0:
-            return TrackedBoxes.empty()
+            return TrackedBoxes.empty(), np.zeros(0, np.int64)
         rows = np.asarray(rows, dtype=np.float64)  # (N, 8) x1, y1, x2, y2, id, score, cls, idx
-        return _from_xyxy_rows(rows[:, :4], rows[:, 4], rows[:, 5].clip(0.0, 1.0), rows[:, 6])
+        tracks = _from_xyxy_rows(rows[:, :4], rows[:, 4], rows[:, 5].clip(0.0, 1.0), rows[:, 6])
+        index = dict(zip(rows[:, 4].astype(np.int64).tolist(), rows[:, 7].astype(np.int64).tolist()))
+        return tracks, np.array([index[t] for t in tracks.track_id.tolist()], np.int64)

@@ -283,8 +283,8 @@ class Pipeline:
 
     def track_frames(self, reader: VideoReader) -> Iterator[FrameResult]:
         """Detected and tracked frames of one opened video, forecasts still empty: pass each one,
-        in order, to `forecast` (possibly on another thread, as `trajpred predict` does so that
-        forecasting overlaps the next frame's detection)."""
+        in order, to `forecast`, or to a LiveForecaster elsewhere (`trajpred predict` forecasts
+        in its writer process, see trajpred/writer.py, so forecasting overlaps detection)."""
         self.tracker.reset()
         self.forecaster = None if self.model is None else LiveForecaster(
             self.model, reader.info.fps, self.config.forecast, self.device, self.homography)

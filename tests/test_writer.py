@@ -73,3 +73,17 @@ def test_a_dead_writer_is_an_error_not_a_hang(video_assets, pipeline, tmp_path):
         writer._proc.join(10)
         with _reader(video_assets) as reader, pytest.raises(TrajpredError, match="writer process stopped"):
             write_predictions(pipeline, reader, tmp_path, progress=False, writer=writer)
+
+
+def test_ctrl_c_during_a_message_is_raised_after_it():
+    from trajpred.writer import _HoldInterrupt
+
+    reached_end = False
+    with pytest.raises(KeyboardInterrupt):
+        with _HoldInterrupt():
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):  # give the signal handler a chance to run inside the block
+                pass
+            reached_end = True
+    assert reached_end, "Ctrl-C cut the block short"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored

@@ -14,6 +14,7 @@ Measures, in one run:
 Writes the figures as JSON with what they were measured on (CPU model, torch threads, video
 size, frames) and prints them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,14 +30,22 @@ sys.path.insert(0, str(ROOT))
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument("video")
     p.add_argument("--weights", required=True)
-    p.add_argument("--checkpoint", default=None, help="forecaster (default: the shipped one, "
-                   "else an untrained model of the default config)")
-    p.add_argument("--imgsz", type=int, default=None,
-                   help="inference size (default: the size the weights were trained at, else 640)")
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        help="forecaster (default: the shipped one, else an untrained model of the default config)",
+    )
+    p.add_argument(
+        "--imgsz",
+        type=int,
+        default=None,
+        help="inference size (default: the size the weights were trained at, else 640)",
+    )
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
     p.add_argument("--max-frames", type=int, default=300, help="frames used from the video")
     p.add_argument("--tracks", type=int, default=50, help="live tracks in the micro-benchmark")
@@ -63,8 +72,15 @@ def bench_yolo_track(args, n_frames: int, imgsz: int) -> dict:
 
     model = YOLO(args.weights, task="detect")
     start, frames, ids = None, 0, set()
-    for result in model.track(args.video, stream=True, imgsz=imgsz, classes=[0], verbose=False,
-                              device=resolve_device(args.device), tracker="bytetrack.yaml"):
+    for result in model.track(
+        args.video,
+        stream=True,
+        imgsz=imgsz,
+        classes=[0],
+        verbose=False,
+        device=resolve_device(args.device),
+        tracker="bytetrack.yaml",
+    ):
         ids.update(tracked_from_ultralytics(result).track_id.tolist())
         if start is None:  # the first frame includes model warm-up; time the rest
             start = time.perf_counter()
@@ -73,8 +89,12 @@ def bench_yolo_track(args, n_frames: int, imgsz: int) -> dict:
         if frames + 1 >= n_frames:
             break
     seconds = time.perf_counter() - start
-    return {"frames": frames, "seconds": round(seconds, 3), "fps": round(frames / seconds, 2),
-            "tracks": len(ids)}
+    return {
+        "frames": frames,
+        "seconds": round(seconds, 3),
+        "fps": round(frames / seconds, 2),
+        "tracks": len(ids),
+    }
 
 
 def bench_pipeline(args, checkpoint: str, out_dir: Path) -> dict:
@@ -91,9 +111,10 @@ def bench_pipeline(args, checkpoint: str, out_dir: Path) -> dict:
                     return
                 yield frame
 
-    config = PipelineConfig(detector=DetectorConfig(weights=args.weights, imgsz=args.imgsz,
-                                                    device=args.device),
-                            forecast=ForecastConfig(checkpoint=checkpoint))
+    config = PipelineConfig(
+        detector=DetectorConfig(weights=args.weights, imgsz=args.imgsz, device=args.device),
+        forecast=ForecastConfig(checkpoint=checkpoint),
+    )
     with WriterProcess() as writer:
         pipeline = Pipeline(config)
         source = VideoSource(args.video, Path(args.video).stem)
@@ -103,10 +124,15 @@ def bench_pipeline(args, checkpoint: str, out_dir: Path) -> dict:
         with FirstFrames(source) as reader:
             info = reader.info
             summary = write_predictions(pipeline, reader, out_dir, progress=False, writer=writer)
-    return {"frames": summary.frames, "seconds": round(summary.seconds, 3),
-            "fps": round(summary.fps, 2), "tracks": summary.tracks, "imgsz": pipeline.detector.imgsz,
-            "forecast_share": round(summary.forecast_seconds / summary.seconds, 4),
-            "video": {"width": info.width, "height": info.height, "fps": info.fps}}
+    return {
+        "frames": summary.frames,
+        "seconds": round(summary.seconds, 3),
+        "fps": round(summary.fps, 2),
+        "tracks": summary.tracks,
+        "imgsz": pipeline.detector.imgsz,
+        "forecast_share": round(summary.forecast_seconds / summary.seconds, 4),
+        "video": {"width": info.width, "height": info.height, "fps": info.fps},
+    }
 
 
 def bench_streams(checkpoint: str, n_tracks: int, repeats: int = 50) -> dict:
@@ -132,8 +158,11 @@ def bench_streams(checkpoint: str, n_tracks: int, repeats: int = 50) -> dict:
     for _ in range(repeats):
         streams.forecast(ids)
     t2 = time.perf_counter()
-    return {"tracks": n_tracks, "observe_ms": round(1000 * (t1 - t0) / repeats, 3),
-            "forecast_ms": round(1000 * (t2 - t1) / repeats, 3)}
+    return {
+        "tracks": n_tracks,
+        "observe_ms": round(1000 * (t1 - t0) / repeats, 3),
+        "forecast_ms": round(1000 * (t2 - t1) / repeats, 3),
+    }
 
 
 def main(argv=None) -> int:
@@ -144,8 +173,11 @@ def main(argv=None) -> int:
 
     args = parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="trajpred_bench_"))
-    checkpoint = args.checkpoint or (str(SHIPPED_FORECASTER) if SHIPPED_FORECASTER.exists()
-                                     else untrained_checkpoint(work / "untrained.pt"))
+    checkpoint = args.checkpoint or (
+        str(SHIPPED_FORECASTER)
+        if SHIPPED_FORECASTER.exists()
+        else untrained_checkpoint(work / "untrained.pt")
+    )
     pipeline = bench_pipeline(args, checkpoint, work / "predict")
     imgsz = pipeline.pop("imgsz")
     yolo = bench_yolo_track(args, pipeline["frames"], imgsz)
@@ -153,28 +185,43 @@ def main(argv=None) -> int:
     frame_ms = 1000.0 / pipeline["fps"]
     step_ms = streams["observe_ms"] + streams["forecast_ms"]
     report = {
-        "machine": {"cpu": cpu_model(), "torch_threads": torch.get_num_threads(),
-                    "torch": torch.__version__, "device": args.device,
-                    "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
+        "machine": {
+            "cpu": cpu_model(),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "device": args.device,
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        },
         "video": {"path": args.video, **pipeline.pop("video"), "frames_used": pipeline["frames"]},
-        "weights": args.weights, "imgsz": imgsz, "checkpoint": checkpoint,
+        "weights": args.weights,
+        "imgsz": imgsz,
+        "checkpoint": checkpoint,
         "yolo_track": yolo,
         "pipeline": pipeline,
         "pipeline_vs_yolo_track": round(pipeline["fps"] / yolo["fps"], 3),
-        "forecaster_50_tracks": {**streams, "frame_ms_full_pipeline": round(frame_ms, 2),
-                                 "share_of_frame_worst_case": round(step_ms / (frame_ms + step_ms), 4)},
+        "forecaster_50_tracks": {
+            **streams,
+            "frame_ms_full_pipeline": round(frame_ms, 2),
+            "share_of_frame_worst_case": round(step_ms / (frame_ms + step_ms), 4),
+        },
     }
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     v = report["video"]
-    print(f"on {report['machine']['cpu']}, torch {torch.__version__} with "
-          f"{report['machine']['torch_threads']} threads, device {args.device}; video "
-          f"{v['width']}x{v['height']} at {v['fps']:g} fps, {v['frames_used']} frames, imgsz {imgsz}")
+    print(
+        f"on {report['machine']['cpu']}, torch {torch.__version__} with "
+        f"{report['machine']['torch_threads']} threads, device {args.device}; video "
+        f"{v['width']}x{v['height']} at {v['fps']:g} fps, {v['frames_used']} frames, imgsz {imgsz}"
+    )
     print(f"YOLO.track alone:        {yolo['fps']:.1f} fps ({yolo['tracks']} tracks)")
-    print(f"full pipeline:           {pipeline['fps']:.1f} fps (forecaster busy {pipeline['forecast_share']:.1%} "
-          f"of the time in the writer process, {pipeline['tracks']} tracks)")
-    print(f"forecaster, {args.tracks} tracks: observe {streams['observe_ms']:.2f} ms + forecast "
-          f"{streams['forecast_ms']:.2f} ms per step = {report['forecaster_50_tracks']['share_of_frame_worst_case']:.1%} "
-          f"of a frame at worst -> {args.out}")
+    print(
+        f"full pipeline:           {pipeline['fps']:.1f} fps (forecaster busy {pipeline['forecast_share']:.1%} "
+        f"of the time in the writer process, {pipeline['tracks']} tracks)"
+    )
+    print(
+        f"forecaster, {args.tracks} tracks: observe {streams['observe_ms']:.2f} ms + forecast "
+        f"{streams['forecast_ms']:.2f} ms per step = {report['forecaster_50_tracks']['share_of_frame_worst_case']:.1%} "
+        f"of a frame at worst -> {args.out}"
+    )
     return 0
 
 

@@ -11,6 +11,7 @@ to data/checkpoints/eth_ucy/<scene>.pt (without optimiser state). Then it writes
 runs/eth_ucy/benchmark.md and .json: ours (deterministic and best-of-20), constant velocity
 on the same windows, and the published rows, with the machine and the wall time of each run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,17 +36,28 @@ from trajpred.train import RunConfig, fit  # noqa: E402
 
 # Published averages over the five scenes, ADE/FDE in metres (Social GAN paper, Table 1;
 # "Social GAN one sample" is its 1V-1 row).
-PUBLISHED = [("Linear", 0.79, 1.59), ("LSTM", 0.70, 1.52), ("Social-LSTM", 0.72, 1.54),
-             ("Social GAN (1 sample)", 0.74, 1.54)]
+PUBLISHED = [
+    ("Linear", 0.79, 1.59),
+    ("LSTM", 0.70, 1.52),
+    ("Social-LSTM", 0.72, 1.54),
+    ("Social GAN (1 sample)", 0.74, 1.54),
+]
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--config", default=str(REPO / "configs/eth_ucy.yaml"))
     p.add_argument("--data", default=str(REPO.parent / "shared/data/eth_ucy"))
     p.add_argument("--scenes", nargs="+", default=list(ETH_UCY_SCENES))
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2],
-                   help="one model per seed, joined into an ensemble")
+    p.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        default=[0, 1, 2],
+        help="one model per seed, joined into an ensemble",
+    )
     p.add_argument("--runs", default=str(REPO / "runs/eth_ucy"))
     p.add_argument("--ship", default=str(REPO / "data/checkpoints/eth_ucy"))
     p.add_argument("--no-ship", action="store_true", help="do not copy checkpoints to --ship")
@@ -60,19 +72,38 @@ def main() -> int:
             continue
         bests, seconds, epochs = [], [], []
         for seed in args.seeds:
-            run = load_config(RunConfig, args.config, [
-                f"data.root={args.data}", f"data.test_scene={scene}", f"train.seed={seed}",
-                f"train.out_dir={runs / scene / f'seed{seed}'}", *args.overrides])
+            run = load_config(
+                RunConfig,
+                args.config,
+                [
+                    f"data.root={args.data}",
+                    f"data.test_scene={scene}",
+                    f"train.seed={seed}",
+                    f"train.out_dir={runs / scene / f'seed{seed}'}",
+                    *args.overrides,
+                ],
+            )
             t0 = time.perf_counter()
             result = fit(run, progress=sys.stderr.isatty())
             seconds.append(round(time.perf_counter() - t0, 1))
             epochs.append(result["epochs"])
             bests.append(result["best"])
-            print(f"{scene} seed {seed}: trained {result['epochs']} epochs in {seconds[-1]} s", flush=True)
+            print(
+                f"{scene} seed {seed}: trained {result['epochs']} epochs in {seconds[-1]} s",
+                flush=True,
+            )
         timings[scene] = {"seconds": seconds, "epochs": epochs}
         if len(bests) == 1:
             best = load_checkpoint(bests[0])
-            keep = ("model_config", "run_config", "model", "epoch", "best_val_ade", "history", "metrics")
+            keep = (
+                "model_config",
+                "run_config",
+                "model",
+                "epoch",
+                "best_val_ade",
+                "history",
+                "metrics",
+            )
             payload = {k: best[k] for k in keep}
         else:
             payload = ensemble_payload(bests)
@@ -81,31 +112,74 @@ def main() -> int:
             ship.mkdir(parents=True, exist_ok=True)
             save_checkpoint(ship / f"{scene}.pt", payload)
 
-    results = [evaluate_scene(str(ship / f"{s}.pt") if (args.skip_train or not args.no_ship)
-                              else str(runs / s / "final.pt"), args.data, s, k=20) for s in args.scenes]
+    results = [
+        evaluate_scene(
+            str(ship / f"{s}.pt")
+            if (args.skip_train or not args.no_ship)
+            else str(runs / s / "final.pt"),
+            args.data,
+            s,
+            k=20,
+        )
+        for s in args.scenes
+    ]
     rows = summary_rows(results)
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, " \
-              f"{torch.get_num_threads()} threads"
-    lines = ["# ETH/UCY benchmark (leave one scene out, 8 observed + 12 predicted steps, 0.4 s)", "",
-             "Windows: stride 1, every agent present in all 20 frames, no minimum agents per window.",
-             "ADE/FDE: one deterministic forecast; minADE20/minFDE20: best of the 20 most probable modes.",
-             "CV: constant velocity (last observed step) on the same windows.", "",
-             format_table(rows), "", "Published averages (Social GAN paper, Table 1), ADE/FDE in m:", "",
-             "| model | ADE | FDE |", "|---|---|---|"]
+    machine = (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
+    )
+    lines = [
+        "# ETH/UCY benchmark (leave one scene out, 8 observed + 12 predicted steps, 0.4 s)",
+        "",
+        "Windows: stride 1, every agent present in all 20 frames, no minimum agents per window.",
+        "ADE/FDE: one deterministic forecast; minADE20/minFDE20: best of the 20 most probable modes.",
+        "CV: constant velocity (last observed step) on the same windows.",
+        "",
+        format_table(rows),
+        "",
+        "Published averages (Social GAN paper, Table 1), ADE/FDE in m:",
+        "",
+        "| model | ADE | FDE |",
+        "|---|---|---|",
+    ]
     lines += [f"| {name} | {a:.2f} | {f:.2f} |" for name, a, f in PUBLISHED]
     avg = rows[-1]
-    lines += [f"| **trajpred (ours, deterministic)** | {avg.ade:.2f} | {avg.fde:.2f} |",
-              f"| constant velocity (same windows) | {avg.cv_ade:.2f} | {avg.cv_fde:.2f} |", "",
-              f"Machine: {machine}."]
+    lines += [
+        f"| **trajpred (ours, deterministic)** | {avg.ade:.2f} | {avg.fde:.2f} |",
+        f"| constant velocity (same windows) | {avg.cv_ade:.2f} | {avg.cv_fde:.2f} |",
+        "",
+        f"Machine: {machine}.",
+    ]
     if timings:
-        lines += ["Training wall time per model (seeds " + " ".join(map(str, args.seeds)) + "): " + "; ".join(
-            f"{s} " + ", ".join(f"{sec:.0f} s ({ep} epochs)" for sec, ep in zip(t["seconds"], t["epochs"]))
-            for s, t in timings.items()) + "."]
+        lines += [
+            "Training wall time per model (seeds "
+            + " ".join(map(str, args.seeds))
+            + "): "
+            + "; ".join(
+                f"{s} "
+                + ", ".join(
+                    f"{sec:.0f} s ({ep} epochs)"
+                    for sec, ep in zip(t["seconds"], t["epochs"], strict=False)
+                )
+                for s, t in timings.items()
+            )
+            + "."
+        ]
     runs.mkdir(parents=True, exist_ok=True)
     write_text(runs / "benchmark.md", "\n".join(lines) + "\n")
-    write_text(runs / "benchmark.json", json.dumps({"scores": [r.to_dict() for r in rows],
-                                                    "published": PUBLISHED, "timings": timings,
-                                                    "machine": machine}, indent=2) + "\n")
+    write_text(
+        runs / "benchmark.json",
+        json.dumps(
+            {
+                "scores": [r.to_dict() for r in rows],
+                "published": PUBLISHED,
+                "timings": timings,
+                "machine": machine,
+            },
+            indent=2,
+        )
+        + "\n",
+    )
     print("\n".join(lines))
     return 0
 

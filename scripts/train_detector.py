@@ -15,6 +15,7 @@ would fetch yolo11n.pt; on CPU it is off anyway), YOLO_OFFLINE=1 (ultralytics th
 the machine as offline: no events, no update checks) and the dataset check's font lookup is
 disabled (it tries to fetch Arial.ttf for labels it never draws when plots=False).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,11 +33,17 @@ sys.path.insert(0, str(ROOT))
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--out", default=str(ROOT / "data/detector/synth_yolo.pt"), help="weights to write")
-    p.add_argument("--model", default=str(ROOT / "data/detector/yolo11-tiny.yaml"),
-                   help="ultralytics model yaml (trained from scratch)")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    p.add_argument(
+        "--out", default=str(ROOT / "data/detector/synth_yolo.pt"), help="weights to write"
+    )
+    p.add_argument(
+        "--model",
+        default=str(ROOT / "data/detector/yolo11-tiny.yaml"),
+        help="ultralytics model yaml (trained from scratch)",
+    )
     p.add_argument("--images", type=int, default=1500, help="training + validation images")
     p.add_argument("--scenes", type=int, default=30, help="synthetic scenes the images come from")
     p.add_argument("--epochs", type=int, default=40)
@@ -44,10 +51,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--time-h", type=float, default=0.35, help="stop training after this many hours")
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--work", default=None, help="folder for the dataset and run (default: a temp dir)")
+    p.add_argument(
+        "--work", default=None, help="folder for the dataset and run (default: a temp dir)"
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--score-only", action="store_true",
-                   help="skip training: only measure --out on the held-out scene")
+    p.add_argument(
+        "--score-only",
+        action="store_true",
+        help="skip training: only measure --out on the held-out scene",
+    )
     return p.parse_args(argv)
 
 
@@ -91,31 +103,66 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     seeds = [200_000 + 1000 * args.seed + k for k in range(args.scenes)]
     data = write_yolo_dataset(work / "dataset", seeds, args.images, SynthConfig(), progress=True)
-    print(f"dataset: {data.n_train} train + {data.n_val} val images, {data.n_boxes} boxes "
-          f"({time.perf_counter() - start:.0f} s)", flush=True)
+    print(
+        f"dataset: {data.n_train} train + {data.n_val} val images, {data.n_boxes} boxes "
+        f"({time.perf_counter() - start:.0f} s)",
+        flush=True,
+    )
 
     model = YOLO(args.model)
-    model.train(data=str(data.data_yaml), epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
-                device="cpu", workers=args.workers, project=str(work / "runs"), name="detector",
-                exist_ok=True, plots=False, amp=False, pretrained=False, seed=args.seed,
-                time=args.time_h, patience=100, cache="ram", val=True, verbose=False,
-                mosaic=1.0, close_mosaic=3, fliplr=0.5, scale=0.5, degrees=0.0)
+    model.train(
+        data=str(data.data_yaml),
+        epochs=args.epochs,
+        imgsz=args.imgsz,
+        batch=args.batch,
+        device="cpu",
+        workers=args.workers,
+        project=str(work / "runs"),
+        name="detector",
+        exist_ok=True,
+        plots=False,
+        amp=False,
+        pretrained=False,
+        seed=args.seed,
+        time=args.time_h,
+        patience=100,
+        cache="ram",
+        val=True,
+        verbose=False,
+        mosaic=1.0,
+        close_mosaic=3,
+        fliplr=0.5,
+        scale=0.5,
+        degrees=0.0,
+    )
     best = work / "runs" / "detector" / "weights" / "best.pt"
     out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(best, out)
     # --time-h may stop training before --epochs (ultralytics then re-plans the schedule).
-    return write_report(args, out, train_s=time.perf_counter() - start,
-                        epochs_done=model.trainer.epoch + 1)
+    return write_report(
+        args, out, train_s=time.perf_counter() - start, epochs_done=model.trainer.epoch + 1
+    )
 
 
-def write_report(args: argparse.Namespace, out: Path, train_s: float | None,
-                 epochs_done: int | None = None) -> int:
+def write_report(
+    args: argparse.Namespace, out: Path, train_s: float | None, epochs_done: int | None = None
+) -> int:
     """Score `out` on the held-out scene; write and print `<out stem>.json`."""
     report_path = out.with_suffix(".json")
-    report = json.loads(report_path.read_text()) if report_path.exists() and train_s is None else {
-        "weights": out.name, "model": Path(args.model).name, "imgsz": args.imgsz,
-        "epochs": epochs_done, "images": args.images, "scenes": args.scenes,
-        "time_limit_h": args.time_h, "train_seconds": None if train_s is None else round(train_s)}
+    report = (
+        json.loads(report_path.read_text())
+        if report_path.exists() and train_s is None
+        else {
+            "weights": out.name,
+            "model": Path(args.model).name,
+            "imgsz": args.imgsz,
+            "epochs": epochs_done,
+            "images": args.images,
+            "scenes": args.scenes,
+            "time_limit_h": args.time_h,
+            "train_seconds": None if train_s is None else round(train_s),
+        }
+    )
     report["held_out_scene_seed"] = HELD_OUT_SEED
     report["held_out"] = held_out_scores(out, seed=HELD_OUT_SEED, imgsz=args.imgsz)
     report_path.write_text(json.dumps(report, indent=2) + "\n")

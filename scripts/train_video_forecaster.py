@@ -6,6 +6,7 @@ Writes synthetic tracks to runs/video_data/{train,val}/ (seeds 500000+, apart fr
 trains with configs/video.yaml into runs/video/, and ships best.pt without optimiser state as
 data/checkpoints/video.pt.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,9 +24,13 @@ from trajpred.train import RunConfig, fit  # noqa: E402
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--config", default=str(REPO / "configs/video.yaml"))
-    p.add_argument("--scenes", type=int, default=24, help="synthetic scenes (one in four for validation)")
+    p.add_argument(
+        "--scenes", type=int, default=24, help="synthetic scenes (one in four for validation)"
+    )
     p.add_argument("--duration", type=float, default=90.0, help="seconds per synthetic scene")
     p.add_argument("--out", default=str(REPO / "data/checkpoints/video.pt"))
     p.add_argument("--set", nargs="+", default=[], dest="overrides", metavar="KEY=VALUE")
@@ -41,12 +46,15 @@ def main() -> int:
     run = load_config(RunConfig, args.config, list(args.overrides))
     # Paths in the config are relative to the repository root.
     import os
+
     os.chdir(REPO)
     result = fit(run, progress=sys.stderr.isatty())
     best = load_checkpoint(result["best"])
     keep = ("model_config", "run_config", "model", "epoch", "best_val_ade", "history", "metrics")
     save_checkpoint(args.out, {k: best[k] for k in keep})
-    print(f"shipped {args.out} (epoch {best['epoch']}, validation ADE {best['best_val_ade']:.3f} m)")
+    print(
+        f"shipped {args.out} (epoch {best['epoch']}, validation ADE {best['best_val_ade']:.3f} m)"
+    )
     return 0
 
 

@@ -1,4 +1,5 @@
 """Shared test builders: small hand-checkable Tracks, and the shared data folder (or a skip)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,8 +21,14 @@ def _one_torch_thread():
     torch.set_num_threads(1)
 
 
-def build_tracks(n_tracks: int = 3, n_frames: int = 4, units: str = "m", with_boxes: bool = False,
-                 first_frame: int = 1, frame_step: int = 1) -> Tracks:
+def build_tracks(
+    n_tracks: int = 3,
+    n_frames: int = 4,
+    units: str = "m",
+    with_boxes: bool = False,
+    first_frame: int = 1,
+    frame_step: int = 1,
+) -> Tracks:
     """Track k walks from (k, 0) with velocity (0.5, 0.25 * k) per frame step; one row per frame.
 
     With boxes (pixels), each box is 10 x 20 and xy is its bottom centre, as a MOT reader gives.
@@ -32,8 +39,9 @@ def build_tracks(n_tracks: int = 3, n_frames: int = 4, units: str = "m", with_bo
     xy = np.stack([k + 0.5 * step, 0.25 * k * step], axis=1)  # (N, 2)
     box = None
     if with_boxes:
-        box = np.stack([xy[:, 0] - 5.0, xy[:, 1] - 20.0, np.full(len(k), 10.0),
-                        np.full(len(k), 20.0)], axis=1)  # (N, 4) left, top, width, height
+        box = np.stack(
+            [xy[:, 0] - 5.0, xy[:, 1] - 20.0, np.full(len(k), 10.0), np.full(len(k), 20.0)], axis=1
+        )  # (N, 4) left, top, width, height
         xy = bottom_centre(box)
     return Tracks(first_frame + frame_step * step, k, xy, box, units=units)
 
@@ -52,7 +60,9 @@ def shared_dir() -> Path:
     return SHARED_DIR
 
 
-def curvy_walks(n_tracks: int = 12, n_steps: int = 40, seed: int = 0, first_frame: int = 0) -> Tracks:
+def curvy_walks(
+    n_tracks: int = 12, n_steps: int = 40, seed: int = 0, first_frame: int = 0
+) -> Tracks:
     """Pedestrian-like tracks in metres at ETH/UCY spacing (10 frame ids per 0.4 s step):
     steady speed with a constant turn rate per track, so a model can beat constant velocity."""
     g = np.random.default_rng(seed)
@@ -96,7 +106,13 @@ def video_assets(tmp_path_factory):
     if not SHIPPED_DETECTOR.is_file():
         pytest.skip(f"shipped detector {SHIPPED_DETECTOR} is absent (scripts/train_detector.py)")
     root = tmp_path_factory.mktemp("video_assets")
-    scene = write_scene(simulate(SynthConfig(width=320, height=192, fps=10.0, duration_s=6.0,
-                                             seed=11, n_agents=8)), root / "scene")
-    return SimpleNamespace(weights=str(SHIPPED_DETECTOR), imgsz=320, scene=scene,
-                           checkpoint=untrained_checkpoint(root / "untrained.pt"))
+    scene = write_scene(
+        simulate(SynthConfig(width=320, height=192, fps=10.0, duration_s=6.0, seed=11, n_agents=8)),
+        root / "scene",
+    )
+    return SimpleNamespace(
+        weights=str(SHIPPED_DETECTOR),
+        imgsz=320,
+        scene=scene,
+        checkpoint=untrained_checkpoint(root / "untrained.pt"),
+    )

@@ -1,5 +1,6 @@
 """Bad input through the CLI, as a user meets it: one line naming the file and the problem,
 exit code 2, no traceback, and nothing already written damaged."""
+
 import subprocess
 from collections import OrderedDict
 
@@ -19,6 +20,7 @@ class NotTensors:  # pickled by the "malicious" checkpoint below
 def trajpred(capfd):
     """Run the CLI in-process (as the console script does) and return its exit code and output;
     test_cli.py covers the same entry point through a real subprocess."""
+
     def run(*args):
         try:
             code = main(list(args))
@@ -26,6 +28,7 @@ def trajpred(capfd):
             code = e.code
         out, err = capfd.readouterr()
         return subprocess.CompletedProcess(args, code, out, err)
+
     return run
 
 
@@ -63,46 +66,73 @@ def bad_weights(tmp):
     return tmp / "c.pt"
 
 
-@pytest.mark.parametrize("make, message", [
-    (truncated, "truncated or corrupt"),
-    (pickled_object, "refused"),
-    (foreign, "not a trajpred checkpoint"),
-    (garbage, "not a readable checkpoint"),
-    (bad_weights, "do not fit its config"),
-    (lambda tmp: tmp / "absent.pt", "checkpoint not found"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (truncated, "truncated or corrupt"),
+        (pickled_object, "refused"),
+        (foreign, "not a trajpred checkpoint"),
+        (garbage, "not a readable checkpoint"),
+        (bad_weights, "do not fit its config"),
+        (lambda tmp: tmp / "absent.pt", "checkpoint not found"),
+    ],
+)
 def test_bad_checkpoints(make, message, tmp_path, eth_ucy_like_root, trajpred):
     path = make(tmp_path)
-    done = trajpred("evaluate", "--checkpoint", str(path), "--data", str(eth_ucy_like_root), "--scene", "toy")
+    done = trajpred(
+        "evaluate", "--checkpoint", str(path), "--data", str(eth_ucy_like_root), "--scene", "toy"
+    )
     assert done.returncode == 2, done.stderr
     assert message in done.stderr and path.name in done.stderr
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
 
 
-def test_resume_with_a_different_model_is_refused_and_keeps_the_checkpoint(tmp_path, eth_ucy_like_root, trajpred):
+def test_resume_with_a_different_model_is_refused_and_keeps_the_checkpoint(
+    tmp_path, eth_ucy_like_root, trajpred
+):
     out = tmp_path / "run"
     out.mkdir()
     good_checkpoint(out / "last.pt")
     before = (out / "last.pt").read_bytes()
-    done = trajpred("train", "--out", str(out), "--resume", "--set", f"data.root={eth_ucy_like_root}",
-                    "data.test_scene=toy", "model.hidden_size=64")
-    assert done.returncode == 2 and "does not match" in done.stderr and "hidden_size=16" in done.stderr
+    done = trajpred(
+        "train",
+        "--out",
+        str(out),
+        "--resume",
+        "--set",
+        f"data.root={eth_ucy_like_root}",
+        "data.test_scene=toy",
+        "model.hidden_size=64",
+    )
+    assert (
+        done.returncode == 2 and "does not match" in done.stderr and "hidden_size=16" in done.stderr
+    )
     assert (out / "last.pt").read_bytes() == before
 
 
-@pytest.mark.parametrize("content, message", [
-    ("1\t1\t0.5\t0.5\n2\t1\t0.5\n", ":2: "),       # wrong column count, line 2
-    ("1\t1\t0.5\t0.5\n2\t1\tabc\t0.5\n", ":2: "),  # not a number
-    ("1\t1\tnan\t0.5\n", ":1: "),                  # NaN
-    ("1\t1\t0.5\t0.5\n1\t1\t0.6\t0.5\n", ":2: "),  # duplicate (frame, id)
-    ("", "empty"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("1\t1\t0.5\t0.5\n2\t1\t0.5\n", ":2: "),  # wrong column count, line 2
+        ("1\t1\t0.5\t0.5\n2\t1\tabc\t0.5\n", ":2: "),  # not a number
+        ("1\t1\tnan\t0.5\n", ":1: "),  # NaN
+        ("1\t1\t0.5\t0.5\n1\t1\t0.6\t0.5\n", ":2: "),  # duplicate (frame, id)
+        ("", "empty"),
+    ],
+)
 def test_malformed_track_files(content, message, tmp_path, eth_ucy_like_root, trajpred):
     bad = eth_ucy_like_root / "toy" / "test" / "bad.txt"
     bad.write_text(content)
     good_checkpoint(tmp_path / "c.pt")
-    done = trajpred("evaluate", "--checkpoint", str(tmp_path / "c.pt"), "--data", str(eth_ucy_like_root),
-                    "--scene", "toy")
+    done = trajpred(
+        "evaluate",
+        "--checkpoint",
+        str(tmp_path / "c.pt"),
+        "--data",
+        str(eth_ucy_like_root),
+        "--scene",
+        "toy",
+    )
     assert done.returncode == 2
     assert "bad.txt" in done.stderr and message in done.stderr
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
@@ -110,19 +140,39 @@ def test_malformed_track_files(content, message, tmp_path, eth_ucy_like_root, tr
 
 def test_short_tracks_are_skipped_and_counted(tmp_path, eth_ucy_like_root, trajpred):
     (eth_ucy_like_root / "toy" / "train" / "short.txt").write_text(
-        "".join(f"{10 * f}\t77\t{0.4 * f}\t0.0\n" for f in range(5)))
-    done = trajpred("train", "--no-progress", "--out", str(tmp_path / "run"), "--set",
-                    f"data.root={eth_ucy_like_root}", "data.test_scene=toy", "train.epochs=1",
-                    "model.hidden_size=16", "model.embed_size=8", "model.num_modes=2")
+        "".join(f"{10 * f}\t77\t{0.4 * f}\t0.0\n" for f in range(5))
+    )
+    done = trajpred(
+        "train",
+        "--no-progress",
+        "--out",
+        str(tmp_path / "run"),
+        "--set",
+        f"data.root={eth_ucy_like_root}",
+        "data.test_scene=toy",
+        "train.epochs=1",
+        "model.hidden_size=16",
+        "model.embed_size=8",
+        "model.num_modes=2",
+    )
     assert done.returncode == 0, done.stderr
-    assert "41 tracks" in done.stdout and "(1 tracks shorter than one window skipped)" in done.stdout
+    assert (
+        "41 tracks" in done.stdout and "(1 tracks shorter than one window skipped)" in done.stdout
+    )
 
 
 def test_output_folder_that_cannot_be_written(tmp_path, eth_ucy_like_root, trajpred):
     blocker = tmp_path / "file"
     blocker.write_text("I am a file")
-    done = trajpred("train", "--out", str(blocker / "run"), "--set", f"data.root={eth_ucy_like_root}",
-                    "data.test_scene=toy", "train.epochs=1")
+    done = trajpred(
+        "train",
+        "--out",
+        str(blocker / "run"),
+        "--set",
+        f"data.root={eth_ucy_like_root}",
+        "data.test_scene=toy",
+        "train.epochs=1",
+    )
     assert done.returncode == 2 and "cannot create the output folder" in done.stderr
     assert done.stderr.count("\n") == 1 and blocker.read_text() == "I am a file"
 
@@ -131,7 +181,11 @@ def test_config_with_unknown_key_and_wrong_type(tmp_path, trajpred):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("train:\n  epoch: 3\n")
     done = trajpred("train", "--config", str(cfg))
-    assert done.returncode == 2 and "c.yaml" in done.stderr and "did you mean 'train.epochs'" in done.stderr
+    assert (
+        done.returncode == 2
+        and "c.yaml" in done.stderr
+        and "did you mean 'train.epochs'" in done.stderr
+    )
     cfg.write_text("train:\n  epochs: three\n")
     done = trajpred("train", "--config", str(cfg))
     assert done.returncode == 2 and "'train.epochs' must be int" in done.stderr

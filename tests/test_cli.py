@@ -1,4 +1,5 @@
 """The console script as a user runs it: help with defaults, one-line errors, exit code 2."""
+
 import subprocess
 import sys
 
@@ -8,8 +9,9 @@ from trajpred.cli import COMMANDS
 
 
 def trajpred(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "trajpred", *args], capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "trajpred", *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_top_level_help_lists_every_command():
@@ -27,8 +29,15 @@ def test_each_command_has_help_with_defaults(command):
     assert "(default:" in done.stdout
 
 
-@pytest.mark.parametrize("args", [["frobnicate"], ["train", "--no-such-flag"], ["evaluate"],
-                                  ["evaluate", "--checkpoint", "x.pt", "--k", "many"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["frobnicate"],
+        ["train", "--no-such-flag"],
+        ["evaluate"],
+        ["evaluate", "--checkpoint", "x.pt", "--k", "many"],
+    ],
+)
 def test_bad_arguments_are_one_line_exit_2(args):
     done = trajpred(*args)
     assert done.returncode == 2
@@ -36,8 +45,14 @@ def test_bad_arguments_are_one_line_exit_2(args):
 
 
 def test_user_errors_are_one_line_exit_2(tmp_path):
-    done = trajpred("evaluate", "--checkpoint", str(tmp_path / "missing.pt"), "--data", str(tmp_path))
+    done = trajpred(
+        "evaluate", "--checkpoint", str(tmp_path / "missing.pt"), "--data", str(tmp_path)
+    )
     assert done.returncode == 2
-    assert "missing.pt" in done.stderr and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert (
+        "missing.pt" in done.stderr
+        and done.stderr.count("\n") == 1
+        and "Traceback" not in done.stderr
+    )
     done = trajpred("train", "--set", "train.lrr=1")
     assert done.returncode == 2 and "did you mean 'train.lr'" in done.stderr

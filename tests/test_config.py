@@ -1,4 +1,5 @@
 """Typed configs: YAML and --set override dataclass defaults; bad keys and types are one-line errors."""
+
 import pytest
 
 from trajpred.config import ConfigError, load_config, parse_overrides
@@ -19,13 +20,16 @@ def test_the_shipped_config_loads():
     assert cfg.model.obs_len == 8 and cfg.model.pred_len == 12 and cfg.model.dt_s == 0.4
 
 
-@pytest.mark.parametrize("override, message", [
-    ("train.lrr=0.1", "did you mean 'train.lr'"),
-    ("modle.hidden_size=3", "did you mean 'model'"),
-    ("train.epochs=ten", "'train.epochs' must be int"),
-    ("train.augment_flip=3", "must be true or false"),
-    ("data.train_files=abc", "must be a list"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.lrr=0.1", "did you mean 'train.lr'"),
+        ("modle.hidden_size=3", "did you mean 'model'"),
+        ("train.epochs=ten", "'train.epochs' must be int"),
+        ("train.augment_flip=3", "must be true or false"),
+        ("data.train_files=abc", "must be a list"),
+    ],
+)
 def test_bad_keys_and_types_are_named(override, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")) as err:
         load_config(RunConfig, None, [override])

@@ -1,4 +1,5 @@
 """Training data from explicit files: MOT gt.txt at video rate, held-out validation tail."""
+
 import numpy as np
 
 from trajpred.data import DataConfig, load_split
@@ -23,5 +24,7 @@ def test_mot_gt_is_resampled_and_zero_marks_are_dropped(tmp_path):
     steps = np.diff(train.obs_xy[:, :, 0], axis=1)
     np.testing.assert_allclose(steps, 3 * 4, atol=1e-4)  # 3 px per frame, 4 frames per 0.4 s step
     assert train.frame_id.max() < val.frame_id.min()  # validation is the held-out tail
-    kept = load_split(DataConfig(train_files=[str(gt)], fps=10.0, ignore_zero_conf=False), "train", 8, 12, 0.4)[0]
+    kept = load_split(
+        DataConfig(train_files=[str(gt)], fps=10.0, ignore_zero_conf=False), "train", 8, 12, 0.4
+    )[0]
     assert set(kept.track_id) == {1, 2}

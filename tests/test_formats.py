@@ -1,4 +1,5 @@
 """Track file readers and writers: hand-written files, round trips, real data, and bad files."""
+
 from __future__ import annotations
 
 import csv
@@ -8,8 +9,17 @@ import numpy as np
 import pytest
 
 from trajpred.errors import InputError, TrajpredError
-from trajpred.formats import (CSV_COLUMNS, read_csv, read_eth_ucy, read_mot, read_tracks,
-                              write_csv, write_eth_ucy, write_mot, write_tracks)
+from trajpred.formats import (
+    CSV_COLUMNS,
+    read_csv,
+    read_eth_ucy,
+    read_mot,
+    read_tracks,
+    write_csv,
+    write_eth_ucy,
+    write_mot,
+    write_tracks,
+)
 from trajpred.tracks import Tracks
 
 
@@ -31,6 +41,7 @@ def assert_same_tracks(expected: Tracks, got: Tracks, *, box: bool = True, extra
 
 
 # ---------------------------------------------------------------- ETH/UCY
+
 
 def test_eth_ucy_reads_float_ids(tmp_path):
     path = tmp_path / "scene.txt"
@@ -54,9 +65,9 @@ def test_eth_ucy_writer_sorts_and_writes_integer_ids(tmp_path):
     tracks = Tracks([10, 0, 0], [1, 2, 1], [[0.1, 1 / 3], [1.5, -2.25], [8.46, 3.59]])
     path = tmp_path / "out.txt"
     write_eth_ucy(path, tracks)
-    assert path.read_text() == ("0\t1\t8.46\t3.59\n"
-                                "0\t2\t1.5\t-2.25\n"
-                                "10\t1\t0.1\t0.3333333333333333\n")
+    assert path.read_text() == (
+        "0\t1\t8.46\t3.59\n0\t2\t1.5\t-2.25\n10\t1\t0.1\t0.3333333333333333\n"
+    )
 
 
 def test_eth_ucy_round_trip(tmp_path, make_tracks):
@@ -73,6 +84,7 @@ def test_eth_ucy_writer_refuses_pixels(tmp_path, make_tracks):
 
 
 # ---------------------------------------------------------------- MOTChallenge
+
 
 def test_mot_reads_results_layout(tmp_path):
     path = tmp_path / "results.txt"
@@ -94,12 +106,20 @@ def test_mot_reads_gt_layout_with_class_and_mark(tmp_path):
 
 
 def test_mot_writer_text(tmp_path):
-    tracks = Tracks([2, 1], [3, 3], [[12, 26], [13, 26]], [[8, 6, 8, 20], [7, 6, 12, 20]],
-                    class_id=[5, 5], conf=[0.5, 1.0], units="px")
+    tracks = Tracks(
+        [2, 1],
+        [3, 3],
+        [[12, 26], [13, 26]],
+        [[8, 6, 8, 20], [7, 6, 12, 20]],
+        class_id=[5, 5],
+        conf=[0.5, 1.0],
+        units="px",
+    )
     path = tmp_path / "out.txt"
     write_mot(path, tracks)
-    assert path.read_text() == ("1,3,7.0,6.0,12.0,20.0,1.0,-1,-1,-1\n"
-                                "2,3,8.0,6.0,8.0,20.0,0.5,-1,-1,-1\n")
+    assert path.read_text() == (
+        "1,3,7.0,6.0,12.0,20.0,1.0,-1,-1,-1\n2,3,8.0,6.0,8.0,20.0,0.5,-1,-1,-1\n"
+    )
 
 
 def test_mot_round_trip(tmp_path, make_tracks):
@@ -121,6 +141,7 @@ def test_mot_writer_needs_boxes_and_1_based_frames(tmp_path, make_tracks):
 
 
 # ---------------------------------------------------------------- trajpred CSV
+
 
 def test_csv_round_trip_with_boxes_class_and_conf(tmp_path, make_tracks):
     tracks = make_tracks(units="px", with_boxes=True)
@@ -147,19 +168,26 @@ def test_csv_minimal_columns_in_any_order(tmp_path):
     assert (t.units, t.box_xywh, t.class_id.tolist(), t.conf.tolist()) == ("m", None, [-1], [1.0])
 
 
-@pytest.mark.parametrize("text, line, fragment", [
-    ("frame,track_id,x,y,frame_id\n1,1,0,0,1\n", 1, "unknown column 'frame_id' (did you mean 'frame'?)"),
-    ("frame,x,y\n1,0,0\n", 1, "missing column track_id"),
-    ("frame,track_id,x,y,x\n1,1,0,0,0\n", 1, "repeated column x"),
-    ("frame,track_id,x,y,left,top\n1,1,0,0,0,0\n", 1, "missing width, height"),
-    ("1,1,0,0\n", 1, "no header row"),
-    ("frame,track_id,x,y\n", 1, "no data rows"),
-    ("frame,track_id,x,y,units\n1,1,0,0,m\n2,1,0,0,px\n", 3, "units 'px' differ"),
-    ("frame,track_id,x,y,units\n1,1,0,0,km\n", 2, "units 'km'"),
-    ("frame,track_id,x,y,left,top,width,height\n1,1,0,0,1,2,,\n", 2, "partly empty"),
-    ("frame,track_id,x,y,left,top,width,height\n1,1,0,0,1,2,-3,4\n", 2, "negative box size"),
-    ("frame,track_id,x,y\n1,1,,0\n", 2, "x is empty"),
-])
+@pytest.mark.parametrize(
+    "text, line, fragment",
+    [
+        (
+            "frame,track_id,x,y,frame_id\n1,1,0,0,1\n",
+            1,
+            "unknown column 'frame_id' (did you mean 'frame'?)",
+        ),
+        ("frame,x,y\n1,0,0\n", 1, "missing column track_id"),
+        ("frame,track_id,x,y,x\n1,1,0,0,0\n", 1, "repeated column x"),
+        ("frame,track_id,x,y,left,top\n1,1,0,0,0,0\n", 1, "missing width, height"),
+        ("1,1,0,0\n", 1, "no header row"),
+        ("frame,track_id,x,y\n", 1, "no data rows"),
+        ("frame,track_id,x,y,units\n1,1,0,0,m\n2,1,0,0,px\n", 3, "units 'px' differ"),
+        ("frame,track_id,x,y,units\n1,1,0,0,km\n", 2, "units 'km'"),
+        ("frame,track_id,x,y,left,top,width,height\n1,1,0,0,1,2,,\n", 2, "partly empty"),
+        ("frame,track_id,x,y,left,top,width,height\n1,1,0,0,1,2,-3,4\n", 2, "negative box size"),
+        ("frame,track_id,x,y\n1,1,,0\n", 2, "x is empty"),
+    ],
+)
 def test_csv_header_and_cell_errors(tmp_path, text, line, fragment):
     path = tmp_path / "a.csv"
     path.write_text(text)
@@ -170,13 +198,17 @@ def test_csv_header_and_cell_errors(tmp_path, text, line, fragment):
 
 # ---------------------------------------------------------------- any format
 
-@pytest.mark.parametrize("fmt, name, kwargs", [
-    ("eth_ucy", "a.txt", {}),
-    ("mot", "a.txt", {"units": "px", "with_boxes": True}),
-    ("mot", "a.csv", {"units": "px", "with_boxes": True}),  # MOT results saved as .csv
-    ("csv", "a.csv", {"units": "px", "with_boxes": True}),
-    ("csv", "a.txt", {}),
-])
+
+@pytest.mark.parametrize(
+    "fmt, name, kwargs",
+    [
+        ("eth_ucy", "a.txt", {}),
+        ("mot", "a.txt", {"units": "px", "with_boxes": True}),
+        ("mot", "a.csv", {"units": "px", "with_boxes": True}),  # MOT results saved as .csv
+        ("csv", "a.csv", {"units": "px", "with_boxes": True}),
+        ("csv", "a.txt", {}),
+    ],
+)
 def test_read_tracks_detects_format(tmp_path, make_tracks, fmt, name, kwargs):
     tracks = make_tracks(**kwargs)
     write_tracks(tmp_path / name, tracks, fmt)
@@ -196,12 +228,15 @@ def test_unknown_format_is_a_user_error(tmp_path, make_tracks):
 def test_writers_replace_the_file_and_leave_no_temp_file(tmp_path, make_tracks, fmt):
     path = tmp_path / "out.txt"
     path.write_text("old contents\n")
-    write_tracks(path, make_tracks(units="px" if fmt == "mot" else "m", with_boxes=fmt == "mot"), fmt)
+    write_tracks(
+        path, make_tracks(units="px" if fmt == "mot" else "m", with_boxes=fmt == "mot"), fmt
+    )
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
     assert "old" not in path.read_text()
 
 
 # ---------------------------------------------------------------- real ETH/UCY files
+
 
 def _manifest(shared_dir):
     with open(shared_dir / "data/eth_ucy/MANIFEST.tsv", newline="") as f:
@@ -244,14 +279,23 @@ def body(fmt: str, *rows: str) -> bytes:
 BAD_FILES = [
     ("wrong_column_count", lambda f: body(f, row(f), row(f, "2") + SEP[f] + "7"), 2, "columns"),
     ("too_few_columns", lambda f: body(f, row(f), "1" + SEP[f] + "2"), 2, "columns"),
-    ("non_numeric", lambda f: body(f, row(f), row(f, "2", x="abc")), 2, "'abc' is not a finite number"),
+    (
+        "non_numeric",
+        lambda f: body(f, row(f), row(f, "2", x="abc")),
+        2,
+        "'abc' is not a finite number",
+    ),
     ("non_numeric_id", lambda f: body(f, row(f, tid="ped7")), 1, "'ped7' is not a finite number"),
     ("nan", lambda f: body(f, row(f), row(f, "2", x="nan")), 2, "'nan' is not a finite number"),
     ("inf", lambda f: body(f, row(f, x="-inf")), 1, "'-inf' is not a finite number"),
     ("overflow", lambda f: body(f, row(f), row(f, "2", x="1e400")), 2, "too large"),
     ("underscore", lambda f: body(f, row(f, x="1_0")), 1, "'1_0' is not a finite number"),
-    ("duplicate", lambda f: body(f, row(f), row(f, "2"), row(f, x="9")), 3,
-     "duplicate row for frame 1, track 1 (also on line {first})"),
+    (
+        "duplicate",
+        lambda f: body(f, row(f), row(f, "2"), row(f, x="9")),
+        3,
+        "duplicate row for frame 1, track 1 (also on line {first})",
+    ),
     ("negative_id", lambda f: body(f, row(f), row(f, "2", "-1")), 2, "id -1 is invalid"),
     ("fractional_id", lambda f: body(f, row(f, tid="1.5")), 1, "1.5 is not a whole number"),
     ("huge_id", lambda f: body(f, row(f, tid="9007199254740993")), 1, "too large"),
@@ -259,8 +303,18 @@ BAD_FILES = [
     ("blank_lines_only", lambda f: b"\n  \n\r\n", None, "empty"),
     ("missing", lambda f: None, None, "file not found"),
     ("binary", lambda f: b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xd8", "abs1", "not a text file"),
-    ("bad_utf8_later", lambda f: body(f, row(f)) + b"\xff\xfe1\n", "abs" + "{last}", "not a text file"),
-    ("nul_byte", lambda f: body(f, row(f), row(f, "2")) + b"\x00\n", "abs" + "{last}", "not a text file"),
+    (
+        "bad_utf8_later",
+        lambda f: body(f, row(f)) + b"\xff\xfe1\n",
+        "abs" + "{last}",
+        "not a text file",
+    ),
+    (
+        "nul_byte",
+        lambda f: body(f, row(f), row(f, "2")) + b"\x00\n",
+        "abs" + "{last}",
+        "not a text file",
+    ),
 ]
 
 

@@ -1,4 +1,5 @@
 """Property tests: readers raise only InputError on any bytes; writers round trip any valid Tracks."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,14 +9,22 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from trajpred.errors import InputError
-from trajpred.formats import (read_csv, read_eth_ucy, read_mot, read_tracks, write_csv,
-                              write_eth_ucy, write_mot)
+from trajpred.formats import (
+    read_csv,
+    read_eth_ucy,
+    read_mot,
+    read_tracks,
+    write_csv,
+    write_eth_ucy,
+    write_mot,
+)
 from trajpred.tracks import Tracks, bottom_centre
 
 READERS = {"eth_ucy": read_eth_ucy, "mot": read_mot, "csv": read_csv, "auto": read_tracks}
 # Module-scoped folders are shared by every example; each example overwrites the same file.
-SETTINGS = settings(max_examples=60, deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,14 +41,44 @@ def only_input_errors(reader, path, data: bytes) -> None:
 
 
 # Cells that reach deep into the parsers: numbers, bad numbers, header names, units.
-TOKENS = st.sampled_from(["1", "0", "-1", "2.5", "780.0", "1e400", "9007199254740993", "nan",
-                          "-inf", "", " ", "x", "1_0", "\u0661", "\u2028", "frame", "track_id",
-                          "y", "left", "top", "width", "height", "class_id", "conf", "units",
-                          "m", "px", "\"m\""])
+TOKENS = st.sampled_from(
+    [
+        "1",
+        "0",
+        "-1",
+        "2.5",
+        "780.0",
+        "1e400",
+        "9007199254740993",
+        "nan",
+        "-inf",
+        "",
+        " ",
+        "x",
+        "1_0",
+        "\u0661",
+        "\u2028",
+        "frame",
+        "track_id",
+        "y",
+        "left",
+        "top",
+        "width",
+        "height",
+        "class_id",
+        "conf",
+        "units",
+        "m",
+        "px",
+        '"m"',
+    ]
+)
 LINE = st.tuples(st.lists(TOKENS, max_size=12), st.sampled_from([",", "\t", " "])).map(
-    lambda cells_sep: cells_sep[1].join(cells_sep[0]))
+    lambda cells_sep: cells_sep[1].join(cells_sep[0])
+)
 TEXT = st.tuples(st.lists(LINE, max_size=8), st.sampled_from(["\n", "\r\n"])).map(
-    lambda lines_end: lines_end[1].join(lines_end[0]).encode())
+    lambda lines_end: lines_end[1].join(lines_end[0]).encode()
+)
 
 
 @pytest.mark.parametrize("fmt", list(READERS))
@@ -66,28 +105,50 @@ SIZE = st.floats(0, 1e4, allow_nan=False)
 @st.composite
 def tracks_strategy(draw, fmt: str) -> Tracks:
     """Valid Tracks for `fmt`: unique (frame, id) keys, ids < 2**53, MOT frames from 1."""
-    keys = draw(st.lists(st.tuples(st.integers(1 if fmt == "mot" else 0, 2**53 - 1),
-                                   st.integers(0, 2**53 - 1)), min_size=1, max_size=20, unique=True))
+    keys = draw(
+        st.lists(
+            st.tuples(st.integers(1 if fmt == "mot" else 0, 2**53 - 1), st.integers(0, 2**53 - 1)),
+            min_size=1,
+            max_size=20,
+            unique=True,
+        )
+    )
     n = len(keys)
     frame_id, track_id = np.array(keys, dtype=np.int64).T
     conf = draw(arrays(np.float64, n, elements=st.floats(0, 1)))
     if fmt == "eth_ucy":
         return Tracks(frame_id, track_id, draw(arrays(np.float64, (n, 2), elements=FINITE)))
     if fmt == "mot":
-        box = np.concatenate([draw(arrays(np.float64, (n, 2), elements=COORD)),
-                              draw(arrays(np.float64, (n, 2), elements=SIZE))], axis=1)
+        box = np.concatenate(
+            [
+                draw(arrays(np.float64, (n, 2), elements=COORD)),
+                draw(arrays(np.float64, (n, 2), elements=SIZE)),
+            ],
+            axis=1,
+        )
         return Tracks(frame_id, track_id, bottom_centre(box), box, conf=conf, units="px")
     box = None
     if draw(st.booleans()):
-        box = np.concatenate([draw(arrays(np.float64, (n, 2), elements=FINITE)),
-                              draw(arrays(np.float64, (n, 2), elements=st.floats(0, 1e300)))], axis=1)
+        box = np.concatenate(
+            [
+                draw(arrays(np.float64, (n, 2), elements=FINITE)),
+                draw(arrays(np.float64, (n, 2), elements=st.floats(0, 1e300))),
+            ],
+            axis=1,
+        )
         no_box = draw(arrays(bool, n))
         no_box[0] = False  # a file with no box values at all reads back as box None
         box[no_box] = np.nan
     class_id = draw(arrays(np.int64, n, elements=st.integers(-1, 1000)))
-    return Tracks(frame_id, track_id, draw(arrays(np.float64, (n, 2), elements=FINITE)), box,
-                  class_id, draw(arrays(np.float64, n, elements=FINITE)),
-                  units=draw(st.sampled_from(["m", "px"])))
+    return Tracks(
+        frame_id,
+        track_id,
+        draw(arrays(np.float64, (n, 2), elements=FINITE)),
+        box,
+        class_id,
+        draw(arrays(np.float64, n, elements=FINITE)),
+        units=draw(st.sampled_from(["m", "px"])),
+    )
 
 
 def check_round_trip(write, read, path, tracks: Tracks, keeps_box: bool, keeps_class: bool):

@@ -1,4 +1,5 @@
 """Training killed with SIGKILL at random moments resumes with --resume and loses nothing."""
+
 import random
 import signal
 import subprocess
@@ -12,10 +13,26 @@ EPOCHS = 40
 
 def test_sigkill_at_random_points_then_resume(eth_ucy_like_root, tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "trajpred", "train", "--no-progress", "--out", str(out), "--resume", "--set",
-           f"data.root={eth_ucy_like_root}", "data.test_scene=toy", f"train.epochs={EPOCHS}",
-           "train.patience=100", "model.hidden_size=32", "model.embed_size=16", "model.num_modes=4",
-           "train.batch_size=32", "train.threads=1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "trajpred",
+        "train",
+        "--no-progress",
+        "--out",
+        str(out),
+        "--resume",
+        "--set",
+        f"data.root={eth_ucy_like_root}",
+        "data.test_scene=toy",
+        f"train.epochs={EPOCHS}",
+        "train.patience=100",
+        "model.hidden_size=32",
+        "model.embed_size=16",
+        "model.num_modes=4",
+        "train.batch_size=32",
+        "train.threads=1",
+    ]
     rng = random.Random(1234)
     kills = 0
     for _ in range(4):
@@ -33,7 +50,9 @@ def test_sigkill_at_random_points_then_resume(eth_ucy_like_root, tmp_path):
             kills += 1
         proc.wait(timeout=60)
         err = proc.stderr.read().decode(errors="replace")
-        assert proc.returncode == -signal.SIGKILL, f"training ended on its own ({proc.returncode}): {err[-1500:]}"
+        assert proc.returncode == -signal.SIGKILL, (
+            f"training ended on its own ({proc.returncode}): {err[-1500:]}"
+        )
         for path in out.glob("*.pt"):  # every checkpoint left behind loads
             state = load_checkpoint(path)
             assert 1 <= state["epoch"] <= EPOCHS

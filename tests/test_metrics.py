@@ -1,9 +1,17 @@
 """Hand-computed metric cases and the constant-velocity baseline."""
+
 import numpy as np
 import pytest
 
-from trajpred.metrics import (ade, average_row, constant_velocity, fde, format_table, min_ade_fde,
-                              score_scene)
+from trajpred.metrics import (
+    ade,
+    average_row,
+    constant_velocity,
+    fde,
+    format_table,
+    min_ade_fde,
+    score_scene,
+)
 
 
 def straight_line(n=3, obs_len=8, pred_len=12, v=(0.4, -0.1)):
@@ -29,10 +37,16 @@ def test_hand_computed_ade_fde():
 
 def test_min_ade_and_min_fde_are_minimised_separately():
     gt = np.zeros((1, 2, 2))
-    samples = np.array([[[[1, 0], [1, 0]],      # ADE 1, FDE 1
-                         [[0, 0], [0, 3]],      # ADE 1.5, FDE 3
-                         [[0.5, 0], [4, 0]]]])  # ADE 2.25, FDE 4
-    samples[0, 2, 1] = [0.2, 0]                 # now ADE 0.35, FDE 0.2
+    samples = np.array(
+        [
+            [
+                [[1, 0], [1, 0]],  # ADE 1, FDE 1
+                [[0, 0], [0, 3]],  # ADE 1.5, FDE 3
+                [[0.5, 0], [4, 0]],
+            ]
+        ]
+    )  # ADE 2.25, FDE 4
+    samples[0, 2, 1] = [0.2, 0]  # now ADE 0.35, FDE 0.2
     min_ade, min_fde = min_ade_fde(samples, gt)
     assert min_ade[0] == pytest.approx(0.35)
     assert min_fde[0] == pytest.approx(0.2)

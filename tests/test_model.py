@@ -1,5 +1,6 @@
 """The forecaster: starts at constant velocity, is rotation invariant, streams like it batches;
 an ensemble of forecasters behaves as one model."""
+
 import math
 
 import numpy as np
@@ -47,12 +48,16 @@ def test_forecast_rotates_and_translates_with_the_input():
 @pytest.mark.parametrize("kind", ["single", "ensemble"])
 def test_streaming_steps_match_batch_encoding(kind):
     obs = walks(n=5)
-    model = trained_like() if kind == "single" else Ensemble([trained_like(1), trained_like(2)]).eval()
+    model = (
+        trained_like() if kind == "single" else Ensemble([trained_like(1), trained_like(2)]).eval()
+    )
     ids = np.array([7, 3, 11, 42, 5])
     streams = TrackStreams(model, capacity=2)  # forces the slot store to grow
     for t in range(obs.shape[1]):
         streams.observe(ids, obs[:, t])
-    np.testing.assert_allclose(streams.forecast(ids).mean, forecast_windows(model, obs).mean, atol=1e-4)
+    np.testing.assert_allclose(
+        streams.forecast(ids).mean, forecast_windows(model, obs).mean, atol=1e-4
+    )
     assert streams.n_observed(ids).tolist() == [8] * 5
 
 
@@ -95,7 +100,9 @@ def test_streaming_with_neighbours_matches_windows():
 
     obs = walks(n=5, t=20, seed=3)
     torch.manual_seed(1)
-    model = Forecaster(ForecasterConfig(hidden_size=32, embed_size=16, num_modes=4, social_neighbours=3))
+    model = Forecaster(
+        ForecasterConfig(hidden_size=32, embed_size=16, num_modes=4, social_neighbours=3)
+    )
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.05)
@@ -104,8 +111,9 @@ def test_streaming_with_neighbours_matches_windows():
     windows = make_windows(tracks, 8, 12, neighbours=3)
     first = windows.frame_id == 70  # windows whose last observed frame is the 8th
     assert first.sum() == 5 and windows.nbr_mask[first].all()
-    expect = forecast_windows(model, windows.obs_xy[first], nbr_xy=windows.nbr_xy[first],
-                              nbr_mask=windows.nbr_mask[first])
+    expect = forecast_windows(
+        model, windows.obs_xy[first], nbr_xy=windows.nbr_xy[first], nbr_mask=windows.nbr_mask[first]
+    )
     streams = TrackStreams(model)
     for t in range(8):
         streams.observe(np.arange(5), obs[:, t])

@@ -1,4 +1,5 @@
 """The library side of predict: adapters, sampling at the model's time step, forecasts, metrics."""
+
 from __future__ import annotations
 
 import math
@@ -8,10 +9,10 @@ import pytest
 import torch
 
 from trajpred.demo import DetectionScores, iou_xywh, match_boxes
-from trajpred.detect import Detections, class_ids, check_weights
+from trajpred.detect import Detections, check_weights, class_ids
 from trajpred.errors import InputError, TrajpredError
 from trajpred.model import Forecaster, ForecasterConfig
-from trajpred.pipeline import (ForecastConfig, LiveForecaster, apply_homography, read_homography)
+from trajpred.pipeline import ForecastConfig, LiveForecaster, apply_homography, read_homography
 from trajpred.render import forecast_rows, track_rows, uncertainty_band
 from trajpred.tracking import TrackedBoxes, Tracker, tracked_from_ultralytics
 from trajpred.video import expand_source, frame_rate
@@ -25,8 +26,10 @@ def one_box(tid: int, x: float, y: float = 100.0) -> TrackedBoxes:
 def walk(fps: float, duration_s: float, v_px_per_frame: float = 2.0, **cfg):
     """Run a LiveForecaster (untrained model = constant velocity) over one track walking right."""
     live = LiveForecaster(Forecaster(ForecasterConfig()), fps, ForecastConfig(**cfg))
-    results = [live.update(i + 1, one_box(1, 50.0 + v_px_per_frame * i))
-               for i in range(round(duration_s * fps))]
+    results = [
+        live.update(i + 1, one_box(1, 50.0 + v_px_per_frame * i))
+        for i in range(round(duration_s * fps))
+    ]
     return live, results
 
 
@@ -95,11 +98,19 @@ def test_tracked_from_ultralytics_handles_boxes_id_none():
     from ultralytics.engine.results import Results
 
     image = np.zeros((100, 200, 3), np.uint8)
-    untracked = Results(image, "frame.jpg", {0: "person"}, boxes=torch.tensor([[10., 20., 30., 60., 0.9, 0.]]))
+    untracked = Results(
+        image, "frame.jpg", {0: "person"}, boxes=torch.tensor([[10.0, 20.0, 30.0, 60.0, 0.9, 0.0]])
+    )
     assert untracked.boxes.id is None
     assert len(tracked_from_ultralytics(untracked)) == 0
-    tracked = Results(image, "frame.jpg", {0: "person"},
-                      boxes=torch.tensor([[10., 20., 30., 60., 7., 0.9, 0.], [50., 20., 60., 40., 2., 0.8, 0.]]))
+    tracked = Results(
+        image,
+        "frame.jpg",
+        {0: "person"},
+        boxes=torch.tensor(
+            [[10.0, 20.0, 30.0, 60.0, 7.0, 0.9, 0.0], [50.0, 20.0, 60.0, 40.0, 2.0, 0.8, 0.0]]
+        ),
+    )
     t = tracked_from_ultralytics(tracked)
     np.testing.assert_array_equal(t.track_id, [2, 7])  # sorted by id
     np.testing.assert_allclose(t.box_xywh[1], [10, 20, 20, 40])
@@ -128,7 +139,9 @@ def test_tracker_reports_which_detection_each_track_matched():
     for i in range(5):  # the detections' order changes every frame
         boxes = [[20 + 3 * i, 50, 20, 60], [200 - 3 * i, 60, 20, 60], [120, 10, 10, 30]]
         order = np.roll(np.arange(3), i)
-        detections = Detections(np.array(boxes)[order], np.array([0.9, 0.8, 0.85])[order], [0, 0, 0])
+        detections = Detections(
+            np.array(boxes)[order], np.array([0.9, 0.8, 0.85])[order], [0, 0, 0]
+        )
         tracks, rows = tracker.update_with_index(detections, image)
     assert len(tracks) == 3 and rows.shape == (3,)
     np.testing.assert_allclose(detections.box_xywh[rows], tracks.box_xywh, atol=2.0)
@@ -177,17 +190,25 @@ def test_sources_and_frame_rates(tmp_path):
 
 def test_metrics_and_drawing_helpers():
     assert iou_xywh([[0, 0, 10, 10]], [[5, 0, 10, 10]])[0, 0] == pytest.approx(1 / 3)
-    assert match_boxes(np.array([[0, 0, 10, 10], [50, 0, 10, 10]]),
-                       np.array([[51, 0, 10, 10], [30, 0, 10, 10]])) == [(1, 0)]
+    assert match_boxes(
+        np.array([[0, 0, 10, 10], [50, 0, 10, 10]]), np.array([[51, 0, 10, 10], [30, 0, 10, 10]])
+    ) == [(1, 0)]
     scores = DetectionScores()
-    scores.add(np.array([[0, 0, 10, 10], [50, 0, 10, 10]]), np.array([[1, 0, 10, 10], [99, 9, 5, 5]]))
+    scores.add(
+        np.array([[0, 0, 10, 10], [50, 0, 10, 10]]), np.array([[1, 0, 10, 10], [99, 9, 5, 5]])
+    )
     assert (scores.tp, scores.fp, scores.fn, scores.precision) == (1, 1, 1, 0.5)
     band = uncertainty_band(np.array([[10.0, 0.0], [20.0, 0.0]]), np.array([1.0, 2.0]), np.zeros(2))
     np.testing.assert_allclose(band, [[0, 0], [10, 1], [20, 2], [20, -2], [10, -1]])
     # Batched over tracks: each row as if alone.
-    centres, sigmas = np.array([[[10.0, 0.0], [20.0, 0.0]], [[0.0, 5.0], [3.0, 9.0]]]), np.ones((2, 2))
+    centres, sigmas = (
+        np.array([[[10.0, 0.0], [20.0, 0.0]], [[0.0, 5.0], [3.0, 9.0]]]),
+        np.ones((2, 2)),
+    )
     starts = np.array([[0.0, 0.0], [1.0, 1.0]])
     bands = uncertainty_band(centres, sigmas, starts)
     for j in range(2):
         np.testing.assert_allclose(bands[j], uncertainty_band(centres[j], sigmas[j], starts[j]))
-    assert track_rows(4, one_box(2, 20.0)) == "4,2,20.00,100.00,15.00,60.00,10.00,40.00,0,0.9000,px\n"
+    assert (
+        track_rows(4, one_box(2, 20.0)) == "4,2,20.00,100.00,15.00,60.00,10.00,40.00,0,0.9000,px\n"
+    )

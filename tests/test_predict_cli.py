@@ -1,4 +1,5 @@
 """`trajpred predict` and `trajpred track` run as a user runs them: in a subprocess."""
+
 from __future__ import annotations
 
 import os
@@ -20,16 +21,38 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def trajpred(*args, cwd=None, env=None, timeout=180) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "YOLO_OFFLINE": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "trajpred", *map(str, args)], cwd=cwd or ROOT,
-                          env=full_env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "trajpred", *map(str, args)],
+        cwd=cwd or ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def predict_args(assets, source, out, *extra):
-    return ["predict", source, "--out", out, "--weights", assets.weights, "--imgsz", assets.imgsz,
-            "--checkpoint", assets.checkpoint, "--device", "cpu", "--no-progress", *extra]
+    return [
+        "predict",
+        source,
+        "--out",
+        out,
+        "--weights",
+        assets.weights,
+        "--imgsz",
+        assets.imgsz,
+        "--checkpoint",
+        assets.checkpoint,
+        "--device",
+        "cpu",
+        "--no-progress",
+        *extra,
+    ]
 
 
-def write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0, fourcc: str = "mp4v") -> Path:
+def write_video(
+    path: Path, frames: list[np.ndarray], fps: float = 10.0, fourcc: str = "mp4v"
+) -> Path:
     h, w = frames[0].shape[:2] if frames else (192, 320)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
     for frame in frames:
@@ -50,7 +73,9 @@ def frame_count(path: Path) -> int:
 
 def read_forecasts(path: Path) -> tuple[list[str], np.ndarray]:
     lines = path.read_text().splitlines()
-    rows = np.array([[float(v) for v in ln.split(",")] for ln in lines[1:]]).reshape(-1, len(lines[0].split(",")))
+    rows = np.array([[float(v) for v in ln.split(",")] for ln in lines[1:]]).reshape(
+        -1, len(lines[0].split(","))
+    )
     return lines[0].split(","), rows
 
 
@@ -65,7 +90,9 @@ def assert_one_line_error(result, *words):
 def test_predict_end_to_end(video_assets, tmp_path):
     scene = video_assets.scene
     out = tmp_path / "out"
-    result = trajpred(*predict_args(video_assets, scene.video, out, "--homography", scene.homography))
+    result = trajpred(
+        *predict_args(video_assets, scene.video, out, "--homography", scene.homography)
+    )
     assert result.returncode == 0, result.stderr
     assert "60 frames" in result.stdout and "tracks" in result.stdout and "fps" in result.stdout
     for name in ("annotated.mp4", "tracks.csv", "tracks_mot.txt", "forecasts.csv", "config.yaml"):
@@ -81,18 +108,24 @@ def test_predict_end_to_end(video_assets, tmp_path):
     header, fc = read_forecasts(out / "forecasts.csv")
     assert header == ["frame", "track_id", "step", "target_frame", "x", "y", "wx", "wy"]
     assert len(fc) > 100
-    seen = {(int(f), int(t)) for f, t in zip(tracks.frame_id, tracks.track_id)}
+    seen = {(int(f), int(t)) for f, t in zip(tracks.frame_id, tracks.track_id, strict=False)}
     assert all((int(f), int(t)) in seen for f, t in fc[:, :2])
     np.testing.assert_array_equal(fc[:, 3], fc[:, 0] + np.rint(fc[:, 2] * 0.4 * 10))
 
     # Forecasts head where the people go: closer to the ground truth at target_frame than
     # staying put, and than the same displacement in a random direction.
     truth = GroundTruth(read_mot(scene.gt_mot))
-    current = {(int(f), int(t)): xy for f, t, xy in zip(tracks.frame_id, tracks.track_id, tracks.xy)}
-    boxes = {(int(f), int(t)): b for f, t, b in zip(tracks.frame_id, tracks.track_id, tracks.box_xywh)}
+    current = {
+        (int(f), int(t)): xy
+        for f, t, xy in zip(tracks.frame_id, tracks.track_id, tracks.xy, strict=False)
+    }
+    boxes = {
+        (int(f), int(t)): b
+        for f, t, b in zip(tracks.frame_id, tracks.track_id, tracks.box_xywh, strict=False)
+    }
     rng = np.random.default_rng(0)
     err, still, random_dir = [], [], []
-    for f, t, step, target, x, y, *_ in fc:
+    for f, t, _step, target, x, y, *_ in fc:
         gt_ids, gt_boxes = truth.at(int(f))
         pairs = match_boxes(boxes[int(f), int(t)][None], gt_boxes)
         goal = truth.feet.get((int(target), int(gt_ids[pairs[0][1]]))) if pairs else None
@@ -116,9 +149,12 @@ def test_blank_video_gives_empty_valid_outputs(video_assets, tmp_path):
     assert "12 frames, 0 tracks" in result.stdout
     assert frame_count(tmp_path / "out" / "annotated.mp4") == 12
     assert (tmp_path / "out" / "tracks.csv").read_text() == (
-        "frame,track_id,x,y,left,top,width,height,class_id,conf,units\n")
+        "frame,track_id,x,y,left,top,width,height,class_id,conf,units\n"
+    )
     assert (tmp_path / "out" / "tracks_mot.txt").read_text() == ""
-    assert (tmp_path / "out" / "forecasts.csv").read_text() == "frame,track_id,step,target_frame,x,y\n"
+    assert (
+        tmp_path / "out" / "forecasts.csv"
+    ).read_text() == "frame,track_id,step,target_frame,x,y\n"
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -145,9 +181,14 @@ def test_interrupted_predict_leaves_complete_outputs(video_assets, tmp_path):
     frames = [cap.read()[1] for _ in range(60)]
     video = write_video(tmp_path / "long.mp4", frames * 8)  # 480 frames: still running when stopped
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "trajpred", *map(str, predict_args(video_assets, video, out))],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "YOLO_OFFLINE": "1"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trajpred", *map(str, predict_args(video_assets, video, out))],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "YOLO_OFFLINE": "1"},
+    )
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         tracks = out / ".tracks.partial.csv"  # rows grow here; moved to tracks.csv on close
@@ -169,27 +210,67 @@ def test_interrupted_predict_leaves_complete_outputs(video_assets, tmp_path):
 
 def test_track_output_feeds_read_csv_and_train(video_assets, tmp_path):
     csv = tmp_path / "tracks.csv"
-    result = trajpred("track", video_assets.scene.video, "--out", csv, "--weights", video_assets.weights,
-                      "--imgsz", video_assets.imgsz, "--device", "cpu", "--no-progress")
+    result = trajpred(
+        "track",
+        video_assets.scene.video,
+        "--out",
+        csv,
+        "--weights",
+        video_assets.weights,
+        "--imgsz",
+        video_assets.imgsz,
+        "--device",
+        "cpu",
+        "--no-progress",
+    )
     assert result.returncode == 0, result.stderr
     assert "data.fps=10" in result.stdout
     tracks = read_csv(csv)
     assert tracks.units == "px" and tracks.box_xywh is not None and len(tracks) > 100
     run_dir = tmp_path / "run"
-    result = trajpred("train", "--set", f"data.train_files=[{csv}]", f"data.val_files=[{csv}]", "data.fps=10",
-                      "model.obs_len=3", "model.pred_len=3", "model.hidden_size=16",
-                      "model.embed_size=8", "model.num_modes=2", "train.epochs=1",
-                      "train.batch_size=16", f"train.out_dir={run_dir}", "--no-progress")
+    result = trajpred(
+        "train",
+        "--set",
+        f"data.train_files=[{csv}]",
+        f"data.val_files=[{csv}]",
+        "data.fps=10",
+        "model.obs_len=3",
+        "model.pred_len=3",
+        "model.hidden_size=16",
+        "model.embed_size=8",
+        "model.num_modes=2",
+        "train.epochs=1",
+        "train.batch_size=16",
+        f"train.out_dir={run_dir}",
+        "--no-progress",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert (run_dir / "best.pt").is_file()
 
 
 def test_missing_weights_offline_is_one_line(video_assets, tmp_path):
-    result = trajpred("predict", video_assets.scene.video, "--out", tmp_path / "out", "--weights",
-                      "yolo11n.pt", "--checkpoint", video_assets.checkpoint, cwd=tmp_path)
+    result = trajpred(
+        "predict",
+        video_assets.scene.video,
+        "--out",
+        tmp_path / "out",
+        "--weights",
+        "yolo11n.pt",
+        "--checkpoint",
+        video_assets.checkpoint,
+        cwd=tmp_path,
+    )
     assert_one_line_error(result, "yolo11n.pt", "--weights")
-    result = trajpred("predict", video_assets.scene.video, "--out", tmp_path / "out", "--weights",
-                      tmp_path / "nothing.pt", "--checkpoint", video_assets.checkpoint)
+    result = trajpred(
+        "predict",
+        video_assets.scene.video,
+        "--out",
+        tmp_path / "out",
+        "--weights",
+        tmp_path / "nothing.pt",
+        "--checkpoint",
+        video_assets.checkpoint,
+    )
     assert_one_line_error(result, "nothing.pt", "not found")
 
 
@@ -198,21 +279,39 @@ def test_bad_videos_and_outputs_are_one_line_errors(video_assets, tmp_path):
     text.write_text("this is not a video\n")
     empty = write_video(tmp_path / "empty.avi", [], fourcc="MJPG")
     # An AVI whose header claims 100000 fps: a container that does not know its frame rate.
-    lying = write_video(tmp_path / "lying.avi", [np.zeros((48, 64, 3), np.uint8)] * 3, fourcc="MJPG")
+    lying = write_video(
+        tmp_path / "lying.avi", [np.zeros((48, 64, 3), np.uint8)] * 3, fourcc="MJPG"
+    )
     data = bytearray(lying.read_bytes())
     rate = data.find(b"strh") + 8 + 20  # dwScale, dwRate of the stream header
-    data[rate:rate + 8] = np.array([1, 100000], "<u4").tobytes()
+    data[rate : rate + 8] = np.array([1, 100000], "<u4").tobytes()
     lying.write_bytes(bytes(data))
     blocker = tmp_path / "file"
     blocker.write_text("")
     common = ["--weights", video_assets.weights, "--checkpoint", video_assets.checkpoint]
-    assert_one_line_error(trajpred("predict", text, "--out", tmp_path / "o1", *common), "not a video")
-    assert_one_line_error(trajpred("predict", empty, "--out", tmp_path / "o2", *common), "no frames")
+    assert_one_line_error(
+        trajpred("predict", text, "--out", tmp_path / "o1", *common), "not a video"
+    )
+    assert_one_line_error(
+        trajpred("predict", empty, "--out", tmp_path / "o2", *common), "no frames"
+    )
     assert_one_line_error(trajpred("predict", lying, "--out", tmp_path / "o3", *common), "--fps")
-    assert_one_line_error(trajpred("predict", video_assets.scene.video, "--out", blocker / "out", *common),
-                          "not writable")
-    result = trajpred("predict", lying, "--out", tmp_path / "o4", "--fps", "5", "--imgsz", "64",
-                      "--no-progress", *common)
+    assert_one_line_error(
+        trajpred("predict", video_assets.scene.video, "--out", blocker / "out", *common),
+        "not writable",
+    )
+    result = trajpred(
+        "predict",
+        lying,
+        "--out",
+        tmp_path / "o4",
+        "--fps",
+        "5",
+        "--imgsz",
+        "64",
+        "--no-progress",
+        *common,
+    )
     assert result.returncode == 0, result.stderr
     assert frame_count(tmp_path / "o4" / "annotated.mp4") == 3
 
@@ -225,13 +324,23 @@ def test_killed_rerun_keeps_the_earlier_outputs(video_assets, tmp_path):
     out = tmp_path / "out"
     first = trajpred(*predict_args(video_assets, write_video(tmp_path / "short.mp4", frames), out))
     assert first.returncode == 0, first.stderr
-    before = {name: (out / name).read_bytes() for name in ("tracks.csv", "forecasts.csv", "annotated.mp4")}
+    before = {
+        name: (out / name).read_bytes() for name in ("tracks.csv", "forecasts.csv", "annotated.mp4")
+    }
     long_video = write_video(tmp_path / "long.mp4", frames * 16)
-    proc = subprocess.Popen([sys.executable, "-m", "trajpred", *map(str, predict_args(video_assets, long_video, out))],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "YOLO_OFFLINE": "1"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trajpred", *map(str, predict_args(video_assets, long_video, out))],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "YOLO_OFFLINE": "1"},
+    )
     deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None and not (out / ".tracks.partial.csv").exists():
+    while (
+        time.time() < deadline
+        and proc.poll() is None
+        and not (out / ".tracks.partial.csv").exists()
+    ):
         time.sleep(0.1)
     time.sleep(1.0)
     assert proc.poll() is None, "the second run ended before it could be killed"

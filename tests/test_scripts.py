@@ -1,4 +1,5 @@
 """The measuring scripts run end to end on tiny settings and write the JSON they promise."""
+
 import json
 import subprocess
 import sys
@@ -8,31 +9,68 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_script(name: str, *args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / name), *map(str, args)],
-                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / name), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
 
 
 def test_bench_pipeline_compares_pipeline_with_bare_tracking(video_assets, tmp_path):
     out = tmp_path / "bench.json"
-    done = run_script("bench_pipeline.py", video_assets.scene.video, "--weights", video_assets.weights,
-                      "--checkpoint", video_assets.checkpoint, "--max-frames", 30, "--tracks", 10,
-                      "--out", out)
+    done = run_script(
+        "bench_pipeline.py",
+        video_assets.scene.video,
+        "--weights",
+        video_assets.weights,
+        "--checkpoint",
+        video_assets.checkpoint,
+        "--max-frames",
+        30,
+        "--tracks",
+        10,
+        "--out",
+        out,
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
     assert report["yolo_track"]["fps"] > 0 and report["pipeline"]["fps"] > 0
-    assert report["pipeline_vs_yolo_track"] == round(report["pipeline"]["fps"] / report["yolo_track"]["fps"], 3)
+    assert report["pipeline_vs_yolo_track"] == round(
+        report["pipeline"]["fps"] / report["yolo_track"]["fps"], 3
+    )
     assert report["video"]["frames_used"] == report["pipeline"]["frames"] > 20
     assert report["forecaster_50_tracks"]["tracks"] == 10
 
 
 def test_appearance_ablation_reports_every_arm(video_assets, tmp_path):
     out = tmp_path / "ablation.json"
-    done = run_script("appearance_ablation.py", "--train-scenes", 2, "--test-scenes", 1, "--duration", 12,
-                      "--epochs", 1, "--seeds", 0, "--weights", video_assets.weights, "--out", out)
+    done = run_script(
+        "appearance_ablation.py",
+        "--train-scenes",
+        2,
+        "--test-scenes",
+        1,
+        "--duration",
+        12,
+        "--epochs",
+        1,
+        "--seeds",
+        0,
+        "--weights",
+        video_assets.weights,
+        "--out",
+        out,
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
     assert report["train_windows"] > 0 and report["test_windows"] > 0
-    assert set(report["results"]) == {"constant velocity", "motion only", "motion + appearance",
-                                      "motion + shuffled appearance (control)"}
+    assert set(report["results"]) == {
+        "constant velocity",
+        "motion only",
+        "motion + appearance",
+        "motion + shuffled appearance (control)",
+    }
     for arm in report["results"].values():
         assert 0 < arm["ade"] < arm["fde"]

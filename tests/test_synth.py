@@ -1,5 +1,6 @@
 """Synthetic scenes: files a user gets from `trajpred synth`, boxes checked against drawn pixels,
 determinism, camera geometry, motion realism, YOLO export."""
+
 from __future__ import annotations
 
 import inspect
@@ -22,17 +23,39 @@ from trajpred.synth_world import Camera, CameraConfig, SynthConfig, simulate
 from trajpred.tracks import bottom_centre
 
 REPO = Path(__file__).resolve().parents[1]
-SCENE_FILES = ("video.mp4", "gt_mot.txt", "gt_visibility.txt", "gt_world.txt", "homography.txt",
-               "scene.json", "config.yaml")
+SCENE_FILES = (
+    "video.mp4",
+    "gt_mot.txt",
+    "gt_visibility.txt",
+    "gt_world.txt",
+    "homography.txt",
+    "scene.json",
+    "config.yaml",
+)
 
 
 @pytest.fixture(scope="module")
 def cli_scene(tmp_path_factory) -> Path:
     """A 4 s scene written by the console command, as a user runs it."""
     out = tmp_path_factory.mktemp("synth") / "seed3"
-    proc = subprocess.run([sys.executable, "-m", "trajpred", "synth", "--out", str(out),
-                           "--seed", "3", "--duration", "4"],
-                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "trajpred",
+            "synth",
+            "--out",
+            str(out),
+            "--seed",
+            "3",
+            "--duration",
+            "4",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("\n") == 1 and "40 frames 640x384" in proc.stdout
     return out
@@ -67,8 +90,9 @@ def test_cli_writes_video_and_readable_ground_truth(cli_scene):
     assert set(world.track_ids().tolist()) <= set(mot.track_ids().tolist())
     assert len(_visibility(cli_scene)) == len(mot)
     image_to_world = np.loadtxt(cli_scene / "homography.txt")
-    np.testing.assert_allclose(image_to_world @ np.array(info["world_to_image"]), np.eye(3),
-                               atol=1e-9)
+    np.testing.assert_allclose(
+        image_to_world @ np.array(info["world_to_image"]), np.eye(3), atol=1e-9
+    )
     assert (info["fps"], info["width"], info["height"], info["seed"]) == (10.0, 640, 384, 3)
 
 
@@ -92,34 +116,44 @@ def test_camera_projection_by_hand_and_far_people_are_smaller():
     height_px = cam.project(feet)[0][:, 1] - cam.project(feet + [0.0, 0.0, 1.75])[0][:, 1]
     assert height_px[0] > 1.2 * height_px[1] > 0
 
+
 def test_boxes_hold_the_drawn_people():
     """Foreground = pixels that differ from the same frame rendered without people."""
     scene = simulate(SynthConfig(seed=3, duration_s=2.0))
     frames = iter_frames(scene)
     assert inspect.isgenerator(frames)
     n_isolated = 0
-    for t, (frame, empty) in enumerate(zip(frames, iter_frames(scene, people=False))):
+    for t, (frame, empty) in enumerate(zip(frames, iter_frames(scene, people=False), strict=False)):
         fg = np.abs(frame.astype(np.int16) - empty).sum(axis=2) > 0
         rows = np.arange(scene.frame_rows(t).start, scene.frame_rows(t).stop)
         rows = rows[scene.in_gt[rows]]
         boxes = scene.gt_box_xywh[rows]
         in_boxes = np.zeros_like(fg)
         for x, y, w, h in boxes:
-            in_boxes[int(y):int(math.ceil(y + h)) + 1, int(x):int(math.ceil(x + w)) + 1] = True
+            in_boxes[int(y) : int(math.ceil(y + h)) + 1, int(x) : int(math.ceil(x + w)) + 1] = True
         assert (fg & in_boxes).sum() >= 0.97 * fg.sum()
         for k, (x, y, w, h) in enumerate(boxes):
-            inside = fg[int(y):int(math.ceil(y + h)) + 1, int(x):int(math.ceil(x + w)) + 1]
+            inside = fg[int(y) : int(math.ceil(y + h)) + 1, int(x) : int(math.ceil(x + w)) + 1]
             if scene.visibility[rows[k]] > 0.5:
                 assert inside.mean() > 0.3
             # A person alone in its neighbourhood: the drawn pixels span the box to within 1 px.
-            others = np.delete(scene.box_xywh[scene.frame_rows(t)], np.flatnonzero(
-                np.arange(scene.frame_rows(t).start, scene.frame_rows(t).stop) == rows[k]), 0)
+            others = np.delete(
+                scene.box_xywh[scene.frame_rows(t)],
+                np.flatnonzero(
+                    np.arange(scene.frame_rows(t).start, scene.frame_rows(t).stop) == rows[k]
+                ),
+                0,
+            )
             pad = 8
-            near = ((others[:, 0] < x + w + 2 * pad) & (others[:, 0] + others[:, 2] > x - 2 * pad)
-                    & (others[:, 1] < y + h + 2 * pad) & (others[:, 1] + others[:, 3] > y - 2 * pad))
+            near = (
+                (others[:, 0] < x + w + 2 * pad)
+                & (others[:, 0] + others[:, 2] > x - 2 * pad)
+                & (others[:, 1] < y + h + 2 * pad)
+                & (others[:, 1] + others[:, 3] > y - 2 * pad)
+            )
             if scene.visibility[rows[k]] == 1.0 and not near.any():
                 x0, y0 = max(int(x) - pad, 0), max(int(y) - pad, 0)
-                ys, xs = np.nonzero(fg[y0:int(y + h) + pad, x0:int(x + w) + pad])
+                ys, xs = np.nonzero(fg[y0 : int(y + h) + pad, x0 : int(x + w) + pad])
                 drawn = np.array([xs.min() + x0, ys.min() + y0, xs.max() + x0, ys.max() + y0])
                 np.testing.assert_allclose(drawn, [x, y, x + w, y + h], atol=1.0)
                 n_isolated += 1
@@ -139,7 +173,9 @@ def test_video_shows_people_inside_the_boxes(cli_scene):
         changed = np.abs(frame - background).max(axis=2) > 60
         in_boxes = np.zeros_like(changed)
         for x, y, w, h in mot.box_xywh[mot.frame_id == frame_id]:
-            in_boxes[max(int(y) - 2, 0):int(y + h) + 3, max(int(x) - 2, 0):int(x + w) + 3] = True
+            in_boxes[max(int(y) - 2, 0) : int(y + h) + 3, max(int(x) - 2, 0) : int(x + w) + 3] = (
+                True
+            )
         assert changed.sum() > 200
         assert (changed & in_boxes).sum() >= 0.95 * changed.sum()
     cap.release()
@@ -159,9 +195,12 @@ def test_world_ground_truth_projects_to_the_feet(cli_scene):
     world = read_eth_ucy(cli_scene / "gt_world.txt")
     visibility = _visibility(cli_scene)
     world_to_image = np.linalg.inv(np.loadtxt(cli_scene / "homography.txt"))
-    boxes = {(f, i): b for f, i, b in zip(mot.frame_id.tolist(), mot.track_id.tolist(), mot.box_xywh)}
+    boxes = {
+        (f, i): b
+        for f, i, b in zip(mot.frame_id.tolist(), mot.track_id.tolist(), mot.box_xywh, strict=False)
+    }
     checked = 0
-    for f, i, xy in zip(world.frame_id.tolist(), world.track_id.tolist(), world.xy):
+    for f, i, xy in zip(world.frame_id.tolist(), world.track_id.tolist(), world.xy, strict=False):
         box = boxes[(f, i)]
         inside = box[0] > 1 and box[1] > 1 and box[0] + box[2] < 639 and box[1] + box[3] < 383
         if visibility[(f, i)] < 1.0 or not inside:
@@ -183,14 +222,14 @@ def test_motion_is_plausible():
     walking = speed[step][speed[step] > 0.3]
     assert speed[step].max() < 2.5
     assert 1.0 < np.median(walking) < 1.6
-    assert 0.02 < np.mean(speed[step] < 0.05) < 0.3            # some people stand a while
+    assert 0.02 < np.mean(speed[step] < 0.05) < 0.3  # some people stand a while
     heading = np.arctan2(move[:, 1], move[:, 0])
     both = step[1:] & step[:-1] & (speed[1:] > 0.3) & (speed[:-1] > 0.3)
     turn_deg_s = np.degrees(np.abs(np.angle(np.exp(1j * np.diff(heading)))))[both] * cfg.fps
     # The bound holds per simulation step; directions between whole frames may exceed it a bit.
     assert turn_deg_s.max() < 1.15 * cfg.max_turn_deg_s
-    assert np.median(turn_deg_s) < 10                           # mostly smooth walking
-    assert len(np.unique(scene.person_id)) > cfg.n_agents       # people came and went
+    assert np.median(turn_deg_s) < 10  # mostly smooth walking
+    assert len(np.unique(scene.person_id)) > cfg.n_agents  # people came and went
 
 
 def test_yolo_dataset_layout_and_labels(tmp_path):

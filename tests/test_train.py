@@ -1,4 +1,5 @@
 """Training loop: loss goes down, checkpoints round-trip, resume continues where it stopped."""
+
 import csv
 import json
 import subprocess
@@ -17,19 +18,37 @@ from trajpred.forecast import forecast_windows
 from trajpred.model import Forecaster, ForecasterConfig
 from trajpred.train import RunConfig, TrainConfig, fit, forecast_loss
 
-SMALL = ["model.hidden_size=32", "model.embed_size=16", "model.num_modes=4", "train.batch_size=64",
-         "train.threads=1", "train.warmup_epochs=0"]
+SMALL = [
+    "model.hidden_size=32",
+    "model.embed_size=16",
+    "model.num_modes=4",
+    "train.batch_size=64",
+    "train.threads=1",
+    "train.warmup_epochs=0",
+]
 
 
 def small_run(root, out, epochs, *extra) -> RunConfig:
-    return load_config(RunConfig, None, SMALL + [f"data.root={root}", "data.test_scene=toy",
-                                                 f"train.epochs={epochs}", f"train.out_dir={out}", *extra])
+    return load_config(
+        RunConfig,
+        None,
+        SMALL
+        + [
+            f"data.root={root}",
+            "data.test_scene=toy",
+            f"train.epochs={epochs}",
+            f"train.out_dir={out}",
+            *extra,
+        ],
+    )
 
 
 def test_a_few_steps_lower_the_loss(eth_ucy_like_root):
     torch.manual_seed(0)
     cfg = ForecasterConfig(hidden_size=32, embed_size=16, num_modes=4)
-    windows, _ = load_split(DataConfig(root=str(eth_ucy_like_root), test_scene="toy"), "train", 8, 12, 0.4)
+    windows, _ = load_split(
+        DataConfig(root=str(eth_ucy_like_root), test_scene="toy"), "train", 8, 12, 0.4
+    )
     obs, fut = torch.as_tensor(windows.obs_xy), torch.as_tensor(windows.fut_xy)
     scale = window_scale(None, len(obs))
     features, heading, speed = window_features(obs, scale)
@@ -51,10 +70,14 @@ def test_checkpoint_round_trip(tmp_path):
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.1)
-    save_checkpoint(tmp_path / "m.pt", {"model_config": vars(model.cfg), "model": model.state_dict()})
+    save_checkpoint(
+        tmp_path / "m.pt", {"model_config": vars(model.cfg), "model": model.state_dict()}
+    )
     loaded = load_forecaster(tmp_path / "m.pt")
     obs = np.cumsum(np.random.default_rng(0).normal(0.3, 0.1, (4, 8, 2)), 1).astype(np.float32)
-    np.testing.assert_array_equal(forecast_windows(model, obs).mean, forecast_windows(loaded, obs).mean)
+    np.testing.assert_array_equal(
+        forecast_windows(model, obs).mean, forecast_windows(loaded, obs).mean
+    )
     with pytest.raises(InputError, match="does not match"):
         load_forecaster(tmp_path / "m.pt", expect=ForecasterConfig())
 
@@ -72,12 +95,22 @@ def test_resume_continues_from_the_saved_epoch(eth_ucy_like_root, tmp_path, monk
 
     monkeypatch.setattr(train_module, "train_one_epoch", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        fit(small_run(eth_ucy_like_root, tmp_path / "split", 3), progress=False, log=lambda *_: None)
+        fit(
+            small_run(eth_ucy_like_root, tmp_path / "split", 3), progress=False, log=lambda *_: None
+        )
     monkeypatch.setattr(train_module, "train_one_epoch", real_epoch)
     lines = []
-    fit(small_run(eth_ucy_like_root, tmp_path / "split", 3), resume=True, progress=False, log=lines.append)
+    fit(
+        small_run(eth_ucy_like_root, tmp_path / "split", 3),
+        resume=True,
+        progress=False,
+        log=lines.append,
+    )
     assert any("resumed" in line and "epoch 2" in line for line in lines)
-    a, b = load_checkpoint(tmp_path / "straight/last.pt"), load_checkpoint(tmp_path / "split/last.pt")
+    a, b = (
+        load_checkpoint(tmp_path / "straight/last.pt"),
+        load_checkpoint(tmp_path / "split/last.pt"),
+    )
     assert a["epoch"] == b["epoch"] == 3
     for name, tensor in a["model"].items():  # the same batches, the same weights
         torch.testing.assert_close(tensor, b["model"][name])
@@ -87,17 +120,51 @@ def test_resume_continues_from_the_saved_epoch(eth_ucy_like_root, tmp_path, monk
 
 def test_train_and_evaluate_cli_end_to_end(eth_ucy_like_root, tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "trajpred", "train", "--config", "configs/eth_ucy.yaml", "--no-progress",
-           "--out", str(out), "--set", f"data.root={eth_ucy_like_root}", "data.test_scene=toy",
-           "train.epochs=3", *SMALL]
+    cmd = [
+        sys.executable,
+        "-m",
+        "trajpred",
+        "train",
+        "--config",
+        "configs/eth_ucy.yaml",
+        "--no-progress",
+        "--out",
+        str(out),
+        "--set",
+        f"data.root={eth_ucy_like_root}",
+        "data.test_scene=toy",
+        "train.epochs=3",
+        *SMALL,
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert (out / "best.pt").exists() and (out / "config.yaml").exists()
     preds, metrics, plot = tmp_path / "p.csv", tmp_path / "m.json", tmp_path / "p.png"
-    done = subprocess.run([sys.executable, "-m", "trajpred", "evaluate", "--checkpoint", str(out / "best.pt"),
-                           "--data", str(eth_ucy_like_root), "--scene", "toy", "--k", "4",
-                           "--save-predictions", str(preds), "--json", str(metrics), "--plot", str(plot)],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "trajpred",
+            "evaluate",
+            "--checkpoint",
+            str(out / "best.pt"),
+            "--data",
+            str(eth_ucy_like_root),
+            "--scene",
+            "toy",
+            "--k",
+            "4",
+            "--save-predictions",
+            str(preds),
+            "--json",
+            str(metrics),
+            "--plot",
+            str(plot),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert "| toy |" in done.stdout and "minADE4" in done.stdout
     rows = list(csv.DictReader(open(preds)))
@@ -113,8 +180,17 @@ def test_fine_tuning_starts_from_the_given_weights(eth_ucy_like_root, tmp_path):
     fit(small_run(eth_ucy_like_root, tmp_path / "base", 1), progress=False, log=lambda *_: None)
     base = load_checkpoint(tmp_path / "base/last.pt")["model"]
     lines = []
-    fit(small_run(eth_ucy_like_root, tmp_path / "tuned", 1, f"train.init_from={tmp_path / 'base/last.pt'}",
-                  "train.lr=0.0"), progress=False, log=lines.append)
+    fit(
+        small_run(
+            eth_ucy_like_root,
+            tmp_path / "tuned",
+            1,
+            f"train.init_from={tmp_path / 'base/last.pt'}",
+            "train.lr=0.0",
+        ),
+        progress=False,
+        log=lines.append,
+    )
     assert any("initialised from" in line for line in lines)
     tuned = load_checkpoint(tmp_path / "tuned/last.pt")["model"]
     for name, tensor in base.items():  # learning rate 0: the weights are the initial ones
@@ -122,5 +198,10 @@ def test_fine_tuning_starts_from_the_given_weights(eth_ucy_like_root, tmp_path):
     # An ensemble is evaluated and shipped, not fine-tuned: one line, pointing at its members.
     save_checkpoint(tmp_path / "ens.pt", ensemble_payload([tmp_path / "base/last.pt"] * 2))
     with pytest.raises(TrajpredError, match="ensemble"):
-        fit(small_run(eth_ucy_like_root, tmp_path / "nope", 1, f"train.init_from={tmp_path / 'ens.pt'}"),
-            progress=False, log=lambda *_: None)
+        fit(
+            small_run(
+                eth_ucy_like_root, tmp_path / "nope", 1, f"train.init_from={tmp_path / 'ens.pt'}"
+            ),
+            progress=False,
+            log=lambda *_: None,
+        )

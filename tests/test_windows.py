@@ -1,4 +1,5 @@
 """Windowing protocol: distinct-frame sliding windows, agents present in every frame."""
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -11,7 +12,11 @@ from trajpred.windows import make_windows, resample_tracks
 def test_window_count_on_a_hand_built_file():
     # Track 1: frames 0..24 (25 frames) -> 6 windows of 20; track 2: frames 0..9 -> none;
     # track 3 misses frame 12 -> runs 0..11 and 13..24 are too short -> none.
-    rows = [(f, 1) for f in range(25)] + [(f, 2) for f in range(10)] + [(f, 3) for f in range(25) if f != 12]
+    rows = (
+        [(f, 1) for f in range(25)]
+        + [(f, 2) for f in range(10)]
+        + [(f, 3) for f in range(25) if f != 12]
+    )
     frame, tid = np.array(rows).T
     tracks = Tracks(frame * 10, tid, np.stack([frame * 0.1, tid * 1.0], 1))
     w = make_windows(tracks, 8, 12)
@@ -29,8 +34,11 @@ def test_windows_step_over_distinct_frame_ids_not_time_gaps():
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40)), min_size=1, max_size=6),
-       st.integers(2, 6), st.integers(1, 6))
+@given(
+    st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40)), min_size=1, max_size=6),
+    st.integers(2, 6),
+    st.integers(1, 6),
+)
 def test_window_counts_and_no_future_in_observed(spans, obs_len, pred_len):
     """Each track present on frames [a, a+len): windows = max(0, len - seq + 1) when frames of
     other tracks fill every id; observed positions never come from after the last observed frame."""
@@ -50,6 +58,7 @@ def test_window_counts_and_no_future_in_observed(spans, obs_len, pred_len):
 
 def test_eth_window_counts_match_the_data_readme(shared_dir):
     from trajpred.formats import read_eth_ucy
+
     expected = {"eth": 364, "hotel": 1197, "univ": 24334, "zara1": 2356, "zara2": 5910}
     for scene, count in expected.items():
         files = sorted((shared_dir / "data/eth_ucy" / scene / "test").glob("*.txt"))

@@ -1,5 +1,6 @@
 """The writer process: same forecasts as the in-process pipeline, errors come back as one line,
 a dead writer is reported instead of waited for."""
+
 from __future__ import annotations
 
 import os
@@ -19,9 +20,14 @@ from trajpred.writer import WriterProcess
 
 @pytest.fixture(scope="module")
 def pipeline(video_assets):
-    return Pipeline(PipelineConfig(
-        detector=DetectorConfig(weights=video_assets.weights, imgsz=video_assets.imgsz, device="cpu"),
-        forecast=ForecastConfig(checkpoint=video_assets.checkpoint)))
+    return Pipeline(
+        PipelineConfig(
+            detector=DetectorConfig(
+                weights=video_assets.weights, imgsz=video_assets.imgsz, device="cpu"
+            ),
+            forecast=ForecastConfig(checkpoint=video_assets.checkpoint),
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -39,22 +45,34 @@ def test_writer_forecasts_match_the_in_process_pipeline(video_assets, pipeline, 
         expected = [(r.frame_id, r.forecasts) for r in pipeline.process(reader)]
     seen = []
     with _reader(video_assets) as reader:
-        summary = write_predictions(pipeline, reader, tmp_path, progress=False, writer=writer,
-                                    on_result=lambda r: seen.append((r.frame_id, r.forecasts)))
+        summary = write_predictions(
+            pipeline,
+            reader,
+            tmp_path,
+            progress=False,
+            writer=writer,
+            on_result=lambda r: seen.append((r.frame_id, r.forecasts)),
+        )
     assert summary.frames == len(expected) == len(seen)
     assert sum(len(f) for _, f in seen) > 50, "too few forecasts to compare"
-    for (frame_a, a), (frame_b, b) in zip(expected, seen):
+    for (frame_a, a), (frame_b, b) in zip(expected, seen, strict=False):
         assert frame_a == frame_b
         np.testing.assert_array_equal(a.track_id, b.track_id)
         np.testing.assert_allclose(a.xy, b.xy, atol=1e-4)
     # The same writer serves the next video, starting its forecaster state afresh.
     with _reader(video_assets) as reader:
-        again = write_predictions(pipeline, reader, tmp_path / "again", progress=False, writer=writer)
+        again = write_predictions(
+            pipeline, reader, tmp_path / "again", progress=False, writer=writer
+        )
     assert again.frames == summary.frames
-    assert (tmp_path / "again" / "forecasts.csv").read_text() == (tmp_path / "forecasts.csv").read_text()
+    assert (tmp_path / "again" / "forecasts.csv").read_text() == (
+        tmp_path / "forecasts.csv"
+    ).read_text()
 
 
-def test_writer_error_is_one_line_and_the_writer_serves_on(video_assets, pipeline, writer, tmp_path):
+def test_writer_error_is_one_line_and_the_writer_serves_on(
+    video_assets, pipeline, writer, tmp_path
+):
     out = tmp_path / "blocked"
     partial_path(out / "annotated.mp4").mkdir(parents=True)  # where the writer's video would go
     with _reader(video_assets) as reader, pytest.raises(TrajpredError) as info:
@@ -62,8 +80,12 @@ def test_writer_error_is_one_line_and_the_writer_serves_on(video_assets, pipelin
     assert "\n" not in str(info.value) and "annotated" in str(info.value)
     assert not (out / "tracks.csv").exists()
     with _reader(video_assets) as reader:
-        assert write_predictions(pipeline, reader, tmp_path / "ok", progress=False,
-                                 writer=writer).frames > 0
+        assert (
+            write_predictions(
+                pipeline, reader, tmp_path / "ok", progress=False, writer=writer
+            ).frames
+            > 0
+        )
 
 
 def test_a_dead_writer_is_an_error_not_a_hang(video_assets, pipeline, tmp_path):
@@ -71,7 +93,10 @@ def test_a_dead_writer_is_an_error_not_a_hang(video_assets, pipeline, tmp_path):
         writer.wait_ready()
         os.kill(writer._proc.pid, signal.SIGKILL)
         writer._proc.join(10)
-        with _reader(video_assets) as reader, pytest.raises(TrajpredError, match="writer process stopped"):
+        with (
+            _reader(video_assets) as reader,
+            pytest.raises(TrajpredError, match="writer process stopped"),
+        ):
             write_predictions(pipeline, reader, tmp_path, progress=False, writer=writer)
 
 

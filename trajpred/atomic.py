@@ -2,14 +2,16 @@
 
 A reader (or a crash) never sees a half-written checkpoint, CSV or JSON file.
 """
+
 from __future__ import annotations
 
 import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 
 @contextlib.contextmanager
@@ -51,7 +53,9 @@ def temp_path_for(path: str | os.PathLike) -> Path:
     """A fresh temporary path beside `path`, for writers that need a file name (torch.save, cv2)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent
+    )
     os.close(fd)
     os.chmod(tmp, _umask_mode())
     return Path(tmp)

@@ -6,6 +6,7 @@ state dict per member, all of the config under "model_config"; see `ensemble_pay
 Written atomically (temp file, then rename) and read with `weights_only=True`, so a checkpoint
 can only hold tensors and plain data; anything else is refused with a one-line error.
 """
+
 from __future__ import annotations
 
 import os
@@ -47,23 +48,42 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         if "Unsupported global" in str(e):  # a pickled class or function: never executed
-            raise InputError(path, "refused: holds Python objects other than tensors and plain data "
-                                   "(only trajpred checkpoints are loaded)") from None
+            raise InputError(
+                path,
+                "refused: holds Python objects other than tensors and plain data "
+                "(only trajpred checkpoints are loaded)",
+            ) from None
         raise InputError(path, "not a readable checkpoint: truncated or corrupt") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, AttributeError,
-            ImportError, IndexError, KeyError, TypeError) as e:
+    except (
+        RuntimeError,
+        EOFError,
+        zipfile.BadZipFile,
+        ValueError,
+        OSError,
+        AttributeError,
+        ImportError,
+        IndexError,
+        KeyError,
+        TypeError,
+    ) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise InputError(path, f"not a readable checkpoint: truncated or corrupt ({first[:120]})") from None
+        raise InputError(
+            path, f"not a readable checkpoint: truncated or corrupt ({first[:120]})"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise InputError(path, "not a trajpred checkpoint")
     if payload.get("version") != VERSION:
-        raise InputError(path, f"checkpoint version {payload.get('version')} is not supported "
-                               f"(this trajpred reads version {VERSION})")
+        raise InputError(
+            path,
+            f"checkpoint version {payload.get('version')} is not supported "
+            f"(this trajpred reads version {VERSION})",
+        )
     return payload
 
 
-def model_from_payload(payload: dict, path: str | os.PathLike = "checkpoint",
-                       expect: ForecasterConfig | None = None) -> Forecaster:
+def model_from_payload(
+    payload: dict, path: str | os.PathLike = "checkpoint", expect: ForecasterConfig | None = None
+) -> Forecaster:
     """Rebuild the forecaster from a loaded checkpoint (its config is inside)."""
     try:
         cfg = from_dict(ForecasterConfig, payload["model_config"], where=os.fspath(path))
@@ -71,18 +91,23 @@ def model_from_payload(payload: dict, path: str | os.PathLike = "checkpoint",
         raise InputError(path, f"checkpoint has no valid model config ({e})") from None
     if expect is not None and cfg != expect:
         diff = [k for k in vars(cfg) if getattr(cfg, k) != getattr(expect, k)]
-        raise InputError(path, "checkpoint's model config does not match the requested model: "
-                               + ", ".join(f"{k}={getattr(cfg, k)} (wanted {getattr(expect, k)})" for k in diff))
+        raise InputError(
+            path,
+            "checkpoint's model config does not match the requested model: "
+            + ", ".join(f"{k}={getattr(cfg, k)} (wanted {getattr(expect, k)})" for k in diff),
+        )
     weights = payload["members"] if "members" in payload else [payload.get("model")]
     if not isinstance(weights, list) or not weights:
         raise InputError(path, "checkpoint has no model weights")
     members = [Forecaster(cfg) for _ in weights]
     try:
-        for member, state in zip(members, weights):
+        for member, state in zip(members, weights, strict=False):
             member.load_state_dict(state)
     except (KeyError, RuntimeError, TypeError, AttributeError) as e:
         first = str(e).strip().splitlines()[0]
-        raise InputError(path, f"checkpoint weights do not fit its config ({first[:160]})") from None
+        raise InputError(
+            path, f"checkpoint weights do not fit its config ({first[:160]})"
+        ) from None
     model = members[0] if "members" not in payload else Ensemble(members)
     model.eval()
     return model
@@ -92,13 +117,22 @@ def ensemble_payload(paths: list[str | os.PathLike]) -> dict:
     """One checkpoint payload holding the models of several checkpoints of one config as an
     Ensemble (their configs must match; the first one's run config and metadata are kept)."""
     payloads = [load_checkpoint(p) for p in paths]
-    models = [model_from_payload(p, path) for p, path in zip(payloads, paths)]
-    for model, path in zip(models[1:], paths[1:]):
+    models = [model_from_payload(p, path) for p, path in zip(payloads, paths, strict=False)]
+    for model, path in zip(models[1:], paths[1:], strict=False):
         if model.cfg != models[0].cfg:
-            raise InputError(path, f"model config differs from {os.fspath(paths[0])}'s: cannot ensemble")
-    members = [m.state_dict() for model in models
-               for m in (model.members if isinstance(model, Ensemble) else [model])]
-    keep = {k: v for k, v in payloads[0].items() if k in ("model_config", "run_config", "epoch", "history")}
+            raise InputError(
+                path, f"model config differs from {os.fspath(paths[0])}'s: cannot ensemble"
+            )
+    members = [
+        m.state_dict()
+        for model in models
+        for m in (model.members if isinstance(model, Ensemble) else [model])
+    ]
+    keep = {
+        k: v
+        for k, v in payloads[0].items()
+        if k in ("model_config", "run_config", "epoch", "history")
+    }
     return {**keep, "members": members}
 
 

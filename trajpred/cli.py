@@ -3,6 +3,7 @@
 Every user error (bad argument, bad file, bad config) ends as one line on stderr and exit
 code 2; Ctrl-C ends with 130 after the command has closed its outputs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     for name, summary in COMMANDS.items():
         module = importlib.import_module(f".commands.{name}", __package__)
-        p = sub.add_parser(name, help=summary, description=module.__doc__, formatter_class=Formatter)
+        p = sub.add_parser(
+            name, help=summary, description=module.__doc__, formatter_class=Formatter
+        )
         module.add_arguments(p)
         p.set_defaults(_module=module)
     return parser

@@ -4,6 +4,7 @@ An unknown key is an error that suggests the nearest valid one; a value of the w
 error that names the key and the expected type. `to_dict` gives the resolved config that every
 command saves beside its outputs.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -133,8 +134,12 @@ def read_yaml(path: str | os.PathLike) -> dict:
     return data
 
 
-def load_config(cls: type[T], path: str | os.PathLike | None = None,
-                overrides: list[str] | None = None, base: dict | None = None) -> T:
+def load_config(
+    cls: type[T],
+    path: str | os.PathLike | None = None,
+    overrides: list[str] | None = None,
+    base: dict | None = None,
+) -> T:
     """Defaults of `cls`, then `base`, then the YAML file at `path`, then `--set` overrides."""
     data = dict(base or {})
     where = "config"
@@ -149,4 +154,5 @@ def load_config(cls: type[T], path: str | os.PathLike | None = None,
 
 def save_config(cfg: Any, path: str | os.PathLike) -> None:
     from .atomic import write_text
+
     write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))

@@ -9,6 +9,7 @@ Two layouts:
   training file's frames is held out for validation.
 Video-rate tracks (`fps` > 0) are resampled to the model's step `dt_s` first.
 """
+
 from __future__ import annotations
 
 import glob
@@ -28,14 +29,14 @@ SPLITS = ("train", "val", "test")
 
 @dataclass
 class DataConfig:
-    root: str = "../shared/data/eth_ucy"   # ETH/UCY split folder (used when no *_files given)
-    test_scene: str = "eth"                # eth | hotel | univ | zara1 | zara2
+    root: str = "../shared/data/eth_ucy"  # ETH/UCY split folder (used when no *_files given)
+    test_scene: str = "eth"  # eth | hotel | univ | zara1 | zara2
     train_files: list[str] = field(default_factory=list)
     val_files: list[str] = field(default_factory=list)
     test_files: list[str] = field(default_factory=list)
-    format: str = "auto"                   # auto | eth_ucy | mot | csv
-    ignore_zero_conf: bool = True          # MOT gt.txt: drop rows marked 0 (ignored / not pedestrians)
-    fps: float = 0.0                       # >0: tracks are at this frame rate; resample to dt_s
+    format: str = "auto"  # auto | eth_ucy | mot | csv
+    ignore_zero_conf: bool = True  # MOT gt.txt: drop rows marked 0 (ignored / not pedestrians)
+    fps: float = 0.0  # >0: tracks are at this frame rate; resample to dt_s
     val_fraction: float = 0.2
     stride: int = 1
 
@@ -51,8 +52,10 @@ class SplitReport:
     short_tracks: int
 
     def line(self) -> str:
-        return (f"{self.split}: {len(self.files)} files, {self.tracks} tracks, {self.windows} windows"
-                f" ({self.short_tracks} tracks shorter than one window skipped)")
+        return (
+            f"{self.split}: {len(self.files)} files, {self.tracks} tracks, {self.windows} windows"
+            f" ({self.short_tracks} tracks shorter than one window skipped)"
+        )
 
 
 def _expand(patterns: list[str]) -> list[str]:
@@ -73,8 +76,11 @@ def split_files(cfg: DataConfig, split: str) -> list[str]:
     else:
         folder = Path(cfg.root) / cfg.test_scene / split
         if not folder.is_dir():
-            raise InputError(folder, f"no such folder (data.root/{cfg.test_scene}/{split}); "
-                                     "set data.root or data.train_files")
+            raise InputError(
+                folder,
+                f"no such folder (data.root/{cfg.test_scene}/{split}); "
+                "set data.root or data.train_files",
+            )
         files = sorted(str(p) for p in folder.iterdir() if p.suffix in (".txt", ".csv"))
         if not files:
             raise InputError(folder, "holds no track files")
@@ -97,8 +103,9 @@ def load_tracks(path: str, cfg: DataConfig, frames_per_step: float | None) -> Tr
     return tracks
 
 
-def load_split(cfg: DataConfig, split: str, obs_len: int, pred_len: int,
-               dt_s: float, neighbours: int = 0) -> tuple[Windows, SplitReport]:
+def load_split(
+    cfg: DataConfig, split: str, obs_len: int, pred_len: int, dt_s: float, neighbours: int = 0
+) -> tuple[Windows, SplitReport]:
     """Windows of one split (with `neighbours` nearest agents each) and a report of what was read."""
     if split not in SPLITS:
         raise TrajpredError(f"unknown split '{split}'")
@@ -111,7 +118,9 @@ def load_split(cfg: DataConfig, split: str, obs_len: int, pred_len: int,
         if cfg.train_files and not cfg.val_files and split in ("train", "val"):
             tracks = _hold_out(tracks, cfg.val_fraction, keep_last=(split == "val"))
         w = make_windows(tracks, obs_len, pred_len, cfg.stride, neighbours)
-        lengths = np.bincount(np.unique(tracks.track_id, return_inverse=True)[1]) if len(tracks) else []
+        lengths = (
+            np.bincount(np.unique(tracks.track_id, return_inverse=True)[1]) if len(tracks) else []
+        )
         n_tracks += len(lengths)
         n_short += int(np.sum(np.asarray(lengths) < obs_len + pred_len))
         w.files = [os.path.basename(path)]

@@ -14,6 +14,7 @@ and scores for each stage.
 Metric functions are pure functions of arrays; tallies add one frame at a time, so the demo,
 like predict, never holds the video in memory.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -46,7 +47,7 @@ def match_boxes(a: np.ndarray, b: np.ndarray, min_iou: float = IOU_MATCH) -> lis
     if iou.size == 0:
         return []
     rows, cols = linear_sum_assignment(-iou)
-    return [(int(r), int(c)) for r, c in zip(rows, cols) if iou[r, c] >= min_iou]
+    return [(int(r), int(c)) for r, c in zip(rows, cols, strict=False) if iou[r, c] >= min_iou]
 
 
 @dataclass
@@ -73,11 +74,17 @@ class DetectionScores:
         return self.tp / max(self.tp + self.fn, 1)
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "precision": round(self.precision, 4), "recall": round(self.recall, 4)}
+        return {
+            **asdict(self),
+            "precision": round(self.precision, 4),
+            "recall": round(self.recall, 4),
+        }
 
     def line(self) -> str:
-        return (f"detection: precision {self.precision:.3f}  recall {self.recall:.3f}  "
-                f"(IoU >= {IOU_MATCH}; {self.tp + self.fn} ground-truth boxes, {self.tp + self.fp} detections)")
+        return (
+            f"detection: precision {self.precision:.3f}  recall {self.recall:.3f}  "
+            f"(IoU >= {IOU_MATCH}; {self.tp + self.fn} ground-truth boxes, {self.tp + self.fp} detections)"
+        )
 
 
 class GroundTruth:
@@ -88,8 +95,10 @@ class GroundTruth:
         for f in gt.frames().tolist():
             rows = gt.frame_id == f
             self.frames[f] = (gt.track_id[rows], gt.box_xywh[rows])
-        self.feet = {(int(f), int(i)): xy for f, i, xy in
-                     zip(gt.frame_id, gt.track_id, bottom_centre(gt.box_xywh))}
+        self.feet = {
+            (int(f), int(i)): xy
+            for f, i, xy in zip(gt.frame_id, gt.track_id, bottom_centre(gt.box_xywh), strict=False)
+        }
 
     def at(self, frame_id: int) -> tuple[np.ndarray, np.ndarray]:
         return self.frames.get(frame_id, (np.zeros(0, np.int64), np.zeros((0, 4))))
@@ -116,15 +125,21 @@ class TrackingTally:
 
     def add(self, gt_ids, gt_boxes, hyp_ids, hyp_boxes) -> None:
         iou = iou_xywh(gt_boxes, hyp_boxes)
-        self.acc.update(list(map(int, gt_ids)), list(map(int, hyp_ids)),
-                        np.where(iou >= IOU_MATCH, 1.0 - iou, np.nan))
+        self.acc.update(
+            list(map(int, gt_ids)),
+            list(map(int, hyp_ids)),
+            np.where(iou >= IOU_MATCH, 1.0 - iou, np.nan),
+        )
 
     def result(self) -> dict:
         mh = self._mm.metrics.create()
         summary = mh.compute(self.acc, metrics=["mota", "idf1", "num_switches"], name="demo")
         row = summary.loc["demo"]
-        return {"mota": float(row["mota"]), "idf1": float(row["idf1"]),
-                "id_switches": int(row["num_switches"])}
+        return {
+            "mota": float(row["mota"]),
+            "idf1": float(row["idf1"]),
+            "id_switches": int(row["num_switches"]),
+        }
 
 
 class ForecastTally:
@@ -146,7 +161,7 @@ class ForecastTally:
         return h[lo] + (frame_id - lo) * (h[hi] - h[lo])
 
     def add(self, frame_id: int, tracks, forecasts) -> None:
-        for tid, xy in zip(tracks.track_id.tolist(), tracks.xy):
+        for tid, xy in zip(tracks.track_id.tolist(), tracks.xy, strict=False):
             h = self.history.setdefault(tid, {})
             h[frame_id] = xy
             h.pop(frame_id - int(np.ceil(self.frames_per_step)) - 2, None)
@@ -173,11 +188,17 @@ class ForecastTally:
         if not self.model_err:
             return {"forecasts": 0}
         m, c = np.array(self.model_err), np.array(self.cv_err)
-        return {"forecasts": len(m), "ade_px": float(m.mean()), "fde_px": float(m[:, -1].mean()),
-                "cv_ade_px": float(c.mean()), "cv_fde_px": float(c[:, -1].mean())}
+        return {
+            "forecasts": len(m),
+            "ade_px": float(m.mean()),
+            "fde_px": float(m[:, -1].mean()),
+            "cv_ade_px": float(c.mean()),
+            "cv_fde_px": float(c[:, -1].mean()),
+        }
 
 
 # ---------------------------------------------------------------- the demo run
+
 
 @dataclass
 class DemoResult:
@@ -190,14 +211,21 @@ class DemoResult:
 
     def lines(self) -> list[str]:
         t, f = self.tracking, self.forecast
-        out = [self.scene_line, self.detection.line(),
-               f"tracking: MOTA {t['mota']:.3f}  IDF1 {t['idf1']:.3f}  ({t['id_switches']} id switches)"]
+        out = [
+            self.scene_line,
+            self.detection.line(),
+            f"tracking: MOTA {t['mota']:.3f}  IDF1 {t['idf1']:.3f}  ({t['id_switches']} id switches)",
+        ]
         if f.get("forecasts"):
-            out.append(f"forecast: ADE {f['ade_px']:.1f} px  FDE {f['fde_px']:.1f} px   constant velocity: "
-                       f"ADE {f['cv_ade_px']:.1f} px  FDE {f['cv_fde_px']:.1f} px   ({f['forecasts']} "
-                       f"forecasts of {f['horizon_s']:g} s matched to ground truth)")
+            out.append(
+                f"forecast: ADE {f['ade_px']:.1f} px  FDE {f['fde_px']:.1f} px   constant velocity: "
+                f"ADE {f['cv_ade_px']:.1f} px  FDE {f['cv_fde_px']:.1f} px   ({f['forecasts']} "
+                f"forecasts of {f['horizon_s']:g} s matched to ground truth)"
+            )
         else:
-            out.append("forecast: no forecast could be matched to a ground-truth person over its horizon")
+            out.append(
+                "forecast: no forecast could be matched to a ground-truth person over its horizon"
+            )
         return self.notes + out + [self.summary_line]
 
 
@@ -212,9 +240,16 @@ def untrained_checkpoint(path) -> str:
     return str(path)
 
 
-def run_demo(out_dir, seed: int = 1, duration_s: float = 20.0, weights: str | None = None,
-             checkpoint: str | None = None, imgsz: int | None = None, device: str = "auto",
-             progress: bool = True) -> DemoResult:
+def run_demo(
+    out_dir,
+    seed: int = 1,
+    duration_s: float = 20.0,
+    weights: str | None = None,
+    checkpoint: str | None = None,
+    imgsz: int | None = None,
+    device: str = "auto",
+    progress: bool = True,
+) -> DemoResult:
     """Synthesize a scene into out_dir/scene, run predict on it into out_dir, score each stage."""
     from pathlib import Path
 
@@ -232,21 +267,26 @@ def run_demo(out_dir, seed: int = 1, duration_s: float = 20.0, weights: str | No
     notes = []
     weights = weights or str(SHIPPED_DETECTOR)
     if not Path(weights).exists():
-        raise TrajpredError(f"detector weights {weights} not found; train them with "
-                            f"scripts/train_detector.py or pass --weights")
+        raise TrajpredError(
+            f"detector weights {weights} not found; train them with "
+            f"scripts/train_detector.py or pass --weights"
+        )
     if checkpoint is None:
         checkpoint = str(SHIPPED_FORECASTER)
         if not SHIPPED_FORECASTER.exists():
             out.mkdir(parents=True, exist_ok=True)
             checkpoint = untrained_checkpoint(out / "untrained_forecaster.pt")
-            notes.append(f"note: {SHIPPED_FORECASTER} is absent; forecasting with an untrained "
-                         f"model (= constant velocity)")
+            notes.append(
+                f"note: {SHIPPED_FORECASTER} is absent; forecasting with an untrained "
+                f"model (= constant velocity)"
+            )
     scene = simulate(SynthConfig(seed=seed, duration_s=duration_s))
     paths = write_scene(scene, out / "scene", progress=progress)
     cfg = scene.cfg
-    config = PipelineConfig(detector=DetectorConfig(weights=weights, imgsz=imgsz, device=device),
-                            forecast=ForecastConfig(checkpoint=checkpoint,
-                                                    homography=str(paths.homography)))
+    config = PipelineConfig(
+        detector=DetectorConfig(weights=weights, imgsz=imgsz, device=device),
+        forecast=ForecastConfig(checkpoint=checkpoint, homography=str(paths.homography)),
+    )
     with WriterProcess() as writer:  # starts first: its imports overlap loading the models
         pipeline = Pipeline(config)
         gt = read_mot(paths.gt_mot)
@@ -262,12 +302,14 @@ def run_demo(out_dir, seed: int = 1, duration_s: float = 20.0, weights: str | No
             forecasting.add(result.frame_id, result.tracks, result.forecasts)
 
         with VideoReader(VideoSource(str(paths.video), "demo")) as reader:
-            summary = write_predictions(pipeline, reader, out, progress, on_result=score,
-                                        writer=writer)
+            summary = write_predictions(
+                pipeline, reader, out, progress, on_result=score, writer=writer
+            )
     n_people = len(np.unique(gt.track_id))
-    scene_line = (f"scene: {scene.n_frames} frames {cfg.width}x{cfg.height} at {cfg.fps:g} fps, "
-                  f"{n_people} people, seed {seed} -> {paths.out_dir}")
+    scene_line = (
+        f"scene: {scene.n_frames} frames {cfg.width}x{cfg.height} at {cfg.fps:g} fps, "
+        f"{n_people} people, seed {seed} -> {paths.out_dir}"
+    )
     forecast = forecasting.result()
     forecast["horizon_s"] = pipeline.model.cfg.pred_len * pipeline.model.cfg.dt_s
-    return DemoResult(scene_line, detection, tracking.result(), forecast,
-                      summary.line(), notes)
+    return DemoResult(scene_line, detection, tracking.result(), forecast, summary.line(), notes)

@@ -7,6 +7,7 @@ folder). A local path must exist; an ultralytics release name (e.g. `yolo11n.pt`
 by ultralytics when it is not found locally, and offline that fails at once with a one-line
 error that says how to pass a local file instead (no retry loop).
 """
+
 from __future__ import annotations
 
 import os
@@ -25,12 +26,12 @@ DEFAULT_IMGSZ = 640  # ultralytics' default inference size
 
 @dataclass
 class DetectorConfig:
-    weights: str = "yolo11n.pt"     # any weights ultralytics loads; see module docstring
+    weights: str = "yolo11n.pt"  # any weights ultralytics loads; see module docstring
     classes: list[str | int] = field(default_factory=lambda: ["person"])  # names or ids
-    conf: float = 0.25              # detections at or above count (see Detector.query_conf)
-    imgsz: int | None = None        # inference size in pixels; None: the size the weights were
-                                    # trained at (ultralytics records it in .pt files), else 640
-    device: str = "auto"            # auto | cpu | cuda
+    conf: float = 0.25  # detections at or above count (see Detector.query_conf)
+    imgsz: int | None = None  # inference size in pixels; None: the size the weights were
+    # trained at (ultralytics records it in .pt files), else 640
+    device: str = "auto"  # auto | cpu | cuda
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.conf <= 1.0:
@@ -65,10 +66,10 @@ class Detections:
         return len(self.box_xywh)
 
     @classmethod
-    def empty(cls) -> "Detections":
+    def empty(cls) -> Detections:
         return cls(np.zeros((0, 4)), np.zeros(0), np.zeros(0))
 
-    def select(self, rows) -> "Detections":
+    def select(self, rows) -> Detections:
         return Detections(self.box_xywh[rows], self.conf[rows], self.class_id[rows])
 
 
@@ -78,8 +79,11 @@ def detections_from_ultralytics(result) -> Detections:
     if boxes is None or len(boxes) == 0:
         return Detections.empty()
     xyxy = boxes.xyxy.cpu().numpy().astype(np.float64)
-    return Detections(np.column_stack([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]]),
-                      boxes.conf.cpu().numpy(), boxes.cls.cpu().numpy())
+    return Detections(
+        np.column_stack([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]]),
+        boxes.conf.cpu().numpy(),
+        boxes.cls.cpu().numpy(),
+    )
 
 
 def resolve_device(device: str) -> str:
@@ -123,16 +127,18 @@ def check_weights(weights: str) -> str:
         if local.is_file():
             return str(local)
     if not is_online():
-        raise TrajpredError(f"cannot download detector weights {weights}: no internet; "
-                            f"{_local_file_hint()}")
+        raise TrajpredError(
+            f"cannot download detector weights {weights}: no internet; {_local_file_hint()}"
+        )
     from ultralytics.utils.downloads import attempt_download_asset
 
     try:
         return attempt_download_asset(weights, retry=0)
     except Exception as e:  # requests/urllib raise many types; each ends as one line
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise TrajpredError(f"cannot download detector weights {weights} ({first[:120]}); "
-                            f"{_local_file_hint()}") from None
+        raise TrajpredError(
+            f"cannot download detector weights {weights} ({first[:120]}); {_local_file_hint()}"
+        ) from None
 
 
 def load_yolo(weights: str, device: str = "cpu", imgsz: int = 64):
@@ -143,7 +149,9 @@ def load_yolo(weights: str, device: str = "cpu", imgsz: int = 64):
 
     try:
         model = YOLO(weights, task="detect")
-        model.predict(np.zeros((imgsz, imgsz, 3), np.uint8), imgsz=imgsz, device=device, verbose=False)
+        model.predict(
+            np.zeros((imgsz, imgsz, 3), np.uint8), imgsz=imgsz, device=device, verbose=False
+        )
         return model
     except Exception as e:  # ultralytics raises many types for a bad file; each ends as one line
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
@@ -163,7 +171,9 @@ def class_ids(names: dict[int, str], classes: list[str | int]) -> list[int]:
         else:
             shown = ", ".join(f"{i}={n}" for i, n in list(names.items())[:12])
             more = ", ..." if len(names) > 12 else ""
-            raise TrajpredError(f"class {text!r} is not one of the detector's classes ({shown}{more})")
+            raise TrajpredError(
+                f"class {text!r} is not one of the detector's classes ({shown}{more})"
+            )
     return sorted(set(ids))
 
 
@@ -188,8 +198,14 @@ class Detector:
 
     def detect(self, frame_bgr: np.ndarray) -> Detections:
         """(H, W, 3) uint8 BGR frame -> Detections of the configured classes."""
-        results = self.model.predict(frame_bgr, conf=self.query_conf, classes=self.class_ids,
-                                     imgsz=self.imgsz, device=self.device, verbose=False)
+        results = self.model.predict(
+            frame_bgr,
+            conf=self.query_conf,
+            classes=self.class_ids,
+            imgsz=self.imgsz,
+            device=self.device,
+            verbose=False,
+        )
         return detections_from_ultralytics(results[0])
 
     def confident(self, detections: Detections) -> Detections:

@@ -3,6 +3,7 @@
 Windows follow the benchmark protocol of trajpred/windows.py (8 + 12 steps, stride 1, every
 agent present in all frames, no minimum number of agents per window).
 """
+
 from __future__ import annotations
 
 import csv
@@ -57,17 +58,32 @@ def data_config_for(data: str, scene: str, fps: float = 0.0, fmt: str = "auto") 
     return DataConfig(test_files=[data], fps=fps, format=fmt)
 
 
-def evaluate_scene(checkpoint: str, data: str, scene: str, k: int = 20, fps: float = 0.0,
-                   fmt: str = "auto") -> SceneResult:
+def evaluate_scene(
+    checkpoint: str, data: str, scene: str, k: int = 20, fps: float = 0.0, fmt: str = "auto"
+) -> SceneResult:
     path = checkpoint_for(checkpoint, scene)
     model = load_forecaster(path)
     cfg = data_config_for(data, scene, fps, fmt)
-    windows, _ = load_split(cfg, "test", model.cfg.obs_len, model.cfg.pred_len, model.cfg.dt_s,
-                            model.cfg.social_neighbours)
+    windows, _ = load_split(
+        cfg,
+        "test",
+        model.cfg.obs_len,
+        model.cfg.pred_len,
+        model.cfg.dt_s,
+        model.cfg.social_neighbours,
+    )
     if len(windows) == 0:
-        raise InputError(data, f"scene '{scene}' has no window of {model.cfg.obs_len + model.cfg.pred_len} steps")
-    fc = forecast_windows(model, windows.obs_xy, windows.obs_box_wh, k=k, nbr_xy=windows.nbr_xy,
-                          nbr_mask=windows.nbr_mask)
+        raise InputError(
+            data, f"scene '{scene}' has no window of {model.cfg.obs_len + model.cfg.pred_len} steps"
+        )
+    fc = forecast_windows(
+        model,
+        windows.obs_xy,
+        windows.obs_box_wh,
+        k=k,
+        nbr_xy=windows.nbr_xy,
+        nbr_mask=windows.nbr_mask,
+    )
     score = score_scene(scene, fc.mean, windows.fut_xy, windows.obs_xy, fc.samples, windows.units)
     return SceneResult(score, windows, fc)
 
@@ -88,36 +104,53 @@ def write_predictions(path: str | os.PathLike, results: list[SceneResult]) -> No
         for i in range(len(w)):
             name = w.files[w.file_index[i]]
             for step in range(mean.shape[1]):
-                writer.writerow([name, int(w.frame_id[i]), int(w.track_id[i]), step + 1,
-                                 f"{mean[i, step, 0]:.4f}", f"{mean[i, step, 1]:.4f}"])
+                writer.writerow(
+                    [
+                        name,
+                        int(w.frame_id[i]),
+                        int(w.track_id[i]),
+                        step + 1,
+                        f"{mean[i, step, 0]:.4f}",
+                        f"{mean[i, step, 1]:.4f}",
+                    ]
+                )
     write_text(path, buf.getvalue())
 
 
-def plot_forecasts(path: str | os.PathLike, results: list[SceneResult], per_scene: int = 6, seed: int = 0) -> None:
+def plot_forecasts(
+    path: str | os.PathLike, results: list[SceneResult], per_scene: int = 6, seed: int = 0
+) -> None:
     """PNG grid: observed (black), future (green), forecast (red), best-of-K samples (faint blue)."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from .atomic import temp_path_for
 
     rng = np.random.default_rng(seed)
-    fig, axes = plt.subplots(len(results), per_scene, figsize=(2.6 * per_scene, 2.6 * len(results)), squeeze=False)
-    for row, r in zip(axes, results):
-        moving = np.flatnonzero(np.linalg.norm(r.windows.fut_xy[:, -1] - r.windows.obs_xy[:, -1], axis=-1) > 1.0)
+    fig, axes = plt.subplots(
+        len(results), per_scene, figsize=(2.6 * per_scene, 2.6 * len(results)), squeeze=False
+    )
+    for row, r in zip(axes, results, strict=False):
+        moving = np.flatnonzero(
+            np.linalg.norm(r.windows.fut_xy[:, -1] - r.windows.obs_xy[:, -1], axis=-1) > 1.0
+        )
         pool = moving if len(moving) >= per_scene else np.arange(len(r.windows))
         picks = rng.choice(pool, size=min(per_scene, len(pool)), replace=False)
-        for ax, i in zip(row, picks):
+        for ax, i in zip(row, picks, strict=False):
             if r.forecasts.samples is not None:
                 for s in r.forecasts.samples[i]:
-                    ax.plot(*np.r_[r.windows.obs_xy[i, -1:], s].T, color="tab:blue", alpha=0.25, lw=0.8)
+                    ax.plot(
+                        *np.r_[r.windows.obs_xy[i, -1:], s].T, color="tab:blue", alpha=0.25, lw=0.8
+                    )
             ax.plot(*r.windows.obs_xy[i].T, "k.-", lw=1.2)
             ax.plot(*np.r_[r.windows.obs_xy[i, -1:], r.windows.fut_xy[i]].T, "g.-", lw=1.2)
             ax.plot(*np.r_[r.windows.obs_xy[i, -1:], r.forecasts.mean[i]].T, "r.-", lw=1.2)
             ax.set_aspect("equal", "datalim")
             ax.set_xticks([]), ax.set_yticks([])
             ax.set_title(f"{r.score.scene} id {r.windows.track_id[i]}", fontsize=8)
-        for ax in row[len(picks):]:
+        for ax in row[len(picks) :]:
             ax.axis("off")
     fig.suptitle("black: observed, green: truth, red: forecast, blue: samples", fontsize=9)
     fig.tight_layout()

@@ -10,6 +10,7 @@ Normalisation (so one model serves metres and pixels, any direction of travel):
   step at a time without re-encoding its window. Forecasts come out in the heading frame of
   the last step, relative to the last position, and are mapped back here.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ class Heading:
     known: torch.Tensor
 
     @classmethod
-    def unknown(cls, batch: int, device=None) -> "Heading":
+    def unknown(cls, batch: int, device=None) -> Heading:
         direction = torch.zeros(batch, 2, device=device)
         direction[:, 0] = 1.0
         return cls(direction, torch.zeros(batch, dtype=torch.bool, device=device))
@@ -48,9 +49,13 @@ def rotate_from(direction: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return torch.stack([c * v[..., 0] - s * v[..., 1], s * v[..., 0] + c * v[..., 1]], -1)
 
 
-def step_features(step_xy: torch.Tensor, heading: Heading, box_wh: torch.Tensor | None = None,
-                  prev_box_wh: torch.Tensor | None = None,
-                  appearance: torch.Tensor | None = None) -> tuple[torch.Tensor, Heading]:
+def step_features(
+    step_xy: torch.Tensor,
+    heading: Heading,
+    box_wh: torch.Tensor | None = None,
+    prev_box_wh: torch.Tensor | None = None,
+    appearance: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, Heading]:
     """One step's features from its displacement (B, 2) in model units.
 
     Returns features (B, MOTION + BOX [+ appearance]) and the heading after this step.
@@ -64,8 +69,14 @@ def step_features(step_xy: torch.Tensor, heading: Heading, box_wh: torch.Tensor 
     if box_wh is None or prev_box_wh is None:
         box = motion.new_zeros(len(motion), BOX_FEATURES)
     else:
-        box = torch.stack([torch.ones_like(length), box_wh[:, 0] / box_wh[:, 1].clamp_min(1e-6),
-                           torch.log(box_wh[:, 1].clamp_min(1e-6) / prev_box_wh[:, 1].clamp_min(1e-6))], -1)
+        box = torch.stack(
+            [
+                torch.ones_like(length),
+                box_wh[:, 0] / box_wh[:, 1].clamp_min(1e-6),
+                torch.log(box_wh[:, 1].clamp_min(1e-6) / prev_box_wh[:, 1].clamp_min(1e-6)),
+            ],
+            -1,
+        )
     parts = [motion, box] + ([appearance] if appearance is not None else [])
     new_heading = Heading(torch.where(moving[:, None], unit, ref), heading.known | moving)
     return torch.cat(parts, -1), new_heading
@@ -78,8 +89,12 @@ def window_scale(obs_box_wh: torch.Tensor | None, batch: int, device=None) -> to
     return obs_box_wh[..., 1].median(dim=1).values.clamp_min(1.0) / PERSON_HEIGHT_M
 
 
-def window_features(obs_xy: torch.Tensor, scale: torch.Tensor, obs_box_wh: torch.Tensor | None = None,
-                    appearance: torch.Tensor | None = None):
+def window_features(
+    obs_xy: torch.Tensor,
+    scale: torch.Tensor,
+    obs_box_wh: torch.Tensor | None = None,
+    appearance: torch.Tensor | None = None,
+):
     """obs_xy (B, T, 2) source units -> features (B, T-1, F), final Heading, last speed (B,).
 
     `appearance` (B, T, A), when given, is taken at each step's end point.
@@ -88,8 +103,9 @@ def window_features(obs_xy: torch.Tensor, scale: torch.Tensor, obs_box_wh: torch
     heading = Heading.unknown(len(obs_xy), obs_xy.device)
     feats = []
     for t in range(steps.shape[1]):
-        box, prev_box = ((obs_box_wh[:, t + 1], obs_box_wh[:, t]) if obs_box_wh is not None
-                         else (None, None))
+        box, prev_box = (
+            (obs_box_wh[:, t + 1], obs_box_wh[:, t]) if obs_box_wh is not None else (None, None)
+        )
         app = appearance[:, t + 1] if appearance is not None else None
         f, heading = step_features(steps[:, t], heading, box, prev_box, app)
         feats.append(f)
@@ -101,27 +117,38 @@ def speed_along(step_xy: torch.Tensor, heading: Heading) -> torch.Tensor:
     return rotate_into(heading.direction, step_xy)[:, 0]
 
 
-def to_positions(rel: torch.Tensor, origin: torch.Tensor, heading: Heading,
-                 scale: torch.Tensor) -> torch.Tensor:
+def to_positions(
+    rel: torch.Tensor, origin: torch.Tensor, heading: Heading, scale: torch.Tensor
+) -> torch.Tensor:
     """Heading-frame offsets (B, ..., steps, 2) in model units -> source positions."""
     extra = rel.dim() - 2
     view = lambda x: x.view(x.shape[0], *([1] * extra), *x.shape[1:])  # noqa: E731
     return view(origin) + view(scale[:, None]) * rotate_from(view(heading.direction), rel)
 
 
-def to_heading_frame(xy: torch.Tensor, origin: torch.Tensor, heading: Heading,
-                     scale: torch.Tensor) -> torch.Tensor:
+def to_heading_frame(
+    xy: torch.Tensor, origin: torch.Tensor, heading: Heading, scale: torch.Tensor
+) -> torch.Tensor:
     """Source positions (B, steps, 2) -> heading-frame offsets in model units (for losses)."""
     return rotate_into(heading.direction[:, None], (xy - origin[:, None]) / scale[:, None, None])
 
 
-def output_positions(out: ForecastOutput, origin, heading, scale) -> tuple[torch.Tensor, torch.Tensor]:
+def output_positions(
+    out: ForecastOutput, origin, heading, scale
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean (B, pred_len, 2), modes (B, M, pred_len, 2)) in source units."""
-    return to_positions(out.mean, origin, heading, scale), to_positions(out.modes, origin, heading, scale)
+    return to_positions(out.mean, origin, heading, scale), to_positions(
+        out.modes, origin, heading, scale
+    )
 
 
-def neighbour_features(nbr_xy: torch.Tensor, origin: torch.Tensor, own_step: torch.Tensor,
-                       heading: Heading, scale: torch.Tensor) -> torch.Tensor:
+def neighbour_features(
+    nbr_xy: torch.Tensor,
+    origin: torch.Tensor,
+    own_step: torch.Tensor,
+    heading: Heading,
+    scale: torch.Tensor,
+) -> torch.Tensor:
     """Neighbours at the last two observations, nbr_xy (B, K, 2, 2) source units, seen from each
     agent at `origin` (B, 2) with last step own_step (B, 2): (B, K, 6) in its heading frame, model
     units: relative position, the neighbour's step, and its step relative to the agent's."""

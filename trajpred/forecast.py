@@ -3,6 +3,7 @@
 Both paths build features with trajpred/features.py, so a track advanced one step at a time
 gets the same forecast as its window encoded at once.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,8 +11,17 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .features import (PERSON_HEIGHT_M, Heading, neighbour_features, output_positions, speed_along,
-                       step_features, to_positions, window_features, window_scale)
+from .features import (
+    PERSON_HEIGHT_M,
+    Heading,
+    neighbour_features,
+    output_positions,
+    speed_along,
+    step_features,
+    to_positions,
+    window_features,
+    window_scale,
+)
 from .model import Forecaster, ForecastOutput
 
 
@@ -30,8 +40,13 @@ class Forecasts:
     sigma: np.ndarray | None = None
 
 
-def draw_samples(out: ForecastOutput, modes_xy: torch.Tensor, scale: torch.Tensor, k: int,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+def draw_samples(
+    out: ForecastOutput,
+    modes_xy: torch.Tensor,
+    scale: torch.Tensor,
+    k: int,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """(B, k, pred_len, 2) trajectories in source units from the mixture head."""
     m = out.mode_logits.shape[1]
     if k <= m:
@@ -41,7 +56,9 @@ def draw_samples(out: ForecastOutput, modes_xy: torch.Tensor, scale: torch.Tenso
     pick = torch.multinomial(probs, k, replacement=True, generator=generator)
     centre = torch.gather(modes_xy, 1, pick[..., None, None].expand(-1, -1, *modes_xy.shape[2:]))
     sigma = torch.gather(out.mode_sigma, 1, pick[..., None].expand(-1, -1, out.mode_sigma.shape[2]))
-    noise = torch.randn(centre.shape, generator=generator) * (sigma * scale[:, None, None])[..., None]
+    noise = (
+        torch.randn(centre.shape, generator=generator) * (sigma * scale[:, None, None])[..., None]
+    )
     return centre + noise
 
 
@@ -50,8 +67,13 @@ def top_mode_sigma(out: ForecastOutput, scale: torch.Tensor) -> torch.Tensor:
     return out.mode_sigma[torch.arange(len(best)), best] * scale[:, None]
 
 
-def window_inputs(model: Forecaster, obs: torch.Tensor, box: torch.Tensor | None,
-                  nbr_xy: torch.Tensor | None = None, nbr_mask: torch.Tensor | None = None):
+def window_inputs(
+    model: Forecaster,
+    obs: torch.Tensor,
+    box: torch.Tensor | None,
+    nbr_xy: torch.Tensor | None = None,
+    nbr_mask: torch.Tensor | None = None,
+):
     """Everything the model reads from a batch of windows: (inputs for model(...), heading, scale)."""
     scale = window_scale(box, len(obs))
     features, heading, speed = window_features(obs, scale, box if model.cfg.box_features else None)
@@ -62,18 +84,26 @@ def window_inputs(model: Forecaster, obs: torch.Tensor, box: torch.Tensor | None
 
 
 @torch.no_grad()
-def forecast_windows(model: Forecaster, obs_xy: np.ndarray, obs_box_wh: np.ndarray | None = None,
-                     k: int = 0, batch_size: int = 4096, seed: int = 0, nbr_xy: np.ndarray | None = None,
-                     nbr_mask: np.ndarray | None = None) -> Forecasts:
+def forecast_windows(
+    model: Forecaster,
+    obs_xy: np.ndarray,
+    obs_box_wh: np.ndarray | None = None,
+    k: int = 0,
+    batch_size: int = 4096,
+    seed: int = 0,
+    nbr_xy: np.ndarray | None = None,
+    nbr_mask: np.ndarray | None = None,
+) -> Forecasts:
     """Forecast from observed windows obs_xy (N, T, 2) in source units (neighbours optional)."""
     model.eval()
     generator = torch.Generator().manual_seed(seed)
     means, samples, sigmas = [], [], []
-    part = lambda a, start: None if a is None else torch.as_tensor(a[start:start + batch_size])  # noqa: E731
+    part = lambda a, start: None if a is None else torch.as_tensor(a[start : start + batch_size])  # noqa: E731
     for start in range(0, len(obs_xy), batch_size):
-        obs = torch.as_tensor(obs_xy[start:start + batch_size], dtype=torch.float32)
-        inputs, heading, scale = window_inputs(model, obs, part(obs_box_wh, start), part(nbr_xy, start),
-                                               part(nbr_mask, start))
+        obs = torch.as_tensor(obs_xy[start : start + batch_size], dtype=torch.float32)
+        inputs, heading, scale = window_inputs(
+            model, obs, part(obs_box_wh, start), part(nbr_xy, start), part(nbr_mask, start)
+        )
         out = model(*inputs)
         mean, modes = output_positions(out, obs[:, -1], heading, scale)
         means.append(mean.numpy())
@@ -81,9 +111,13 @@ def forecast_windows(model: Forecaster, obs_xy: np.ndarray, obs_box_wh: np.ndarr
         if k:
             samples.append(draw_samples(out, modes, scale, k, generator).numpy())
     n, steps = len(obs_xy), model.cfg.pred_len
-    return Forecasts(np.concatenate(means) if means else np.zeros((n, steps, 2), np.float32),
-                     (np.concatenate(samples) if samples else np.zeros((n, k, steps, 2), np.float32)) if k else None,
-                     np.concatenate(sigmas) if sigmas else np.zeros((n, steps), np.float32))
+    return Forecasts(
+        np.concatenate(means) if means else np.zeros((n, steps, 2), np.float32),
+        (np.concatenate(samples) if samples else np.zeros((n, k, steps, 2), np.float32))
+        if k
+        else None,
+        np.concatenate(sigmas) if sigmas else np.zeros((n, steps), np.float32),
+    )
 
 
 class TrackStreams:
@@ -132,7 +166,9 @@ class TrackStreams:
                 if not self._free:
                     self._alloc(2 * self.h.shape[1])
                 self.slot[tid] = self._free.pop()
-        return torch.tensor([self.slot[int(t)] for t in track_ids], dtype=torch.long, device=self.device)
+        return torch.tensor(
+            [self.slot[int(t)] for t in track_ids], dtype=torch.long, device=self.device
+        )
 
     def drop(self, track_ids) -> None:
         """Forget tracks that ended; their slots are reused."""
@@ -149,18 +185,29 @@ class TrackStreams:
     def n_observed(self, track_ids) -> np.ndarray:
         """(N,) observations seen per track (0 for unknown ids)."""
         counts = self.count.cpu().numpy()
-        return np.array([counts[self.slot[int(t)]] if int(t) in self.slot else 0 for t in track_ids],
-                        dtype=np.int64)
+        return np.array(
+            [counts[self.slot[int(t)]] if int(t) in self.slot else 0 for t in track_ids],
+            dtype=np.int64,
+        )
 
     @torch.no_grad()
-    def observe(self, track_ids, xy: np.ndarray, box_wh: np.ndarray | None = None,
-                appearance: np.ndarray | None = None) -> None:
+    def observe(
+        self,
+        track_ids,
+        xy: np.ndarray,
+        box_wh: np.ndarray | None = None,
+        appearance: np.ndarray | None = None,
+    ) -> None:
         """One observation per listed track, one model step after its previous one."""
         if len(track_ids) == 0:
             return
         slots = self._slots(track_ids)
         xy_t = torch.as_tensor(np.asarray(xy), dtype=torch.float32, device=self.device)
-        box_t = None if box_wh is None else torch.as_tensor(np.asarray(box_wh), dtype=torch.float32, device=self.device)
+        box_t = (
+            None
+            if box_wh is None
+            else torch.as_tensor(np.asarray(box_wh), dtype=torch.float32, device=self.device)
+        )
         first = self.count[slots] == 0
         if box_t is not None:
             # pixels per metre from the box height, smoothed so one bad box cannot jump the scale
@@ -171,11 +218,19 @@ class TrackStreams:
             rows = ~first
             step = (xy_t[rows] - self.last_xy[cont]) / self.scale[cont, None]
             heading = Heading(self.direction[cont], self.known[cont])
-            app = None if appearance is None else torch.as_tensor(appearance, dtype=torch.float32,
-                                                                  device=self.device)[rows]
+            app = (
+                None
+                if appearance is None
+                else torch.as_tensor(appearance, dtype=torch.float32, device=self.device)[rows]
+            )
             use_box = box_t is not None and self.model.cfg.box_features
-            feats, heading = step_features(step, heading, box_t[rows] if use_box else None,
-                                           self.last_box[cont] if use_box else None, app)
+            feats, heading = step_features(
+                step,
+                heading,
+                box_t[rows] if use_box else None,
+                self.last_box[cont] if use_box else None,
+                app,
+            )
             _, (h, c) = self.model.step(feats, (self.h[:, cont], self.c[:, cont]))
             self.h[:, cont], self.c[:, cont] = h, c
             self.direction[cont], self.known[cont] = heading.direction, heading.known
@@ -197,17 +252,21 @@ class TrackStreams:
         live = live[self.count[live] >= 2]
         if len(live) == 0:
             return None, None
-        last = self.last_xy[live]                                          # (L, 2) source units
+        last = self.last_xy[live]  # (L, 2) source units
         prev = last - self.last_step[live] * self.scale[live, None]
-        dist = torch.cdist(self.last_xy[slots], last)                      # (B, L)
+        dist = torch.cdist(self.last_xy[slots], last)  # (B, L)
         # Not oneself, and only tracks sampled at the same moment (same observe() call).
-        dist[(slots[:, None] == live[None, :])
-             | (self.observed_at[slots][:, None] != self.observed_at[live][None, :])] = float("inf")
+        dist[
+            (slots[:, None] == live[None, :])
+            | (self.observed_at[slots][:, None] != self.observed_at[live][None, :])
+        ] = float("inf")
         near = dist.topk(min(k, len(live)), dim=1, largest=False)
         mask = torch.isfinite(near.values)
-        pair = torch.stack([prev[near.indices], last[near.indices]], 2)    # (B, k', 2, 2)
+        pair = torch.stack([prev[near.indices], last[near.indices]], 2)  # (B, k', 2, 2)
         own_step = self.last_step[slots] * self.scale[slots, None]
-        return neighbour_features(pair, self.last_xy[slots], own_step, heading, self.scale[slots]), mask
+        return neighbour_features(
+            pair, self.last_xy[slots], own_step, heading, self.scale[slots]
+        ), mask
 
     @torch.no_grad()
     def forecast(self, track_ids, k: int = 0) -> Forecasts:
@@ -215,10 +274,16 @@ class TrackStreams:
         slots = self._slots(track_ids)
         heading = Heading(self.direction[slots], self.known[slots])
         nbr, mask = self._neighbours(slots, heading)
-        out = self.model.decode(self.h[-1, slots], speed_along(self.last_step[slots], heading), nbr, mask)
+        out = self.model.decode(
+            self.h[-1, slots], speed_along(self.last_step[slots], heading), nbr, mask
+        )
         scale, origin = self.scale[slots], self.last_xy[slots]
         mean = to_positions(out.mean, origin, heading, scale)
         samples = None
         if k:
-            samples = draw_samples(out, to_positions(out.modes, origin, heading, scale), scale, k).cpu().numpy()
+            samples = (
+                draw_samples(out, to_positions(out.modes, origin, heading, scale), scale, k)
+                .cpu()
+                .numpy()
+            )
         return Forecasts(mean.cpu().numpy(), samples, top_mode_sigma(out, scale).cpu().numpy())

@@ -8,6 +8,7 @@ Every writer sorts rows by frame then track id and writes through `atomic.write_
 crash never leaves a half-written file. Floats are written with repr(), the shortest text
 that reads back as the same float64, so write -> read returns identical arrays.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -15,8 +16,8 @@ import math
 import os
 import re
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -28,8 +29,19 @@ FORMATS = ("eth_ucy", "mot", "csv")
 ETH_UCY_COLUMNS = ("frame_id", "ped_id", "x", "y")  # names as in the data README
 MOT_COLUMNS = ("frame", "id", "left", "top", "width", "height", "conf", "x", "y", "z")
 MOT_GT_COLUMNS = ("frame", "id", "left", "top", "width", "height", "mark", "class", "visibility")
-CSV_COLUMNS = ("frame", "track_id", "x", "y", "left", "top", "width", "height",
-               "class_id", "conf", "units")
+CSV_COLUMNS = (
+    "frame",
+    "track_id",
+    "x",
+    "y",
+    "left",
+    "top",
+    "width",
+    "height",
+    "class_id",
+    "conf",
+    "units",
+)
 CSV_REQUIRED = CSV_COLUMNS[:4]
 BOX_COLUMNS = ("left", "top", "width", "height")
 
@@ -48,6 +60,7 @@ Lines = list[tuple[int, str]]  # (1-based line number, text without the line bre
 
 # ---------------------------------------------------------------- shared parsing helpers
 
+
 def _load_lines(path: str | os.PathLike) -> Lines:
     """The file's non-blank lines with their numbers; unreadable or binary files -> InputError."""
     try:
@@ -61,8 +74,11 @@ def _load_lines(path: str | os.PathLike) -> Lines:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise InputError(path, "not a text file (bytes that are not UTF-8)",
-                         line=data.count(b"\n", 0, e.start) + 1) from None
+        raise InputError(
+            path,
+            "not a text file (bytes that are not UTF-8)",
+            line=data.count(b"\n", 0, e.start) + 1,
+        ) from None
     nul = text.find("\x00")
     if nul >= 0:
         raise InputError(path, "not a text file (NUL byte)", line=text.count("\n", 0, nul) + 1)
@@ -84,7 +100,7 @@ def _show_number(value: float) -> str:
 def _strict_cells(path, line_no: int, cells: list[str], names, allow_empty: bool) -> list[float]:
     """Slow exact parse of one row that names the first bad cell; empty -> NaN if allowed."""
     out = []
-    for name, cell in zip(names, cells):
+    for name, cell in zip(names, cells, strict=False):
         cell = cell.strip()
         if not cell and allow_empty:
             out.append(math.nan)
@@ -97,14 +113,18 @@ def _strict_cells(path, line_no: int, cells: list[str], names, allow_empty: bool
     return out
 
 
-def _numbers(path, rows: list[list[str]], line_nos: list[int], names,
-             allow_empty: bool = False) -> np.ndarray:
+def _numbers(
+    path, rows: list[list[str]], line_nos: list[int], names, allow_empty: bool = False
+) -> np.ndarray:
     """Text cells -> (N, W) float64; empty cells are NaN when allowed, else an error."""
     values = []
-    for cells, line_no in zip(rows, line_nos):
+    for cells, line_no in zip(rows, line_nos, strict=False):
         try:
-            row = ([float(c) if c.strip() else math.nan for c in cells] if allow_empty
-                   else [float(c) for c in cells])
+            row = (
+                [float(c) if c.strip() else math.nan for c in cells]
+                if allow_empty
+                else [float(c) for c in cells]
+            )
         except ValueError:
             row = None
         if row is None or _SUSPECT.search("".join(cells)):
@@ -119,8 +139,9 @@ def _numbers(path, rows: list[list[str]], line_nos: list[int], names,
     return out
 
 
-def _split_rows(path, lines: Lines, split: Callable[[str], list[str]], widths: dict,
-                what: str) -> tuple[list[list[str]], list[int], tuple[str, ...]]:
+def _split_rows(
+    path, lines: Lines, split: Callable[[str], list[str]], widths: dict, what: str
+) -> tuple[list[list[str]], list[int], tuple[str, ...]]:
     """Split each line into cells; the first row picks the layout from `widths`, the rest follow it."""
     if not lines:
         raise InputError(path, "empty file: no data rows")
@@ -130,10 +151,13 @@ def _split_rows(path, lines: Lines, split: Callable[[str], list[str]], widths: d
     if width not in widths:
         layouts = " or ".join(f"{n} ({','.join(names)})" for n, names in widths.items())
         raise InputError(path, f"found {width} {what} columns, expected {layouts}", line_nos[0])
-    for cells, line_no in zip(rows, line_nos):
+    for cells, line_no in zip(rows, line_nos, strict=False):
         if len(cells) != width:
-            raise InputError(path, f"found {len(cells)} {what} columns, expected {width} "
-                             f"like line {line_nos[0]}", line_no)
+            raise InputError(
+                path,
+                f"found {len(cells)} {what} columns, expected {width} like line {line_nos[0]}",
+                line_no,
+            )
     return rows, line_nos, widths[width]
 
 
@@ -143,9 +167,13 @@ def _whole(path, values: np.ndarray, line_nos: list[int], name: str, minimum: in
     if bad.any():
         i = int(np.argmax(bad))
         v = float(values[i])
-        problem = (f"{name} {_show_number(v)} is not a whole number" if not v.is_integer()
-                   else f"{name} {_show_number(v)} is too large" if abs(v) >= _MAX_ID
-                   else f"{name} {_show_number(v)} is invalid (must be >= {minimum})")
+        problem = (
+            f"{name} {_show_number(v)} is not a whole number"
+            if not v.is_integer()
+            else f"{name} {_show_number(v)} is too large"
+            if abs(v) >= _MAX_ID
+            else f"{name} {_show_number(v)} is invalid (must be >= {minimum})"
+        )
         raise InputError(path, problem, line_nos[i])
     return values.astype(np.int64)
 
@@ -155,8 +183,11 @@ def _check_box(path, box: np.ndarray, line_nos: list[int]) -> None:
     bad = (box[:, 2:] < 0).any(axis=1)
     if bad.any():
         i = int(np.argmax(bad))
-        raise InputError(path, f"negative box size {_show_number(box[i, 2])} x "
-                         f"{_show_number(box[i, 3])}", line_nos[i])
+        raise InputError(
+            path,
+            f"negative box size {_show_number(box[i, 2])} x {_show_number(box[i, 3])}",
+            line_nos[i],
+        )
 
 
 def _check_duplicates(path, tracks: Tracks, line_nos: list[int]) -> None:
@@ -164,14 +195,23 @@ def _check_duplicates(path, tracks: Tracks, line_nos: list[int]) -> None:
     if len(tracks.duplicate_rows()) == 0:
         return
     first_line: dict[tuple[int, int], int] = {}
-    for key, line_no in zip(zip(tracks.frame_id.tolist(), tracks.track_id.tolist()), line_nos):
+    for key, line_no in zip(
+        zip(tracks.frame_id.tolist(), tracks.track_id.tolist(), strict=False),
+        line_nos,
+        strict=False,
+    ):
         if key in first_line:
-            raise InputError(path, f"duplicate row for frame {key[0]}, track {key[1]} "
-                             f"(also on line {first_line[key]})", line_no)
+            raise InputError(
+                path,
+                f"duplicate row for frame {key[0]}, track {key[1]} "
+                f"(also on line {first_line[key]})",
+                line_no,
+            )
         first_line[key] = line_no
 
 
 # ---------------------------------------------------------------- ETH/UCY
+
 
 def read_eth_ucy(path: str | os.PathLike) -> Tracks:
     """Read an ETH/UCY file: `frame_id ped_id x y` per line, tab (or any whitespace) separated.
@@ -183,12 +223,17 @@ def read_eth_ucy(path: str | os.PathLike) -> Tracks:
 
 
 def _parse_eth_ucy(path, lines: Lines) -> Tracks:
-    rows, line_nos, names = _split_rows(path, lines, str.split, {4: ETH_UCY_COLUMNS},
-                                        "whitespace-separated")
+    rows, line_nos, names = _split_rows(
+        path, lines, str.split, {4: ETH_UCY_COLUMNS}, "whitespace-separated"
+    )
     values = _numbers(path, rows, line_nos, names)
-    tracks = Tracks(_whole(path, values[:, 0], line_nos, "frame_id", 0),
-                    _whole(path, values[:, 1], line_nos, "ped_id", 0),
-                    values[:, 2:4], units="m", source=Path(path).name)
+    tracks = Tracks(
+        _whole(path, values[:, 0], line_nos, "frame_id", 0),
+        _whole(path, values[:, 1], line_nos, "ped_id", 0),
+        values[:, 2:4],
+        units="m",
+        source=Path(path).name,
+    )
     _check_duplicates(path, tracks, line_nos)
     return tracks
 
@@ -199,14 +244,24 @@ def write_eth_ucy(path: str | os.PathLike, tracks: Tracks) -> None:
     Only metre tracks: ETH/UCY files carry no units, and every reader takes them as metres.
     """
     if tracks.units != "m":
-        raise TrajpredError(f"{os.fspath(path)}: ETH/UCY files hold metres, these tracks are "
-                            f"in {tracks.units}; write CSV or MOT instead")
+        raise TrajpredError(
+            f"{os.fspath(path)}: ETH/UCY files hold metres, these tracks are "
+            f"in {tracks.units}; write CSV or MOT instead"
+        )
     t = _writable(path, tracks, min_frame=0)
-    write_text(path, "".join(f"{f}\t{i}\t{x!r}\t{y!r}\n" for f, i, (x, y) in
-                             zip(t.frame_id.tolist(), t.track_id.tolist(), t.xy.tolist())))
+    write_text(
+        path,
+        "".join(
+            f"{f}\t{i}\t{x!r}\t{y!r}\n"
+            for f, i, (x, y) in zip(
+                t.frame_id.tolist(), t.track_id.tolist(), t.xy.tolist(), strict=False
+            )
+        ),
+    )
 
 
 # ---------------------------------------------------------------- MOTChallenge
+
 
 def read_mot(path: str | os.PathLike, ignore_zero_conf: bool = False) -> Tracks:
     """Read a MOTChallenge gt or results file (comma separated, 1-based frames).
@@ -222,19 +277,26 @@ def read_mot(path: str | os.PathLike, ignore_zero_conf: bool = False) -> Tracks:
 
 
 def _parse_mot(path, lines: Lines, ignore_zero_conf: bool) -> Tracks:
-    rows, line_nos, names = _split_rows(path, lines, lambda s: s.split(","),
-                                        {10: MOT_COLUMNS, 9: MOT_GT_COLUMNS}, "comma-separated")
+    rows, line_nos, names = _split_rows(
+        path, lines, lambda s: s.split(","), {10: MOT_COLUMNS, 9: MOT_GT_COLUMNS}, "comma-separated"
+    )
     values = _numbers(path, rows, line_nos, names)
     box = values[:, 2:6]
     _check_box(path, box, line_nos)
     xy = bottom_centre(box)
     if not np.isfinite(xy).all():  # top + height can overflow although each is finite
         raise InputError(path, "box too large", line_nos[int(np.argmin(np.isfinite(xy).all(1)))])
-    class_id = (_whole(path, values[:, 7], line_nos, "class", -1) if len(names) == 9
-                else None)
-    tracks = Tracks(_whole(path, values[:, 0], line_nos, "frame", 1),
-                    _whole(path, values[:, 1], line_nos, "id", 0),
-                    xy, box, class_id, values[:, 6], units="px", source=Path(path).name)
+    class_id = _whole(path, values[:, 7], line_nos, "class", -1) if len(names) == 9 else None
+    tracks = Tracks(
+        _whole(path, values[:, 0], line_nos, "frame", 1),
+        _whole(path, values[:, 1], line_nos, "id", 0),
+        xy,
+        box,
+        class_id,
+        values[:, 6],
+        units="px",
+        source=Path(path).name,
+    )
     _check_duplicates(path, tracks, line_nos)
     return tracks.select(tracks.conf != 0) if ignore_zero_conf else tracks
 
@@ -248,12 +310,23 @@ def write_mot(path: str | os.PathLike, tracks: Tracks) -> None:
     t = _writable(path, tracks, min_frame=1)
     if t.box_xywh is None or np.isnan(t.box_xywh).any():
         raise TrajpredError(f"{os.fspath(path)}: MOT files need a box on every row")
-    write_text(path, "".join(
-        f"{f},{i},{l!r},{top!r},{w!r},{h!r},{c!r},-1,-1,-1\n" for f, i, (l, top, w, h), c in
-        zip(t.frame_id.tolist(), t.track_id.tolist(), t.box_xywh.tolist(), t.conf.tolist())))
+    write_text(
+        path,
+        "".join(
+            f"{f},{i},{l!r},{top!r},{w!r},{h!r},{c!r},-1,-1,-1\n"
+            for f, i, (l, top, w, h), c in zip(
+                t.frame_id.tolist(),
+                t.track_id.tolist(),
+                t.box_xywh.tolist(),
+                t.conf.tolist(),
+                strict=False,
+            )
+        ),
+    )
 
 
 # ---------------------------------------------------------------- trajpred CSV
+
 
 def read_csv(path: str | os.PathLike) -> Tracks:
     """Read trajpred's CSV: a header row naming columns from CSV_COLUMNS, in any order.
@@ -268,16 +341,23 @@ def read_csv(path: str | os.PathLike) -> Tracks:
 
 def _check_header(path, names: list[str], line_no: int) -> None:
     if all(_NUMBER.fullmatch(n) for n in names):
-        raise InputError(path, f"no header row; the first line must name the columns, "
-                         f"e.g. {','.join(CSV_COLUMNS)}", line_no)
+        raise InputError(
+            path,
+            f"no header row; the first line must name the columns, e.g. {','.join(CSV_COLUMNS)}",
+            line_no,
+        )
     unknown = [n for n in dict.fromkeys(names) if n not in CSV_COLUMNS]
     if unknown:
         described = []
         for n in unknown[:5]:  # a garbage header can hold thousands
             close = difflib.get_close_matches(n, CSV_COLUMNS, n=1, cutoff=0.6)
             described.append(_show(n) + (f" (did you mean '{close[0]}'?)" if close else ""))
-        raise InputError(path, f"unknown column{'s' if len(unknown) > 1 else ''} "
-                         f"{', '.join(described)}; valid: {','.join(CSV_COLUMNS)}", line_no)
+        raise InputError(
+            path,
+            f"unknown column{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(described)}; valid: {','.join(CSV_COLUMNS)}",
+            line_no,
+        )
     repeated = sorted(n for n, count in Counter(names).items() if count > 1)
     missing = [n for n in CSV_REQUIRED if n not in names]
     some_box = [n for n in BOX_COLUMNS if n in names]
@@ -298,11 +378,17 @@ def _parse_csv(path, lines: Lines) -> Tracks:
     _check_header(path, names, header_no)
     if len(lines) == 1:
         raise InputError(path, "no data rows after the header", header_no)
-    rows, line_nos, _ = _split_rows(path, lines[1:], lambda s: s.split(","),
-                                    {len(names): tuple(names)}, "comma-separated")
+    rows, line_nos, _ = _split_rows(
+        path, lines[1:], lambda s: s.split(","), {len(names): tuple(names)}, "comma-separated"
+    )
     numeric = [j for j, n in enumerate(names) if n != "units"]
-    values = _numbers(path, [[cells[j] for j in numeric] for cells in rows], line_nos,
-                      [names[j] for j in numeric], allow_empty=True)
+    values = _numbers(
+        path,
+        [[cells[j] for j in numeric] for cells in rows],
+        line_nos,
+        [names[j] for j in numeric],
+        allow_empty=True,
+    )
     col = {names[j]: values[:, k] for k, j in enumerate(numeric)}
     for name in CSV_REQUIRED:
         empty = np.isnan(col[name])
@@ -315,8 +401,11 @@ def _parse_csv(path, lines: Lines) -> Tracks:
         n_empty = np.isnan(box).sum(axis=1)
         partial = (n_empty > 0) & (n_empty < 4)
         if partial.any():
-            raise InputError(path, "box is partly empty: give left, top, width, height or none",
-                             line_nos[int(np.argmax(partial))])
+            raise InputError(
+                path,
+                "box is partly empty: give left, top, width, height or none",
+                line_nos[int(np.argmax(partial))],
+            )
         _check_box(path, box, line_nos)
         if n_empty.all():
             box = None
@@ -325,10 +414,16 @@ def _parse_csv(path, lines: Lines) -> Tracks:
         class_id = _whole(path, np.nan_to_num(col["class_id"], nan=-1.0), line_nos, "class_id", -1)
     conf = np.nan_to_num(col["conf"], nan=1.0) if "conf" in col else None
     units = _csv_units(path, rows, line_nos, names, default="px" if box is not None else "m")
-    tracks = Tracks(_whole(path, col["frame"], line_nos, "frame", 0),
-                    _whole(path, col["track_id"], line_nos, "track_id", 0),
-                    np.stack([col["x"], col["y"]], axis=1), box, class_id, conf, units,
-                    source=Path(path).name)
+    tracks = Tracks(
+        _whole(path, col["frame"], line_nos, "frame", 0),
+        _whole(path, col["track_id"], line_nos, "track_id", 0),
+        np.stack([col["x"], col["y"]], axis=1),
+        box,
+        class_id,
+        conf,
+        units,
+        source=Path(path).name,
+    )
     _check_duplicates(path, tracks, line_nos)
     return tracks
 
@@ -339,7 +434,7 @@ def _csv_units(path, rows, line_nos, names, default: str) -> str:
         return default
     j = names.index("units")
     units = None
-    for cells, line_no in zip(rows, line_nos):
+    for cells, line_no in zip(rows, line_nos, strict=False):
         cell = cells[j].strip()
         if not cell:
             continue
@@ -358,8 +453,15 @@ def write_csv(path: str | os.PathLike, tracks: Tracks) -> None:
     n = len(t)
     boxes = t.box_xywh.tolist() if t.box_xywh is not None else [[math.nan] * 4] * n
     lines = [",".join(CSV_COLUMNS) + "\n"]
-    for f, i, (x, y), box, k, c in zip(t.frame_id.tolist(), t.track_id.tolist(), t.xy.tolist(),
-                                       boxes, t.class_id.tolist(), t.conf.tolist()):
+    for f, i, (x, y), box, k, c in zip(
+        t.frame_id.tolist(),
+        t.track_id.tolist(),
+        t.xy.tolist(),
+        boxes,
+        t.class_id.tolist(),
+        t.conf.tolist(),
+        strict=False,
+    ):
         box_cells = ",,," if math.isnan(box[0]) else ",".join(map(repr, box))
         lines.append(f"{f},{i},{x!r},{y!r},{box_cells},{k},{c!r},{t.units}\n")
     write_text(path, "".join(lines))
@@ -388,6 +490,7 @@ def _writable(path, tracks: Tracks, min_frame: int) -> Tracks:
 
 # ---------------------------------------------------------------- any format
 
+
 def _detect(path, lines: Lines) -> str:
     """Header row -> csv; comma-separated numbers -> mot; whitespace-separated -> eth_ucy."""
     if not lines:
@@ -404,8 +507,9 @@ def _detect(path, lines: Lines) -> str:
     return "mot"
 
 
-def read_tracks(path: str | os.PathLike, format: str = "auto", *,
-                ignore_zero_conf: bool = False) -> Tracks:
+def read_tracks(
+    path: str | os.PathLike, format: str = "auto", *, ignore_zero_conf: bool = False
+) -> Tracks:
     """Read any supported file; format "auto" looks at the first line (see `_detect`).
 
     `ignore_zero_conf` applies to MOT files only (see `read_mot`).

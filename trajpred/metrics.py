@@ -5,6 +5,7 @@ ADE: mean L2 error over the predicted steps; FDE: L2 error at the last step. Bes
 (minADE_K / minFDE_K) takes, per window, the smallest ADE and the smallest FDE over the K
 samples, each minimised separately as in Social GAN and Trajectron++.
 """
+
 from __future__ import annotations
 
 import json
@@ -61,24 +62,54 @@ class SceneScore:
         return asdict(self)
 
 
-def score_scene(scene: str, pred: np.ndarray, gt: np.ndarray, obs_xy: np.ndarray,
-                samples: np.ndarray | None = None, units: str = "m") -> SceneScore:
+def score_scene(
+    scene: str,
+    pred: np.ndarray,
+    gt: np.ndarray,
+    obs_xy: np.ndarray,
+    samples: np.ndarray | None = None,
+    units: str = "m",
+) -> SceneScore:
     """Score deterministic forecasts (and optional samples) beside constant velocity."""
     cv = constant_velocity(obs_xy, gt.shape[1])
-    row = SceneScore(scene, len(gt), float(ade(pred, gt).mean()), float(fde(pred, gt).mean()),
-                     float(ade(cv, gt).mean()), float(fde(cv, gt).mean()), units=units)
+    row = SceneScore(
+        scene,
+        len(gt),
+        float(ade(pred, gt).mean()),
+        float(fde(pred, gt).mean()),
+        float(ade(cv, gt).mean()),
+        float(fde(cv, gt).mean()),
+        units=units,
+    )
     if samples is not None:
         min_ade, min_fde = min_ade_fde(samples, gt)
-        row.min_ade, row.min_fde, row.k = float(min_ade.mean()), float(min_fde.mean()), samples.shape[1]
+        row.min_ade, row.min_fde, row.k = (
+            float(min_ade.mean()),
+            float(min_fde.mean()),
+            samples.shape[1],
+        )
     return row
 
 
 def average_row(rows: list[SceneScore]) -> SceneScore:
     """Plain mean of the scenes' scores (the benchmark's AVG), windows summed."""
-    mean = lambda name: (float(np.mean([getattr(r, name) for r in rows]))  # noqa: E731
-                         if all(getattr(r, name) is not None for r in rows) else None)
-    return SceneScore("avg", sum(r.windows for r in rows), mean("ade"), mean("fde"), mean("cv_ade"),
-                      mean("cv_fde"), mean("min_ade"), mean("min_fde"), rows[0].k, rows[0].units)
+    mean = lambda name: (
+        float(np.mean([getattr(r, name) for r in rows]))  # noqa: E731
+        if all(getattr(r, name) is not None for r in rows)
+        else None
+    )
+    return SceneScore(
+        "avg",
+        sum(r.windows for r in rows),
+        mean("ade"),
+        mean("fde"),
+        mean("cv_ade"),
+        mean("cv_fde"),
+        mean("min_ade"),
+        mean("min_fde"),
+        rows[0].k,
+        rows[0].units,
+    )
 
 
 def format_table(rows: list[SceneScore]) -> str:
@@ -89,10 +120,19 @@ def format_table(rows: list[SceneScore]) -> str:
         head += [f"minADE{k}", f"minFDE{k}"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [r.scene, str(r.windows), f"{r.ade:.3f}", f"{r.fde:.3f}", f"{r.cv_ade:.3f}", f"{r.cv_fde:.3f}"]
+        cells = [
+            r.scene,
+            str(r.windows),
+            f"{r.ade:.3f}",
+            f"{r.fde:.3f}",
+            f"{r.cv_ade:.3f}",
+            f"{r.cv_fde:.3f}",
+        ]
         if k:
-            cells += [f"{r.min_ade:.3f}" if r.min_ade is not None else "-",
-                      f"{r.min_fde:.3f}" if r.min_fde is not None else "-"]
+            cells += [
+                f"{r.min_ade:.3f}" if r.min_ade is not None else "-",
+                f"{r.min_fde:.3f}" if r.min_fde is not None else "-",
+            ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -8,6 +8,7 @@ Both heads predict *corrections to constant velocity* in the heading frame, so a
 model already forecasts like the constant-velocity baseline. The model sees only normalised
 features (see trajpred/features.py); it knows nothing of files, pixels or metres.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,17 +17,19 @@ import torch
 from torch import nn
 
 MOTION_FEATURES = 3  # along-heading step, across-heading step, step length
-BOX_FEATURES = 3     # has_box flag, box aspect w/h, change of log box height
+BOX_FEATURES = 3  # has_box flag, box aspect w/h, change of log box height
 NEIGHBOUR_FEATURES = 6  # a neighbour's position, velocity and velocity relative to ours
 
 
 @dataclass
 class ForecasterConfig:
-    obs_len: int = 8          # observed steps (positions) in a training window
-    pred_len: int = 12        # predicted steps
-    dt_s: float = 0.4         # seconds per step; video is resampled to it
-    appearance_dim: int = 0   # length of the optional appearance vector per step (0 = none)
-    box_features: bool = True  # feed box aspect / size change when boxes exist (scale uses them always)
+    obs_len: int = 8  # observed steps (positions) in a training window
+    pred_len: int = 12  # predicted steps
+    dt_s: float = 0.4  # seconds per step; video is resampled to it
+    appearance_dim: int = 0  # length of the optional appearance vector per step (0 = none)
+    box_features: bool = (
+        True  # feed box aspect / size change when boxes exist (scale uses them always)
+    )
     embed_size: int = 64
     hidden_size: int = 128
     num_layers: int = 2
@@ -63,8 +66,13 @@ class Forecaster(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.embed = nn.Sequential(nn.Linear(cfg.input_size, cfg.embed_size), nn.ReLU())
-        self.lstm = nn.LSTM(cfg.embed_size, cfg.hidden_size, cfg.num_layers, batch_first=True,
-                            dropout=cfg.dropout if cfg.num_layers > 1 else 0.0)
+        self.lstm = nn.LSTM(
+            cfg.embed_size,
+            cfg.hidden_size,
+            cfg.num_layers,
+            batch_first=True,
+            dropout=cfg.dropout if cfg.num_layers > 1 else 0.0,
+        )
         steps = cfg.pred_len
         head_in = cfg.hidden_size
         if cfg.social_neighbours > 0:
@@ -100,16 +108,22 @@ class Forecaster(nn.Module):
         """Advance many tracks by one observation: features (B, input_size)."""
         return self.encode(features.unsqueeze(1), state)
 
-    def pool_neighbours(self, features: torch.Tensor | None, mask: torch.Tensor | None,
-                        batch: int) -> torch.Tensor:
+    def pool_neighbours(
+        self, features: torch.Tensor | None, mask: torch.Tensor | None, batch: int
+    ) -> torch.Tensor:
         """(B, K, NEIGHBOUR_FEATURES), (B, K) bool -> (B, social_size); zeros without neighbours."""
         if features is None or features.shape[1] == 0:
             return torch.zeros(batch, self.cfg.social_size, device=self.mean_head[0].weight.device)
         encoded = self.social(features).masked_fill(~mask[..., None], -1e9).max(1).values
         return torch.where(mask.any(1, keepdim=True), encoded, torch.zeros_like(encoded))
 
-    def decode(self, hidden: torch.Tensor, last_speed: torch.Tensor,
-               nbr_features: torch.Tensor | None = None, nbr_mask: torch.Tensor | None = None) -> ForecastOutput:
+    def decode(
+        self,
+        hidden: torch.Tensor,
+        last_speed: torch.Tensor,
+        nbr_features: torch.Tensor | None = None,
+        nbr_mask: torch.Tensor | None = None,
+    ) -> ForecastOutput:
         """hidden (B, H), last_speed (B,) model units per step, optional neighbour features
         (B, K, NEIGHBOUR_FEATURES) with mask (B, K) -> ForecastOutput."""
         b, m, steps = hidden.shape[0], self.cfg.num_modes, self.cfg.pred_len
@@ -120,12 +134,17 @@ class Forecaster(nn.Module):
         cv = torch.stack([last_speed[:, None] * k, torch.zeros_like(last_speed[:, None] * k)], -1)
         mean = cv + self.mean_head(hidden).view(b, steps, 2).cumsum(1)
         raw = self.mode_head(hidden).view(b, m, steps * 3 + 1)
-        modes = cv[:, None] + raw[..., :steps * 2].reshape(b, m, steps, 2).cumsum(2)
-        sigma = nn.functional.softplus(raw[..., steps * 2:steps * 3]) + 1e-3
+        modes = cv[:, None] + raw[..., : steps * 2].reshape(b, m, steps, 2).cumsum(2)
+        sigma = nn.functional.softplus(raw[..., steps * 2 : steps * 3]) + 1e-3
         return ForecastOutput(mean, modes, raw[..., -1], sigma.cumsum(2))
 
-    def forward(self, features: torch.Tensor, last_speed: torch.Tensor,
-                nbr_features: torch.Tensor | None = None, nbr_mask: torch.Tensor | None = None) -> ForecastOutput:
+    def forward(
+        self,
+        features: torch.Tensor,
+        last_speed: torch.Tensor,
+        nbr_features: torch.Tensor | None = None,
+        nbr_mask: torch.Tensor | None = None,
+    ) -> ForecastOutput:
         hidden, _ = self.encode(features)
         return self.decode(hidden, last_speed, nbr_features, nbr_mask)
 
@@ -159,17 +178,32 @@ class Ensemble(nn.Module):
 
     def encode(self, features: torch.Tensor, state=None):
         n = len(self.members)
-        states = [None] * n if state is None else list(zip(state[0].chunk(n, -1), state[1].chunk(n, -1)))
+        states = (
+            [None] * n
+            if state is None
+            else list(zip(state[0].chunk(n, -1), state[1].chunk(n, -1), strict=False))
+        )
         outs, hs, cs = [], [], []
-        for member, member_state in zip(self.members, states):
+        for member, member_state in zip(self.members, states, strict=False):
             out, (h, c) = member.encode(features, member_state)
             outs.append(out), hs.append(h), cs.append(c)
         return torch.cat(outs, -1), (torch.cat(hs, -1), torch.cat(cs, -1))
 
-    def decode(self, hidden: torch.Tensor, last_speed: torch.Tensor,
-               nbr_features: torch.Tensor | None = None, nbr_mask: torch.Tensor | None = None) -> ForecastOutput:
-        outs = [member.decode(h, last_speed, nbr_features, nbr_mask)
-                for member, h in zip(self.members, hidden.chunk(len(self.members), -1))]
+    def decode(
+        self,
+        hidden: torch.Tensor,
+        last_speed: torch.Tensor,
+        nbr_features: torch.Tensor | None = None,
+        nbr_mask: torch.Tensor | None = None,
+    ) -> ForecastOutput:
+        outs = [
+            member.decode(h, last_speed, nbr_features, nbr_mask)
+            for member, h in zip(self.members, hidden.chunk(len(self.members), -1), strict=False)
+        ]
         first = outs[0]
-        return ForecastOutput(torch.stack([o.mean for o in outs]).mean(0), first.modes,
-                              first.mode_logits, first.mode_sigma)
+        return ForecastOutput(
+            torch.stack([o.mean for o in outs]).mean(0),
+            first.modes,
+            first.mode_logits,
+            first.mode_sigma,
+        )

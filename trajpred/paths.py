@@ -1,4 +1,5 @@
 """Where the files that ship with trajpred live (data/, configs/ beside the package)."""
+
 from __future__ import annotations
 
 from pathlib import Path

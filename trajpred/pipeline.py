@@ -18,20 +18,21 @@ s is taken to fall s * dt_s after the current frame (target_frame = frame + roun
 Tracks with fewer than 2 samples (their first dt_s or so) get no forecast: no rows in
 forecasts.csv, nothing drawn. Forecaster state of tracks unseen for `drop_after_s` is dropped.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 from .detect import Detections, Detector, DetectorConfig, resolve_device
-from .paths import PACKAGE_ROOT, resolve_data_path
 from .errors import InputError, TrajpredError
+from .paths import PACKAGE_ROOT, resolve_data_path
 from .tracking import TrackedBoxes, Tracker
 from .video import VideoInfo, VideoReader, VideoSource, expand_source
 
@@ -41,11 +42,11 @@ SHIPPED_FORECASTER = PACKAGE_ROOT / "data" / "checkpoints" / "video.pt"
 @dataclass
 class ForecastConfig:
     checkpoint: str = "data/checkpoints/video.pt"  # forecaster trained on pixel tracks; relative
-                                                   # paths also resolve under the package root
-    k: int = 0                  # sampled trajectories per track and frame (0 = none)
+    # paths also resolve under the package root
+    k: int = 0  # sampled trajectories per track and frame (0 = none)
     homography: str | None = None  # 3x3 image -> ground plane text file: also forecast in metres
     max_gap_steps: float = 1.0  # longer gaps in a track restart its forecaster state
-    drop_after_s: float = 2.0   # forget the forecaster state of tracks unseen this long
+    drop_after_s: float = 2.0  # forget the forecaster state of tracks unseen this long
 
     def __post_init__(self) -> None:
         if self.k < 0 or self.max_gap_steps < 1 or self.drop_after_s <= 0:
@@ -54,8 +55,8 @@ class ForecastConfig:
 
 @dataclass
 class RenderConfig:
-    trail_s: float = 2.0        # seconds of past trail drawn per track
-    band_alpha: float = 0.25    # opacity of the forecast's uncertainty band
+    trail_s: float = 2.0  # seconds of past trail drawn per track
+    band_alpha: float = 0.25  # opacity of the forecast's uncertainty band
     line_px: int = 2
 
 
@@ -67,7 +68,7 @@ class PipelineConfig:
     tracker: str = "bytetrack"  # bytetrack | botsort | a tracker yaml path
     forecast: ForecastConfig = field(default_factory=ForecastConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
-    fps: float | None = None    # overrides the container's frame rate
+    fps: float | None = None  # overrides the container's frame rate
 
 
 @dataclass
@@ -99,7 +100,7 @@ class FrameForecasts:
         return len(self.track_id)
 
     @classmethod
-    def empty(cls) -> "FrameForecasts":
+    def empty(cls) -> FrameForecasts:
         return cls(np.zeros(0), np.zeros((0, 0, 2)), np.zeros((0, 0)), np.zeros(0))
 
 
@@ -150,24 +151,33 @@ def load_model(checkpoint: str):
 
     checkpoint = resolve_data_path(checkpoint)
     if not checkpoint.is_file():
-        raise InputError(checkpoint, "forecaster checkpoint not found; pass one with --checkpoint "
-                                     "(e.g. best.pt from `trajpred train`)")
+        raise InputError(
+            checkpoint,
+            "forecaster checkpoint not found; pass one with --checkpoint "
+            "(e.g. best.pt from `trajpred train`)",
+        )
     return load_forecaster(checkpoint)
 
 
 @dataclass
 class _TrackState:
-    last_frame: int      # 0-based index of the frame the track was last seen on
-    xy: np.ndarray       # (2,) bottom centre there, pixels
-    wh: np.ndarray       # (2,) box width, height there, pixels
-    next_k: int          # index of the next grid time to sample
+    last_frame: int  # 0-based index of the frame the track was last seen on
+    xy: np.ndarray  # (2,) bottom centre there, pixels
+    wh: np.ndarray  # (2,) box width, height there, pixels
+    next_k: int  # index of the next grid time to sample
 
 
 class LiveForecaster:
     """Per-track sampling at dt_s, TrackStreams updates and per-frame forecasts (see module doc)."""
 
-    def __init__(self, model, fps: float, cfg: ForecastConfig, device: str = "cpu",
-                 homography: np.ndarray | None = None):
+    def __init__(
+        self,
+        model,
+        fps: float,
+        cfg: ForecastConfig,
+        device: str = "cpu",
+        homography: np.ndarray | None = None,
+    ):
         from .forecast import TrackStreams
 
         self.cfg, self.fps, self.homography = cfg, fps, homography
@@ -187,9 +197,14 @@ class LiveForecaster:
         """Grid samples due at frame index i: {k: [(track id, xy, wh), ...]}."""
         due: dict[int, list] = {}
         eps = 1e-9
-        for tid, xy, wh in zip(tracks.track_id.tolist(), tracks.xy, tracks.box_xywh[:, 2:]):
+        for tid, xy, wh in zip(
+            tracks.track_id.tolist(), tracks.xy, tracks.box_xywh[:, 2:], strict=False
+        ):
             s = self.state.get(tid)
-            if s is not None and i - s.last_frame > self.cfg.max_gap_steps * self.frames_per_step + eps:
+            if (
+                s is not None
+                and i - s.last_frame > self.cfg.max_gap_steps * self.frames_per_step + eps
+            ):
                 self._restart(tid)
                 s = None
             if s is None:
@@ -198,7 +213,9 @@ class LiveForecaster:
             while s.next_k * self.frames_per_step <= i + eps:
                 t = s.next_k * self.frames_per_step
                 a = 1.0 if i == s.last_frame else (t - s.last_frame) / (i - s.last_frame)
-                due.setdefault(s.next_k, []).append((tid, s.xy + a * (xy - s.xy), s.wh + a * (wh - s.wh)))
+                due.setdefault(s.next_k, []).append(
+                    (tid, s.xy + a * (xy - s.xy), s.wh + a * (wh - s.wh))
+                )
                 s.next_k += 1
             s.last_frame, s.xy, s.wh = i, xy, wh
         return due
@@ -207,19 +224,27 @@ class LiveForecaster:
         """Sample, advance and forecast the tracks of 1-based frame `frame_id`."""
         start = time.perf_counter()
         i = frame_id - 1
-        gone = [t for t, s in self.state.items() if i - s.last_frame > self.cfg.drop_after_s * self.fps]
+        gone = [
+            t for t, s in self.state.items() if i - s.last_frame > self.cfg.drop_after_s * self.fps
+        ]
         for tid in gone:
             self._restart(tid)
             del self.state[tid]
         observed: set[int] = set()
-        for k, rows in sorted(self._samples(i, tracks).items()):
+        for _k, rows in sorted(self._samples(i, tracks).items()):
             ids = [r[0] for r in rows]
-            self.streams.observe(ids, np.array([r[1] for r in rows]), np.array([r[2] for r in rows]))
+            self.streams.observe(
+                ids, np.array([r[1] for r in rows]), np.array([r[2] for r in rows])
+            )
             observed.update(ids)
             for tid in ids:
                 self.n_observed[tid] = self.n_observed.get(tid, 0) + 1
         candidates = sorted(observed)
-        fresh = [t for t, n in zip(candidates, self.streams.n_observed(candidates)) if n >= 2]
+        fresh = [
+            t
+            for t, n in zip(candidates, self.streams.n_observed(candidates), strict=False)
+            if n >= 2
+        ]
         if fresh:
             f = self.streams.forecast(fresh, self.cfg.k)
             # Offsets from the last sample, the point the model forecasts from.
@@ -244,8 +269,10 @@ class LiveForecaster:
         sigma = np.array([c[1] for c in cached]).reshape(len(ids), self.pred_len)
         samples = None
         if self.cfg.k:
-            samples = (np.array([c[2] for c in cached]).reshape(len(ids), self.cfg.k, self.pred_len, 2)
-                       + here[:, None, None])
+            samples = (
+                np.array([c[2] for c in cached]).reshape(len(ids), self.cfg.k, self.pred_len, 2)
+                + here[:, None, None]
+            )
         world = None if self.homography is None else apply_homography(self.homography, xy)
         return FrameForecasts(ids, xy, sigma, target, samples, world)
 
@@ -261,16 +288,24 @@ class Pipeline:
         cfg = config or PipelineConfig()
         self.tracker = Tracker(cfg.tracker)
         self.model = load_model(cfg.forecast.checkpoint) if forecast else None
-        self.homography = (None if cfg.forecast.homography is None or not forecast
-                           else read_homography(cfg.forecast.homography))
+        self.homography = (
+            None
+            if cfg.forecast.homography is None or not forecast
+            else read_homography(cfg.forecast.homography)
+        )
         self.detector = Detector(cfg.detector, low_conf=self.tracker.low_conf)
         self.device = resolve_device(cfg.detector.device)
         # The resolved config (saved beside outputs) names the files actually loaded.
-        checkpoint = str(resolve_data_path(cfg.forecast.checkpoint)) if forecast else cfg.forecast.checkpoint
+        checkpoint = (
+            str(resolve_data_path(cfg.forecast.checkpoint)) if forecast else cfg.forecast.checkpoint
+        )
         self.config = dataclasses.replace(
-            cfg, detector=dataclasses.replace(cfg.detector, weights=self.detector.weights,
-                                              imgsz=self.detector.imgsz),
-            forecast=dataclasses.replace(cfg.forecast, checkpoint=checkpoint))
+            cfg,
+            detector=dataclasses.replace(
+                cfg.detector, weights=self.detector.weights, imgsz=self.detector.imgsz
+            ),
+            forecast=dataclasses.replace(cfg.forecast, checkpoint=checkpoint),
+        )
         self.forecaster: LiveForecaster | None = None
 
     def open(self, source: VideoSource) -> VideoReader:
@@ -286,23 +321,39 @@ class Pipeline:
         in order, to `forecast`, or to a LiveForecaster elsewhere (`trajpred predict` forecasts
         in its writer process, see trajpred/writer.py, so forecasting overlaps detection)."""
         self.tracker.reset()
-        self.forecaster = None if self.model is None else LiveForecaster(
-            self.model, reader.info.fps, self.config.forecast, self.device, self.homography)
+        self.forecaster = (
+            None
+            if self.model is None
+            else LiveForecaster(
+                self.model, reader.info.fps, self.config.forecast, self.device, self.homography
+            )
+        )
         for i, image in enumerate(reader):
             yield self.step(i + 1, image, reader.info, reader.source.name)
 
-    def step(self, frame_id: int, image: np.ndarray, info: VideoInfo, video: str = "") -> FrameResult:
+    def step(
+        self, frame_id: int, image: np.ndarray, info: VideoInfo, video: str = ""
+    ) -> FrameResult:
         """Detect and track one frame (after `track_frames` set up the video)."""
         detections = self.detector.detect(image)
         tracks = self.tracker.update(detections, image)
-        return FrameResult(frame_id, (frame_id - 1) / info.fps, image,
-                           self.detector.confident(detections), tracks, FrameForecasts.empty(), video)
+        return FrameResult(
+            frame_id,
+            (frame_id - 1) / info.fps,
+            image,
+            self.detector.confident(detections),
+            tracks,
+            FrameForecasts.empty(),
+            video,
+        )
 
     def forecast(self, result: FrameResult) -> FrameResult:
         """The frame with its forecasts (frames of one video must come in order)."""
         if self.forecaster is None:
             return result
-        return dataclasses.replace(result, forecasts=self.forecaster.update(result.frame_id, result.tracks))
+        return dataclasses.replace(
+            result, forecasts=self.forecaster.update(result.frame_id, result.tracks)
+        )
 
     def run(self, source: str) -> Iterator[FrameResult]:
         """FrameResults of every video of SOURCE (file, folder, glob, webcam index, URL), in order."""

@@ -10,15 +10,17 @@
 `write_predictions` runs a Pipeline over one video and writes annotated.mp4, tracks.csv,
 tracks_mot.txt, forecasts.csv and config.yaml (see `PredictOutputs`).
 """
+
 from __future__ import annotations
 
 import contextlib
 import functools
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -54,7 +56,10 @@ def uncertainty_band(centre: np.ndarray, sigma: np.ndarray, start: np.ndarray) -
     sigma (..., P) pixels; leading dimensions are tracks, all done at once."""
     path = np.concatenate([start[..., None, :], centre], axis=-2)
     d = np.gradient(path, axis=-2)[..., 1:, :]
-    normal = np.stack([-d[..., 1], d[..., 0]], -1) / np.maximum(np.linalg.norm(d, axis=-1), 1e-6)[..., None]
+    normal = (
+        np.stack([-d[..., 1], d[..., 0]], -1)
+        / np.maximum(np.linalg.norm(d, axis=-1), 1e-6)[..., None]
+    )
     left = centre + normal * sigma[..., None]
     right = centre - normal * sigma[..., None]
     return np.concatenate([start[..., None, :], left, right[..., ::-1, :]], axis=-2)
@@ -70,7 +75,7 @@ class Renderer:
 
     def _update_trails(self, result: FrameResult) -> None:
         keep = max(2, int(round(self.cfg.trail_s * self.fps)))
-        for tid, xy in zip(result.tracks.track_id.tolist(), result.tracks.xy):
+        for tid, xy in zip(result.tracks.track_id.tolist(), result.tracks.xy, strict=False):
             self.trails.setdefault(tid, deque(maxlen=keep)).append((result.frame_id, xy))
         # Trails of tracks gone for longer than the trail itself are forgotten.
         for tid in [t for t, d in self.trails.items() if result.frame_id - d[-1][0] > keep]:
@@ -82,11 +87,11 @@ class Renderer:
         img = result.image.copy()
         fc = result.forecasts
         overlay = img.copy()
-        current = dict(zip(result.tracks.track_id.tolist(), result.tracks.xy))
+        current = dict(zip(result.tracks.track_id.tolist(), result.tracks.xy, strict=False))
         if len(fc):
             starts = np.array([current[tid] for tid in fc.track_id.tolist()])
             bands = np.round(uncertainty_band(fc.xy, fc.sigma, starts)).astype(np.int32)
-            for tid, band in zip(fc.track_id.tolist(), bands):
+            for tid, band in zip(fc.track_id.tolist(), bands, strict=False):
                 cv2.fillPoly(overlay, [band[:, None]], track_colour(tid), cv2.LINE_AA)
         cv2.addWeighted(overlay, self.cfg.band_alpha, img, 1 - self.cfg.band_alpha, 0, dst=img)
         for j, tid in enumerate(fc.track_id.tolist()):
@@ -97,8 +102,14 @@ class Renderer:
                     cv2.polylines(img, [_pts(path)], False, colour, 1, cv2.LINE_AA)
             path = np.vstack([current[tid][None], fc.xy[j]])
             dashes = np.stack([path[:-1], path[:-1] + 0.6 * (path[1:] - path[:-1])], 1)  # (P, 2, 2)
-            cv2.polylines(img, list(np.round(dashes).astype(np.int32)), False, colour,
-                          self.cfg.line_px, cv2.LINE_AA)  # dashed, unlike the solid trail
+            cv2.polylines(
+                img,
+                list(np.round(dashes).astype(np.int32)),
+                False,
+                colour,
+                self.cfg.line_px,
+                cv2.LINE_AA,
+            )  # dashed, unlike the solid trail
         if len(fc):  # white dots at the predicted points: zero-length round-capped segments,
             # all in one call (the same pixels as a radius-2 filled circle each)
             dots = np.repeat(np.round(fc.xy.reshape(-1, 1, 2)).astype(np.int32), 2, axis=1)
@@ -108,7 +119,7 @@ class Renderer:
                 continue
             pts = np.array([p for _, p in trail])
             cv2.polylines(img, [_pts(pts)], False, track_colour(tid), self.cfg.line_px, cv2.LINE_AA)
-        for tid, box in zip(result.tracks.track_id.tolist(), result.tracks.box_xywh):
+        for tid, box in zip(result.tracks.track_id.tolist(), result.tracks.box_xywh, strict=False):
             self._box(img, tid, box)
         return img
 
@@ -146,9 +157,11 @@ class VideoSummary:
 
     def line(self) -> str:
         state = "interrupted after " if self.interrupted else ""
-        return (f"{self.name}: {state}{self.frames} frames, {self.tracks} tracks, {self.fps:.1f} fps "
-                f"(forecaster busy {100 * self.forecast_seconds / max(self.seconds, 1e-9):.0f}% "
-                f"of the time, beside detection) -> {self.out_dir}")
+        return (
+            f"{self.name}: {state}{self.frames} frames, {self.tracks} tracks, {self.fps:.1f} fps "
+            f"(forecaster busy {100 * self.forecast_seconds / max(self.seconds, 1e-9):.0f}% "
+            f"of the time, beside detection) -> {self.out_dir}"
+        )
 
 
 class PredictOutputs:
@@ -210,23 +223,34 @@ def track_rows(frame_id: int, t: TrackedBoxes) -> str:
     """tracks.csv rows of one frame (formats.CSV_COLUMNS; x, y = bottom centre, pixels)."""
     return "".join(
         f"{frame_id},{i},{x:.2f},{y:.2f},{l:.2f},{top:.2f},{w:.2f},{h:.2f},{k},{c:.4f},px\n"
-        for i, (x, y), (l, top, w, h), k, c in zip(t.track_id.tolist(), t.xy.tolist(),
-                                                   t.box_xywh.tolist(), t.class_id.tolist(),
-                                                   t.conf.tolist()))
+        for i, (x, y), (l, top, w, h), k, c in zip(
+            t.track_id.tolist(),
+            t.xy.tolist(),
+            t.box_xywh.tolist(),
+            t.class_id.tolist(),
+            t.conf.tolist(),
+            strict=False,
+        )
+    )
 
 
 def mot_rows(frame_id: int, t: TrackedBoxes) -> str:
     """MOTChallenge results rows of one frame: frame,id,left,top,width,height,conf,-1,-1,-1."""
-    return "".join(f"{frame_id},{i},{l:.2f},{top:.2f},{w:.2f},{h:.2f},{c:.4f},-1,-1,-1\n"
-                   for i, (l, top, w, h), c in zip(t.track_id.tolist(), t.box_xywh.tolist(),
-                                                   t.conf.tolist()))
+    return "".join(
+        f"{frame_id},{i},{l:.2f},{top:.2f},{w:.2f},{h:.2f},{c:.4f},-1,-1,-1\n"
+        for i, (l, top, w, h), c in zip(
+            t.track_id.tolist(), t.box_xywh.tolist(), t.conf.tolist(), strict=False
+        )
+    )
 
 
 def forecast_rows(frame_id: int, fc: FrameForecasts) -> str:
     """forecasts.csv rows of one frame: frame,track_id,step,target_frame,x,y[,wx,wy]."""
     lines = []
     for j, tid in enumerate(fc.track_id.tolist()):
-        for s, (target, (x, y)) in enumerate(zip(fc.target_frame.tolist(), fc.xy[j].tolist()), 1):
+        for s, (target, (x, y)) in enumerate(
+            zip(fc.target_frame.tolist(), fc.xy[j].tolist(), strict=False), 1
+        ):
             row = f"{frame_id},{tid},{s},{target},{x:.2f},{y:.2f}"
             if fc.world_xy is not None:
                 row += ",{:.4f},{:.4f}".format(*fc.world_xy[j, s - 1])
@@ -234,9 +258,14 @@ def forecast_rows(frame_id: int, fc: FrameForecasts) -> str:
     return "".join(lines)
 
 
-def write_predictions(pipeline, reader: VideoReader, out_dir: Path, progress: bool = True,
-                      on_result: Callable[[FrameResult], None] | None = None,
-                      writer: "WriterProcess | None" = None) -> VideoSummary:
+def write_predictions(
+    pipeline,
+    reader: VideoReader,
+    out_dir: Path,
+    progress: bool = True,
+    on_result: Callable[[FrameResult], None] | None = None,
+    writer: WriterProcess | None = None,
+) -> VideoSummary:
     """Run `pipeline` over the opened video and write its outputs and config.yaml into out_dir;
     `on_result`, if given, also sees every FrameResult with its forecasts (the demo scores them).
 
@@ -255,18 +284,39 @@ def write_predictions(pipeline, reader: VideoReader, out_dir: Path, progress: bo
     writer = writer or WriterProcess()
     try:
         forecast = pipeline.config.forecast
-        writer.open(VideoJob(out_dir, reader.info, pipeline.config.render, forecast,
-                             forecast.checkpoint if pipeline.model is not None else None,
-                             pipeline.device, pipeline.homography, on_result is not None),
-                    on_result)
+        writer.open(
+            VideoJob(
+                out_dir,
+                reader.info,
+                pipeline.config.render,
+                forecast,
+                forecast.checkpoint if pipeline.model is not None else None,
+                pipeline.device,
+                pipeline.homography,
+                on_result is not None,
+            ),
+            on_result,
+        )
         ids: set[int] = set()
         frames, start, forecast_seconds = 0, time.perf_counter(), 0.0
-        bar = tqdm(total=reader.info.n_frames, unit="frame", desc=reader.source.name,
-                   disable=not progress, dynamic_ncols=True)
+        bar = tqdm(
+            total=reader.info.n_frames,
+            unit="frame",
+            desc=reader.source.name,
+            disable=not progress,
+            dynamic_ncols=True,
+        )
 
         def summary(interrupted: bool) -> VideoSummary:
-            return VideoSummary(reader.source.name, out_dir, frames, len(ids),
-                                time.perf_counter() - start, forecast_seconds, interrupted)
+            return VideoSummary(
+                reader.source.name,
+                out_dir,
+                frames,
+                len(ids),
+                time.perf_counter() - start,
+                forecast_seconds,
+                interrupted,
+            )
 
         try:
             for result in pipeline.track_frames(reader):

@@ -4,6 +4,7 @@ Goal-directed walkers with a bounded turn rate and acceleration, slowly drifting
 speed and direction, occasional stops, social-force avoidance of each other, people entering
 and leaving through the borders of the walkable area. `run_crowd` records every frame.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,17 +16,17 @@ import numpy as np
 if TYPE_CHECKING:  # annotations only: synth_world imports this module
     from .synth_world import Area, SynthConfig
 
-GAIT_CYCLE_M = 1.4       # ground covered by one full stride cycle (two steps)
-ARRIVE_M = 0.8           # a goal this close counts as reached
-EXIT_OUT_M = 1.5         # exits lie this far outside the area, so people walk out of it
-SPEED_TAU_S = 5.0        # each person's preferred speed drifts around their own mean ...
-SPEED_DRIFT_MPS = 0.12   # ... by about this much
-WANDER_TAU_S = 4.0       # the drift of the walking direction: a random target angle with this
-WANDER_LAG_S = 1.5       # time constant, followed with this lag (so headings change smoothly)
-SOCIAL_RANGE_M = 0.6     # social force: A * exp((range - distance) / falloff), A = cfg.avoidance
+GAIT_CYCLE_M = 1.4  # ground covered by one full stride cycle (two steps)
+ARRIVE_M = 0.8  # a goal this close counts as reached
+EXIT_OUT_M = 1.5  # exits lie this far outside the area, so people walk out of it
+SPEED_TAU_S = 5.0  # each person's preferred speed drifts around their own mean ...
+SPEED_DRIFT_MPS = 0.12  # ... by about this much
+WANDER_TAU_S = 4.0  # the drift of the walking direction: a random target angle with this
+WANDER_LAG_S = 1.5  # time constant, followed with this lag (so headings change smoothly)
+SOCIAL_RANGE_M = 0.6  # social force: A * exp((range - distance) / falloff), A = cfg.avoidance
 SOCIAL_FALLOFF_M = 0.3
-SOCIAL_BEHIND = 0.3      # weight of people behind relative to people ahead
-MAX_AGE_S = 180.0        # after this long in the area a person heads for an exit
+SOCIAL_BEHIND = 0.3  # weight of people behind relative to people ahead
+MAX_AGE_S = 180.0  # after this long in the area a person heads for an exit
 SIDE_NORMALS = np.array([[0.0, -1.0], [1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])  # see _border_points
 
 
@@ -57,16 +58,32 @@ class Crowd:
     stride phase (rad), direction drift and its target (rad), seconds in the area.
     """
 
-    PER_PERSON = ("id", "pos", "goal", "goal_is_exit", "entry_side", "heading", "speed",
-                  "mean_speed", "pref_speed", "stop_left", "phase", "wander", "wander_target",
-                  "age")
+    PER_PERSON = (
+        "id",
+        "pos",
+        "goal",
+        "goal_is_exit",
+        "entry_side",
+        "heading",
+        "speed",
+        "mean_speed",
+        "pref_speed",
+        "stop_left",
+        "phase",
+        "wander",
+        "wander_target",
+        "age",
+    )
 
     def __init__(self, cfg: SynthConfig, area: Area, rng: np.random.Generator):
         self.cfg, self.area, self.rng = cfg, area, rng
         size = np.array([area.x_max - area.x_min, area.y_max - area.y_min])
         self.side_len = np.array([size[0], size[1], size[0], size[1]])
-        self.poi = (np.array([area.x_min, area.y_min]) + size * 0.2
-                    + rng.random((cfg.n_points_of_interest, 2)) * size * 0.6)
+        self.poi = (
+            np.array([area.x_min, area.y_min])
+            + size * 0.2
+            + rng.random((cfg.n_points_of_interest, 2)) * size * 0.6
+        )
         self.next_id = 1
         dtypes = {"id": np.int64, "goal_is_exit": bool, "entry_side": np.int64}
         for name in self.PER_PERSON:
@@ -87,10 +104,16 @@ class Crowd:
         side = np.minimum((cum < self.rng.random(n)[:, None]).sum(axis=1), 3)
         along = self.rng.random(n)
         a = self.area
-        x = np.select([side == 1, side == 3], [np.full(n, a.x_max), np.full(n, a.x_min)],
-                      a.x_min + along * (a.x_max - a.x_min))
-        y = np.select([side == 0, side == 2], [np.full(n, a.y_min), np.full(n, a.y_max)],
-                      a.y_min + along * (a.y_max - a.y_min))
+        x = np.select(
+            [side == 1, side == 3],
+            [np.full(n, a.x_max), np.full(n, a.x_min)],
+            a.x_min + along * (a.x_max - a.x_min),
+        )
+        y = np.select(
+            [side == 0, side == 2],
+            [np.full(n, a.y_min), np.full(n, a.y_max)],
+            a.y_min + along * (a.y_max - a.y_min),
+        )
         return np.column_stack([x, y]), side
 
     def _exit_goals(self, pos: np.ndarray, entry_side: np.ndarray) -> np.ndarray:
@@ -121,15 +144,28 @@ class Crowd:
         if n == 0:
             return
         goal, is_exit = self._goals(pos, entry_side)
-        mean = np.clip(rng.normal(cfg.speed_mean_mps, cfg.speed_std_mps, n),
-                       cfg.speed_min_mps, cfg.speed_max_mps)
+        mean = np.clip(
+            rng.normal(cfg.speed_mean_mps, cfg.speed_std_mps, n),
+            cfg.speed_min_mps,
+            cfg.speed_max_mps,
+        )
         to_goal = goal - pos
-        new = dict(id=np.arange(self.next_id, self.next_id + n), pos=pos, goal=goal,
-                   goal_is_exit=is_exit, entry_side=entry_side,
-                   heading=np.arctan2(to_goal[:, 1], to_goal[:, 0]), speed=mean,
-                   mean_speed=mean, pref_speed=mean, stop_left=np.zeros(n),
-                   phase=rng.uniform(0, 2 * np.pi, n), wander=np.zeros(n),
-                   wander_target=np.zeros(n), age=np.zeros(n))
+        new = dict(
+            id=np.arange(self.next_id, self.next_id + n),
+            pos=pos,
+            goal=goal,
+            goal_is_exit=is_exit,
+            entry_side=entry_side,
+            heading=np.arctan2(to_goal[:, 1], to_goal[:, 0]),
+            speed=mean,
+            mean_speed=mean,
+            pref_speed=mean,
+            stop_left=np.zeros(n),
+            phase=rng.uniform(0, 2 * np.pi, n),
+            wander=np.zeros(n),
+            wander_target=np.zeros(n),
+            age=np.zeros(n),
+        )
         for name in self.PER_PERSON:
             setattr(self, name, np.concatenate([getattr(self, name), new[name]]))
         self.next_id += n
@@ -147,8 +183,9 @@ class Crowd:
     def populate(self) -> None:
         """The people already in the area when the video starts, some of them standing."""
         a, n = self.area, self.cfg.n_agents
-        pos = np.column_stack([self.rng.uniform(a.x_min, a.x_max, 3 * n),
-                               self.rng.uniform(a.y_min, a.y_max, 3 * n)])
+        pos = np.column_stack(
+            [self.rng.uniform(a.x_min, a.x_max, 3 * n), self.rng.uniform(a.y_min, a.y_max, 3 * n)]
+        )
         pos = pos[self._free(pos)][:n]
         first = len(self.id)
         self.add(pos, np.full(len(pos), -1))
@@ -158,8 +195,10 @@ class Crowd:
 
     def arrive_and_leave(self, dt_s: float) -> None:
         """Remove people who walked out; let new ones in while the area holds fewer than n_agents."""
-        gone = self.goal_is_exit & (~self.area.contains(self.pos, 0.5)
-                                    | (np.linalg.norm(self.goal - self.pos, axis=1) < ARRIVE_M))
+        gone = self.goal_is_exit & (
+            ~self.area.contains(self.pos, 0.5)
+            | (np.linalg.norm(self.goal - self.pos, axis=1) < ARRIVE_M)
+        )
         if gone.any():
             for name in self.PER_PERSON:
                 setattr(self, name, getattr(self, name)[~gone])
@@ -180,11 +219,11 @@ class Crowd:
         n = len(self.pos)
         if n < 2 or self.cfg.avoidance == 0:
             return np.zeros((n, 2))
-        d = self.pos[None, :, :] - self.pos[:, None, :]       # (n, n, 2): d[i, j] = pos_j - pos_i
+        d = self.pos[None, :, :] - self.pos[:, None, :]  # (n, n, 2): d[i, j] = pos_j - pos_i
         r = np.linalg.norm(d, axis=2)
         np.fill_diagonal(r, np.inf)
         unit = d / np.maximum(r, 1e-6)[:, :, None]
-        ahead = np.einsum("id,ijd->ij", forward, unit)         # cos of the angle to j
+        ahead = np.einsum("id,ijd->ij", forward, unit)  # cos of the angle to j
         weight = SOCIAL_BEHIND + (1 - SOCIAL_BEHIND) * (1 + ahead) / 2
         mag = self.cfg.avoidance * np.exp((SOCIAL_RANGE_M - r) / SOCIAL_FALLOFF_M) * weight
         right = np.stack([unit[:, :, 1], -unit[:, :, 0]], axis=2)
@@ -203,8 +242,9 @@ class Crowd:
         dist = np.linalg.norm(to_goal, axis=1)
         # Head for the goal, off by a slowly drifting angle that fades in the last metres.
         aim = np.arctan2(to_goal[:, 1], to_goal[:, 0]) + self.wander * np.clip(dist / 3.0, 0, 1)
-        wish = (self.pref_speed[:, None] * np.column_stack([np.cos(aim), np.sin(aim)])
-                + self._avoidance(forward))
+        wish = self.pref_speed[:, None] * np.column_stack(
+            [np.cos(aim), np.sin(aim)]
+        ) + self._avoidance(forward)
         turn = np.angle(np.exp(1j * (np.arctan2(wish[:, 1], wish[:, 0]) - self.heading)))
         max_turn = math.radians(cfg.max_turn_deg_s) * h
         self.heading = np.angle(np.exp(1j * (self.heading + np.clip(turn, -max_turn, max_turn))))
@@ -215,21 +255,29 @@ class Crowd:
         want[self.stop_left > 0] = 0.0
         a = cfg.max_accel_mps2 * h
         self.speed = np.maximum(self.speed + np.clip(want - self.speed, -2 * a, a), 0.0)
-        self.pos = self.pos + np.column_stack([np.cos(self.heading), np.sin(self.heading)]) \
+        self.pos = (
+            self.pos
+            + np.column_stack([np.cos(self.heading), np.sin(self.heading)])
             * (self.speed * h)[:, None]
+        )
         self.phase = (self.phase + 2 * np.pi * self.speed * h / GAIT_CYCLE_M) % (2 * np.pi)
         self.stop_left = np.maximum(self.stop_left - h, 0.0)
         self.age += h
         # Ornstein-Uhlenbeck drifts: preferred speed around the person's mean, direction around 0.
-        self.pref_speed += ((self.mean_speed - self.pref_speed) * h / SPEED_TAU_S + SPEED_DRIFT_MPS
-                            * math.sqrt(2 * h / SPEED_TAU_S) * rng.standard_normal(n))
+        self.pref_speed += (
+            self.mean_speed - self.pref_speed
+        ) * h / SPEED_TAU_S + SPEED_DRIFT_MPS * math.sqrt(
+            2 * h / SPEED_TAU_S
+        ) * rng.standard_normal(n)
         self.pref_speed = np.clip(self.pref_speed, cfg.speed_min_mps, cfg.speed_max_mps)
-        self.wander_target += (-self.wander_target * h / WANDER_TAU_S
-                               + math.radians(cfg.wander_deg) * math.sqrt(2 * h / WANDER_TAU_S)
-                               * rng.standard_normal(n))
+        self.wander_target += -self.wander_target * h / WANDER_TAU_S + math.radians(
+            cfg.wander_deg
+        ) * math.sqrt(2 * h / WANDER_TAU_S) * rng.standard_normal(n)
         self.wander += (self.wander_target - self.wander) * h / WANDER_LAG_S
 
-        stops = (self.stop_left == 0) & (self.speed > 0.5) & (rng.random(n) < cfg.stop_rate_per_s * h)
+        stops = (
+            (self.stop_left == 0) & (self.speed > 0.5) & (rng.random(n) < cfg.stop_rate_per_s * h)
+        )
         self.stop_left[stops] = rng.uniform(cfg.stop_min_s, cfg.stop_max_s, stops.sum())
         # At a point of interest: often linger, then head for an exit. Old-timers leave too.
         done = ~self.goal_is_exit & ((dist < ARRIVE_M) | (self.age > MAX_AGE_S))
@@ -249,12 +297,20 @@ def run_crowd(cfg: SynthConfig, area: Area, rng: np.random.Generator) -> CrowdRe
     counts, parts = [], []
     for _ in range(cfg.n_frames):
         counts.append(len(crowd.id))
-        parts.append([a.copy() for a in (crowd.id, crowd.pos, crowd.heading, crowd.speed,
-                                         crowd.phase)])
+        parts.append(
+            [a.copy() for a in (crowd.id, crowd.pos, crowd.heading, crowd.speed, crowd.phase)]
+        )
         for _ in range(n_sub):
             crowd.step(dt / n_sub)
         crowd.arrive_and_leave(dt)
-    cols = [np.concatenate(c) for c in zip(*parts)]
-    return CrowdRecord(np.r_[0, np.cumsum(counts)].astype(np.int64), cols[0].astype(np.int64),
-                       cols[1].reshape(-1, 2), cols[2], cols[3], cols[4], crowd.poi,
-                       crowd.next_id - 1)
+    cols = [np.concatenate(c) for c in zip(*parts, strict=False)]
+    return CrowdRecord(
+        np.r_[0, np.cumsum(counts)].astype(np.int64),
+        cols[0].astype(np.int64),
+        cols[1].reshape(-1, 2),
+        cols[2],
+        cols[3],
+        cols[4],
+        crowd.poi,
+        crowd.next_id - 1,
+    )

@@ -15,6 +15,7 @@ turn rate and acceleration, stops, social-force avoidance, people entering and l
 the area's borders) and returns a `SynthScene`; `trajpred.synth_render` draws it and writes
 the files.
 """
+
 from __future__ import annotations
 
 import math
@@ -32,60 +33,74 @@ from .tracks import Tracks, bottom_centre
 class CameraConfig:
     """The fixed camera: where it stands and where it looks (see the module doc for axes)."""
 
-    height_m: float = 8.0       # camera centre above the ground
-    tilt_deg: float = 40.0      # pitch below the horizon
-    hfov_deg: float = 60.0      # horizontal field of view
+    height_m: float = 8.0  # camera centre above the ground
+    tilt_deg: float = 40.0  # pitch below the horizon
+    hfov_deg: float = 60.0  # horizontal field of view
     roll_deg: float = 0.0
-    max_depth_m: float = 30.0   # people walk no farther than this (ground distance along y)
+    max_depth_m: float = 30.0  # people walk no farther than this (ground distance along y)
 
 
 @dataclass
 class SynthConfig:
     """Settings of `simulate`; configs/synth.yaml lists the same defaults."""
 
-    width: int = 640                  # video size in pixels (even numbers, for mp4v)
+    width: int = 640  # video size in pixels (even numbers, for mp4v)
     height: int = 384
-    fps: float = 10.0                 # video frame rate; the crowd is simulated at this rate
+    fps: float = 10.0  # video frame rate; the crowd is simulated at this rate
     duration_s: float = 30.0
     seed: int = 0
-    world_dt_s: float = 0.4           # step of the world ground truth (ETH/UCY: 0.4 s)
-    n_agents: int = 20                # target number of people in the walkable area
-    spawn_rate_per_s: float = 1.0     # arrivals through the borders while below n_agents
-    area_margin_m: float = 2.0        # walkable area = the camera's ground footprint + margin
-    n_points_of_interest: int = 3     # places inside the area people walk to before leaving
-    poi_prob: float = 0.35            # chance that a person visits one before leaving
-    speed_mean_mps: float = 1.3       # preferred walking speed ~ N(mean, std), clipped
+    world_dt_s: float = 0.4  # step of the world ground truth (ETH/UCY: 0.4 s)
+    n_agents: int = 20  # target number of people in the walkable area
+    spawn_rate_per_s: float = 1.0  # arrivals through the borders while below n_agents
+    area_margin_m: float = 2.0  # walkable area = the camera's ground footprint + margin
+    n_points_of_interest: int = 3  # places inside the area people walk to before leaving
+    poi_prob: float = 0.35  # chance that a person visits one before leaving
+    speed_mean_mps: float = 1.3  # preferred walking speed ~ N(mean, std), clipped
     speed_std_mps: float = 0.25
     speed_min_mps: float = 0.6
     speed_max_mps: float = 2.0
-    max_turn_deg_s: float = 90.0      # bound on how fast anyone turns
-    wander_deg: float = 10.0          # slow random drift of the walking direction (std)
+    max_turn_deg_s: float = 90.0  # bound on how fast anyone turns
+    wander_deg: float = 10.0  # slow random drift of the walking direction (std)
     max_accel_mps2: float = 1.0
-    stop_rate_per_s: float = 0.015    # chance per second that a walker stops for a while
+    stop_rate_per_s: float = 0.015  # chance per second that a walker stops for a while
     stop_min_s: float = 2.0
     stop_max_s: float = 6.0
-    avoidance: float = 1.0            # strength of the social-force push between people
-    person_height_m: float = 1.75     # mean body height; std person_height_std_m
+    avoidance: float = 1.0  # strength of the social-force push between people
+    person_height_m: float = 1.75  # mean body height; std person_height_std_m
     person_height_std_m: float = 0.07
-    min_box_height_px: float = 8.0    # smaller (or less visible area) -> not in ground truth
+    min_box_height_px: float = 8.0  # smaller (or less visible area) -> not in ground truth
     min_visible_area_px: float = 60.0
-    substep_s: float = 0.05           # longest simulation step
+    substep_s: float = 0.05  # longest simulation step
     camera: CameraConfig = field(default_factory=CameraConfig)
 
     def __post_init__(self) -> None:
         checks = [
-            (self.width >= 32 and self.height >= 32 and self.width % 2 == 0
-             and self.height % 2 == 0, "width and height must be even numbers >= 32"),
+            (
+                self.width >= 32
+                and self.height >= 32
+                and self.width % 2 == 0
+                and self.height % 2 == 0,
+                "width and height must be even numbers >= 32",
+            ),
             (self.fps > 0 and self.duration_s > 0, "fps and duration_s must be > 0"),
             (self.world_dt_s * self.fps >= 1 - 1e-9, "world_dt_s must be at least one frame"),
-            (self.n_agents >= 0 and self.spawn_rate_per_s >= 0, "n_agents and spawn_rate_per_s "
-             "must be >= 0"),
-            (0 < self.speed_min_mps <= self.speed_max_mps, "need 0 < speed_min_mps <= speed_max_mps"),
-            (self.max_turn_deg_s > 0 and self.max_accel_mps2 > 0, "max_turn_deg_s and "
-             "max_accel_mps2 must be > 0"),
+            (
+                self.n_agents >= 0 and self.spawn_rate_per_s >= 0,
+                "n_agents and spawn_rate_per_s must be >= 0",
+            ),
+            (
+                0 < self.speed_min_mps <= self.speed_max_mps,
+                "need 0 < speed_min_mps <= speed_max_mps",
+            ),
+            (
+                self.max_turn_deg_s > 0 and self.max_accel_mps2 > 0,
+                "max_turn_deg_s and max_accel_mps2 must be > 0",
+            ),
             (0 <= self.stop_min_s <= self.stop_max_s, "need 0 <= stop_min_s <= stop_max_s"),
-            (0 <= self.poi_prob <= 1 and self.n_points_of_interest >= 0,
-             "poi_prob must be in [0, 1] and n_points_of_interest >= 0"),
+            (
+                0 <= self.poi_prob <= 1 and self.n_points_of_interest >= 0,
+                "poi_prob must be in [0, 1] and n_points_of_interest >= 0",
+            ),
             (self.substep_s > 0, "substep_s must be > 0"),
             (0.5 < self.person_height_m < 3, "person_height_m must be in (0.5, 3)"),
             (5 <= self.camera.tilt_deg <= 80, "camera.tilt_deg must be in [5, 80]"),
@@ -95,13 +110,17 @@ class SynthConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(f"synth config: {message}")
-        vfov_half = math.degrees(math.atan(self.height / self.width
-                                           * math.tan(math.radians(self.camera.hfov_deg / 2))))
+        vfov_half = math.degrees(
+            math.atan(self.height / self.width * math.tan(math.radians(self.camera.hfov_deg / 2)))
+        )
         if self.camera.tilt_deg + vfov_half >= 89:
-            raise ConfigError("synth config: the image bottom looks behind the camera; "
-                              "lower camera.tilt_deg or camera.hfov_deg")
+            raise ConfigError(
+                "synth config: the image bottom looks behind the camera; "
+                "lower camera.tilt_deg or camera.hfov_deg"
+            )
         if self.camera.max_depth_m <= self.camera.height_m / math.tan(
-                math.radians(self.camera.tilt_deg + vfov_half)):
+            math.radians(self.camera.tilt_deg + vfov_half)
+        ):
             raise ConfigError("synth config: camera.max_depth_m ends before the image bottom")
 
     @property
@@ -124,7 +143,7 @@ class Camera:
     height: int
 
     @classmethod
-    def from_config(cls, cfg: CameraConfig, width: int, height: int) -> "Camera":
+    def from_config(cls, cfg: CameraConfig, width: int, height: int) -> Camera:
         f = (width / 2) / math.tan(math.radians(cfg.hfov_deg) / 2)
         K = np.array([[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1]])
         s, c = math.sin(math.radians(cfg.tilt_deg)), math.cos(math.radians(cfg.tilt_deg))
@@ -160,7 +179,7 @@ class Camera:
 
     def ground_rays(self, uv: np.ndarray) -> np.ndarray:
         """(N, 2) pixels -> (N, 3) world directions of the rays through them (not unit)."""
-        m = np.linalg.inv(self.K).T @ self.R                   # (u, v, 1) @ m = ray
+        m = np.linalg.inv(self.K).T @ self.R  # (u, v, 1) @ m = ray
         # Written out per column: a BLAS matmul of a tall (N, 3) array is far slower here.
         return uv[:, :1] * m[0] + uv[:, 1:2] * m[1] + m[2]
 
@@ -176,25 +195,36 @@ class Area:
 
     def contains(self, xy: np.ndarray, pad_m: float = 0.0) -> np.ndarray:
         """(N, 2) points -> (N,) bool, inside the rectangle grown by pad_m."""
-        return ((xy[:, 0] >= self.x_min - pad_m) & (xy[:, 0] <= self.x_max + pad_m)
-                & (xy[:, 1] >= self.y_min - pad_m) & (xy[:, 1] <= self.y_max + pad_m))
+        return (
+            (xy[:, 0] >= self.x_min - pad_m)
+            & (xy[:, 0] <= self.x_max + pad_m)
+            & (xy[:, 1] >= self.y_min - pad_m)
+            & (xy[:, 1] <= self.y_max + pad_m)
+        )
 
 
 def walkable_area(camera: Camera, cam_cfg: CameraConfig, margin_m: float) -> Area:
     """The bounding rectangle of the image's ground footprint up to max_depth_m, plus margin."""
     w, h = camera.width - 1, camera.height - 1
     k = np.linspace(0, 1, 33)
-    border = np.concatenate([np.column_stack([k * w, np.zeros_like(k)]),
-                             np.column_stack([k * w, np.full_like(k, h)]),
-                             np.column_stack([np.zeros_like(k), k * h]),
-                             np.column_stack([np.full_like(k, w), k * h])])
+    border = np.concatenate(
+        [
+            np.column_stack([k * w, np.zeros_like(k)]),
+            np.column_stack([k * w, np.full_like(k, h)]),
+            np.column_stack([np.zeros_like(k), k * h]),
+            np.column_stack([np.full_like(k, w), k * h]),
+        ]
+    )
     rays = camera.ground_rays(border)
-    ground_s = np.where(rays[:, 2] < -1e-9, cam_cfg.height_m / np.maximum(-rays[:, 2], 1e-9), np.inf)
+    ground_s = np.where(
+        rays[:, 2] < -1e-9, cam_cfg.height_m / np.maximum(-rays[:, 2], 1e-9), np.inf
+    )
     xy = rays[:, :2] * ground_s[:, None]
     far = ~np.isfinite(ground_s) | (xy[:, 1] > cam_cfg.max_depth_m)
     # Rays that miss the ground or land beyond max_depth_m: where they cross y = max_depth_m.
-    xy[far] = np.column_stack([rays[far, 0] / rays[far, 1] * cam_cfg.max_depth_m,
-                               np.full(far.sum(), cam_cfg.max_depth_m)])
+    xy[far] = np.column_stack(
+        [rays[far, 0] / rays[far, 1] * cam_cfg.max_depth_m, np.full(far.sum(), cam_cfg.max_depth_m)]
+    )
     lo, hi = xy.min(axis=0) - margin_m, xy.max(axis=0) + margin_m
     return Area(float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1]))
 
@@ -204,13 +234,13 @@ class FigureShape:
     """A drawn person, as fractions of its image height h (feet at v, head top at v - h)."""
 
     head_r: float = 0.068
-    torso_cy: float = 0.63      # torso ellipse centre above the feet
+    torso_cy: float = 0.63  # torso ellipse centre above the feet
     torso_ry: float = 0.19
-    torso_rx: float = 0.125     # times the person's width_scale
+    torso_rx: float = 0.125  # times the person's width_scale
     hip_y: float = 0.47
-    hip_dx: float = 0.05        # half the gap between the legs seen from the front
-    leg_w: float = 0.075        # horizontal thickness of a leg
-    leg_swing: float = 0.11     # foot offset at full stride seen from the side
+    hip_dx: float = 0.05  # half the gap between the legs seen from the front
+    leg_w: float = 0.075  # horizontal thickness of a leg
+    leg_swing: float = 0.11  # foot offset at full stride seen from the side
     shoulder_y: float = 0.78
     shoulder_dx: float = 0.105  # times width_scale
     hand_y: float = 0.43
@@ -234,11 +264,24 @@ def figure_layout(h_px: np.ndarray, width_scale: np.ndarray, swing: np.ndarray) 
     shoulder = h_px * f.shoulder_dx * width_scale
     hand = shoulder + h_px * (0.01 - f.arm_swing * swing)
     torso = h_px * f.torso_rx * width_scale
-    half = np.maximum.reduce([np.abs(foot) + h_px * f.leg_w / 2, hip + h_px * f.leg_w / 2,
-                              np.abs(hand) + h_px * f.arm_w / 2, shoulder + h_px * f.arm_w / 2,
-                              torso, np.full_like(h_px, f.head_r) * h_px])
-    return dict(foot_dx=foot, hip_dx=hip, shoulder_dx=shoulder, hand_dx=hand, torso_rx=torso,
-                half_width=half)
+    half = np.maximum.reduce(
+        [
+            np.abs(foot) + h_px * f.leg_w / 2,
+            hip + h_px * f.leg_w / 2,
+            np.abs(hand) + h_px * f.arm_w / 2,
+            shoulder + h_px * f.arm_w / 2,
+            torso,
+            np.full_like(h_px, f.head_r) * h_px,
+        ]
+    )
+    return dict(
+        foot_dx=foot,
+        hip_dx=hip,
+        shoulder_dx=shoulder,
+        hand_dx=hand,
+        torso_rx=torso,
+        half_width=half,
+    )
 
 
 @dataclass
@@ -299,14 +342,28 @@ class SynthScene:
         """Image ground truth: clipped boxes of the rows in_gt, 1-based frames, class 0 (person)."""
         rows = np.flatnonzero(self.in_gt)
         box = self.gt_box_xywh[rows]
-        return Tracks(self.frame_index[rows] + 1, self.person_id[rows], bottom_centre(box), box,
-                      np.zeros(len(rows)), np.ones(len(rows)), units="px", source="gt_mot.txt")
+        return Tracks(
+            self.frame_index[rows] + 1,
+            self.person_id[rows],
+            bottom_centre(box),
+            box,
+            np.zeros(len(rows)),
+            np.ones(len(rows)),
+            units="px",
+            source="gt_mot.txt",
+        )
 
     def world_tracks(self) -> Tracks:
         """World ground truth (metres) every world_dt_s, for the people in the image then."""
         rows = np.flatnonzero(self.in_gt & np.isin(self.frame_index + 1, self.world_frame_ids()))
-        return Tracks(self.frame_index[rows] + 1, self.person_id[rows], self.world_xy_m[rows],
-                      class_id=np.zeros(len(rows)), units="m", source="gt_world.txt")
+        return Tracks(
+            self.frame_index[rows] + 1,
+            self.person_id[rows],
+            self.world_xy_m[rows],
+            class_id=np.zeros(len(rows)),
+            units="m",
+            source="gt_world.txt",
+        )
 
 
 def simulate(cfg: SynthConfig) -> SynthScene:
@@ -320,8 +377,11 @@ def simulate(cfg: SynthConfig) -> SynthScene:
     crowd = run_crowd(cfg, area, np.random.default_rng([cfg.seed, 0]))
     looks = np.random.default_rng([cfg.seed, 1])
     n_people = crowd.n_people
-    height_m = np.clip(looks.normal(cfg.person_height_m, cfg.person_height_std_m, n_people),
-                       cfg.person_height_m - 0.3, cfg.person_height_m + 0.3)
+    height_m = np.clip(
+        looks.normal(cfg.person_height_m, cfg.person_height_std_m, n_people),
+        cfg.person_height_m - 0.3,
+        cfg.person_height_m + 0.3,
+    )
     width_scale = looks.uniform(0.85, 1.2, n_people)
     colours = _clothing_colours(looks, n_people)
 
@@ -338,31 +398,60 @@ def simulate(cfg: SynthConfig) -> SynthScene:
     half = figure_layout(h_px, width_scale[idx], swing)["half_width"]
     box = np.column_stack([feet[:, 0] - half, feet[:, 1] - h_px, 2 * half, h_px])
     gt_box, visibility = _clip_and_occlude(box, depth, crowd.frame_start, cfg.width, cfg.height)
-    in_gt = ((depth > 0.5) & (gt_box[:, 3] >= cfg.min_box_height_px) & (gt_box[:, 2] >= 2)
-             & (gt_box[:, 2] * gt_box[:, 3] >= cfg.min_visible_area_px))
-    return SynthScene(cfg, camera, area, crowd.points_of_interest, crowd.frame_start,
-                      crowd.person_id, xy, crowd.heading_rad, crowd.speed_mps, swing, box, depth,
-                      gt_box, visibility, in_gt, height_m, width_scale, colours)
+    in_gt = (
+        (depth > 0.5)
+        & (gt_box[:, 3] >= cfg.min_box_height_px)
+        & (gt_box[:, 2] >= 2)
+        & (gt_box[:, 2] * gt_box[:, 3] >= cfg.min_visible_area_px)
+    )
+    return SynthScene(
+        cfg,
+        camera,
+        area,
+        crowd.points_of_interest,
+        crowd.frame_start,
+        crowd.person_id,
+        xy,
+        crowd.heading_rad,
+        crowd.speed_mps,
+        swing,
+        box,
+        depth,
+        gt_box,
+        visibility,
+        in_gt,
+        height_m,
+        width_scale,
+        colours,
+    )
 
 
 def _clothing_colours(rng: np.random.Generator, n: int) -> np.ndarray:
     """(n, 4, 3) uint8 BGR: shirt (any hue), trousers (dark), skin tone, hair (dark)."""
     hsv = np.zeros((n, 4, 3))
-    hsv[:, 0] = np.column_stack([rng.uniform(0, 180, n), rng.uniform(0.2, 1, n) * 255,
-                                 rng.uniform(0.25, 1, n) * 255])
-    hsv[:, 1] = np.column_stack([rng.uniform(90, 130, n), rng.uniform(0, 0.6, n) * 255,
-                                 rng.uniform(0.1, 0.5, n) * 255])
-    hsv[:, 2] = np.column_stack([rng.uniform(5, 20, n), rng.uniform(0.3, 0.6, n) * 255,
-                                 rng.uniform(0.35, 0.95, n) * 255])
-    hsv[:, 3] = np.column_stack([rng.uniform(5, 25, n), rng.uniform(0.2, 0.8, n) * 255,
-                                 rng.uniform(0.05, 0.5, n) * 255])
+    hsv[:, 0] = np.column_stack(
+        [rng.uniform(0, 180, n), rng.uniform(0.2, 1, n) * 255, rng.uniform(0.25, 1, n) * 255]
+    )
+    hsv[:, 1] = np.column_stack(
+        [rng.uniform(90, 130, n), rng.uniform(0, 0.6, n) * 255, rng.uniform(0.1, 0.5, n) * 255]
+    )
+    hsv[:, 2] = np.column_stack(
+        [rng.uniform(5, 20, n), rng.uniform(0.3, 0.6, n) * 255, rng.uniform(0.35, 0.95, n) * 255]
+    )
+    hsv[:, 3] = np.column_stack(
+        [rng.uniform(5, 25, n), rng.uniform(0.2, 0.8, n) * 255, rng.uniform(0.05, 0.5, n) * 255]
+    )
     # OpenCV HSV (H in [0, 180)) -> BGR, done with one cvtColor on an (n, 4) image.
-    return cv2.cvtColor(hsv.astype(np.uint8).reshape(n, 4, 3), cv2.COLOR_HSV2BGR) if n else \
-        np.zeros((0, 4, 3), np.uint8)
+    return (
+        cv2.cvtColor(hsv.astype(np.uint8).reshape(n, 4, 3), cv2.COLOR_HSV2BGR)
+        if n
+        else np.zeros((0, 4, 3), np.uint8)
+    )
 
 
-def _clip_and_occlude(box: np.ndarray, depth: np.ndarray, frame_start: np.ndarray,
-                      width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+def _clip_and_occlude(
+    box: np.ndarray, depth: np.ndarray, frame_start: np.ndarray, width: int, height: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(N, 4) full boxes -> (N, 4) boxes clipped to the image and (N,) visibility.
 
     Visibility counts whole pixels: the share of the full box's area that lies in the image and
@@ -380,17 +469,22 @@ def _clip_and_occlude(box: np.ndarray, depth: np.ndarray, frame_start: np.ndarra
         if e - s < 2:
             continue
         f = slice(s, e)
-        overlap = ((x0[f, None] < x1[None, f]) & (x0[None, f] < x1[f, None])
-                   & (y0[f, None] < y1[None, f]) & (y0[None, f] < y1[f, None])
-                   & (depth[None, f] < depth[f, None]))  # [i, j]: j is nearer and overlaps i
+        overlap = (
+            (x0[f, None] < x1[None, f])
+            & (x0[None, f] < x1[f, None])
+            & (y0[f, None] < y1[None, f])
+            & (y0[None, f] < y1[f, None])
+            & (depth[None, f] < depth[f, None])
+        )  # [i, j]: j is nearer and overlaps i
         for i in np.flatnonzero(overlap.any(axis=1)):
             r = s + i
             ix0, iy0 = int(math.floor(x0[r])), int(math.floor(y0[r]))
             covered = np.zeros((int(math.ceil(y1[r])) - iy0, int(math.ceil(x1[r])) - ix0), bool)
             for j in s + np.flatnonzero(overlap[i]):
-                covered[max(int(round(y0[j])) - iy0, 0):max(int(round(y1[j])) - iy0, 0),
-                        max(int(round(x0[j])) - ix0, 0):max(int(round(x1[j])) - ix0, 0)] = True
+                covered[
+                    max(int(round(y0[j])) - iy0, 0) : max(int(round(y1[j])) - iy0, 0),
+                    max(int(round(x0[j])) - ix0, 0) : max(int(round(x1[j])) - ix0, 0),
+                ] = True
             share = covered.mean() if covered.size else 0.0
             visibility[r] *= 1.0 - share
     return clipped, np.clip(visibility, 0.0, 1.0)
-

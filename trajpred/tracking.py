@@ -7,6 +7,7 @@ Track ids start at 1 for every new `Tracker` and after `reset()`, so each video'
 fresh. `tracked_from_ultralytics` converts the results of `YOLO.track` the same way, including
 frames where ultralytics gives `boxes.id is None` (no confirmed track yet): no tracked boxes.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -53,13 +54,14 @@ class TrackedBoxes:
         return bottom_centre(self.box_xywh)
 
     @classmethod
-    def empty(cls) -> "TrackedBoxes":
+    def empty(cls) -> TrackedBoxes:
         return cls(np.zeros(0), np.zeros((0, 4)), np.zeros(0), np.zeros(0))
 
-    def sorted(self) -> "TrackedBoxes":
+    def sorted(self) -> TrackedBoxes:
         order = np.argsort(self.track_id, kind="stable")
-        return TrackedBoxes(self.track_id[order], self.box_xywh[order], self.conf[order],
-                            self.class_id[order])
+        return TrackedBoxes(
+            self.track_id[order], self.box_xywh[order], self.conf[order], self.class_id[order]
+        )
 
 
 def _from_xyxy_rows(xyxy: np.ndarray, track_id, conf, class_id) -> TrackedBoxes:
@@ -73,8 +75,12 @@ def tracked_from_ultralytics(result) -> TrackedBoxes:
     boxes = result.boxes
     if boxes is None or boxes.id is None or len(boxes) == 0:
         return TrackedBoxes.empty()
-    return _from_xyxy_rows(boxes.xyxy.cpu().numpy(), boxes.id.cpu().numpy(),
-                           boxes.conf.cpu().numpy(), boxes.cls.cpu().numpy())
+    return _from_xyxy_rows(
+        boxes.xyxy.cpu().numpy(),
+        boxes.id.cpu().numpy(),
+        boxes.conf.cpu().numpy(),
+        boxes.cls.cpu().numpy(),
+    )
 
 
 def tracker_yaml(name: str) -> Path:
@@ -85,7 +91,9 @@ def tracker_yaml(name: str) -> Path:
         return Path(check_yaml(f"{name}.yaml"))
     path = Path(name).expanduser()
     if path.suffix.lower() not in (".yaml", ".yml"):
-        raise TrajpredError(f"tracker must be {' or '.join(BUILT_IN)} or a tracker .yaml file, got {name!r}")
+        raise TrajpredError(
+            f"tracker must be {' or '.join(BUILT_IN)} or a tracker .yaml file, got {name!r}"
+        )
     if not path.is_file():
         raise TrajpredError(f"tracker config {name} not found")
     return path
@@ -100,14 +108,20 @@ def build_tracker(name: str):
     try:
         cfg = IterableSimpleNamespace(**(YAML.load(path) or {}))
     except Exception as e:  # YAML errors of several types; one line either way
-        raise TrajpredError(f"tracker config {path}: cannot read ({str(e).splitlines()[0][:120]})") from None
+        raise TrajpredError(
+            f"tracker config {path}: cannot read ({str(e).splitlines()[0][:120]})"
+        ) from None
     kind = getattr(cfg, "tracker_type", None)
     cls = TRACKER_MAP.get(kind)
     if cls is None:
-        raise TrajpredError(f"tracker config {path}: tracker_type {kind!r} is not one of {sorted(TRACKER_MAP)}")
+        raise TrajpredError(
+            f"tracker config {path}: tracker_type {kind!r} is not one of {sorted(TRACKER_MAP)}"
+        )
     if hasattr(cls, "setup_predictor") or hasattr(cls, "compute_frame_extras"):
-        raise TrajpredError(f"tracker config {path}: {kind} needs ultralytics' own predictor; "
-                            f"use bytetrack or botsort")
+        raise TrajpredError(
+            f"tracker config {path}: {kind} needs ultralytics' own predictor; "
+            f"use bytetrack or botsort"
+        )
     if getattr(cfg, "with_reid", False) and getattr(cfg, "model", "auto") == "auto":
         # "auto" reads detector features from inside the ultralytics predictor, which this
         # adapter does not run; without them the tracker matches on motion alone.
@@ -135,19 +149,31 @@ class Tracker:
         """Advance the tracker by one frame; returns the confirmed tracks seen on this frame."""
         return self.update_with_index(detections, frame_bgr)[0]
 
-    def update_with_index(self, detections: Detections,
-                          frame_bgr: np.ndarray) -> tuple[TrackedBoxes, np.ndarray]:
+    def update_with_index(
+        self, detections: Detections, frame_bgr: np.ndarray
+    ) -> tuple[TrackedBoxes, np.ndarray]:
         """`update`, plus for each returned track the row of `detections` it was matched to
         ((N,) int64), e.g. to look up per-detection appearance features."""
         from ultralytics.engine.results import Boxes
 
         box = detections.box_xywh
-        data = np.column_stack([box[:, :2], box[:, :2] + box[:, 2:], detections.conf,
-                                detections.class_id]).astype(np.float32).reshape(-1, 6)
+        data = (
+            np.column_stack(
+                [box[:, :2], box[:, :2] + box[:, 2:], detections.conf, detections.class_id]
+            )
+            .astype(np.float32)
+            .reshape(-1, 6)
+        )
         rows = self._tracker.update(Boxes(data, frame_bgr.shape[:2]), frame_bgr)
         if len(rows) == 0:
             return TrackedBoxes.empty(), np.zeros(0, np.int64)
         rows = np.asarray(rows, dtype=np.float64)  # (N, 8) x1, y1, x2, y2, id, score, cls, idx
         tracks = _from_xyxy_rows(rows[:, :4], rows[:, 4], rows[:, 5].clip(0.0, 1.0), rows[:, 6])
-        index = dict(zip(rows[:, 4].astype(np.int64).tolist(), rows[:, 7].astype(np.int64).tolist()))
+        index = dict(
+            zip(
+                rows[:, 4].astype(np.int64).tolist(),
+                rows[:, 7].astype(np.int64).tolist(),
+                strict=False,
+            )
+        )
         return tracks, np.array([index[t] for t in tracks.track_id.tolist()], np.int64)

@@ -1,8 +1,9 @@
 """The track data type shared by every stage: one row per (frame, track) observation."""
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import numpy as np
 
@@ -41,10 +42,16 @@ class Tracks:
         self.xy = np.asarray(self.xy, dtype=np.float64).reshape(n, 2)
         if self.box_xywh is not None:
             self.box_xywh = np.asarray(self.box_xywh, dtype=np.float64).reshape(n, 4)
-        self.class_id = (np.full(n, -1, np.int64) if self.class_id is None
-                         else np.asarray(self.class_id, dtype=np.int64).reshape(n))
-        self.conf = (np.ones(n, np.float64) if self.conf is None
-                     else np.asarray(self.conf, dtype=np.float64).reshape(n))
+        self.class_id = (
+            np.full(n, -1, np.int64)
+            if self.class_id is None
+            else np.asarray(self.class_id, dtype=np.int64).reshape(n)
+        )
+        self.conf = (
+            np.ones(n, np.float64)
+            if self.conf is None
+            else np.asarray(self.conf, dtype=np.float64).reshape(n)
+        )
         if len(self.track_id) != n:
             raise ValueError(f"track_id has {len(self.track_id)} rows, frame_id has {n}")
         if self.units not in UNITS:
@@ -56,17 +63,30 @@ class Tracks:
         return len(self.frame_id)
 
     @classmethod
-    def empty(cls, units: str = "m", with_boxes: bool = False, source: str = "") -> "Tracks":
-        return cls(np.zeros(0), np.zeros(0), np.zeros((0, 2)),
-                   np.zeros((0, 4)) if with_boxes else None, units=units, source=source)
+    def empty(cls, units: str = "m", with_boxes: bool = False, source: str = "") -> Tracks:
+        return cls(
+            np.zeros(0),
+            np.zeros(0),
+            np.zeros((0, 2)),
+            np.zeros((0, 4)) if with_boxes else None,
+            units=units,
+            source=source,
+        )
 
-    def select(self, rows: np.ndarray) -> "Tracks":
+    def select(self, rows: np.ndarray) -> Tracks:
         """A new Tracks holding the given rows (boolean mask or indices)."""
-        return Tracks(self.frame_id[rows], self.track_id[rows], self.xy[rows],
-                      None if self.box_xywh is None else self.box_xywh[rows],
-                      self.class_id[rows], self.conf[rows], self.units, self.source)
+        return Tracks(
+            self.frame_id[rows],
+            self.track_id[rows],
+            self.xy[rows],
+            None if self.box_xywh is None else self.box_xywh[rows],
+            self.class_id[rows],
+            self.conf[rows],
+            self.units,
+            self.source,
+        )
 
-    def sorted(self) -> "Tracks":
+    def sorted(self) -> Tracks:
         """Rows ordered by frame, then track id (the order every writer uses)."""
         return self.select(np.lexsort((self.track_id, self.frame_id)))
 
@@ -76,13 +96,13 @@ class Tracks:
     def frames(self) -> np.ndarray:
         return np.unique(self.frame_id)
 
-    def by_track(self) -> Iterator[tuple[int, "Tracks"]]:
+    def by_track(self) -> Iterator[tuple[int, Tracks]]:
         """Yield (track_id, rows of that track ordered by frame)."""
         order = np.lexsort((self.frame_id, self.track_id))
         ids = self.track_id[order]
         starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
         ends = np.r_[starts[1:], len(ids)]
-        for s, e in zip(starts, ends):
+        for s, e in zip(starts, ends, strict=False):
             yield int(ids[s]), self.select(order[s:e])
 
     def duplicate_rows(self) -> np.ndarray:
@@ -94,20 +114,23 @@ class Tracks:
         return np.flatnonzero(dup)
 
     @staticmethod
-    def concat(parts: list["Tracks"]) -> "Tracks":
+    def concat(parts: list[Tracks]) -> Tracks:
         if not parts:
             return Tracks.empty()
         units = {p.units for p in parts}
         if len(units) > 1:
             raise ValueError(f"cannot mix units {sorted(units)}")
         with_boxes = all(p.box_xywh is not None for p in parts)
-        return Tracks(np.concatenate([p.frame_id for p in parts]),
-                      np.concatenate([p.track_id for p in parts]),
-                      np.concatenate([p.xy for p in parts]),
-                      np.concatenate([p.box_xywh for p in parts]) if with_boxes else None,
-                      np.concatenate([p.class_id for p in parts]),
-                      np.concatenate([p.conf for p in parts]),
-                      units.pop(), parts[0].source)
+        return Tracks(
+            np.concatenate([p.frame_id for p in parts]),
+            np.concatenate([p.track_id for p in parts]),
+            np.concatenate([p.xy for p in parts]),
+            np.concatenate([p.box_xywh for p in parts]) if with_boxes else None,
+            np.concatenate([p.class_id for p in parts]),
+            np.concatenate([p.conf for p in parts]),
+            units.pop(),
+            parts[0].source,
+        )
 
 
 def bottom_centre(box_xywh: np.ndarray) -> np.ndarray:

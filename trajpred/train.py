@@ -6,6 +6,7 @@ from last.pt: weights, optimiser, schedule, epoch, best metric and early-stoppin
 Each epoch reseeds from (seed, epoch), so a resumed run draws the same batches as an
 uninterrupted one.
 """
+
 from __future__ import annotations
 
 import csv
@@ -73,18 +74,18 @@ class TrainConfig:
     weight_decay: float = 1e-4
     warmup_epochs: int = 2
     grad_clip: float = 1.0
-    patience: int = 12            # epochs without a better validation ADE before stopping
+    patience: int = 12  # epochs without a better validation ADE before stopping
     seed: int = 0
-    min_obs_len: int = 0          # >1: train on random history lengths min_obs_len..obs_len
+    min_obs_len: int = 0  # >1: train on random history lengths min_obs_len..obs_len
     augment_rotate: bool = True
     augment_flip: bool = True
-    augment_speed: float = 0.1    # scale whole windows by a factor in [1 - a, 1 + a]
-    augment_noise: float = 0.0    # max std of noise added to observed positions (model units, ~m)
-    wta_relax: float = 0.05       # share of the mode loss given to the losing modes
-    mode_weight: float = 0.3      # weight of the mixture head's losses beside the deterministic ADE
-    eval_k: int = 20              # best-of-K on validation
-    threads: int = 0              # torch CPU threads (0 = torch's default)
-    init_from: str = ""           # start from this checkpoint's weights (fine-tuning); same model config
+    augment_speed: float = 0.1  # scale whole windows by a factor in [1 - a, 1 + a]
+    augment_noise: float = 0.0  # max std of noise added to observed positions (model units, ~m)
+    wta_relax: float = 0.05  # share of the mode loss given to the losing modes
+    mode_weight: float = 0.3  # weight of the mixture head's losses beside the deterministic ADE
+    eval_k: int = 20  # best-of-K on validation
+    threads: int = 0  # torch CPU threads (0 = torch's default)
+    init_from: str = ""  # start from this checkpoint's weights (fine-tuning); same model config
     out_dir: str = "runs/train"
 
 
@@ -107,8 +108,13 @@ class EpochLog:
     seconds: float
 
 
-def augment(obs: torch.Tensor, fut: torch.Tensor, cfg: TrainConfig, gen: torch.Generator,
-            nbr: torch.Tensor | None = None):
+def augment(
+    obs: torch.Tensor,
+    fut: torch.Tensor,
+    cfg: TrainConfig,
+    gen: torch.Generator,
+    nbr: torch.Tensor | None = None,
+):
     """Random rotation, mirror and speed scaling of whole windows (and their neighbours, (B, K,
     2, 2)) about their last observation."""
     origin = obs[:, -1:].clone()
@@ -118,7 +124,9 @@ def augment(obs: torch.Tensor, fut: torch.Tensor, cfg: TrainConfig, gen: torch.G
     if cfg.augment_rotate:
         angle = torch.rand(b, generator=gen) * 2 * math.pi
         c, s = torch.cos(angle)[:, None], torch.sin(angle)[:, None]
-        both = torch.stack([c * both[..., 0] - s * both[..., 1], s * both[..., 0] + c * both[..., 1]], -1)
+        both = torch.stack(
+            [c * both[..., 0] - s * both[..., 1], s * both[..., 0] + c * both[..., 1]], -1
+        )
     if cfg.augment_flip:
         flip = (torch.rand(b, generator=gen) < 0.5)[:, None]
         both = torch.stack([both[..., 0], torch.where(flip, -both[..., 1], both[..., 1])], -1)
@@ -127,16 +135,16 @@ def augment(obs: torch.Tensor, fut: torch.Tensor, cfg: TrainConfig, gen: torch.G
         both = both * factor[:, None, None]
     both = both + origin
     t_obs, t_fut = obs.shape[1], fut.shape[1]
-    moved_nbr = None if nbr is None else both[:, t_obs + t_fut:].reshape(nbr.shape)
-    return both[:, :t_obs], both[:, t_obs:t_obs + t_fut], moved_nbr
+    moved_nbr = None if nbr is None else both[:, t_obs + t_fut :].reshape(nbr.shape)
+    return both[:, :t_obs], both[:, t_obs : t_obs + t_fut], moved_nbr
 
 
 def forecast_loss(out: ForecastOutput, target: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
     """ADE of the deterministic head + relaxed winner-takes-all on the modes + mode
     classification + Gaussian NLL of the winner's sigma. target (B, pred_len, 2), heading frame."""
     mean_loss = (out.mean - target).norm(dim=-1).mean()
-    mode_err = (out.modes - target[:, None]).norm(dim=-1)            # (B, M, T)
-    mode_ade = mode_err.mean(-1)                                     # (B, M)
+    mode_err = (out.modes - target[:, None]).norm(dim=-1)  # (B, M, T)
+    mode_ade = mode_err.mean(-1)  # (B, M)
     winner = mode_ade.argmin(1)
     m = mode_ade.shape[1]
     weights = torch.full_like(mode_ade, cfg.wta_relax / max(m - 1, 1))
@@ -145,12 +153,20 @@ def forecast_loss(out: ForecastOutput, target: torch.Tensor, cfg: TrainConfig) -
     cls = nn.functional.cross_entropy(out.mode_logits, winner)
     rows = torch.arange(len(winner))
     sigma, err = out.mode_sigma[rows, winner], mode_err[rows, winner].detach()
-    nll = (2 * torch.log(sigma) + err ** 2 / (2 * sigma ** 2)).mean()
+    nll = (2 * torch.log(sigma) + err**2 / (2 * sigma**2)).mean()
     return mean_loss + cfg.mode_weight * (wta + 0.5 * cls + 0.1 * nll)
 
 
-def train_one_epoch(model: nn.Module, windows: Windows, optimizer, scheduler, cfg: TrainConfig,
-                    epoch: int, progress: bool = True, ctx: Distributed = Distributed()) -> float:
+def train_one_epoch(
+    model: nn.Module,
+    windows: Windows,
+    optimizer,
+    scheduler,
+    cfg: TrainConfig,
+    epoch: int,
+    progress: bool = True,
+    ctx: Distributed = Distributed(),
+) -> float:
     """One pass over shuffled training windows; returns the mean loss (over all ranks).
 
     Under torchrun every rank draws the same permutation and takes every world_size-th window
@@ -164,7 +180,7 @@ def train_one_epoch(model: nn.Module, windows: Windows, optimizer, scheduler, cf
     order = torch.randperm(len(windows), generator=gen)
     if ctx.world_size > 1:
         per_rank = math.ceil(len(order) / ctx.world_size)
-        order = order.repeat(2)[:per_rank * ctx.world_size][ctx.rank::ctx.world_size]
+        order = order.repeat(2)[: per_rank * ctx.world_size][ctx.rank :: ctx.world_size]
         gen.manual_seed(cfg.seed * 100003 + epoch * 1009 + ctx.rank)  # own augmentation draws
     batch_size = max(1, cfg.batch_size // ctx.world_size)
     obs_all = torch.as_tensor(windows.obs_xy)
@@ -177,24 +193,34 @@ def train_one_epoch(model: nn.Module, windows: Windows, optimizer, scheduler, cf
     total, count = 0.0, 0
     batches = range(0, len(order), batch_size)
     for start in tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=not progress or None):
-        idx = order[start:start + batch_size]
-        obs, fut, nbr = augment(obs_all[idx], fut_all[idx], cfg, gen, None if nbr_all is None else nbr_all[idx])
+        idx = order[start : start + batch_size]
+        obs, fut, nbr = augment(
+            obs_all[idx], fut_all[idx], cfg, gen, None if nbr_all is None else nbr_all[idx]
+        )
         box = None if box_all is None else box_all[idx]
         if cfg.min_obs_len > 1:
             keep = int(torch.randint(cfg.min_obs_len, obs_len + 1, (1,), generator=gen))
-            obs, box = obs[:, obs_len - keep:], None if box is None else box[:, obs_len - keep:]
+            obs, box = obs[:, obs_len - keep :], None if box is None else box[:, obs_len - keep :]
         if cfg.augment_noise > 0:
             # Annotation noise on the observed steps only, at a random level per window (some
             # windows stay clean): the model learns to judge from the jitter it sees whether to
             # smooth its input or trust it (the future stays as annotated).
-            level = torch.rand(len(obs), generator=gen) * cfg.augment_noise * window_scale(box, len(obs))
+            level = (
+                torch.rand(len(obs), generator=gen)
+                * cfg.augment_noise
+                * window_scale(box, len(obs))
+            )
             obs = obs + torch.randn(obs.shape, generator=gen) * level[:, None, None]
-        inputs, heading, scale = window_inputs(module, obs, box, nbr, None if mask_all is None else mask_all[idx])
+        inputs, heading, scale = window_inputs(
+            module, obs, box, nbr, None if mask_all is None else mask_all[idx]
+        )
         out = model(*inputs)
         loss = forecast_loss(out, to_heading_frame(fut, obs[:, -1], heading, scale), cfg)
         if not torch.isfinite(loss):
-            raise TrajpredError(f"training loss became non-finite at epoch {epoch} "
-                                f"(batch {start // batch_size}); lower train.lr or check the data")
+            raise TrajpredError(
+                f"training loss became non-finite at epoch {epoch} "
+                f"(batch {start // batch_size}); lower train.lr or check the data"
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
@@ -208,9 +234,18 @@ def train_one_epoch(model: nn.Module, windows: Windows, optimizer, scheduler, cf
 
 def evaluate(model: Forecaster, windows: Windows, k: int = 20) -> dict[str, float]:
     """Mean ADE/FDE (and best-of-k) over windows, in the data's units."""
-    fc = forecast_windows(model, windows.obs_xy, windows.obs_box_wh, k=k, nbr_xy=windows.nbr_xy,
-                          nbr_mask=windows.nbr_mask)
-    result = {"ade": float(ade(fc.mean, windows.fut_xy).mean()), "fde": float(fde(fc.mean, windows.fut_xy).mean())}
+    fc = forecast_windows(
+        model,
+        windows.obs_xy,
+        windows.obs_box_wh,
+        k=k,
+        nbr_xy=windows.nbr_xy,
+        nbr_mask=windows.nbr_mask,
+    )
+    result = {
+        "ade": float(ade(fc.mean, windows.fut_xy).mean()),
+        "fde": float(fde(fc.mean, windows.fut_xy).mean()),
+    }
     if k:
         min_ade, min_fde = min_ade_fde(fc.samples, windows.fut_xy)
         result.update(min_ade=float(min_ade.mean()), min_fde=float(min_fde.mean()))
@@ -224,7 +259,11 @@ def _lr_lambda(cfg: TrainConfig, steps_per_epoch: int):
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / (total - warmup)))) * 0.99 + 0.01
+        return (
+            0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / (total - warmup)))) * 0.99
+            + 0.01
+        )
+
     return factor
 
 
@@ -271,14 +310,18 @@ def fit(run: RunConfig, resume: bool = False, progress: bool = True, log=print) 
     log(train_report.line())
     log(val_report.line())
     if len(train_w) == 0 or len(val_w) == 0:
-        raise TrajpredError(f"not enough data: {len(train_w)} training and {len(val_w)} validation windows "
-                            f"of {obs_len + pred_len} steps")
+        raise TrajpredError(
+            f"not enough data: {len(train_w)} training and {len(val_w)} validation windows "
+            f"of {obs_len + pred_len} steps"
+        )
     model = Forecaster(run.model)
     if cfg.init_from:
         model = model_from_payload(load_checkpoint(cfg.init_from), cfg.init_from, expect=run.model)
         if not isinstance(model, Forecaster):
-            raise TrajpredError(f"{cfg.init_from}: an ensemble checkpoint; fine-tune from one of "
-                                f"its members' checkpoints instead")
+            raise TrajpredError(
+                f"{cfg.init_from}: an ensemble checkpoint; fine-tune from one of "
+                f"its members' checkpoints instead"
+            )
         log(f"initialised from {cfg.init_from}")
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(train_w) / cfg.batch_size)
@@ -307,23 +350,41 @@ def fit(run: RunConfig, resume: bool = False, progress: bool = True, log=print) 
         t0 = time.perf_counter()
         loss = train_one_epoch(trained, train_w, optimizer, scheduler, cfg, epoch, progress, ctx)
         metrics = evaluate(model, val_w, cfg.eval_k)
-        row = EpochLog(epoch, loss, metrics["ade"], metrics["fde"], metrics.get("min_ade", math.nan),
-                       metrics.get("min_fde", math.nan), scheduler.get_last_lr()[0], time.perf_counter() - t0)
+        row = EpochLog(
+            epoch,
+            loss,
+            metrics["ade"],
+            metrics["fde"],
+            metrics.get("min_ade", math.nan),
+            metrics.get("min_fde", math.nan),
+            scheduler.get_last_lr()[0],
+            time.perf_counter() - t0,
+        )
         history.append(vars(row))
         improved = row.val_ade < best
         best, stale = (row.val_ade, 0) if improved else (best, stale + 1)
-        payload = {"model_config": to_dict(run.model), "run_config": to_dict(run),
-                   "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                   "scheduler": scheduler.state_dict(), "epoch": epoch, "best_val_ade": best,
-                   "stale_epochs": stale, "history": history, "metrics": metrics}
+        payload = {
+            "model_config": to_dict(run.model),
+            "run_config": to_dict(run),
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "epoch": epoch,
+            "best_val_ade": best,
+            "stale_epochs": stale,
+            "history": history,
+            "metrics": metrics,
+        }
         if ctx.is_main:
             if improved:
                 save_checkpoint(best_path, payload)
             save_checkpoint(last_path, payload)
             _write_log(out_dir / "log.csv", history)
-        log(f"epoch {epoch:3d}  loss {loss:.4f}  val ADE {row.val_ade:.4f} FDE {row.val_fde:.4f}  "
+        log(
+            f"epoch {epoch:3d}  loss {loss:.4f}  val ADE {row.val_ade:.4f} FDE {row.val_fde:.4f}  "
             f"minADE{cfg.eval_k} {row.val_min_ade:.4f} minFDE{cfg.eval_k} {row.val_min_fde:.4f}  "
-            f"{row.seconds:.1f}s{'  *' if improved else ''}")
+            f"{row.seconds:.1f}s{'  *' if improved else ''}"
+        )
     if stale >= cfg.patience:
         log(f"early stop: no better validation ADE for {cfg.patience} epochs")
     if ctx.world_size > 1:
@@ -331,6 +392,13 @@ def fit(run: RunConfig, resume: bool = False, progress: bool = True, log=print) 
 
         dist.barrier()  # rank 0's checkpoints are on disk before any rank returns
     if not best_path.exists():
-        raise TrajpredError(f"{out_dir}: training ran no epoch (already finished? use a new train.out_dir)")
-    return {"best_val_ade": best, "epochs": len(history), "best": str(best_path), "last": str(last_path),
-            "is_main": ctx.is_main}
+        raise TrajpredError(
+            f"{out_dir}: training ran no epoch (already finished? use a new train.out_dir)"
+        )
+    return {
+        "best_val_ade": best,
+        "epochs": len(history),
+        "best": str(best_path),
+        "last": str(last_path),
+        "is_main": ctx.is_main,
+    }

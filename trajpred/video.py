@@ -4,22 +4,35 @@ A SOURCE is a video file, a folder of videos, a glob pattern ("clips/*.mp4"), a 
 ("0") or a stream URL (rtsp://, rtmp://, http(s)://). `expand_source` turns it into a list of
 `VideoSource`s; `VideoReader` yields one frame at a time, never holding the video in memory.
 """
+
 from __future__ import annotations
 
 import glob
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
 
 from .errors import InputError, TrajpredError
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpeg", ".mpg", ".webm", ".wmv",
-                  ".asf", ".ts", ".gif")
+VIDEO_SUFFIXES = (
+    ".mp4",
+    ".avi",
+    ".mov",
+    ".mkv",
+    ".m4v",
+    ".mpeg",
+    ".mpg",
+    ".webm",
+    ".wmv",
+    ".asf",
+    ".ts",
+    ".gif",
+)
 STREAM_SCHEMES = ("rtsp://", "rtmp://", "http://", "https://", "tcp://", "udp://")
 MAX_FPS = 1000.0  # containers that report more (or 0, or NaN) do not know their frame rate
 
@@ -55,13 +68,18 @@ def expand_source(source: str) -> tuple[list[VideoSource], bool]:
         return [VideoSource(text, "stream", is_stream=True)], False
     path = Path(text).expanduser()
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+        files = sorted(
+            p for p in path.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
+        )
         if not files:
             raise InputError(path, f"folder holds no videos ({', '.join(VIDEO_SUFFIXES)})")
         return _named(files), True
     if any(c in text for c in "*?["):
-        files = sorted(Path(p) for p in glob.glob(os.path.expanduser(text), recursive=True)
-                       if Path(p).is_file())
+        files = sorted(
+            Path(p)
+            for p in glob.glob(os.path.expanduser(text), recursive=True)
+            if Path(p).is_file()
+        )
         if not files:
             raise InputError(text, "no file matches this pattern")
         return _named(files), True
@@ -75,8 +93,10 @@ def expand_source(source: str) -> tuple[list[VideoSource], bool]:
 def _named(files: list[Path]) -> list[VideoSource]:
     """Sources named by file stem; stems shared by several files get their suffix appended."""
     stems = [f.stem for f in files]
-    return [VideoSource(str(f), f.stem if stems.count(f.stem) == 1 else f"{f.stem}_{f.suffix[1:]}")
-            for f in files]
+    return [
+        VideoSource(str(f), f.stem if stems.count(f.stem) == 1 else f"{f.stem}_{f.suffix[1:]}")
+        for f in files
+    ]
 
 
 def frame_rate(reported: float, override: float | None, where: str) -> float:
@@ -86,8 +106,9 @@ def frame_rate(reported: float, override: float | None, where: str) -> float:
             raise TrajpredError(f"--fps must be in (0, {MAX_FPS:g}], got {override}")
         return float(override)
     if not (math.isfinite(reported) and 0 < reported <= MAX_FPS):
-        raise InputError(where, "frame rate unknown (the container says "
-                                f"{reported:g} fps); give it with --fps")
+        raise InputError(
+            where, f"frame rate unknown (the container says {reported:g} fps); give it with --fps"
+        )
     return float(reported)
 
 
@@ -121,8 +142,9 @@ class VideoReader:
             raise
         count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
         self._first: np.ndarray | None = first
-        self.info = VideoInfo(rate, first.shape[1], first.shape[0],
-                              None if source.is_stream or count <= 0 else count)
+        self.info = VideoInfo(
+            rate, first.shape[1], first.shape[0], None if source.is_stream or count <= 0 else count
+        )
 
     def __iter__(self) -> Iterator[np.ndarray]:
         """(H, W, 3) uint8 BGR frames in order, from the first."""
@@ -138,7 +160,7 @@ class VideoReader:
     def close(self) -> None:
         self._cap.release()
 
-    def __enter__(self) -> "VideoReader":
+    def __enter__(self) -> VideoReader:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -151,8 +173,9 @@ class VideoWriter:
 
     def __init__(self, path: str | os.PathLike, fps: float, width: int, height: int):
         self.path = Path(path)
-        self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps),
-                                       (int(width), int(height)))
+        self._writer = cv2.VideoWriter(
+            str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (int(width), int(height))
+        )
         if not self._writer.isOpened():
             raise InputError(self.path, "cannot write video here")
         self.n_frames = 0
@@ -164,7 +187,7 @@ class VideoWriter:
     def close(self) -> None:
         self._writer.release()
 
-    def __enter__(self) -> "VideoWriter":
+    def __enter__(self) -> VideoWriter:
         return self
 
     def __exit__(self, *exc) -> None:

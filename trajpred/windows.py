@@ -4,6 +4,7 @@ The benchmark convention (Social GAN, Trajectron++): slide over the sorted *dist
 of one file with stride 1, and keep an agent in a window only if it is present in all
 obs_len + pred_len frames. No minimum number of agents per window.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -54,14 +55,23 @@ class Windows:
     def pred_len(self) -> int:
         return self.fut_xy.shape[1]
 
-    def select(self, rows) -> "Windows":
+    def select(self, rows) -> Windows:
         pick = lambda a: None if a is None else a[rows]  # noqa: E731
-        return Windows(self.obs_xy[rows], self.fut_xy[rows], pick(self.obs_box_wh),
-                       self.file_index[rows], self.frame_id[rows], self.track_id[rows],
-                       self.files, self.units, pick(self.nbr_xy), pick(self.nbr_mask))
+        return Windows(
+            self.obs_xy[rows],
+            self.fut_xy[rows],
+            pick(self.obs_box_wh),
+            self.file_index[rows],
+            self.frame_id[rows],
+            self.track_id[rows],
+            self.files,
+            self.units,
+            pick(self.nbr_xy),
+            pick(self.nbr_mask),
+        )
 
     @staticmethod
-    def concat(parts: list["Windows"]) -> "Windows":
+    def concat(parts: list[Windows]) -> Windows:
         """Join windows from several files; file_index is renumbered into the joined `files`."""
         parts = [p for p in parts if p is not None]
         files: list[str] = []
@@ -69,15 +79,28 @@ class Windows:
         for p in parts:
             file_index.append(p.file_index + len(files))
             files.extend(p.files)
-        cat = lambda name: (np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
-                            if parts and all(getattr(p, name) is not None for p in parts) else None)
-        return Windows(cat("obs_xy"), cat("fut_xy"), cat("obs_box_wh"),
-                       np.concatenate(file_index), cat("frame_id"), cat("track_id"), files,
-                       parts[0].units if parts else "m", cat("nbr_xy"), cat("nbr_mask"))
+        cat = lambda name: (
+            np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
+            if parts and all(getattr(p, name) is not None for p in parts)
+            else None
+        )
+        return Windows(
+            cat("obs_xy"),
+            cat("fut_xy"),
+            cat("obs_box_wh"),
+            np.concatenate(file_index),
+            cat("frame_id"),
+            cat("track_id"),
+            files,
+            parts[0].units if parts else "m",
+            cat("nbr_xy"),
+            cat("nbr_mask"),
+        )
 
 
-def make_windows(tracks: Tracks, obs_len: int, pred_len: int, stride: int = 1,
-                 neighbours: int = 0) -> Windows:
+def make_windows(
+    tracks: Tracks, obs_len: int, pred_len: int, stride: int = 1, neighbours: int = 0
+) -> Windows:
     """All agent-windows of one file (see the module docstring for the protocol), with the
     `neighbours` nearest other agents at the last observed frames when neighbours > 0."""
     seq_len = obs_len + pred_len
@@ -91,7 +114,7 @@ def make_windows(tracks: Tracks, obs_len: int, pred_len: int, stride: int = 1,
         for run in np.split(np.arange(len(pos)), breaks):
             starts = [s for s in range(0, len(run) - seq_len + 1) if pos[run[s]] % stride == 0]
             for s in starts:
-                idx = run[s:s + seq_len]
+                idx = run[s : s + seq_len]
                 obs.append(rows.xy[idx[:obs_len]])
                 fut.append(rows.xy[idx[obs_len:]])
                 if rows.box_xywh is not None:
@@ -100,20 +123,34 @@ def make_windows(tracks: Tracks, obs_len: int, pred_len: int, stride: int = 1,
                 last_pos.append(pos[idx[obs_len - 1]])
                 ids.append(track_id)
     n = len(obs)
-    nbr_xy, nbr_mask = (_neighbours(tracks, frames, np.asarray(last_pos, np.int64), np.asarray(ids, np.int64),
-                                    neighbours) if neighbours > 0 else (None, None))
+    nbr_xy, nbr_mask = (
+        _neighbours(
+            tracks, frames, np.asarray(last_pos, np.int64), np.asarray(ids, np.int64), neighbours
+        )
+        if neighbours > 0
+        else (None, None)
+    )
     return Windows(
         obs_xy=np.asarray(obs, np.float32).reshape(n, obs_len, 2),
         fut_xy=np.asarray(fut, np.float32).reshape(n, pred_len, 2),
-        obs_box_wh=(np.asarray(boxes, np.float32).reshape(n, obs_len, 2)
-                    if tracks.box_xywh is not None else None),
-        file_index=np.zeros(n, np.int64), frame_id=np.asarray(last_frame, np.int64),
-        track_id=np.asarray(ids, np.int64), files=[tracks.source], units=tracks.units,
-        nbr_xy=nbr_xy, nbr_mask=nbr_mask)
+        obs_box_wh=(
+            np.asarray(boxes, np.float32).reshape(n, obs_len, 2)
+            if tracks.box_xywh is not None
+            else None
+        ),
+        file_index=np.zeros(n, np.int64),
+        frame_id=np.asarray(last_frame, np.int64),
+        track_id=np.asarray(ids, np.int64),
+        files=[tracks.source],
+        units=tracks.units,
+        nbr_xy=nbr_xy,
+        nbr_mask=nbr_mask,
+    )
 
 
-def _neighbours(tracks: Tracks, frames: np.ndarray, last_pos: np.ndarray, ids: np.ndarray,
-                k: int) -> tuple[np.ndarray, np.ndarray]:
+def _neighbours(
+    tracks: Tracks, frames: np.ndarray, last_pos: np.ndarray, ids: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(N, k, 2, 2) positions of the k nearest other agents present at both of the last two
     observed distinct frames of each window, and their (N, k) mask. Only observed frames are
     read, so no future leaks in."""
@@ -123,7 +160,7 @@ def _neighbours(tracks: Tracks, frames: np.ndarray, last_pos: np.ndarray, ids: n
     tid, xy = tracks.track_id[order], tracks.xy[order]
     out = np.zeros((len(ids), k, 2, 2), np.float32)
     mask = np.zeros((len(ids), k), bool)
-    for i, (p, me) in enumerate(zip(last_pos.tolist(), ids.tolist())):
+    for i, (p, me) in enumerate(zip(last_pos.tolist(), ids.tolist(), strict=False)):
         if p == 0:
             continue
         a, b = slice(starts[p - 1], starts[p]), slice(starts[p], starts[p + 1])
@@ -134,8 +171,8 @@ def _neighbours(tracks: Tracks, frames: np.ndarray, last_pos: np.ndarray, ids: n
         prev, last = xy[a][ia[keep]], xy[b][ib[keep]]
         mine = xy[b][tid[b] == me][0]
         near = np.argsort(np.linalg.norm(last - mine, axis=1))[:k]
-        out[i, :len(near), 0], out[i, :len(near), 1] = prev[near], last[near]
-        mask[i, :len(near)] = True
+        out[i, : len(near), 0], out[i, : len(near), 1] = prev[near], last[near]
+        mask[i, : len(near)] = True
     return out, mask
 
 
@@ -165,11 +202,23 @@ def resample_tracks(tracks: Tracks, frames_per_step: float) -> Tracks:
         if len(grid) == 0:
             continue
         xy = np.stack([np.interp(grid, f, rows.xy[:, i]) for i in range(2)], axis=1)
-        box = (None if rows.box_xywh is None else
-               np.stack([np.interp(grid, f, rows.box_xywh[:, i]) for i in range(4)], axis=1))
-        parts.append(Tracks(np.rint(grid), np.full(len(grid), track_id), xy, box,
-                            np.full(len(grid), rows.class_id[0]), np.interp(grid, f, rows.conf),
-                            tracks.units, tracks.source))
+        box = (
+            None
+            if rows.box_xywh is None
+            else np.stack([np.interp(grid, f, rows.box_xywh[:, i]) for i in range(4)], axis=1)
+        )
+        parts.append(
+            Tracks(
+                np.rint(grid),
+                np.full(len(grid), track_id),
+                xy,
+                box,
+                np.full(len(grid), rows.class_id[0]),
+                np.interp(grid, f, rows.conf),
+                tracks.units,
+                tracks.source,
+            )
+        )
     out = Tracks.concat(parts) if parts else Tracks.empty(tracks.units, tracks.box_xywh is not None)
     out.source = tracks.source
     return out

@@ -17,6 +17,7 @@ process that owns the forecaster's per-track state, the renderer and the output 
 One process serves every video of a run (start-up imports torch: about 2 s, overlapping the
 detector's loading when started first). Errors in it come back as the same one-line errors.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,15 +26,15 @@ import signal
 import threading
 import traceback
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing import shared_memory
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from .errors import TrajpredError
-from .pipeline import FrameForecasts, FrameResult, ForecastConfig, RenderConfig
+from .pipeline import ForecastConfig, FrameForecasts, FrameResult, RenderConfig
 from .video import VideoInfo
 
 
@@ -45,10 +46,10 @@ class VideoJob:
     info: VideoInfo
     render: RenderConfig
     forecast: ForecastConfig
-    checkpoint: str | None        # forecaster checkpoint, None: no forecasts
+    checkpoint: str | None  # forecaster checkpoint, None: no forecasts
     device: str
     homography: np.ndarray | None
-    send_forecasts: bool          # return each frame's forecasts (for an on_result callback)
+    send_forecasts: bool  # return each frame's forecasts (for an on_result callback)
 
 
 class WriterProcess:
@@ -101,6 +102,7 @@ class WriterProcess:
         image = result.image
         if image.shape != self._slots.shape[1:]:  # a stream that changed size mid-way
             import cv2
+
             image = cv2.resize(image, (self._slots.shape[2], self._slots.shape[1]))
         self._slots[slot] = image
         self._pending.append((slot, result))
@@ -155,9 +157,11 @@ class WriterProcess:
         return self._conn.recv()
 
     def _died(self) -> TrajpredError:
-        return TrajpredError(f"the writer process stopped unexpectedly (exit code "
-                             f"{self._proc.exitcode}); outputs so far are left as hidden "
-                             f".*.partial.* files")
+        return TrajpredError(
+            f"the writer process stopped unexpectedly (exit code "
+            f"{self._proc.exitcode}); outputs so far are left as hidden "
+            f".*.partial.* files"
+        )
 
     def close(self) -> None:
         """Stop the process (after `finish`)."""
@@ -171,7 +175,7 @@ class WriterProcess:
             self._proc.kill()
         self._conn.close()
 
-    def __enter__(self) -> "WriterProcess":
+    def __enter__(self) -> WriterProcess:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -213,6 +217,7 @@ def _describe(e: BaseException) -> tuple[bool, str]:
 
 # ---------------------------------------------------------------------- the writer's end
 
+
 class _Video:
     """One video inside the writer process: forecaster, renderer and files."""
 
@@ -221,14 +226,16 @@ class _Video:
         from .render import PredictOutputs, Renderer
 
         self.shm = shared_memory.SharedMemory(name=shm_name)
-        self.frames = np.ndarray((depth, job.info.height, job.info.width, 3), np.uint8,
-                                 buffer=self.shm.buf)
+        self.frames = np.ndarray(
+            (depth, job.info.height, job.info.width, 3), np.uint8, buffer=self.shm.buf
+        )
         self.forecaster = None
         if job.checkpoint is not None:
             if job.checkpoint not in models:
                 models[job.checkpoint] = load_model(job.checkpoint)
-            self.forecaster = LiveForecaster(models[job.checkpoint], job.info.fps, job.forecast,
-                                             job.device, job.homography)
+            self.forecaster = LiveForecaster(
+                models[job.checkpoint], job.info.fps, job.forecast, job.device, job.homography
+            )
         self.renderer = Renderer(job.info.fps, job.render)
         self.outputs = None
         try:
@@ -241,7 +248,8 @@ class _Video:
         result = dataclasses.replace(result, image=self.frames[slot])
         if self.forecaster is not None:
             result = dataclasses.replace(
-                result, forecasts=self.forecaster.update(result.frame_id, result.tracks))
+                result, forecasts=self.forecaster.update(result.frame_id, result.tracks)
+            )
         self.outputs.write(result, self.renderer.draw(result))
         return result.forecasts
 

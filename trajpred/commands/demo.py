@@ -8,6 +8,7 @@ i.e. constant velocity, when that file is absent), writes predict's outputs into
 detection precision/recall (IoU 0.5 against gt_mot boxes), tracking MOTA and IDF1
 (py-motmetrics), and forecast ADE/FDE in pixels beside constant velocity on the same tracks.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,14 +16,28 @@ import argparse
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/demo", metavar="DIR", help="output folder")
-    p.add_argument("--seed", type=int, default=1, help="scene seed (the detector trained on seeds >= 200000)")
-    p.add_argument("--duration", type=float, default=20.0, metavar="S", help="scene length in seconds")
-    p.add_argument("--weights", default=None, help="detector weights (default: the shipped "
-                   "data/detector/synth_yolo.pt)")
-    p.add_argument("--checkpoint", default=None, help="forecaster checkpoint (default: the "
-                   "shipped data/checkpoints/video.pt)")
-    p.add_argument("--imgsz", type=int, default=None, help="detector inference size (default: "
-                   "the size the weights were trained at)")
+    p.add_argument(
+        "--seed", type=int, default=1, help="scene seed (the detector trained on seeds >= 200000)"
+    )
+    p.add_argument(
+        "--duration", type=float, default=20.0, metavar="S", help="scene length in seconds"
+    )
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="detector weights (default: the shipped data/detector/synth_yolo.pt)",
+    )
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        help="forecaster checkpoint (default: the shipped data/checkpoints/video.pt)",
+    )
+    p.add_argument(
+        "--imgsz",
+        type=int,
+        default=None,
+        help="detector inference size (default: the size the weights were trained at)",
+    )
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -33,9 +48,16 @@ def run(args: argparse.Namespace) -> int:
 
     if args.duration <= 0:
         raise TrajpredError("--duration must be > 0")
-    result = run_demo(args.out, seed=args.seed, duration_s=args.duration, weights=args.weights,
-                      checkpoint=args.checkpoint, imgsz=args.imgsz, device=args.device,
-                      progress=not args.no_progress)
+    result = run_demo(
+        args.out,
+        seed=args.seed,
+        duration_s=args.duration,
+        weights=args.weights,
+        checkpoint=args.checkpoint,
+        imgsz=args.imgsz,
+        device=args.device,
+        progress=not args.no_progress,
+    )
     for line in result.lines():
         print(line)
     return 0

@@ -8,17 +8,31 @@ Examples:
 --checkpoint is a .pt file or a folder with one <scene>.pt per leave-one-out scene.
 --data is an ETH/UCY split root (<scene>/test/*.txt), or track files (folder, file or glob).
 """
+
 from __future__ import annotations
 
 
 def add_arguments(p) -> None:
     p.add_argument("--checkpoint", required=True, help="checkpoint file, or folder of <scene>.pt")
     p.add_argument("--data", default="../shared/data/eth_ucy", help="ETH/UCY root or track files")
-    p.add_argument("--scene", nargs="+", default=["all"],
-                   help="scene names under --data (eth hotel univ zara1 zara2), or 'all'")
-    p.add_argument("--k", type=int, default=20, help="samples for best-of-K (0: deterministic only)")
-    p.add_argument("--fps", type=float, default=0.0, help="frame rate of video-rate track files (resampled)")
-    p.add_argument("--format", default="auto", choices=["auto", "eth_ucy", "mot", "csv"], help="track file format")
+    p.add_argument(
+        "--scene",
+        nargs="+",
+        default=["all"],
+        help="scene names under --data (eth hotel univ zara1 zara2), or 'all'",
+    )
+    p.add_argument(
+        "--k", type=int, default=20, help="samples for best-of-K (0: deterministic only)"
+    )
+    p.add_argument(
+        "--fps", type=float, default=0.0, help="frame rate of video-rate track files (resampled)"
+    )
+    p.add_argument(
+        "--format",
+        default="auto",
+        choices=["auto", "eth_ucy", "mot", "csv"],
+        help="track file format",
+    )
     p.add_argument("--save-predictions", metavar="FILE.csv", help="write every window's forecast")
     p.add_argument("--json", metavar="FILE.json", help="write the metrics as JSON")
     p.add_argument("--plot", metavar="FILE.png", help="plot sample forecasts")
@@ -28,9 +42,14 @@ def run(args) -> int:
     from pathlib import Path
 
     from ..atomic import write_text
-    from ..evaluate import (ETH_UCY_SCENES, evaluate_scene, plot_forecasts, summary_rows,
-                            write_predictions)
     from ..errors import TrajpredError
+    from ..evaluate import (
+        ETH_UCY_SCENES,
+        evaluate_scene,
+        plot_forecasts,
+        summary_rows,
+        write_predictions,
+    )
     from ..metrics import format_table, scores_to_json
 
     if args.k < 0:
@@ -38,12 +57,18 @@ def run(args) -> int:
     scenes = list(args.scene)
     if scenes == ["all"]:
         root = Path(args.data)
-        scenes = [s for s in ETH_UCY_SCENES if (root / s / "test").is_dir()] or [root.stem or "data"]
-    results = [evaluate_scene(args.checkpoint, args.data, s, args.k, args.fps, args.format) for s in scenes]
+        scenes = [s for s in ETH_UCY_SCENES if (root / s / "test").is_dir()] or [
+            root.stem or "data"
+        ]
+    results = [
+        evaluate_scene(args.checkpoint, args.data, s, args.k, args.fps, args.format) for s in scenes
+    ]
     rows = summary_rows(results)
     units = rows[0].units
-    print(f"deterministic ADE/FDE{f' and best-of-{args.k}' if args.k else ''} in {units}; "
-          "CV = constant velocity (last observed step) on the same windows")
+    print(
+        f"deterministic ADE/FDE{f' and best-of-{args.k}' if args.k else ''} in {units}; "
+        "CV = constant velocity (last observed step) on the same windows"
+    )
     print(format_table(rows))
     if args.save_predictions:
         write_predictions(args.save_predictions, results)

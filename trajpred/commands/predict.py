@@ -19,6 +19,7 @@ Examples:
   trajpred predict clip.mp4 --out runs/clip --weights data/detector/synth_yolo.pt
   trajpred predict videos/ --out runs/all --tracker botsort --homography H.txt --k 5
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,25 +33,58 @@ def add_detector_arguments(p: argparse.ArgumentParser) -> None:
     """Flags shared with `trajpred track`: source, output, detector and tracker settings."""
     S = argparse.SUPPRESS  # unset flags leave the config's value (shown in --help as default)
     p.add_argument("source", metavar="SOURCE", help="video file, folder, glob, webcam index or URL")
-    p.add_argument("--config", metavar="YAML", default=S, help="config file (default: built-in "
-                   "defaults, as in configs/predict.yaml)")
-    p.add_argument("--set", metavar="KEY=VALUE", nargs="+", default=[], dest="overrides",
-                   help="override config keys, e.g. detector.conf=0.3 forecast.k=5")
-    p.add_argument("--weights", default=S, help=f"detector weights (.pt, .onnx, OpenVINO folder) "
-                   f"(default: {DEFAULT_WEIGHTS}, downloaded by ultralytics; offline use "
-                   f"data/detector/synth_yolo.pt)")
-    p.add_argument("--classes", nargs="+", default=S, metavar="CLASS",
-                   help="class names or ids to detect (default: person)")
-    p.add_argument("--conf", type=float, default=S, help="detection confidence threshold "
-                   "(default: 0.25)")
-    p.add_argument("--imgsz", type=int, default=S, help="inference size in pixels (default: the "
-                   "size the weights were trained at, else 640)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=S,
-                   help="where to run the detector and forecaster (default: auto)")
-    p.add_argument("--tracker", default=S, help="bytetrack, botsort or a tracker yaml "
-                   "(default: bytetrack)")
-    p.add_argument("--fps", type=float, default=S,
-                   help="frame rate to assume (default: the video's; needed when it is unknown)")
+    p.add_argument(
+        "--config",
+        metavar="YAML",
+        default=S,
+        help="config file (default: built-in defaults, as in configs/predict.yaml)",
+    )
+    p.add_argument(
+        "--set",
+        metavar="KEY=VALUE",
+        nargs="+",
+        default=[],
+        dest="overrides",
+        help="override config keys, e.g. detector.conf=0.3 forecast.k=5",
+    )
+    p.add_argument(
+        "--weights",
+        default=S,
+        help=f"detector weights (.pt, .onnx, OpenVINO folder) "
+        f"(default: {DEFAULT_WEIGHTS}, downloaded by ultralytics; offline use "
+        f"data/detector/synth_yolo.pt)",
+    )
+    p.add_argument(
+        "--classes",
+        nargs="+",
+        default=S,
+        metavar="CLASS",
+        help="class names or ids to detect (default: person)",
+    )
+    p.add_argument(
+        "--conf", type=float, default=S, help="detection confidence threshold (default: 0.25)"
+    )
+    p.add_argument(
+        "--imgsz",
+        type=int,
+        default=S,
+        help="inference size in pixels (default: the size the weights were trained at, else 640)",
+    )
+    p.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default=S,
+        help="where to run the detector and forecaster (default: auto)",
+    )
+    p.add_argument(
+        "--tracker", default=S, help="bytetrack, botsort or a tracker yaml (default: bytetrack)"
+    )
+    p.add_argument(
+        "--fps",
+        type=float,
+        default=S,
+        help="frame rate to assume (default: the video's; needed when it is unknown)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -58,19 +92,41 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_detector_arguments(p)
     S = argparse.SUPPRESS
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--checkpoint", default=S, help="forecaster checkpoint (default: the shipped "
-                   "data/checkpoints/video.pt)")
-    p.add_argument("--homography", default=S, metavar="H.txt",
-                   help="3x3 image -> ground plane matrix: also forecast in metres (wx, wy)")
-    p.add_argument("--k", type=int, default=S, help="sampled trajectories to draw per track (default: 0)")
-    p.add_argument("--workers", type=int, default=1, help="processes for a folder of videos, one video "
-                   "each at a time (torch threads are split between them)")
+    p.add_argument(
+        "--checkpoint",
+        default=S,
+        help="forecaster checkpoint (default: the shipped data/checkpoints/video.pt)",
+    )
+    p.add_argument(
+        "--homography",
+        default=S,
+        metavar="H.txt",
+        help="3x3 image -> ground plane matrix: also forecast in metres (wx, wy)",
+    )
+    p.add_argument(
+        "--k", type=int, default=S, help="sampled trajectories to draw per track (default: 0)"
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes for a folder of videos, one video "
+        "each at a time (torch threads are split between them)",
+    )
 
 
-FLAG_KEYS = {"weights": "detector.weights", "classes": "detector.classes", "conf": "detector.conf",
-             "imgsz": "detector.imgsz", "device": "detector.device", "tracker": "tracker",
-             "fps": "fps", "checkpoint": "forecast.checkpoint", "homography": "forecast.homography",
-             "k": "forecast.k"}
+FLAG_KEYS = {
+    "weights": "detector.weights",
+    "classes": "detector.classes",
+    "conf": "detector.conf",
+    "imgsz": "detector.imgsz",
+    "device": "detector.device",
+    "tracker": "tracker",
+    "fps": "fps",
+    "checkpoint": "forecast.checkpoint",
+    "homography": "forecast.homography",
+    "k": "forecast.k",
+}
 
 
 def load_pipeline_config(args: argparse.Namespace):
@@ -121,8 +177,9 @@ def _predict_video(pipeline, writer, video, out_dir: Path, progress: bool) -> st
 
     with pipeline.open(video) as reader:
         try:
-            return write_predictions(pipeline, reader, out_dir, progress=progress,
-                                     writer=writer).line()
+            return write_predictions(
+                pipeline, reader, out_dir, progress=progress, writer=writer
+            ).line()
         except KeyboardInterrupt as e:
             print(e.summary.line() if hasattr(e, "summary") else "interrupted", file=sys.stderr)
             raise
@@ -149,8 +206,11 @@ def _worker_job(video, out_dir: Path) -> tuple[str, str | None, str | None]:
     from ..errors import TrajpredError
 
     try:
-        return video.uri, _predict_video(_worker_pipeline, _worker_writer, video, out_dir,
-                                          progress=False), None
+        return (
+            video.uri,
+            _predict_video(_worker_pipeline, _worker_writer, video, out_dir, progress=False),
+            None,
+        )
     except TrajpredError as e:
         return video.uri, None, str(e)
 
@@ -164,8 +224,9 @@ def _run_parallel(config, videos, out: Path, workers: int) -> int:
     threads = max(1, (os.cpu_count() or 1) // workers)
     failed = 0
     ctx = multiprocessing.get_context("spawn")  # no forked torch/OpenCV thread state
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
-                             initargs=(config, threads)) as pool:
+    with ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_worker_init, initargs=(config, threads)
+    ) as pool:
         jobs = [pool.submit(_worker_job, v, prepare_out_dir(out / v.name)) for v in videos]
         for job in as_completed(jobs):
             uri, line, error = job.result()

@@ -10,6 +10,7 @@ scenes (seeds 100000 + 1000 * seed + 1 ...), with varied cameras and crowds.
 Settings come from the built-in defaults (mirrored in configs/synth.yaml), then --config, then
 --set key=value (e.g. --set n_agents=30 --set camera.tilt_deg=50), then the flags below.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,36 +25,89 @@ DEFAULTS = SynthConfig()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", metavar="DIR", help="folder for the video and ground truth "
-                        "(required unless only --yolo-dataset is wanted)")
-    parser.add_argument("--seed", type=int, default=argparse.SUPPRESS,
-                        help=f"random seed (default: the config's, {DEFAULTS.seed})")
-    parser.add_argument("--config", metavar="YAML", default=argparse.SUPPRESS,
-                        help="config file (default: built-in defaults, as in configs/synth.yaml)")
-    parser.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
-                        dest="overrides", help="override one config value (repeatable)")
-    parser.add_argument("--duration", type=float, metavar="S", default=argparse.SUPPRESS,
-                        help=f"scene length in seconds (default: {DEFAULTS.duration_s})")
-    parser.add_argument("--fps", type=float, metavar="F", default=argparse.SUPPRESS,
-                        help=f"video frame rate (default: {DEFAULTS.fps})")
-    parser.add_argument("--width", type=int, metavar="W", default=argparse.SUPPRESS,
-                        help=f"video width in pixels (default: {DEFAULTS.width})")
-    parser.add_argument("--height", type=int, metavar="H", default=argparse.SUPPRESS,
-                        help=f"video height in pixels (default: {DEFAULTS.height})")
-    parser.add_argument("--yolo-dataset", metavar="DIR", help="also write a YOLO detection "
-                        "dataset (images/, labels/, data.yaml) here")
-    parser.add_argument("--images", type=int, metavar="N", default=200,
-                        help="images in the YOLO dataset")
-    parser.add_argument("--scenes", type=int, metavar="K", default=8,
-                        help="scenes the YOLO dataset samples from (the last 20%% are val)")
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        help="folder for the video and ground truth "
+        "(required unless only --yolo-dataset is wanted)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=argparse.SUPPRESS,
+        help=f"random seed (default: the config's, {DEFAULTS.seed})",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="YAML",
+        default=argparse.SUPPRESS,
+        help="config file (default: built-in defaults, as in configs/synth.yaml)",
+    )
+    parser.add_argument(
+        "--set",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        dest="overrides",
+        help="override one config value (repeatable)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        metavar="S",
+        default=argparse.SUPPRESS,
+        help=f"scene length in seconds (default: {DEFAULTS.duration_s})",
+    )
+    parser.add_argument(
+        "--fps",
+        type=float,
+        metavar="F",
+        default=argparse.SUPPRESS,
+        help=f"video frame rate (default: {DEFAULTS.fps})",
+    )
+    parser.add_argument(
+        "--width",
+        type=int,
+        metavar="W",
+        default=argparse.SUPPRESS,
+        help=f"video width in pixels (default: {DEFAULTS.width})",
+    )
+    parser.add_argument(
+        "--height",
+        type=int,
+        metavar="H",
+        default=argparse.SUPPRESS,
+        help=f"video height in pixels (default: {DEFAULTS.height})",
+    )
+    parser.add_argument(
+        "--yolo-dataset",
+        metavar="DIR",
+        help="also write a YOLO detection dataset (images/, labels/, data.yaml) here",
+    )
+    parser.add_argument(
+        "--images", type=int, metavar="N", default=200, help="images in the YOLO dataset"
+    )
+    parser.add_argument(
+        "--scenes",
+        type=int,
+        metavar="K",
+        default=8,
+        help="scenes the YOLO dataset samples from (the last 20%% are val)",
+    )
 
 
 def _config(args: argparse.Namespace) -> SynthConfig:
-    flags = {"seed": "seed", "duration": "duration_s", "fps": "fps", "width": "width",
-             "height": "height"}
+    flags = {
+        "seed": "seed",
+        "duration": "duration_s",
+        "fps": "fps",
+        "width": "width",
+        "height": "height",
+    }
     overrides = list(args.overrides)
-    overrides += [f"{key}={getattr(args, flag)}" for flag, key in flags.items()
-                  if hasattr(args, flag)]
+    overrides += [
+        f"{key}={getattr(args, flag)}" for flag, key in flags.items() if hasattr(args, flag)
+    ]
     return load_config(SynthConfig, getattr(args, "config", None), overrides)
 
 
@@ -68,13 +122,17 @@ def run(args: argparse.Namespace) -> int:
         scene = simulate(cfg)
         paths = write_scene(scene, args.out, progress=True)
         n_people = len(set(scene.person_id[scene.in_gt].tolist()))
-        print(f"wrote {paths.out_dir}: {scene.n_frames} frames {cfg.width}x{cfg.height} at "
-              f"{cfg.fps:g} fps, {n_people} people, {int(scene.in_gt.sum())} boxes, seed "
-              f"{cfg.seed}, in {time.perf_counter() - start:.1f} s")
+        print(
+            f"wrote {paths.out_dir}: {scene.n_frames} frames {cfg.width}x{cfg.height} at "
+            f"{cfg.fps:g} fps, {n_people} people, {int(scene.in_gt.sum())} boxes, seed "
+            f"{cfg.seed}, in {time.perf_counter() - start:.1f} s"
+        )
     if args.yolo_dataset is not None:
         start = time.perf_counter()
         seeds = [100_000 + 1000 * cfg.seed + k for k in range(1, args.scenes + 1)]
         data = write_yolo_dataset(args.yolo_dataset, seeds, args.images, cfg, progress=True)
-        print(f"wrote {data.data_yaml}: {data.n_train} train + {data.n_val} val images, "
-              f"{data.n_boxes} boxes, in {time.perf_counter() - start:.1f} s")
+        print(
+            f"wrote {data.data_yaml}: {data.n_train} train + {data.n_val} val images, "
+            f"{data.n_boxes} boxes, in {time.perf_counter() - start:.1f} s"
+        )
     return 0

@@ -12,6 +12,7 @@ Train the forecaster on the result (FPS = the video's frame rate, printed at the
 Example:
   trajpred track clip.mp4 --out tracks.csv --weights data/detector/synth_yolo.pt
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,12 @@ from .predict import add_detector_arguments, load_pipeline_config, prepare_out_d
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_detector_arguments(p)
-    p.add_argument("--out", required=True, metavar="CSV",
-                   help="tracks CSV to write (a folder when SOURCE holds several videos)")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="CSV",
+        help="tracks CSV to write (a folder when SOURCE holds several videos)",
+    )
 
 
 def track_video(pipeline, reader, out_csv: Path, progress: bool) -> tuple[int, int, float]:
@@ -45,8 +50,16 @@ def track_video(pipeline, reader, out_csv: Path, progress: bool) -> tuple[int, i
     except OSError as e:
         raise InputError(out_csv, f"cannot write ({e.strerror or e})") from None
     try:
-        with f, tqdm(total=reader.info.n_frames, unit="frame", desc=reader.source.name,
-                     disable=not progress, dynamic_ncols=True) as bar:
+        with (
+            f,
+            tqdm(
+                total=reader.info.n_frames,
+                unit="frame",
+                desc=reader.source.name,
+                disable=not progress,
+                dynamic_ncols=True,
+            ) as bar,
+        ):
             f.write(",".join(CSV_COLUMNS) + "\n")
             for result in pipeline.process(reader):
                 f.write(track_rows(result.frame_id, result.tracks))
@@ -89,7 +102,9 @@ def run(args: argparse.Namespace) -> int:
         with reader:
             frames, n_tracks, seconds = track_video(pipeline, reader, out_csv, not args.no_progress)
         fps = reader.info.fps
-        print(f"{video.name}: {frames} frames, {n_tracks} tracks, {frames / max(seconds, 1e-9):.1f} fps "
-              f"-> {out_csv}; train on it: trajpred train --set data.train_files='[{out_csv}]' "
-              f"data.fps={fps:g}")
+        print(
+            f"{video.name}: {frames} frames, {n_tracks} tracks, {frames / max(seconds, 1e-9):.1f} fps "
+            f"-> {out_csv}; train on it: trajpred train --set data.train_files='[{out_csv}]' "
+            f"data.fps={fps:g}"
+        )
     return 2 if failed else 0

@@ -7,13 +7,22 @@ Examples:
 
 Writes best.pt, last.pt, log.csv and config.yaml into train.out_dir (or --out).
 """
+
 from __future__ import annotations
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--config", default="configs/eth_ucy.yaml", help="YAML run config (data, model, train)")
-    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="overrides",
-                   help="override config keys, e.g. data.test_scene=hotel train.epochs=10")
+    p.add_argument(
+        "--config", default="configs/eth_ucy.yaml", help="YAML run config (data, model, train)"
+    )
+    p.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="override config keys, e.g. data.test_scene=hotel train.epochs=10",
+    )
     p.add_argument("--out", default=None, help="output folder (same as --set train.out_dir=...)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -28,6 +37,8 @@ def run(args) -> int:
     run_cfg = load_config(RunConfig, resolve_data_path(args.config), overrides)
     result = fit(run_cfg, resume=args.resume, progress=not args.no_progress)
     if result["is_main"]:
-        print(f"best validation ADE {result['best_val_ade']:.4f} after {result['epochs']} epochs; "
-              f"checkpoints: {result['best']}, {result['last']}")
+        print(
+            f"best validation ADE {result['best_val_ade']:.4f} after {result['epochs']} epochs; "
+            f"checkpoints: {result['best']}, {result['last']}"
+        )
     return 0

@@ -81,6 +81,19 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     return payload
 
 
+def check_config(
+    cfg: ForecasterConfig, expect: ForecasterConfig | None, path: str | os.PathLike
+) -> None:
+    """InputError naming every field where `cfg` (read from `path`) differs from `expect`."""
+    if expect is not None and cfg != expect:
+        diff = [k for k in vars(cfg) if getattr(cfg, k) != getattr(expect, k)]
+        raise InputError(
+            path,
+            "checkpoint's model config does not match the requested model: "
+            + ", ".join(f"{k}={getattr(cfg, k)} (wanted {getattr(expect, k)})" for k in diff),
+        )
+
+
 def model_from_payload(
     payload: dict, path: str | os.PathLike = "checkpoint", expect: ForecasterConfig | None = None
 ) -> Forecaster:
@@ -89,13 +102,7 @@ def model_from_payload(
         cfg = from_dict(ForecasterConfig, payload["model_config"], where=os.fspath(path))
     except (KeyError, ConfigError) as e:
         raise InputError(path, f"checkpoint has no valid model config ({e})") from None
-    if expect is not None and cfg != expect:
-        diff = [k for k in vars(cfg) if getattr(cfg, k) != getattr(expect, k)]
-        raise InputError(
-            path,
-            "checkpoint's model config does not match the requested model: "
-            + ", ".join(f"{k}={getattr(cfg, k)} (wanted {getattr(expect, k)})" for k in diff),
-        )
+    check_config(cfg, expect, path)
     weights = payload["members"] if "members" in payload else [payload.get("model")]
     if not isinstance(weights, list) or not weights:
         raise InputError(path, "checkpoint has no model weights")
@@ -137,5 +144,13 @@ def ensemble_payload(paths: list[str | os.PathLike]) -> dict:
 
 
 def load_forecaster(path: str | os.PathLike, expect: ForecasterConfig | None = None) -> Forecaster:
-    """`Forecaster` rebuilt from a checkpoint file alone, in eval mode on the CPU."""
+    """`Forecaster` rebuilt from a checkpoint file alone, in eval mode on the CPU; an exported
+    file (`trajpred export`: .onnx, .ts, .torchscript or a TorchScript archive) gives an
+    `ExportedForecaster`, which streams and forecasts windows the same way."""
+    from .export import is_exported, load_exported
+
+    if is_exported(path):
+        model = load_exported(path)
+        check_config(model.cfg, expect, path)
+        return model
     return model_from_payload(load_checkpoint(path), path, expect)

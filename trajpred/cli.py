@@ -19,6 +19,7 @@ COMMANDS = {
     "track": "detect and track only; export tracks that `trajpred train` accepts",
     "train": "train the LSTM forecaster on labelled tracks",
     "evaluate": "ADE/FDE of a checkpoint beside the constant-velocity baseline",
+    "export": "export the forecaster as one ONNX or TorchScript file (edge devices)",
     "demo": "synthesize a scene and run the whole pipeline on it, offline, with scores",
     "synth": "generate a synthetic scene: video, ground-truth tracks, homography",
 }

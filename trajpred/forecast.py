@@ -131,6 +131,8 @@ class TrackStreams:
     features.
     """
 
+    FORECAST_FIELDS = ("fc_xy", "fc_top_sigma", "fc_mean", "fc_modes", "fc_logits", "fc_sigma")
+
     def __init__(self, model: Forecaster, device: str | torch.device = "cpu", capacity: int = 64):
         self.model = model.eval().to(device)
         self.device = torch.device(device)
@@ -153,8 +155,11 @@ class TrackStreams:
             "known": torch.zeros(capacity, dtype=torch.bool, device=dev),
             "scale": torch.ones(capacity, device=dev),
             "count": torch.zeros(capacity, dtype=torch.long, device=dev),
-            # The forecast made at each track's latest observation (ForecastOutput's fields:
-            # heading frame of that observation, model units); zeros until its second one.
+            # The forecast made at each track's latest observation: mean positions and top
+            # mode's sigma in source units (what every frame reads), and the mixture in the
+            # heading frame and model units (read only to draw samples).
+            "fc_xy": torch.zeros(capacity, p, 2, device=dev),
+            "fc_top_sigma": torch.zeros(capacity, p, device=dev),
             "fc_mean": torch.zeros(capacity, p, 2, device=dev),
             "fc_modes": torch.zeros(capacity, m, p, 2, device=dev),
             "fc_logits": torch.zeros(capacity, m, device=dev),
@@ -187,7 +192,7 @@ class TrackStreams:
                 self.direction[s] = torch.tensor([1.0, 0.0], device=self.device)
                 for name in ("h", "c"):
                     getattr(self, name)[:, s] = 0
-                for name in ("last_step", "fc_mean", "fc_modes", "fc_logits", "fc_sigma"):
+                for name in ("last_step", *self.FORECAST_FIELDS):
                     getattr(self, name)[s] = 0
                 self._free.append(s)
 
@@ -222,15 +227,18 @@ class TrackStreams:
             # pixels per metre from the box height, smoothed so one bad box cannot jump the scale
             fresh = box_t[:, 1].clamp_min(1.0) / PERSON_HEIGHT_M
             self.scale[slots] = torch.where(first, fresh, 0.8 * self.scale[slots] + 0.2 * fresh)
-        rows = (~first).nonzero().squeeze(1)
-        if len(rows):
-            app = None if appearance is None else torch.as_tensor(appearance, dtype=torch.float32)
-            self._advance(
-                slots[rows],
-                xy_t[rows],
-                None if box_t is None else box_t[rows],
-                None if app is None else app.to(self.device)[rows],
-            )
+        app = None
+        if appearance is not None:
+            app = torch.as_tensor(appearance, dtype=torch.float32, device=self.device)
+        if not first.any():  # the usual call: every track continues
+            self._advance(slots, xy_t, box_t, app)
+        else:
+            # a new track stays where it is until its second observation
+            self.fc_xy[slots[first]] = xy_t[first, None]
+            rows = (~first).nonzero().squeeze(1)
+            if len(rows):
+                pick = lambda t: None if t is None else t[rows]  # noqa: E731
+                self._advance(slots[rows], xy_t[rows], pick(box_t), pick(app))
         self.last_xy[slots] = xy_t
         if box_t is not None:
             self.last_box[slots] = box_t
@@ -259,6 +267,8 @@ class TrackStreams:
         self.h[:, cont], self.c[:, cont] = h, c
         self.direction[cont], self.known[cont] = heading.direction, heading.known
         self.last_step[cont] = step
+        self.fc_xy[cont] = to_positions(out.mean, xy, heading, scale)
+        self.fc_top_sigma[cont] = top_mode_sigma(out, scale)
         self.fc_mean[cont], self.fc_modes[cont] = out.mean, out.modes
         self.fc_logits[cont], self.fc_sigma[cont] = out.mode_logits, out.mode_sigma
 
@@ -279,19 +289,17 @@ class TrackStreams:
     @torch.no_grad()
     def forecast(self, track_ids, k: int = 0) -> Forecasts:
         """Each track's forecast made at its latest observation, in source units (a track with
-        fewer than 2 observations is forecast to stay at its last position)."""
+        fewer than 2 observations is forecast to stay at its last position, sigma 0)."""
         slots = self._slots(track_ids)
-        heading = Heading(self.direction[slots], self.known[slots])
-        out = ForecastOutput(
-            self.fc_mean[slots], self.fc_modes[slots], self.fc_logits[slots], self.fc_sigma[slots]
-        )
-        scale, origin = self.scale[slots], self.last_xy[slots]
-        mean = to_positions(out.mean, origin, heading, scale)
         samples = None
         if k:
-            samples = (
-                draw_samples(out, to_positions(out.modes, origin, heading, scale), scale, k)
-                .cpu()
-                .numpy()
+            heading = Heading(self.direction[slots], self.known[slots])
+            scale, origin = self.scale[slots], self.last_xy[slots]
+            out = ForecastOutput(
+                self.fc_mean[slots], self.fc_modes[slots], self.fc_logits[slots], self.fc_sigma[slots]
             )
-        return Forecasts(mean.cpu().numpy(), samples, top_mode_sigma(out, scale).cpu().numpy())
+            modes = to_positions(out.modes, origin, heading, scale)
+            samples = draw_samples(out, modes, scale, k).cpu().numpy()
+        return Forecasts(
+            self.fc_xy[slots].cpu().numpy(), samples, self.fc_top_sigma[slots].cpu().numpy()
+        )

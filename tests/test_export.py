@@ -206,3 +206,21 @@ def test_unusable_exported_files_are_one_line_errors(tmp_path):
         load_exported(foreign)
     with pytest.raises(InputError, match="not found"):
         load_forecaster(tmp_path / "missing.onnx")
+
+
+def test_bench_forecaster_times_each_backend(exported, tmp_path):
+    out = tmp_path / "bench.json"
+    onnx_file = exported(VIDEO_MODEL, "onnx")
+    done = subprocess.run(
+        [sys.executable, ROOT / "scripts" / "bench_forecaster.py", VIDEO_MODEL, onnx_file]
+        + ["--tracks", "7", "--repeats", "5", "--frame-ms", "10", "--out", out],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    assert list(report["forecasters"]) == [str(VIDEO_MODEL), str(onnx_file)]
+    for row in report["forecasters"].values():
+        t = row["total_ms_median"]
+        assert t > 0 and row["share_of_sampling_frame_median"] == round(t / (10 + t), 4)

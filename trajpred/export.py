@@ -172,9 +172,8 @@ def metadata_for(model: nn.Module, payload: dict, source: str, backend: str, int
     """ExportMetadata of `model`, loaded from checkpoint `payload` read from `source`."""
     keep = {k: payload[k] for k in ("epoch", "best_val_ade", "run_config") if k in payload}
     members = len(model.members) if isinstance(model, Ensemble) else 1
-    return ExportMetadata(
-        asdict(model.cfg), members, backend, int8, Path(source).name, json.loads(json.dumps(keep))
-    )
+    plain = json.loads(json.dumps(keep, default=str))  # what JSON keeps of it
+    return ExportMetadata(asdict(model.cfg), members, backend, int8, Path(source).name, plain)
 
 
 def write_onnx(model: nn.Module, meta: ExportMetadata, out: Path, opset: int = 17) -> None:
@@ -220,13 +219,8 @@ def write_torchscript(model: nn.Module, meta: ExportMetadata, out: Path) -> None
     file."""
     with _quiet_torch(), torch.no_grad():
         traced = torch.jit.trace(AdvanceGraph(model).eval(), example_inputs(model))
-    tmp = temp_path_for(out)
-    try:
-        with _quiet_torch():
-            torch.jit.save(traced, str(tmp), _extra_files={f"{METADATA_KEY}.json": meta.to_json()})
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_open(out, "wb") as f, _quiet_torch():
+        torch.jit.save(traced, f, _extra_files={f"{METADATA_KEY}.json": meta.to_json()})
 
 
 def _import_or_hint(module: str, path: str | os.PathLike):

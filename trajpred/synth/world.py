@@ -12,7 +12,7 @@ box is exact: its bottom centre is the feet, its top the head.
 
 `simulate(cfg)` runs the crowd at the video frame rate (goal-directed walkers with bounded
 turn rate and acceleration, stops, social-force avoidance, people entering and leaving through
-the area's borders) and returns a `SynthScene`; `trajpred.synth_render` draws it and writes
+the area's borders) and returns a `SynthScene`; `trajpred.synth.render` draws it and writes
 the files.
 """
 
@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from .config import ConfigError
-from .synth_crowd import run_crowd
-from .tracks import Tracks, bottom_centre
+from ..config import ConfigError
+from ..tracks import Tracks, bottom_centre
+from .crowd import run_crowd
 
 
 @dataclass

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:  # annotations only: synth_world imports this module
-    from .synth_world import Area, SynthConfig
+if TYPE_CHECKING:  # annotations only: world.py imports this module
+    from .world import Area, SynthConfig
 
 GAIT_CYCLE_M = 1.4  # ground covered by one full stride cycle (two steps)
 ARRIVE_M = 0.8  # a goal this close counts as reached

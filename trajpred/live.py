@@ -20,13 +20,8 @@ import os
 
 import numpy as np
 
-from .pipeline import (
-    ForecastConfig,
-    FrameForecasts,
-    LiveForecaster,
-    load_model,
-    read_homography,
-)
+from .pipeline import ForecastConfig, LiveForecaster, load_model, read_homography
+from .results import FrameForecasts
 from .tracking import TrackedBoxes, tracked_from_ultralytics
 
 DEFAULT_CHECKPOINT = ForecastConfig().checkpoint  # the shipped video model

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -193,7 +194,7 @@ def score_real(video: Path, weights: str, classes, epochs: int) -> dict:
         report, _ = adapt(
             tracks,
             fps,
-            Path("/tmp") / f"adapt_{video.stem}",
+            Path(os.environ.get("TMPDIR", "/tmp")) / f"adapt_{video.stem}",
             AdaptConfig(epochs=epochs, val_fraction=0.4),
             progress=False,
             log=lambda *_: None,

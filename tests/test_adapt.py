@@ -15,8 +15,8 @@ import torch
 
 from trajpred.adapt import AdaptConfig, adapt, split_in_time, with_scene_input
 from trajpred.checkpoint import load_checkpoint, load_forecaster
-from trajpred.formats import read_mot, write_csv
 from trajpred.forecast import TrackStreams, forecast_windows
+from trajpred.formats import read_mot, write_csv
 from trajpred.synth.render import write_scene
 from trajpred.synth.world import SynthConfig, simulate
 from trajpred.tracks import Tracks

@@ -38,8 +38,8 @@ from trajpred.detect import SHIPPED_DETECTOR, Detector, DetectorConfig, detectio
 from trajpred.features import output_positions, to_heading_frame, window_features, window_scale  # noqa: E402
 from trajpred.metrics import ade, constant_velocity, fde  # noqa: E402
 from trajpred.model import Forecaster, ForecasterConfig  # noqa: E402
-from trajpred.synth_render import iter_frames  # noqa: E402
-from trajpred.synth_world import SynthConfig, simulate  # noqa: E402
+from trajpred.synth.render import iter_frames  # noqa: E402
+from trajpred.synth.world import SynthConfig, simulate  # noqa: E402
 from trajpred.tracking import Tracker  # noqa: E402
 from trajpred.train import TrainConfig, augment, forecast_loss  # noqa: E402
 

@@ -98,9 +98,9 @@ def bench_yolo_track(args, n_frames: int, imgsz: int) -> dict:
 
 
 def bench_pipeline(args, checkpoint: str, out_dir: Path) -> dict:
+    from trajpred.commands.predict import predict_video
     from trajpred.detect import DetectorConfig
     from trajpred.pipeline import ForecastConfig, Pipeline, PipelineConfig
-    from trajpred.render import write_predictions
     from trajpred.video import VideoReader, VideoSource
     from trajpred.writer import WriterProcess
 
@@ -123,7 +123,7 @@ def bench_pipeline(args, checkpoint: str, out_dir: Path) -> dict:
         writer.wait_ready()  # the writer process's start (imports, ~2 s) is set-up too, untimed
         with FirstFrames(source) as reader:
             info = reader.info
-            summary = write_predictions(pipeline, reader, out_dir, progress=False, writer=writer)
+            summary = predict_video(pipeline, reader, out_dir, progress=False, writer=writer)
     return {
         "frames": summary.frames,
         "seconds": round(summary.seconds, 3),

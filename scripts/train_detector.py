@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/train_detector.py --out data/detector/synth_yolo.pt
 
-1. Writes a YOLO dataset of synthetic plaza scenes (trajpred.synth_render.write_yolo_dataset;
+1. Writes a YOLO dataset of synthetic plaza scenes (trajpred.synth.render.write_yolo_dataset;
    class 0 = person, as in COCO, so `--classes person` works with it and with COCO weights).
 2. Trains an ultralytics YOLO from scratch (no pretrained weights) from `--model`, by default
    data/detector/yolo11-tiny.yaml (YOLO11 at half of yolo11n's width: fast on a CPU).
@@ -76,8 +76,8 @@ def held_out_scores(weights: Path, seed: int, imgsz: int) -> dict:
     """Detection precision/recall (IoU 0.5, conf 0.25) on a fresh synthetic scene of 10 s."""
     from trajpred.demo import detection_scores
     from trajpred.detect import Detector, DetectorConfig
-    from trajpred.synth_render import iter_frames
-    from trajpred.synth_world import SynthConfig, simulate
+    from trajpred.synth.render import iter_frames
+    from trajpred.synth.world import SynthConfig, simulate
 
     scene = simulate(SynthConfig(seed=seed, duration_s=10.0))
     gt = scene.mot_tracks()
@@ -93,8 +93,8 @@ def main(argv=None) -> int:
     offline_ultralytics()
     from ultralytics import YOLO
 
-    from trajpred.synth_render import write_yolo_dataset
-    from trajpred.synth_world import SynthConfig
+    from trajpred.synth.render import write_yolo_dataset
+    from trajpred.synth.world import SynthConfig
 
     out = Path(args.out)
     if args.score_only:

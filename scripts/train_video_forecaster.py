@@ -19,7 +19,7 @@ sys.path.insert(0, str(REPO))
 from trajpred.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from trajpred.config import load_config  # noqa: E402
 from trajpred.formats import write_eth_ucy  # noqa: E402
-from trajpred.synth_world import SynthConfig, simulate  # noqa: E402
+from trajpred.synth.world import SynthConfig, simulate  # noqa: E402
 from trajpred.train import RunConfig, fit  # noqa: E402
 
 

@@ -100,8 +100,8 @@ def video_assets(tmp_path_factory):
 
     from trajpred.demo import untrained_checkpoint
     from trajpred.detect import SHIPPED_DETECTOR
-    from trajpred.synth_render import write_scene
-    from trajpred.synth_world import SynthConfig, simulate
+    from trajpred.synth.render import write_scene
+    from trajpred.synth.world import SynthConfig, simulate
 
     if not SHIPPED_DETECTOR.is_file():
         pytest.skip(f"shipped detector {SHIPPED_DETECTOR} is absent (scripts/train_detector.py)")

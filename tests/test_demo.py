@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from trajpred.demo import ForecastTally, GroundTruth
-from trajpred.pipeline import FrameForecasts
+from trajpred.results import FrameForecasts
 from trajpred.tracking import TrackedBoxes
 from trajpred.tracks import Tracks
 

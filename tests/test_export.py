@@ -91,7 +91,7 @@ def test_any_number_of_tracks_steps_and_neighbours(exported, backend):
     torch_model = load_forecaster(ENSEMBLE)
     model = load_forecaster(exported(ENSEMBLE, backend))
     for batch, steps in ((1, 1), (7, 7), (50, 1)):
-        features, h, c, speed, nbr, mask = example_inputs(torch_model, batch, steps, seed=batch)
+        features, h, c, speed, nbr, mask, _ = example_inputs(torch_model, batch, steps, seed=batch)
         for neighbours in (nbr, nbr[:, :1], None):  # all, one, none at all
             m = None if neighbours is None else mask[:, : neighbours.shape[1]]
             with torch.no_grad():
@@ -224,3 +224,36 @@ def test_bench_forecaster_times_each_backend(exported, tmp_path):
     for row in report["forecasters"].values():
         t = row["total_ms_median"]
         assert t > 0 and row["share_of_sampling_frame_median"] == round(t / (10 + t), 4)
+
+
+@pytest.mark.parametrize("backend", ["onnx", "torchscript"])
+def test_camera_specific_model_exports_with_its_scene_input(tmp_path, backend):
+    from dataclasses import asdict
+
+    from trajpred.checkpoint import save_checkpoint
+    from trajpred.model import Forecaster, ForecasterConfig
+
+    cfg = ForecasterConfig(hidden_size=16, embed_size=8, num_modes=3, social_neighbours=2)
+    cfg.scene_input, cfg.scene_bounds, cfg.scene_units = True, [0.0, 0.0, 320.0, 192.0], "px"
+    cfg.scene_classes = [0, 2]
+    torch.manual_seed(0)
+    model = Forecaster(cfg).eval()
+    with torch.no_grad():  # off the zero start of the scene branch, so the scene matters
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    save_checkpoint(
+        tmp_path / "camera.pt", {"model_config": asdict(cfg), "model": model.state_dict()}
+    )
+    out = tmp_path / f"camera{SUFFIX[backend]}"
+    assert export_forecaster(tmp_path / "camera.pt", out, backend).max_diff < 1e-4
+    exported = load_forecaster(out)
+    assert exported.cfg == cfg
+    *inputs, scene = example_inputs(model, 7, 1, seed=3)
+    with torch.no_grad():
+        expect = model.advance(inputs[0], tuple(inputs[1:3]), *inputs[3:], scene)[1].mean
+        moved = model.advance(inputs[0], tuple(inputs[1:3]), *inputs[3:], scene + 1)[1].mean
+    got = exported.advance(inputs[0], tuple(inputs[1:3]), *inputs[3:], scene)[1].mean
+    torch.testing.assert_close(got, expect, atol=1e-4, rtol=0)
+    assert (moved - expect).abs().max() > 1e-3  # the scene input is read
+    with pytest.raises(ValueError, match="scene input"):
+        exported.advance(inputs[0], None, *inputs[3:])

@@ -18,8 +18,8 @@ import yaml
 from trajpred.cli import main
 from trajpred.config import load_config, to_dict
 from trajpred.formats import read_eth_ucy, read_mot
-from trajpred.synth_render import iter_frames, render_background, write_scene, write_yolo_dataset
-from trajpred.synth_world import Camera, CameraConfig, SynthConfig, simulate
+from trajpred.synth.render import iter_frames, render_background, write_scene, write_yolo_dataset
+from trajpred.synth.world import Camera, CameraConfig, SynthConfig, simulate
 from trajpred.tracks import bottom_centre
 
 REPO = Path(__file__).resolve().parents[1]

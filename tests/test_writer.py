@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from trajpred.atomic import partial_path
+from trajpred.commands.predict import predict_video
 from trajpred.detect import DetectorConfig
 from trajpred.errors import TrajpredError
 from trajpred.pipeline import ForecastConfig, Pipeline, PipelineConfig
-from trajpred.render import write_predictions
 from trajpred.video import VideoReader, VideoSource
 from trajpred.writer import WriterProcess
 
@@ -45,7 +45,7 @@ def test_writer_forecasts_match_the_in_process_pipeline(video_assets, pipeline, 
         expected = [(r.frame_id, r.forecasts) for r in pipeline.process(reader)]
     seen = []
     with _reader(video_assets) as reader:
-        summary = write_predictions(
+        summary = predict_video(
             pipeline,
             reader,
             tmp_path,
@@ -61,9 +61,7 @@ def test_writer_forecasts_match_the_in_process_pipeline(video_assets, pipeline, 
         np.testing.assert_allclose(a.xy, b.xy, atol=1e-4)
     # The same writer serves the next video, starting its forecaster state afresh.
     with _reader(video_assets) as reader:
-        again = write_predictions(
-            pipeline, reader, tmp_path / "again", progress=False, writer=writer
-        )
+        again = predict_video(pipeline, reader, tmp_path / "again", progress=False, writer=writer)
     assert again.frames == summary.frames
     assert (tmp_path / "again" / "forecasts.csv").read_text() == (
         tmp_path / "forecasts.csv"
@@ -76,14 +74,12 @@ def test_writer_error_is_one_line_and_the_writer_serves_on(
     out = tmp_path / "blocked"
     partial_path(out / "annotated.mp4").mkdir(parents=True)  # where the writer's video would go
     with _reader(video_assets) as reader, pytest.raises(TrajpredError) as info:
-        write_predictions(pipeline, reader, out, progress=False, writer=writer)
+        predict_video(pipeline, reader, out, progress=False, writer=writer)
     assert "\n" not in str(info.value) and "annotated" in str(info.value)
     assert not (out / "tracks.csv").exists()
     with _reader(video_assets) as reader:
         assert (
-            write_predictions(
-                pipeline, reader, tmp_path / "ok", progress=False, writer=writer
-            ).frames
+            predict_video(pipeline, reader, tmp_path / "ok", progress=False, writer=writer).frames
             > 0
         )
 
@@ -97,7 +93,7 @@ def test_a_dead_writer_is_an_error_not_a_hang(video_assets, pipeline, tmp_path):
             _reader(video_assets) as reader,
             pytest.raises(TrajpredError, match="writer process stopped"),
         ):
-            write_predictions(pipeline, reader, tmp_path, progress=False, writer=writer)
+            predict_video(pipeline, reader, tmp_path, progress=False, writer=writer)
 
 
 def test_ctrl_c_during_a_message_is_raised_after_it():

@@ -147,10 +147,19 @@ def load_forecaster(path: str | os.PathLike, expect: ForecasterConfig | None = N
     """`Forecaster` rebuilt from a checkpoint file alone, in eval mode on the CPU; an exported
     file (`trajpred export`: .onnx, .ts, .torchscript or a TorchScript archive) gives an
     `ExportedForecaster`, which streams and forecasts windows the same way."""
+    return load_forecaster_and_metadata(path, expect)[0]
+
+
+def load_forecaster_and_metadata(
+    path: str | os.PathLike, expect: ForecasterConfig | None = None
+) -> tuple[Forecaster, dict]:
+    """`load_forecaster`, and what the file says of its training: the checkpoint's payload
+    (model_config, run_config, epoch, ...), or what an exported file's metadata kept of it."""
     from .export import is_exported, load_exported
 
     if is_exported(path):
         model = load_exported(path)
         check_config(model.cfg, expect, path)
-        return model
-    return model_from_payload(load_checkpoint(path), path, expect)
+        return model, {**model.meta.checkpoint, "model_config": model.meta.model_config}
+    payload = load_checkpoint(path)
+    return model_from_payload(payload, path, expect), payload

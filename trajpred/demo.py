@@ -253,13 +253,13 @@ def run_demo(
     """Synthesize a scene into out_dir/scene, run predict on it into out_dir, score each stage."""
     from pathlib import Path
 
+    from .commands.predict import predict_video
     from .detect import SHIPPED_DETECTOR, DetectorConfig
     from .errors import TrajpredError
     from .formats import read_mot
     from .pipeline import SHIPPED_FORECASTER, ForecastConfig, Pipeline, PipelineConfig
-    from .render import write_predictions
-    from .synth_render import write_scene
-    from .synth_world import SynthConfig, simulate
+    from .synth.render import write_scene
+    from .synth.world import SynthConfig, simulate
     from .video import VideoReader, VideoSource
     from .writer import WriterProcess
 
@@ -302,9 +302,7 @@ def run_demo(
             forecasting.add(result.frame_id, result.tracks, result.forecasts)
 
         with VideoReader(VideoSource(str(paths.video), "demo")) as reader:
-            summary = write_predictions(
-                pipeline, reader, out, progress, on_result=score, writer=writer
-            )
+            summary = predict_video(pipeline, reader, out, progress, on_result=score, writer=writer)
     n_people = len(np.unique(gt.track_id))
     scene_line = (
         f"scene: {scene.n_frames} frames {cfg.width}x{cfg.height} at {cfg.fps:g} fps, "

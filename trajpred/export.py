@@ -53,6 +53,7 @@ INPUTS = {
     "last_speed": "(B,) float32: last step along the heading, model units per step",
     "nbr_features": f"(B, K, {NEIGHBOUR_FEATURES}) float32: nearest neighbours (social models)",
     "nbr_mask": "(B, K) bool: which neighbour rows are real (social models)",
+    "scene": "(B, S_scene) float32: where the track stands (camera-specific models)",
 }
 OUTPUTS = {
     "new_h": "(L, B, S) float32",
@@ -127,8 +128,10 @@ class AdvanceGraph(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, features, h, c, last_speed, nbr_features, nbr_mask):
-        (h, c), out = self.model.advance(features, (h, c), last_speed, nbr_features, nbr_mask)
+    def forward(self, features, h, c, last_speed, nbr_features, nbr_mask, scene):
+        (h, c), out = self.model.advance(
+            features, (h, c), last_speed, nbr_features, nbr_mask, scene
+        )
         return h, c, out.mean, out.modes, out.mode_logits, out.mode_sigma
 
 
@@ -144,6 +147,7 @@ def example_inputs(model: nn.Module, batch: int = 3, steps: int = 2, seed: int =
         torch.rand(batch, generator=g),
         torch.randn(batch, k, NEIGHBOUR_FEATURES, generator=g),
         torch.rand(batch, k, generator=g) > 0.3,
+        torch.rand(batch, max(1, cfg.scene_features), generator=g),
     )
 
 
@@ -183,7 +187,7 @@ def write_onnx(model: nn.Module, meta: ExportMetadata, out: Path, opset: int = 1
     if meta.int8:
         quantization = _import_or_hint("onnxruntime.quantization", out)
     tmp, tmp_q = temp_path_for(out), temp_path_for(out)
-    axes = {"features": {0: "B", 1: "T"}, "last_speed": {0: "B"}}
+    axes = {"features": {0: "B", 1: "T"}, "last_speed": {0: "B"}, "scene": {0: "B"}}
     axes |= {name: {1: "B"} for name in ("h", "c", "new_h", "new_c")}
     axes |= {name: {0: "B", 1: "K"} for name in ("nbr_features", "nbr_mask")}
     axes |= {name: {0: "B"} for name in ("mean", "modes", "mode_logits", "mode_sigma")}
@@ -298,9 +302,10 @@ class ExportedForecaster:
         self._runner.to(self.device)
         return self
 
-    def advance(self, features, state, last_speed, nbr_features=None, nbr_mask=None):
+    def advance(self, features, state, last_speed, nbr_features=None, nbr_mask=None, scene=None):
         """As Forecaster.advance: features (B, T, input_size), state (h, c) or None, last_speed
-        (B,), optional neighbours (B, K, 6) and mask (B, K) -> (new state, ForecastOutput)."""
+        (B,), optional neighbours (B, K, 6) and mask (B, K), the scene vector of a
+        camera-specific model -> (new state, ForecastOutput)."""
         b = len(features)
         if state is None:
             shape = (self.cfg.num_layers, b, self.state_size)
@@ -308,15 +313,20 @@ class ExportedForecaster:
         if nbr_features is None:  # one neighbour row, masked out: pools to zeros, as None does
             nbr_features = features.new_zeros(b, 1, NEIGHBOUR_FEATURES)
             nbr_mask = torch.zeros(b, 1, dtype=torch.bool, device=features.device)
-        outputs = self._runner(
-            dict(zip(INPUTS, (features, *state, last_speed, nbr_features, nbr_mask), strict=True))
-        )
+        if scene is None:
+            if self.cfg.scene_input:  # the graph always adds the scene branch
+                raise ValueError("a camera-specific forecaster needs its scene input")
+            scene = features.new_zeros(b, 1)  # not read by the graph
+        inputs = (features, *state, last_speed, nbr_features, nbr_mask, scene)
+        outputs = self._runner(dict(zip(INPUTS, inputs, strict=True)))
         h, c, mean, modes, logits, sigma = (t.to(self.device) for t in outputs)
         return (h, c), ForecastOutput(mean, modes, logits, sigma)
 
-    def __call__(self, features, last_speed, nbr_features=None, nbr_mask=None) -> ForecastOutput:
+    def __call__(
+        self, features, last_speed, nbr_features=None, nbr_mask=None, scene=None
+    ) -> ForecastOutput:
         """Whole windows (B, T, input_size) encoded from a zero state, as Forecaster.forward."""
-        return self.advance(features, None, last_speed, nbr_features, nbr_mask)[1]
+        return self.advance(features, None, last_speed, nbr_features, nbr_mask, scene)[1]
 
 
 def load_exported(path: str | os.PathLike) -> ExportedForecaster:

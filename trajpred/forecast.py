@@ -16,6 +16,7 @@ from .features import (
     Heading,
     neighbour_features,
     output_positions,
+    scene_features,
     speed_along,
     step_features,
     to_positions,
@@ -31,7 +32,8 @@ class Forecasts:
 
     mean: (N, pred_len, 2) deterministic forecast.
     samples: (N, K, pred_len, 2) K trajectories (the K most probable modes when K <= modes,
-        else modes drawn by probability with their Gaussian noise), or None.
+        else every mode and then draws of a mode with its Gaussian noise; see draw_samples),
+        or None.
     sigma: (N, pred_len) standard deviation of the most probable mode, source units, or None.
     """
 
@@ -47,19 +49,29 @@ def draw_samples(
     k: int,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """(B, k, pred_len, 2) trajectories in source units from the mixture head."""
+    """(B, k, pred_len, 2) trajectories in source units from the mixture head: the k most
+    probable modes, most probable first; for k above the M modes, all M modes and then k - M
+    draws (a mode picked by probability, plus its Gaussian noise).
+
+    The samples of a smaller k are the first ones of a larger k (from the same generator state),
+    so best-of-K never gets worse as K grows.
+    """
     m = out.mode_logits.shape[1]
+    order = out.mode_logits.sort(dim=1, descending=True, stable=True).indices[:, : min(k, m)]
+    top = modes_xy[torch.arange(len(order), device=order.device)[:, None], order]
     if k <= m:
-        top = out.mode_logits.topk(k, dim=1).indices
-        return torch.gather(modes_xy, 1, top[..., None, None].expand(-1, -1, *modes_xy.shape[2:]))
-    probs = out.mode_logits.softmax(1)
-    pick = torch.multinomial(probs, k, replacement=True, generator=generator)
-    centre = torch.gather(modes_xy, 1, pick[..., None, None].expand(-1, -1, *modes_xy.shape[2:]))
-    sigma = torch.gather(out.mode_sigma, 1, pick[..., None].expand(-1, -1, out.mode_sigma.shape[2]))
-    noise = (
-        torch.randn(centre.shape, generator=generator) * (sigma * scale[:, None, None])[..., None]
-    )
-    return centre + noise
+        return top
+    # One draw at a time, on the CPU, so the first draws do not depend on k or the device.
+    probs = out.mode_logits.softmax(1).cpu()
+    sigma_xy = (out.mode_sigma * scale[:, None, None]).cpu()  # (B, M, pred_len) source units
+    centres = modes_xy.cpu()
+    rows = torch.arange(len(probs))
+    draws = []
+    for _ in range(k - m):
+        pick = torch.multinomial(probs, 1, generator=generator)[:, 0]  # (B,)
+        noise = torch.randn(centres[:, 0].shape, generator=generator)  # (B, pred_len, 2)
+        draws.append(centres[rows, pick] + noise * sigma_xy[rows, pick][..., None])
+    return torch.cat([top, torch.stack(draws, 1).to(top.device)], 1)
 
 
 def top_mode_sigma(out: ForecastOutput, scale: torch.Tensor) -> torch.Tensor:
@@ -73,14 +85,23 @@ def window_inputs(
     box: torch.Tensor | None,
     nbr_xy: torch.Tensor | None = None,
     nbr_mask: torch.Tensor | None = None,
+    class_id: torch.Tensor | None = None,
 ):
-    """What the model reads from a batch of windows: (inputs of model(...), heading, scale)."""
+    """What the model reads from a batch of windows: (inputs of model(...), heading, scale).
+
+    class_id (B,) is read only by camera-specific models with class input (cfg.scene_classes).
+    """
     scale = window_scale(box, len(obs))
     features, heading, speed = window_features(obs, scale, box if model.cfg.box_features else None)
     nbr = None
     if model.cfg.social_neighbours > 0 and nbr_xy is not None:
         nbr = neighbour_features(nbr_xy, obs[:, -1], obs[:, -1] - obs[:, -2], heading, scale)
-    return (features, speed, nbr, nbr_mask if nbr is not None else None), heading, scale
+    scene = (
+        scene_features(obs[:, -1], heading.direction, class_id, model.cfg)
+        if model.cfg.scene_input
+        else None
+    )
+    return (features, speed, nbr, nbr_mask if nbr is not None else None, scene), heading, scale
 
 
 @torch.no_grad()
@@ -93,8 +114,10 @@ def forecast_windows(
     seed: int = 0,
     nbr_xy: np.ndarray | None = None,
     nbr_mask: np.ndarray | None = None,
+    class_id: np.ndarray | None = None,
 ) -> Forecasts:
-    """Forecast from observed windows obs_xy (N, T, 2) in source units (neighbours optional)."""
+    """Forecast from observed windows obs_xy (N, T, 2) in source units (neighbours and class
+    ids (N,) optional)."""
     model.eval()
     generator = torch.Generator().manual_seed(seed)
     means, samples, sigmas = [], [], []
@@ -102,7 +125,12 @@ def forecast_windows(
     for start in range(0, len(obs_xy), batch_size):
         obs = torch.as_tensor(obs_xy[start : start + batch_size], dtype=torch.float32)
         inputs, heading, scale = window_inputs(
-            model, obs, part(obs_box_wh, start), part(nbr_xy, start), part(nbr_mask, start)
+            model,
+            obs,
+            part(obs_box_wh, start),
+            part(nbr_xy, start),
+            part(nbr_mask, start),
+            part(class_id, start),
         )
         out = model(*inputs)
         mean, modes = output_positions(out, obs[:, -1], heading, scale)
@@ -164,6 +192,7 @@ class TrackStreams:
             "fc_modes": torch.zeros(capacity, m, p, 2, device=dev),
             "fc_logits": torch.zeros(capacity, m, device=dev),
             "fc_sigma": torch.zeros(capacity, m, p, device=dev),
+            "class_id": torch.full((capacity,), -1, dtype=torch.long, device=dev),
         }
         for name, tensor in new.items():
             if old is not None:
@@ -189,6 +218,7 @@ class TrackStreams:
             if s is not None:
                 self.count[s] = 0
                 self.known[s] = False
+                self.class_id[s] = -1
                 self.direction[s] = torch.tensor([1.0, 0.0], device=self.device)
                 for name in ("h", "c"):
                     getattr(self, name)[:, s] = 0
@@ -211,8 +241,10 @@ class TrackStreams:
         xy: np.ndarray,
         box_wh: np.ndarray | None = None,
         appearance: np.ndarray | None = None,
+        class_id: np.ndarray | None = None,
     ) -> None:
-        """One observation per listed track, one model step after its previous one."""
+        """One observation per listed track, one model step after its previous one (class ids
+        (N,) are kept for camera-specific models that read the class)."""
         if len(track_ids) == 0:
             return
         slots = self._slots(track_ids)
@@ -227,6 +259,8 @@ class TrackStreams:
             # pixels per metre from the box height, smoothed so one bad box cannot jump the scale
             fresh = box_t[:, 1].clamp_min(1.0) / PERSON_HEIGHT_M
             self.scale[slots] = torch.where(first, fresh, 0.8 * self.scale[slots] + 0.2 * fresh)
+        if class_id is not None:  # before stepping: the class of this observation is read
+            self.class_id[slots] = torch.as_tensor(np.asarray(class_id), device=self.device)
         app = None
         if appearance is not None:
             app = torch.as_tensor(appearance, dtype=torch.float32, device=self.device)
@@ -257,12 +291,19 @@ class TrackStreams:
             appearance,
         )
         nbr, mask = self._neighbours(prev_xy, xy, heading, scale)
+        cfg = self.model.cfg
+        scene = (
+            scene_features(xy, heading.direction, self.class_id[cont], cfg)
+            if cfg.scene_input
+            else None
+        )
         (h, c), out = self.model.advance(
             feats[:, None],
             (self.h[:, cont], self.c[:, cont]),
             speed_along(step, heading),
             nbr,
             mask,
+            scene,
         )
         self.h[:, cont], self.c[:, cont] = h, c
         self.direction[cont], self.known[cont] = heading.direction, heading.known
@@ -296,7 +337,10 @@ class TrackStreams:
             heading = Heading(self.direction[slots], self.known[slots])
             scale, origin = self.scale[slots], self.last_xy[slots]
             out = ForecastOutput(
-                self.fc_mean[slots], self.fc_modes[slots], self.fc_logits[slots], self.fc_sigma[slots]
+                self.fc_mean[slots],
+                self.fc_modes[slots],
+                self.fc_logits[slots],
+                self.fc_sigma[slots],
             )
             modes = to_positions(out.modes, origin, heading, scale)
             samples = draw_samples(out, modes, scale, k).cpu().numpy()

@@ -30,9 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .detect import Detections, Detector, DetectorConfig, resolve_device
+from .detect import Detector, DetectorConfig, resolve_device
 from .errors import InputError, TrajpredError
 from .paths import PACKAGE_ROOT, resolve_data_path
+from .render import RenderConfig
+from .results import FrameForecasts, FrameResult
 from .tracking import TrackedBoxes, Tracker
 from .video import VideoInfo, VideoReader, VideoSource, expand_source
 
@@ -54,13 +56,6 @@ class ForecastConfig:
 
 
 @dataclass
-class RenderConfig:
-    trail_s: float = 2.0  # seconds of past trail drawn per track
-    band_alpha: float = 0.25  # opacity of the forecast's uncertainty band
-    line_px: int = 2
-
-
-@dataclass
 class PipelineConfig:
     """Everything `predict` runs with; configs/predict.yaml and --set override these defaults."""
 
@@ -69,54 +64,6 @@ class PipelineConfig:
     forecast: ForecastConfig = field(default_factory=ForecastConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
     fps: float | None = None  # overrides the container's frame rate
-
-
-@dataclass
-class FrameForecasts:
-    """Forecasts made on one frame, for the M tracks of that frame with >= 2 samples.
-
-    track_id: (M,) int64. xy: (M, P, 2) float64 predicted bottom centres in pixels, P = the
-    model's pred_len, step s (1-based) at s * dt_s after this frame. sigma: (M, P) float64
-    standard deviation in pixels (most probable mode). target_frame: (P,) int64 1-based frame
-    each step predicts. samples: (M, K, P, 2) pixels or None. world_xy: (M, P, 2) metres on the
-    ground plane (the homography applied to xy) or None.
-    """
-
-    track_id: np.ndarray
-    xy: np.ndarray
-    sigma: np.ndarray
-    target_frame: np.ndarray
-    samples: np.ndarray | None = None
-    world_xy: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        self.track_id = np.asarray(self.track_id, dtype=np.int64).reshape(-1)
-        m, p = len(self.track_id), len(self.target_frame)
-        self.xy = np.asarray(self.xy, dtype=np.float64).reshape(m, p, 2)
-        self.sigma = np.asarray(self.sigma, dtype=np.float64).reshape(m, p)
-        self.target_frame = np.asarray(self.target_frame, dtype=np.int64).reshape(p)
-
-    def __len__(self) -> int:
-        return len(self.track_id)
-
-    @classmethod
-    def empty(cls) -> FrameForecasts:
-        return cls(np.zeros(0), np.zeros((0, 0, 2)), np.zeros((0, 0)), np.zeros(0))
-
-
-@dataclass
-class FrameResult:
-    """One processed frame. frame_id: 1-based; time_s = (frame_id - 1) / fps; image: (H, W, 3)
-    uint8 BGR frame as read; detections: the boxes >= the detector's conf; tracks: confirmed
-    tracks on this frame; forecasts: see FrameForecasts; video: the source's name."""
-
-    frame_id: int
-    time_s: float
-    image: np.ndarray
-    detections: Detections
-    tracks: TrackedBoxes
-    forecasts: FrameForecasts
-    video: str = ""
 
 
 def read_homography(path: str | Path) -> np.ndarray:
@@ -231,10 +178,14 @@ class LiveForecaster:
             self._restart(tid)
             del self.state[tid]
         observed: set[int] = set()
+        class_of = dict(zip(tracks.track_id.tolist(), tracks.class_id.tolist(), strict=True))
         for _k, rows in sorted(self._samples(i, tracks).items()):
             ids = [r[0] for r in rows]
             self.streams.observe(
-                ids, np.array([r[1] for r in rows]), np.array([r[2] for r in rows])
+                ids,
+                np.array([r[1] for r in rows]),
+                np.array([r[2] for r in rows]),
+                class_id=np.array([class_of[t] for t in ids]),  # camera models may read it
             )
             observed.update(ids)
             for tid in ids:

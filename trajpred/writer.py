@@ -4,8 +4,8 @@ Detection and tracking spend much of each frame in Python (ultralytics' pre- and
 post-processing, the tracker), and so do forecasting and drawing: on two threads of one
 process they take turns on the GIL. Measured on 2 cores, 4.7 ms a frame of GIL-holding work on
 a second thread cut detection's fps by about 30 %; the same time spent in C with the GIL
-released cut it by under 8 %. So `write_predictions` hands each tracked frame to one separate
-process that owns the forecaster's per-track state, the renderer and the output files:
+released cut it by under 8 %. So `predict_video` (commands/predict.py) hands each tracked frame
+to one separate process that owns the forecaster's per-track state, the renderer and the output files:
 
 - the image goes through a ring of `depth` shared-memory slots (a copy, no pickling);
 - the rest of the FrameResult (tracks, detections: small arrays) is pickled over a pipe;
@@ -34,7 +34,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import TrajpredError
-from .pipeline import ForecastConfig, FrameForecasts, FrameResult, RenderConfig
+from .pipeline import ForecastConfig
+from .render import RenderConfig
+from .results import FrameForecasts, FrameResult
 from .video import VideoInfo
 
 
@@ -222,8 +224,9 @@ class _Video:
     """One video inside the writer process: forecaster, renderer and files."""
 
     def __init__(self, job: VideoJob, shm_name: str, depth: int, models: dict):
+        from .exports import PredictOutputs
         from .pipeline import LiveForecaster, load_model
-        from .render import PredictOutputs, Renderer
+        from .render import Renderer
 
         self.shm = shared_memory.SharedMemory(name=shm_name)
         self.frames = np.ndarray(

@@ -23,8 +23,19 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..pipeline import Pipeline
+    from ..results import FrameResult
+    from ..video import VideoReader
+    from ..writer import WriterProcess
 
 DEFAULT_WEIGHTS = "yolo11n.pt"
 
@@ -173,13 +184,9 @@ def prepare_out_dir(path: Path) -> Path:
 
 def _predict_video(pipeline, writer, video, out_dir: Path, progress: bool) -> str:
     """One video through the pipeline and writer process into out_dir; the summary line."""
-    from ..render import write_predictions
-
     with pipeline.open(video) as reader:
         try:
-            return write_predictions(
-                pipeline, reader, out_dir, progress=progress, writer=writer
-            ).line()
+            return predict_video(pipeline, reader, out_dir, progress=progress, writer=writer).line()
         except KeyboardInterrupt as e:
             print(e.summary.line() if hasattr(e, "summary") else "interrupted", file=sys.stderr)
             raise
@@ -275,3 +282,114 @@ def _predict_videos(pipeline, writer, videos, out: Path, several: bool, progress
         except KeyboardInterrupt:
             return 130
     return 2 if failed else 0
+
+
+# ------------------------------------------------------------ one video's outputs
+
+
+@dataclass
+class VideoSummary:
+    """What one video gave: frames read, distinct tracks, wall time and time in the forecaster."""
+
+    name: str
+    out_dir: Path
+    frames: int
+    tracks: int
+    seconds: float
+    forecast_seconds: float
+    interrupted: bool = False
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def line(self) -> str:
+        state = "interrupted after " if self.interrupted else ""
+        return (
+            f"{self.name}: {state}{self.frames} frames, {self.tracks} tracks, {self.fps:.1f} fps "
+            f"(forecaster busy {100 * self.forecast_seconds / max(self.seconds, 1e-9):.0f}% "
+            f"of the time, beside detection) -> {self.out_dir}"
+        )
+
+
+def predict_video(
+    pipeline: Pipeline,
+    reader: VideoReader,
+    out_dir: Path,
+    progress: bool = True,
+    on_result: Callable[[FrameResult], None] | None = None,
+    writer: WriterProcess | None = None,
+) -> VideoSummary:
+    """Run `pipeline` over the opened video and write its outputs and config.yaml into out_dir;
+    `on_result`, if given, also sees every FrameResult with its forecasts (the demo scores them).
+
+    Detection and tracking run here; forecasting, drawing and writing run in `writer` (a
+    WriterProcess, see trajpred/writer.py; one is started for this call if none is given).
+    Ctrl-C: the outputs are closed (complete rows, playable video) and KeyboardInterrupt is
+    raised again; `VideoSummary` of the frames done is in the exception's `summary` attribute.
+    """
+    from tqdm import tqdm
+
+    from ..config import save_config
+    from ..writer import VideoJob, WriterProcess
+
+    save_config(pipeline.config, out_dir / "config.yaml")
+    own_writer = writer is None
+    writer = writer or WriterProcess()
+    try:
+        forecast = pipeline.config.forecast
+        writer.open(
+            VideoJob(
+                out_dir,
+                reader.info,
+                pipeline.config.render,
+                forecast,
+                forecast.checkpoint if pipeline.model is not None else None,
+                pipeline.device,
+                pipeline.homography,
+                on_result is not None,
+            ),
+            on_result,
+        )
+        ids: set[int] = set()
+        frames, start, forecast_seconds = 0, time.perf_counter(), 0.0
+        bar = tqdm(
+            total=reader.info.n_frames,
+            unit="frame",
+            desc=reader.source.name,
+            disable=not progress,
+            dynamic_ncols=True,
+        )
+
+        def summary(interrupted: bool) -> VideoSummary:
+            return VideoSummary(
+                reader.source.name,
+                out_dir,
+                frames,
+                len(ids),
+                time.perf_counter() - start,
+                forecast_seconds,
+                interrupted,
+            )
+
+        try:
+            for result in pipeline.track_frames(reader):
+                writer.put(result)
+                ids.update(result.tracks.track_id.tolist())
+                frames += 1
+                bar.update()
+        except KeyboardInterrupt as e:
+            forecast_seconds = writer.finish()  # every frame handed over is written, files close
+            e.summary = summary(True)
+            raise
+        except BaseException:
+            with contextlib.suppress(Exception):  # the first error is the one to report
+                writer.finish()
+            raise
+        finally:
+            bar.close()
+        forecast_seconds = writer.finish()
+        return summary(False)
+    finally:
+        if own_writer:
+            writer.close()

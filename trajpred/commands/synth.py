@@ -18,8 +18,8 @@ import time
 
 from ..config import load_config
 from ..errors import TrajpredError
-from ..synth_render import write_scene, write_yolo_dataset
-from ..synth_world import SynthConfig, simulate
+from ..synth.render import write_scene, write_yolo_dataset
+from ..synth.world import SynthConfig, simulate
 
 DEFAULTS = SynthConfig()
 

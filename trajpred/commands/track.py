@@ -39,8 +39,8 @@ def track_video(pipeline, reader, out_csv: Path, progress: bool) -> tuple[int, i
 
     from ..atomic import partial_path, publish
     from ..errors import InputError
+    from ..exports import track_rows
     from ..formats import CSV_COLUMNS
-    from ..render import track_rows
 
     ids: set[int] = set()
     frames, start = 0, time.perf_counter()

@@ -31,11 +31,11 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from .atomic import atomic_open, temp_path_for, write_json, write_text
-from .config import save_config, to_dict
-from .errors import TrajpredError
-from .formats import write_eth_ucy, write_mot
-from .synth_world import FIGURE, SynthConfig, SynthScene, figure_layout, simulate
+from ..atomic import atomic_open, temp_path_for, write_json, write_text
+from ..config import save_config, to_dict
+from ..errors import TrajpredError
+from ..formats import write_eth_ucy, write_mot
+from .world import FIGURE, SynthConfig, SynthScene, figure_layout, simulate
 
 SHIFT = 4  # OpenCV drawing with 1/16 pixel precision
 ONE = 1 << SHIFT

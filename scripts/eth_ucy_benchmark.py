@@ -86,10 +86,10 @@ def main() -> int:
             t0 = time.perf_counter()
             result = fit(run, progress=sys.stderr.isatty())
             seconds.append(round(time.perf_counter() - t0, 1))
-            epochs.append(result["epochs"])
-            bests.append(result["best"])
+            epochs.append(result.epochs)
+            bests.append(result.best_path)
             print(
-                f"{scene} seed {seed}: trained {result['epochs']} epochs in {seconds[-1]} s",
+                f"{scene} seed {seed}: trained {result.epochs} epochs in {seconds[-1]} s",
                 flush=True,
             )
         timings[scene] = {"seconds": seconds, "epochs": epochs}

@@ -80,9 +80,10 @@ def test_forecast_tally_scores_a_hand_made_case():
             )
         tally.add(f, tracks, fc)
     result = tally.result()
-    assert result["forecasts"] == 1
-    assert result["ade_px"] == 3.0 and result["fde_px"] == 4.0  # errors 2 and 4
-    assert result["cv_ade_px"] == 0.0 and result["cv_fde_px"] == 0.0
+    assert result.forecasts == 1
+    assert result.ade_px == 3.0 and result.fde_px == 4.0  # errors 2 and 4
+    assert result.cv_ade_px == 0.0 and result.cv_fde_px == 0.0
+    assert "(1 forecasts of 0.8 s" in result.line(0.8)
 
 
 def test_default_demo_forecaster_beats_constant_velocity(tmp_path):
@@ -109,7 +110,8 @@ def test_default_demo_forecaster_beats_constant_velocity(tmp_path):
     ade, fde, cv_ade, cv_fde = map(
         float,
         re.search(
-            r"ADE ([\d.]+) px\s+FDE ([\d.]+) px\s+constant velocity: ADE ([\d.]+) px\s+FDE ([\d.]+) px",
+            r"ADE ([\d.]+) px\s+FDE ([\d.]+) px\s+"
+            r"constant velocity: ADE ([\d.]+) px\s+FDE ([\d.]+) px",
             result.stdout,
         ).groups(),
     )

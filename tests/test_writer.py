@@ -108,3 +108,20 @@ def test_ctrl_c_during_a_message_is_raised_after_it():
             reached_end = True
     assert reached_end, "Ctrl-C cut the block short"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+
+def test_a_failure_in_the_writer_comes_back_as_the_same_kind_of_error():
+    import pickle
+
+    from trajpred.writer import Failure, FrameDone
+
+    user = pickle.loads(pickle.dumps(FrameDone(None, Failure.of(TrajpredError("x.mp4: bad")))))
+    with pytest.raises(TrajpredError, match=r"^x.mp4: bad$"):
+        user.error.raise_()
+    try:
+        raise ValueError("a bug")
+    except ValueError as e:
+        bug = Failure.of(e)
+    assert not bug.user_error and "Traceback" in bug.message
+    with pytest.raises(RuntimeError, match="(?s)writer process: Traceback.*ValueError: a bug"):
+        bug.raise_()

@@ -106,7 +106,8 @@ def load_tracks(path: str, cfg: DataConfig, frames_per_step: float | None) -> Tr
 def load_split(
     cfg: DataConfig, split: str, obs_len: int, pred_len: int, dt_s: float, neighbours: int = 0
 ) -> tuple[Windows, SplitReport]:
-    """Windows of one split (with `neighbours` nearest agents each) and a report of what was read."""
+    """Windows of one split (with `neighbours` nearest agents each) and a report of what was
+    read."""
     if split not in SPLITS:
         raise TrajpredError(f"unknown split '{split}'")
     held_out = split == "val" and not cfg.val_files and (cfg.train_files or cfg.test_files)

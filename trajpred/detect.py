@@ -159,7 +159,8 @@ def load_yolo(weights: str, device: str = "cpu", imgsz: int = 64):
 
 
 def class_ids(names: dict[int, str], classes: list[str | int]) -> list[int]:
-    """Class names or ids (as text or int) -> ids of the model; unknown -> error listing valid ones."""
+    """Class names or ids (as text or int) -> ids of the model; unknown -> an error listing the
+    valid ones."""
     by_name = {str(n).lower(): int(i) for i, n in names.items()}
     ids = []
     for c in classes:

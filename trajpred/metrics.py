@@ -93,11 +93,11 @@ def score_scene(
 
 def average_row(rows: list[SceneScore]) -> SceneScore:
     """Plain mean of the scenes' scores (the benchmark's AVG), windows summed."""
-    mean = lambda name: (
-        float(np.mean([getattr(r, name) for r in rows]))  # noqa: E731
-        if all(getattr(r, name) is not None for r in rows)
-        else None
-    )
+
+    def mean(name: str) -> float | None:
+        values = [getattr(r, name) for r in rows]
+        return None if any(v is None for v in values) else float(np.mean(values))
+
     return SceneScore(
         "avg",
         sum(r.windows for r in rows),

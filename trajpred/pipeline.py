@@ -303,7 +303,8 @@ class Pipeline:
         )
 
     def run(self, source: str) -> Iterator[FrameResult]:
-        """FrameResults of every video of SOURCE (file, folder, glob, webcam index, URL), in order."""
+        """FrameResults of every video of SOURCE (file, folder, glob, webcam index, URL), in
+        order."""
         videos, _ = expand_source(source)
         for video in videos:
             with self.open(video) as reader:

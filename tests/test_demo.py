@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from trajpred.demo import ForecastTally, GroundTruth
 from trajpred.results import FrameForecasts
@@ -18,6 +19,7 @@ from trajpred.tracks import Tracks
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_demo_prints_every_metric(video_assets, tmp_path):
     out = tmp_path / "demo"
     result = subprocess.run(
@@ -86,6 +88,7 @@ def test_forecast_tally_scores_a_hand_made_case():
     assert "(1 forecasts of 0.8 s" in result.line(0.8)
 
 
+@pytest.mark.slow
 def test_default_demo_forecaster_beats_constant_velocity(tmp_path):
     """The shipped detector and forecaster, default scene: ADE and FDE below constant velocity."""
     result = subprocess.run(

@@ -140,6 +140,7 @@ def test_resume_continues_from_the_saved_epoch(eth_ucy_like_root, tmp_path, monk
         assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_train_and_evaluate_cli_end_to_end(eth_ucy_like_root, tmp_path):
     out = tmp_path / "run"
     cmd = [

@@ -40,6 +40,7 @@ def _reader(video_assets) -> VideoReader:
     return VideoReader(VideoSource(str(video_assets.scene.video), "scene"))
 
 
+@pytest.mark.slow
 def test_writer_forecasts_match_the_in_process_pipeline(video_assets, pipeline, writer, tmp_path):
     with _reader(video_assets) as reader:
         expected = [(r.frame_id, r.forecasts) for r in pipeline.process(reader)]
@@ -68,6 +69,7 @@ def test_writer_forecasts_match_the_in_process_pipeline(video_assets, pipeline, 
     ).read_text()
 
 
+@pytest.mark.slow
 def test_writer_error_is_one_line_and_the_writer_serves_on(
     video_assets, pipeline, writer, tmp_path
 ):
@@ -84,6 +86,7 @@ def test_writer_error_is_one_line_and_the_writer_serves_on(
         )
 
 
+@pytest.mark.slow
 def test_a_dead_writer_is_an_error_not_a_hang(video_assets, pipeline, tmp_path):
     with WriterProcess() as writer:
         writer.wait_ready()

@@ -119,8 +119,10 @@ def load_split(
         if cfg.train_files and not cfg.val_files and split in ("train", "val"):
             tracks = _hold_out(tracks, cfg.val_fraction, keep_last=(split == "val"))
         w = make_windows(tracks, obs_len, pred_len, cfg.stride, neighbours)
-        lengths = (
-            np.bincount(np.unique(tracks.track_id, return_inverse=True)[1]) if len(tracks) else []
+        lengths = (  # rows per track
+            np.bincount(np.unique(tracks.track_id, return_inverse=True)[1])
+            if len(tracks)
+            else np.zeros(0, np.int64)
         )
         n_tracks += len(lengths)
         n_short += int(np.sum(np.asarray(lengths) < obs_len + pred_len))

@@ -136,13 +136,16 @@ class GroundTruth:
     """gt_mot boxes by frame: ids (N,) and box_xywh (N, 4) of each 1-based frame."""
 
     def __init__(self, gt: Tracks):
+        boxes = gt.box_xywh
+        if boxes is None:
+            raise ValueError(f"{gt.source or 'ground truth'}: no boxes to score against")
         self.frames: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for f in gt.frames().tolist():
             rows = gt.frame_id == f
-            self.frames[f] = (gt.track_id[rows], gt.box_xywh[rows])
+            self.frames[f] = (gt.track_id[rows], boxes[rows])
         self.feet = {
             (int(f), int(i)): xy
-            for f, i, xy in zip(gt.frame_id, gt.track_id, bottom_centre(gt.box_xywh), strict=False)
+            for f, i, xy in zip(gt.frame_id, gt.track_id, bottom_centre(boxes), strict=False)
         }
 
     def at(self, frame_id: int) -> tuple[np.ndarray, np.ndarray]:
@@ -215,11 +218,11 @@ class ForecastTally:
         steps = np.arange(1, forecasts.xy.shape[1] + 1)
         for j, g in pairs:
             tid, person = int(forecasts.track_id[j]), int(gt_ids[g])
-            truth = [self.truth.feet.get((int(f), person)) for f in forecasts.target_frame]
+            feet = [self.truth.feet.get((int(f), person)) for f in forecasts.target_frame]
             prev = self._past(tid, frame_id - self.frames_per_step)
-            if any(t is None for t in truth) or prev is None:
+            if any(t is None for t in feet) or prev is None:
                 continue
-            truth = np.array(truth)
+            truth = np.array(feet)  # (pred_len, 2) px
             now = tracks.xy[fc_rows[j]]
             cv = now + steps[:, None] * (now - prev)
             self.model_err.append(np.linalg.norm(forecasts.xy[j] - truth, axis=1))
@@ -324,11 +327,13 @@ def run_demo(
     )
     with WriterProcess() as writer:  # starts first: its imports overlap loading the models
         pipeline = Pipeline(config)
+        model = pipeline.model
+        assert model is not None  # Pipeline loads the forecaster unless told forecast=False
         gt = read_mot(paths.gt_mot)
         truth = GroundTruth(gt)
         detection = DetectionScores()
         tracking = TrackingTally()
-        forecasting = ForecastTally(truth, cfg.fps * pipeline.model.cfg.dt_s)
+        forecasting = ForecastTally(truth, cfg.fps * model.cfg.dt_s)
 
         def score(result) -> None:
             ids, boxes = truth.at(result.frame_id)
@@ -343,7 +348,7 @@ def run_demo(
         f"scene: {scene.n_frames} frames {cfg.width}x{cfg.height} at {cfg.fps:g} fps, "
         f"{n_people} people, seed {seed} -> {paths.out_dir}"
     )
-    horizon_s = pipeline.model.cfg.pred_len * pipeline.model.cfg.dt_s
+    horizon_s = model.cfg.pred_len * model.cfg.dt_s
     return DemoResult(
         scene_line,
         detection,

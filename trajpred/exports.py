@@ -5,6 +5,7 @@ tracks_mot.txt and forecasts.csv (formats of the rows: `track_rows`, `mot_rows`,
 from __future__ import annotations
 
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -25,7 +26,7 @@ class PredictOutputs:
 
     def __init__(self, out_dir: Path, info: VideoInfo, with_world: bool):
         self.out_dir = out_dir
-        self._files = []
+        self._files: list[IO[str]] = []
         self._published: list[tuple[Path, Path]] = []  # (partial, final), renamed by close()
         try:
             video = out_dir / "annotated.mp4"

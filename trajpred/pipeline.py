@@ -96,14 +96,14 @@ def load_model(checkpoint: str):
     """The forecaster from a checkpoint; a missing default gets a hint."""
     from .checkpoint import load_forecaster
 
-    checkpoint = resolve_data_path(checkpoint)
-    if not checkpoint.is_file():
+    path = resolve_data_path(checkpoint)
+    if not path.is_file():
         raise InputError(
-            checkpoint,
+            path,
             "forecaster checkpoint not found; pass one with --checkpoint "
             "(e.g. best.pt from `trajpred train`)",
         )
-    return load_forecaster(checkpoint)
+    return load_forecaster(path)
 
 
 @dataclass

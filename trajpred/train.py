@@ -16,6 +16,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
@@ -190,7 +191,7 @@ def train_one_epoch(
     nbr_all = None if windows.nbr_xy is None else torch.as_tensor(windows.nbr_xy)
     mask_all = None if windows.nbr_mask is None else torch.as_tensor(windows.nbr_mask)
     obs_len = windows.obs_len
-    module = model.module if hasattr(model, "module") else model
+    module = cast(Forecaster, getattr(model, "module", model))  # the model inside DDP
     total, count = 0.0, 0
     batches = range(0, len(order), batch_size)
     for start in tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=not progress or None):
@@ -265,6 +266,7 @@ def evaluate(model: Forecaster, windows: Windows, k: int = 20) -> EvalMetrics:
         fde=float(fde(fc.mean, windows.fut_xy).mean()),
     )
     if k:
+        assert fc.samples is not None  # forecast_windows draws k samples when k > 0
         min_ade, min_fde = min_ade_fde(fc.samples, windows.fut_xy)
         metrics.min_ade, metrics.min_fde = float(min_ade.mean()), float(min_fde.mean())
     return metrics
@@ -430,7 +432,7 @@ def _epoch(
         metrics.fde,
         _nan_if_none(metrics.min_ade),
         _nan_if_none(metrics.min_fde),
-        t.scheduler.get_last_lr()[0],
+        float(t.scheduler.get_last_lr()[0]),
         time.perf_counter() - t0,
     )
     t.history.append(vars(row))

@@ -163,6 +163,7 @@ class WriterProcess:
         self._proc.start()
         child.close()
         self._shm: shared_memory.SharedMemory | None = None
+        self._slots: np.ndarray | None = None  # (depth, H, W, 3) uint8 over the shared memory
 
     def wait_ready(self) -> None:
         """Block until the process has started (imports done); benchmarks call this first."""
@@ -200,14 +201,17 @@ class WriterProcess:
         if self._error is not None:
             self._error.raise_()
         slot = self._free.pop()
+        slots = self._slots
+        assert slots is not None, "put() before open()"
         image = result.image
-        if image.shape != self._slots.shape[1:]:  # a stream that changed size mid-way
+        if image.shape != slots.shape[1:]:  # a stream that changed size mid-way
             import cv2
 
-            image = cv2.resize(image, (self._slots.shape[2], self._slots.shape[1]))
-        self._slots[slot] = image
+            image = cv2.resize(image, (slots.shape[2], slots.shape[1]))
+        slots[slot] = image
         self._pending.append((slot, result))
-        self._send(Frame(slot, dataclasses.replace(result, image=None)))
+        # The pixels went through shared memory: the pipe carries the rest without them.
+        self._send(Frame(slot, dataclasses.replace(result, image=None)))  # type: ignore[arg-type]
 
     def finish(self) -> float:
         """Wait for every frame handed over, close and publish the files; the seconds the
@@ -315,7 +319,7 @@ class _Video:
         from .render import Renderer
 
         self.shm = shared_memory.SharedMemory(name=shm_name)
-        self.frames = np.ndarray(
+        self.frames: np.ndarray | None = np.ndarray(
             (depth, job.info.height, job.info.width, 3), np.uint8, buffer=self.shm.buf
         )
         self.forecaster = None
@@ -326,7 +330,7 @@ class _Video:
                 models[job.checkpoint], job.info.fps, job.forecast, job.device, job.homography
             )
         self.renderer = Renderer(job.info.fps, job.render)
-        self.outputs = None
+        self.outputs: PredictOutputs | None = None
         try:
             self.outputs = PredictOutputs(job.out_dir, job.info, job.homography is not None)
         except BaseException:
@@ -334,6 +338,7 @@ class _Video:
             raise
 
     def write(self, slot: int, result: FrameResult) -> FrameForecasts:
+        assert self.frames is not None and self.outputs is not None, "write() after release()"
         result = dataclasses.replace(result, image=self.frames[slot])
         if self.forecaster is not None:
             result = dataclasses.replace(

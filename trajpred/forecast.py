@@ -31,7 +31,8 @@ class Forecasts:
 
     mean: (N, pred_len, 2) deterministic forecast.
     samples: (N, K, pred_len, 2) K trajectories (the K most probable modes when K <= modes,
-        else modes drawn by probability with their Gaussian noise), or None.
+        else every mode and then draws of a mode with its Gaussian noise; see draw_samples),
+        or None.
     sigma: (N, pred_len) standard deviation of the most probable mode, source units, or None.
     """
 
@@ -47,19 +48,29 @@ def draw_samples(
     k: int,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """(B, k, pred_len, 2) trajectories in source units from the mixture head."""
+    """(B, k, pred_len, 2) trajectories in source units from the mixture head: the k most
+    probable modes, most probable first; for k above the M modes, all M modes and then k - M
+    draws (a mode picked by probability, plus its Gaussian noise).
+
+    The samples of a smaller k are the first ones of a larger k (from the same generator state),
+    so best-of-K never gets worse as K grows.
+    """
     m = out.mode_logits.shape[1]
+    order = out.mode_logits.sort(dim=1, descending=True, stable=True).indices[:, : min(k, m)]
+    top = modes_xy[torch.arange(len(order), device=order.device)[:, None], order]
     if k <= m:
-        top = out.mode_logits.topk(k, dim=1).indices
-        return torch.gather(modes_xy, 1, top[..., None, None].expand(-1, -1, *modes_xy.shape[2:]))
-    probs = out.mode_logits.softmax(1)
-    pick = torch.multinomial(probs, k, replacement=True, generator=generator)
-    centre = torch.gather(modes_xy, 1, pick[..., None, None].expand(-1, -1, *modes_xy.shape[2:]))
-    sigma = torch.gather(out.mode_sigma, 1, pick[..., None].expand(-1, -1, out.mode_sigma.shape[2]))
-    noise = (
-        torch.randn(centre.shape, generator=generator) * (sigma * scale[:, None, None])[..., None]
-    )
-    return centre + noise
+        return top
+    # One draw at a time, on the CPU, so the first draws do not depend on k or the device.
+    probs = out.mode_logits.softmax(1).cpu()
+    sigma_xy = (out.mode_sigma * scale[:, None, None]).cpu()  # (B, M, pred_len) source units
+    centres = modes_xy.cpu()
+    rows = torch.arange(len(probs))
+    draws = []
+    for _ in range(k - m):
+        pick = torch.multinomial(probs, 1, generator=generator)[:, 0]  # (B,)
+        noise = torch.randn(centres[:, 0].shape, generator=generator)  # (B, pred_len, 2)
+        draws.append(centres[rows, pick] + noise * sigma_xy[rows, pick][..., None])
+    return torch.cat([top, torch.stack(draws, 1).to(top.device)], 1)
 
 
 def top_mode_sigma(out: ForecastOutput, scale: torch.Tensor) -> torch.Tensor:

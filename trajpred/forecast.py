@@ -16,6 +16,7 @@ from .features import (
     Heading,
     neighbour_features,
     output_positions,
+    scene_features,
     speed_along,
     step_features,
     to_positions,
@@ -84,14 +85,23 @@ def window_inputs(
     box: torch.Tensor | None,
     nbr_xy: torch.Tensor | None = None,
     nbr_mask: torch.Tensor | None = None,
+    class_id: torch.Tensor | None = None,
 ):
-    """Everything the model reads from a batch of windows: (inputs for model(...), heading, scale)."""
+    """Everything the model reads from a batch of windows: (inputs for model(...), heading, scale).
+
+    class_id (B,) is read only by camera-specific models with class input (cfg.scene_classes).
+    """
     scale = window_scale(box, len(obs))
     features, heading, speed = window_features(obs, scale, box if model.cfg.box_features else None)
     nbr = None
     if model.cfg.social_neighbours > 0 and nbr_xy is not None:
         nbr = neighbour_features(nbr_xy, obs[:, -1], obs[:, -1] - obs[:, -2], heading, scale)
-    return (features, speed, nbr, nbr_mask if nbr is not None else None), heading, scale
+    scene = (
+        scene_features(obs[:, -1], heading.direction, class_id, model.cfg)
+        if model.cfg.scene_input
+        else None
+    )
+    return (features, speed, nbr, nbr_mask if nbr is not None else None, scene), heading, scale
 
 
 @torch.no_grad()
@@ -104,8 +114,10 @@ def forecast_windows(
     seed: int = 0,
     nbr_xy: np.ndarray | None = None,
     nbr_mask: np.ndarray | None = None,
+    class_id: np.ndarray | None = None,
 ) -> Forecasts:
-    """Forecast from observed windows obs_xy (N, T, 2) in source units (neighbours optional)."""
+    """Forecast from observed windows obs_xy (N, T, 2) in source units (neighbours and class
+    ids (N,) optional)."""
     model.eval()
     generator = torch.Generator().manual_seed(seed)
     means, samples, sigmas = [], [], []
@@ -113,7 +125,12 @@ def forecast_windows(
     for start in range(0, len(obs_xy), batch_size):
         obs = torch.as_tensor(obs_xy[start : start + batch_size], dtype=torch.float32)
         inputs, heading, scale = window_inputs(
-            model, obs, part(obs_box_wh, start), part(nbr_xy, start), part(nbr_mask, start)
+            model,
+            obs,
+            part(obs_box_wh, start),
+            part(nbr_xy, start),
+            part(nbr_mask, start),
+            part(class_id, start),
         )
         out = model(*inputs)
         mean, modes = output_positions(out, obs[:, -1], heading, scale)
@@ -163,6 +180,7 @@ class TrackStreams:
             "scale": torch.ones(capacity, device=dev),
             "count": torch.zeros(capacity, dtype=torch.long, device=dev),
             "observed_at": torch.full((capacity,), -1, dtype=torch.long, device=dev),
+            "class_id": torch.full((capacity,), -1, dtype=torch.long, device=dev),
         }
         for name, tensor in new.items():
             if old is not None:
@@ -188,6 +206,7 @@ class TrackStreams:
             if s is not None:
                 self.count[s] = 0
                 self.known[s] = False
+                self.class_id[s] = -1
                 self.direction[s] = torch.tensor([1.0, 0.0], device=self.device)
                 self.h[:, s] = 0
                 self.c[:, s] = 0
@@ -208,8 +227,10 @@ class TrackStreams:
         xy: np.ndarray,
         box_wh: np.ndarray | None = None,
         appearance: np.ndarray | None = None,
+        class_id: np.ndarray | None = None,
     ) -> None:
-        """One observation per listed track, one model step after its previous one."""
+        """One observation per listed track, one model step after its previous one (class ids
+        (N,) are kept for camera-specific models that read the class)."""
         if len(track_ids) == 0:
             return
         slots = self._slots(track_ids)
@@ -249,6 +270,8 @@ class TrackStreams:
         self.last_xy[slots] = xy_t
         if box_t is not None:
             self.last_box[slots] = box_t
+        if class_id is not None:
+            self.class_id[slots] = torch.as_tensor(np.asarray(class_id), device=self.device)
         self.count[slots] += 1
         self.observed_at[slots] = self._clock
         self._clock += 1
@@ -285,8 +308,15 @@ class TrackStreams:
         slots = self._slots(track_ids)
         heading = Heading(self.direction[slots], self.known[slots])
         nbr, mask = self._neighbours(slots, heading)
+        scene = (
+            scene_features(
+                self.last_xy[slots], heading.direction, self.class_id[slots], self.model.cfg
+            )
+            if self.model.cfg.scene_input
+            else None
+        )
         out = self.model.decode(
-            self.h[-1, slots], speed_along(self.last_step[slots], heading), nbr, mask
+            self.h[-1, slots], speed_along(self.last_step[slots], heading), nbr, mask, scene
         )
         scale, origin = self.scale[slots], self.last_xy[slots]
         mean = to_positions(out.mean, origin, heading, scale)

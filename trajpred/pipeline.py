@@ -178,10 +178,14 @@ class LiveForecaster:
             self._restart(tid)
             del self.state[tid]
         observed: set[int] = set()
+        class_of = dict(zip(tracks.track_id.tolist(), tracks.class_id.tolist(), strict=True))
         for _k, rows in sorted(self._samples(i, tracks).items()):
             ids = [r[0] for r in rows]
             self.streams.observe(
-                ids, np.array([r[1] for r in rows]), np.array([r[2] for r in rows])
+                ids,
+                np.array([r[1] for r in rows]),
+                np.array([r[2] for r in rows]),
+                class_id=np.array([class_of[t] for t in ids]),  # camera models may read it
             )
             observed.update(ids)
             for tid in ids:

@@ -5,6 +5,7 @@ tracks_mot.txt and forecasts.csv (formats of the rows: `track_rows`, `mot_rows`,
 from __future__ import annotations
 
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -25,7 +26,7 @@ class PredictOutputs:
 
     def __init__(self, out_dir: Path, info: VideoInfo, with_world: bool):
         self.out_dir = out_dir
-        self._files = []
+        self._files: list[IO[str]] = []
         self._published: list[tuple[Path, Path]] = []  # (partial, final), renamed by close()
         try:
             video = out_dir / "annotated.mp4"
@@ -76,8 +77,8 @@ class PredictOutputs:
 def track_rows(frame_id: int, t: TrackedBoxes) -> str:
     """tracks.csv rows of one frame (formats.CSV_COLUMNS; x, y = bottom centre, pixels)."""
     return "".join(
-        f"{frame_id},{i},{x:.2f},{y:.2f},{l:.2f},{top:.2f},{w:.2f},{h:.2f},{k},{c:.4f},px\n"
-        for i, (x, y), (l, top, w, h), k, c in zip(
+        f"{frame_id},{i},{x:.2f},{y:.2f},{left:.2f},{top:.2f},{w:.2f},{h:.2f},{k},{c:.4f},px\n"
+        for i, (x, y), (left, top, w, h), k, c in zip(
             t.track_id.tolist(),
             t.xy.tolist(),
             t.box_xywh.tolist(),
@@ -91,8 +92,8 @@ def track_rows(frame_id: int, t: TrackedBoxes) -> str:
 def mot_rows(frame_id: int, t: TrackedBoxes) -> str:
     """MOTChallenge results rows of one frame: frame,id,left,top,width,height,conf,-1,-1,-1."""
     return "".join(
-        f"{frame_id},{i},{l:.2f},{top:.2f},{w:.2f},{h:.2f},{c:.4f},-1,-1,-1\n"
-        for i, (l, top, w, h), c in zip(
+        f"{frame_id},{i},{left:.2f},{top:.2f},{w:.2f},{h:.2f},{c:.4f},-1,-1,-1\n"
+        for i, (left, top, w, h), c in zip(
             t.track_id.tolist(), t.box_xywh.tolist(), t.conf.tolist(), strict=False
         )
     )

@@ -103,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
             frames, n_tracks, seconds = track_video(pipeline, reader, out_csv, not args.no_progress)
         fps = reader.info.fps
         print(
-            f"{video.name}: {frames} frames, {n_tracks} tracks, {frames / max(seconds, 1e-9):.1f} fps "
+            f"{video.name}: {frames} frames, {n_tracks} tracks, "
+            f"{frames / max(seconds, 1e-9):.1f} fps "
             f"-> {out_csv}; train on it: trajpred train --set data.train_files='[{out_csv}]' "
             f"data.fps={fps:g}"
         )

@@ -17,7 +17,8 @@ import torch
 from trajpred.checkpoint import load_forecaster
 from trajpred.cli import main
 from trajpred.errors import InputError
-from trajpred.export import ExportedForecaster, example_inputs, export_forecaster, load_exported
+from trajpred.export import example_inputs, export_forecaster
+from trajpred.exported import ExportedForecaster, load_exported
 from trajpred.features import PERSON_HEIGHT_M
 from trajpred.forecast import forecast_windows
 from trajpred.pipeline import ForecastConfig, LiveForecaster, Pipeline, PipelineConfig
@@ -104,6 +105,7 @@ def test_any_number_of_tracks_steps_and_neighbours(exported, backend):
                 torch.testing.assert_close(b, a, atol=1e-4, rtol=0)
 
 
+@pytest.mark.slow  # the console script in a subprocess
 def test_export_command_writes_a_self_describing_file(tmp_path):
     if not VIDEO_MODEL.is_file():
         pytest.skip(f"shipped checkpoint {VIDEO_MODEL} is absent")
@@ -138,6 +140,7 @@ def test_torchscript_is_recognised_under_any_name(exported, tmp_path):
     assert model.meta.model_config["obs_len"] == 8 and model.meta.backend == "torchscript"
 
 
+@pytest.mark.slow  # predict starts its writer process
 def test_evaluate_and_predict_accept_an_exported_file(
     exported, eth_ucy_like_root, video_assets, tmp_path, capsys
 ):
@@ -208,6 +211,7 @@ def test_unusable_exported_files_are_one_line_errors(tmp_path):
         load_forecaster(tmp_path / "missing.onnx")
 
 
+@pytest.mark.slow  # the script in a subprocess
 def test_bench_forecaster_times_each_backend(exported, tmp_path):
     out = tmp_path / "bench.json"
     onnx_file = exported(VIDEO_MODEL, "onnx")

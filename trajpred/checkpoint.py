@@ -155,7 +155,7 @@ def load_forecaster_and_metadata(
 ) -> tuple[Forecaster, dict]:
     """`load_forecaster`, and what the file says of its training: the checkpoint's payload
     (model_config, run_config, epoch, ...), or what an exported file's metadata kept of it."""
-    from .export import is_exported, load_exported
+    from .exported import is_exported, load_exported
 
     if is_exported(path):
         model = load_exported(path)

@@ -30,14 +30,14 @@ from .exported import (
     load_exported,
     quiet_torch,
 )
-from .model import NEIGHBOUR_FEATURES, Ensemble
+from .model import NEIGHBOUR_FEATURES, Ensemble, Forecaster
 
 
 class AdvanceGraph(nn.Module):
     """The model's `advance` with plain tensors in and out, in the order of INPUTS and
     OUTPUTS: the module that is traced and exported."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: Forecaster | Ensemble):
         super().__init__()
         self.model = model
 
@@ -48,7 +48,9 @@ class AdvanceGraph(nn.Module):
         return h, c, out.mean, out.modes, out.mode_logits, out.mode_sigma
 
 
-def example_inputs(model: nn.Module, batch: int = 3, steps: int = 2, seed: int = 0) -> tuple:
+def example_inputs(
+    model: Forecaster | Ensemble, batch: int = 3, steps: int = 2, seed: int = 0
+) -> tuple:
     """Random inputs of the graph's shapes (tracing, and checking an export against PyTorch)."""
     cfg, g = model.cfg, torch.Generator().manual_seed(seed)
     k = max(1, cfg.social_neighbours)
@@ -75,7 +77,9 @@ def _quiet_logging():
         logging.disable(logging.NOTSET)
 
 
-def metadata_for(model: nn.Module, payload: dict, source: str, backend: str, int8: bool):
+def metadata_for(
+    model: Forecaster | Ensemble, payload: dict, source: str, backend: str, int8: bool
+):
     """ExportMetadata of `model`, loaded from checkpoint `payload` read from `source`."""
     keep = {k: payload[k] for k in ("epoch", "best_val_ade", "run_config") if k in payload}
     members = len(model.members) if isinstance(model, Ensemble) else 1
@@ -83,7 +87,9 @@ def metadata_for(model: nn.Module, payload: dict, source: str, backend: str, int
     return ExportMetadata(asdict(model.cfg), members, backend, int8, Path(source).name, plain)
 
 
-def write_onnx(model: nn.Module, meta: ExportMetadata, out: Path, opset: int = 17) -> None:
+def write_onnx(
+    model: Forecaster | Ensemble, meta: ExportMetadata, out: Path, opset: int = 17
+) -> None:
     """`model`'s advance graph as ONNX at `out` (atomically), meta in metadata_props; int8
     (meta.int8): weights quantised by onnxruntime's dynamic quantisation."""
     onnx = import_or_hint("onnx", out)
@@ -121,7 +127,7 @@ def write_onnx(model: nn.Module, meta: ExportMetadata, out: Path, opset: int = 1
             path.unlink(missing_ok=True)
 
 
-def write_torchscript(model: nn.Module, meta: ExportMetadata, out: Path) -> None:
+def write_torchscript(model: Forecaster | Ensemble, meta: ExportMetadata, out: Path) -> None:
     """`model`'s advance graph traced to TorchScript at `out` (atomically), meta as an extra
     file."""
     with quiet_torch(), torch.no_grad():
@@ -170,7 +176,7 @@ def export_forecaster(
 
 
 @torch.no_grad()
-def max_difference(model: nn.Module, exported: ExportedForecaster) -> float:
+def max_difference(model: Forecaster | Ensemble, exported: ExportedForecaster) -> float:
     """Largest absolute difference between every output of `exported` and of `model`, on
     random inputs of 1, 7 and 50 tracks (model units)."""
     worst = 0.0

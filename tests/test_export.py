@@ -133,11 +133,15 @@ def test_export_command_writes_a_self_describing_file(tmp_path):
 
 
 def test_torchscript_is_recognised_under_any_name(exported, tmp_path):
+    from trajpred.checkpoint import load_checkpoint
+
     renamed = tmp_path / "ensemble.pt"
     shutil.copy(exported(ENSEMBLE, "torchscript"), renamed)
     model = load_forecaster(renamed)
     assert isinstance(model, ExportedForecaster) and model.meta.members == 3
     assert model.meta.model_config["obs_len"] == 8 and model.meta.backend == "torchscript"
+    with pytest.raises(InputError, match="needs the .pt checkpoint it came from"):
+        load_checkpoint(renamed)  # what training from it (train.init_from) reads
 
 
 @pytest.mark.slow  # predict starts its writer process

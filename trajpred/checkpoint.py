@@ -41,9 +41,13 @@ def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """Read a checkpoint written by save_checkpoint; InputError on anything else."""
+    from .exported import is_exported
+
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "checkpoint not found")
+    if is_exported(path):  # e.g. train.init_from or adapt given what predict accepts
+        raise InputError(path, "an exported forecaster; this needs the .pt checkpoint it came from")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:

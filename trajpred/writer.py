@@ -25,8 +25,10 @@ waits for the start; Stop ends the process.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import multiprocessing
+import os
 import signal
 import threading
 import traceback
@@ -44,6 +46,8 @@ from .pipeline import ForecastConfig
 from .render import RenderConfig
 from .results import FrameForecasts, FrameResult
 from .video import VideoInfo
+
+WRITER_NICENESS = 10  # added to the writer process's nice value (see _serve)
 
 
 @dataclass
@@ -344,7 +348,8 @@ class _Video:
             result = dataclasses.replace(
                 result, forecasts=self.forecaster.update(result.frame_id, result.tracks)
             )
-        self.outputs.write(result, self.renderer.draw(result))
+        # The slot's frame is this process's until the reply: draw on it, no copy.
+        self.outputs.write(result, self.renderer.draw(result, in_place=True))
         return result.forecasts
 
     @property
@@ -365,6 +370,13 @@ def _serve(conn) -> None:
     import torch
 
     torch.set_num_threads(1)  # small LSTM steps; the other cores belong to the detector
+    # Lower priority than detection: on a small CPU the detector's threads (OpenVINO, torch)
+    # take every core while a frame is inferred, and equal shares made detection wait for
+    # drawing and encoding. Niced, this process runs in the gaps (the detector's
+    # single-threaded pre- and post-processing, the tracker) and still keeps up, since at most
+    # `depth` frames wait for it.
+    with contextlib.suppress(OSError):
+        os.nice(WRITER_NICENESS)
     models: dict = {}
     while True:
         try:

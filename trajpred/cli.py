@@ -21,6 +21,7 @@ COMMANDS = {
     "evaluate": "ADE/FDE of a checkpoint beside the constant-velocity baseline",
     "demo": "synthesize a scene and run the whole pipeline on it, offline, with scores",
     "synth": "generate a synthetic scene: video, ground-truth tracks, homography",
+    "homography": "fit an image -> ground plane homography (metres) from point pairs",
 }
 
 

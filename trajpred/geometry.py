@@ -10,9 +10,14 @@ about a camera that looks at the ground keep the mapping safe to use on live tra
   map to finite but meaningless ground points ("behind the camera"); points near the horizon
   map to absurdly far ones. `GroundPlane.to_ground` refuses both, naming frame and track.
 - going back, the third coordinate of inv(H) (x, y, 1) is proportional to the point's depth in
-  front of the camera, with the same factor for every point; a forecast step whose depth is
-  not clearly positive relative to where the track stands now (`MIN_DEPTH_RATIO`) lies behind
-  or just in front of the camera and has no place in the image (`GroundPlane.to_image`).
+  front of the camera, with the same factor for every point, and a point's distance below the
+  horizon in the image is inversely proportional to its depth. A forecast step at less than
+  half the depth of where the track stands now (`MIN_DEPTH_RATIO`) would be drawn more than
+  twice as far below the horizon, below the image for any track whose feet are in it, and
+  without bound as the depth nears 0 (or behind the camera): `GroundPlane.to_image` holds such
+  steps at the last one before them. A noisy velocity towards the camera would otherwise throw
+  forecasts thousands of pixels off (measured on synthetic scenes with detector boxes: mean
+  FDE up to 2,500 px for single forecasts).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import numpy as np
 from .errors import InputError, TrajpredError
 
 MAX_GROUND_M = 1e4  # ground points farther than this from the plane's origin are refused
-MIN_DEPTH_RATIO = 0.05  # forecast steps closer to the camera than this x the track's depth
+MIN_DEPTH_RATIO = 0.5  # forecast steps closer to the camera than this x the track's depth
 MIN_PAIRS = 4
 # Four points are taken as collinear when the smallest triangle they form has less than this
 # area, relative to the squared largest distance between them. A ground rectangle seen at a
@@ -118,6 +123,17 @@ class GroundPlane:
                 f"homography in metres for this video?"
             )
         return ground
+
+    def image_jacobian(self, xy_px: np.ndarray) -> np.ndarray:
+        """(N, 2, 2) derivative of the image -> ground map at (N, 2) pixels: metres per pixel,
+        d(x, y) / d(u, v)."""
+        xy_px = np.asarray(xy_px, np.float64).reshape(-1, 2)
+        ground = apply_homography(self.h, xy_px)
+        w = third_coordinate(self.h, xy_px)
+        # d/du of (h0 . p) / (h2 . p) = (h0[0] - x * h2[0]) / w, and likewise for v and y.
+        return (self.h[None, :2, :2] - ground[:, :, None] * self.h[None, 2:3, :2]) / w[
+            :, None, None
+        ]
 
     def to_image(self, ground_xy: np.ndarray, here_xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Forecast points (M, ..., P, 2) in metres -> (pixels (M, ..., P, 2), valid (M, ..., P)).
@@ -212,8 +228,8 @@ def fit_homography(image_xy: np.ndarray, world_xy: np.ndarray) -> HomographyFit:
     """Least-squares image -> ground homography (OpenCV's DLT on all pairs) from point pairs:
     image_xy (N, 2) pixels, world_xy (N, 2) metres. Raises TrajpredError for fewer than 4
     pairs, counts that differ, non-finite values, points with no 4 in general position (in the
-    image or on the ground), and a fit that puts some image points beyond its own horizon
-    (pairs given in inconsistent orders)."""
+    image or on the ground), world points beyond MAX_GROUND_M, and a fit that puts some image
+    points above its own horizon (pairs given in inconsistent orders)."""
     import cv2
 
     image_xy = np.asarray(image_xy, np.float64)
@@ -229,6 +245,11 @@ def fit_homography(image_xy: np.ndarray, world_xy: np.ndarray) -> HomographyFit:
         raise TrajpredError(f"{len(image_xy)} point pairs: a homography needs at least {MIN_PAIRS}")
     if not (np.isfinite(image_xy).all() and np.isfinite(world_xy).all()):
         raise TrajpredError("points must be finite numbers")
+    if np.abs(world_xy).max() > MAX_GROUND_M:
+        raise TrajpredError(
+            f"world points must be local metres, within {MAX_GROUND_M:g} m of their origin "
+            f"(measure them from a point in view, not in map coordinates)"
+        )
     for name, xy in (("image", image_xy), ("world", world_xy)):
         if not _general_position(xy):
             raise TrajpredError(

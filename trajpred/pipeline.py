@@ -20,16 +20,18 @@ forecasts.csv, nothing drawn. Forecaster state of tracks unseen for `drop_after_
 
 Units. Without a homography the model reads pixels, scaled per track by box height / 1.7
 (pixels per metre of a person). With one (`forecast.homography`, image -> ground plane in
-metres) every bottom centre is mapped to the ground plane as it arrives, so sampling,
-interpolation, the LSTM state, neighbours and the shift to the current frame all happen in
-metres, at scale 1: the units the model was trained in, where a straight walk at constant
-speed stays straight and steady instead of bending and slowing with perspective. The forecast
-(mean, samples) is mapped back into the image for drawing and `xy`; `world_xy` keeps the
-metres; sigma becomes pixels with the local scale of the ground -> image map at each predicted
-point (trajpred/geometry.py `GroundPlane.pixels_per_metre`). Steps that would fall behind the
-camera are held at the last step the camera can see (`GroundPlane.to_image`), so every drawn
-point is finite; a track that maps to a non-finite, absurdly far or above-the-horizon ground
-point stops the run with an error naming the frame and track.
+metres) every bottom centre is mapped to the ground plane as it arrives and smoothed there
+(trajpred/ground_filter.py: a pixel of bottom-edge jitter is a metre of depth far away), so
+sampling, interpolation, the LSTM state, neighbours and the shift to the current frame all
+happen in metres, at scale 1: the units the model was trained in, where a straight walk at
+constant speed stays straight and steady instead of bending and slowing with perspective. The
+forecast (mean, samples) is mapped back into the image for drawing and `xy`; `world_xy` keeps
+the metres; sigma becomes pixels with the local scale of the ground -> image map at each
+predicted point (trajpred/geometry.py `GroundPlane.pixels_per_metre`). Steps that would come
+closer to the camera than half the track's depth (far below the image, or behind the camera)
+are held at the last step before them (`GroundPlane.to_image`), so every drawn point is finite;
+a track that maps to a non-finite, absurdly far or above-the-horizon ground point stops the
+run with an error naming the frame and track.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from .detect import Detector, DetectorConfig, resolve_device
 from .errors import InputError, TrajpredError
 from .geometry import GroundPlane, read_homography
 from .geometry import apply_homography as apply_homography  # the names' old home
+from .ground_filter import GroundFilter
 from .paths import PACKAGE_ROOT, resolve_data_path
 from .render import RenderConfig
 from .results import FrameForecasts, FrameResult
@@ -63,10 +66,14 @@ class ForecastConfig:
     homography: str | None = None  # 3x3 image -> ground plane text file: also forecast in metres
     max_gap_steps: float = 1.0  # longer gaps in a track restart its forecaster state
     drop_after_s: float = 2.0  # forget the forecaster state of tracks unseen this long
+    ground_noise_px: float = 3.0  # with a homography: std of a box's bottom centre in pixels,
+    # for the ground-plane Kalman filter (trajpred/ground_filter.py); 0 = raw positions
 
     def __post_init__(self) -> None:
         if self.k < 0 or self.max_gap_steps < 1 or self.drop_after_s <= 0:
             raise TrajpredError("forecast: need k >= 0, max_gap_steps >= 1 and drop_after_s > 0")
+        if not self.ground_noise_px >= 0:
+            raise TrajpredError("forecast: need ground_noise_px >= 0")
 
 
 @dataclass
@@ -121,6 +128,11 @@ class LiveForecaster:
         self.ground = (
             None if homography is None else GroundPlane(homography, cfg.homography or "homography")
         )
+        self.filter = (
+            GroundFilter(self.ground, cfg.ground_noise_px)
+            if self.ground is not None and cfg.ground_noise_px > 0
+            else None
+        )
         self.dt_s, self.pred_len = model.cfg.dt_s, model.cfg.pred_len
         self.frames_per_step = fps * self.dt_s
         self.streams = TrackStreams(model, device)
@@ -132,6 +144,17 @@ class LiveForecaster:
     def _restart(self, tid: int) -> None:
         self.streams.drop([tid])
         self.cache.pop(tid, None)
+        if self.filter is not None:
+            self.filter.drop(tid)
+
+    def _restart_gaps(self, i: int, tracks: TrackedBoxes) -> None:
+        """Restart the tracks of frame index i unseen for longer than max_gap_steps."""
+        limit = self.cfg.max_gap_steps * self.frames_per_step + 1e-9
+        for tid in tracks.track_id.tolist():
+            s = self.state.get(tid)
+            if s is not None and i - s.last_frame > limit:
+                self._restart(tid)
+                del self.state[tid]
 
     def _samples(self, i: int, tracks: TrackedBoxes, positions: np.ndarray) -> dict[int, list]:
         """Grid samples due at frame index i: {k: [(track id, xy, wh), ...]}; positions (N, 2)
@@ -142,12 +165,6 @@ class LiveForecaster:
             tracks.track_id.tolist(), positions, tracks.box_xywh[:, 2:], strict=False
         ):
             s = self.state.get(tid)
-            if (
-                s is not None
-                and i - s.last_frame > self.cfg.max_gap_steps * self.frames_per_step + eps
-            ):
-                self._restart(tid)
-                s = None
             if s is None:
                 first_k = math.ceil(i / self.frames_per_step - eps)
                 s = self.state[tid] = _TrackState(i, xy, wh, first_k)
@@ -171,11 +188,12 @@ class LiveForecaster:
         for tid in gone:
             self._restart(tid)
             del self.state[tid]
-        positions = (
-            tracks.xy
-            if self.ground is None
-            else self.ground.to_ground(tracks.xy, frame_id, tracks.track_id)
-        )
+        self._restart_gaps(i, tracks)
+        positions = tracks.xy
+        if self.ground is not None:
+            positions = self.ground.to_ground(tracks.xy, frame_id, tracks.track_id)
+            if self.filter is not None:
+                positions = self.filter.update(i / self.fps, tracks.track_id, tracks.xy, positions)
         observed: set[int] = set()
         for _k, rows in sorted(self._samples(i, tracks, positions).items()):
             ids = [r[0] for r in rows]

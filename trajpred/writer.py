@@ -5,7 +5,8 @@ post-processing, the tracker), and so do forecasting and drawing: on two threads
 process they take turns on the GIL. Measured on 2 cores, 4.7 ms a frame of GIL-holding work on
 a second thread cut detection's fps by about 30 %; the same time spent in C with the GIL
 released cut it by under 8 %. So `predict_video` (commands/predict.py) hands each tracked frame
-to one separate process that owns the forecaster's per-track state, the renderer and the output files:
+to one separate process that owns the forecaster's per-track state, the renderer and the output
+files:
 
 - the image goes through a ring of `depth` shared-memory slots (a copy, no pickling);
 - the rest of the FrameResult (tracks, detections: small arrays) is pickled over a pipe;
@@ -242,7 +243,7 @@ class _Video:
         self.renderer = Renderer(job.info.fps, job.render)
         self.outputs = None
         try:
-            self.outputs = PredictOutputs(job.out_dir, job.info, job.homography is not None)
+            self.outputs = PredictOutputs(job.out_dir, job.info, job.homography)
         except BaseException:
             self.release()
             raise

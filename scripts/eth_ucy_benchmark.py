@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 from trajpred.atomic import write_text  # noqa: E402
 from trajpred.checkpoint import ensemble_payload, load_checkpoint, save_checkpoint  # noqa: E402
 from trajpred.config import load_config  # noqa: E402
-from trajpred.evaluate import ETH_UCY_SCENES, evaluate_scene, summary_rows  # noqa: E402
+from trajpred.evaluation import ETH_UCY_SCENES, evaluate_scene, summary_rows  # noqa: E402
 from trajpred.metrics import format_table  # noqa: E402
 from trajpred.train import RunConfig, fit  # noqa: E402
 

@@ -18,6 +18,7 @@ COMMANDS = {
     "predict": "detect, track and forecast every object in a video (annotated video + CSV)",
     "track": "detect and track only; export tracks that `trajpred train` accepts",
     "train": "train the LSTM forecaster on labelled tracks",
+    "adapt": "fit the forecaster to one camera from its own tracks (no labels needed)",
     "evaluate": "ADE/FDE of a checkpoint beside the constant-velocity baseline",
     "demo": "synthesize a scene and run the whole pipeline on it, offline, with scores",
     "synth": "generate a synthetic scene: video, ground-truth tracks, homography",

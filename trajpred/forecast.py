@@ -16,6 +16,7 @@ from .features import (
     Heading,
     neighbour_features,
     output_positions,
+    scene_features,
     speed_along,
     step_features,
     to_positions,
@@ -31,7 +32,8 @@ class Forecasts:
 
     mean: (N, pred_len, 2) deterministic forecast.
     samples: (N, K, pred_len, 2) K trajectories (the K most probable modes when K <= modes,
-        else modes drawn by probability with their Gaussian noise), or None.
+        else every mode and then draws of a mode with its Gaussian noise; see draw_samples),
+        or None.
     sigma: (N, pred_len) standard deviation of the most probable mode, source units, or None.
     """
 
@@ -47,19 +49,29 @@ def draw_samples(
     k: int,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """(B, k, pred_len, 2) trajectories in source units from the mixture head."""
+    """(B, k, pred_len, 2) trajectories in source units from the mixture head: the k most
+    probable modes, most probable first; for k above the M modes, all M modes and then k - M
+    draws (a mode picked by probability, plus its Gaussian noise).
+
+    The samples of a smaller k are the first ones of a larger k (from the same generator state),
+    so best-of-K never gets worse as K grows.
+    """
     m = out.mode_logits.shape[1]
+    order = out.mode_logits.sort(dim=1, descending=True, stable=True).indices[:, : min(k, m)]
+    top = modes_xy[torch.arange(len(order), device=order.device)[:, None], order]
     if k <= m:
-        top = out.mode_logits.topk(k, dim=1).indices
-        return torch.gather(modes_xy, 1, top[..., None, None].expand(-1, -1, *modes_xy.shape[2:]))
-    probs = out.mode_logits.softmax(1)
-    pick = torch.multinomial(probs, k, replacement=True, generator=generator)
-    centre = torch.gather(modes_xy, 1, pick[..., None, None].expand(-1, -1, *modes_xy.shape[2:]))
-    sigma = torch.gather(out.mode_sigma, 1, pick[..., None].expand(-1, -1, out.mode_sigma.shape[2]))
-    noise = (
-        torch.randn(centre.shape, generator=generator) * (sigma * scale[:, None, None])[..., None]
-    )
-    return centre + noise
+        return top
+    # One draw at a time, on the CPU, so the first draws do not depend on k or the device.
+    probs = out.mode_logits.softmax(1).cpu()
+    sigma_xy = (out.mode_sigma * scale[:, None, None]).cpu()  # (B, M, pred_len) source units
+    centres = modes_xy.cpu()
+    rows = torch.arange(len(probs))
+    draws = []
+    for _ in range(k - m):
+        pick = torch.multinomial(probs, 1, generator=generator)[:, 0]  # (B,)
+        noise = torch.randn(centres[:, 0].shape, generator=generator)  # (B, pred_len, 2)
+        draws.append(centres[rows, pick] + noise * sigma_xy[rows, pick][..., None])
+    return torch.cat([top, torch.stack(draws, 1).to(top.device)], 1)
 
 
 def top_mode_sigma(out: ForecastOutput, scale: torch.Tensor) -> torch.Tensor:
@@ -73,14 +85,23 @@ def window_inputs(
     box: torch.Tensor | None,
     nbr_xy: torch.Tensor | None = None,
     nbr_mask: torch.Tensor | None = None,
+    class_id: torch.Tensor | None = None,
 ):
-    """Everything the model reads from a batch of windows: (inputs for model(...), heading, scale)."""
+    """Everything the model reads from a batch of windows: (inputs for model(...), heading, scale).
+
+    class_id (B,) is read only by camera-specific models with class input (cfg.scene_classes).
+    """
     scale = window_scale(box, len(obs))
     features, heading, speed = window_features(obs, scale, box if model.cfg.box_features else None)
     nbr = None
     if model.cfg.social_neighbours > 0 and nbr_xy is not None:
         nbr = neighbour_features(nbr_xy, obs[:, -1], obs[:, -1] - obs[:, -2], heading, scale)
-    return (features, speed, nbr, nbr_mask if nbr is not None else None), heading, scale
+    scene = (
+        scene_features(obs[:, -1], heading.direction, class_id, model.cfg)
+        if model.cfg.scene_input
+        else None
+    )
+    return (features, speed, nbr, nbr_mask if nbr is not None else None, scene), heading, scale
 
 
 @torch.no_grad()
@@ -93,8 +114,10 @@ def forecast_windows(
     seed: int = 0,
     nbr_xy: np.ndarray | None = None,
     nbr_mask: np.ndarray | None = None,
+    class_id: np.ndarray | None = None,
 ) -> Forecasts:
-    """Forecast from observed windows obs_xy (N, T, 2) in source units (neighbours optional)."""
+    """Forecast from observed windows obs_xy (N, T, 2) in source units (neighbours and class
+    ids (N,) optional)."""
     model.eval()
     generator = torch.Generator().manual_seed(seed)
     means, samples, sigmas = [], [], []
@@ -102,7 +125,12 @@ def forecast_windows(
     for start in range(0, len(obs_xy), batch_size):
         obs = torch.as_tensor(obs_xy[start : start + batch_size], dtype=torch.float32)
         inputs, heading, scale = window_inputs(
-            model, obs, part(obs_box_wh, start), part(nbr_xy, start), part(nbr_mask, start)
+            model,
+            obs,
+            part(obs_box_wh, start),
+            part(nbr_xy, start),
+            part(nbr_mask, start),
+            part(class_id, start),
         )
         out = model(*inputs)
         mean, modes = output_positions(out, obs[:, -1], heading, scale)
@@ -152,6 +180,7 @@ class TrackStreams:
             "scale": torch.ones(capacity, device=dev),
             "count": torch.zeros(capacity, dtype=torch.long, device=dev),
             "observed_at": torch.full((capacity,), -1, dtype=torch.long, device=dev),
+            "class_id": torch.full((capacity,), -1, dtype=torch.long, device=dev),
         }
         for name, tensor in new.items():
             if old is not None:
@@ -177,6 +206,7 @@ class TrackStreams:
             if s is not None:
                 self.count[s] = 0
                 self.known[s] = False
+                self.class_id[s] = -1
                 self.direction[s] = torch.tensor([1.0, 0.0], device=self.device)
                 self.h[:, s] = 0
                 self.c[:, s] = 0
@@ -197,8 +227,10 @@ class TrackStreams:
         xy: np.ndarray,
         box_wh: np.ndarray | None = None,
         appearance: np.ndarray | None = None,
+        class_id: np.ndarray | None = None,
     ) -> None:
-        """One observation per listed track, one model step after its previous one."""
+        """One observation per listed track, one model step after its previous one (class ids
+        (N,) are kept for camera-specific models that read the class)."""
         if len(track_ids) == 0:
             return
         slots = self._slots(track_ids)
@@ -238,6 +270,8 @@ class TrackStreams:
         self.last_xy[slots] = xy_t
         if box_t is not None:
             self.last_box[slots] = box_t
+        if class_id is not None:
+            self.class_id[slots] = torch.as_tensor(np.asarray(class_id), device=self.device)
         self.count[slots] += 1
         self.observed_at[slots] = self._clock
         self._clock += 1
@@ -274,8 +308,15 @@ class TrackStreams:
         slots = self._slots(track_ids)
         heading = Heading(self.direction[slots], self.known[slots])
         nbr, mask = self._neighbours(slots, heading)
+        scene = (
+            scene_features(
+                self.last_xy[slots], heading.direction, self.class_id[slots], self.model.cfg
+            )
+            if self.model.cfg.scene_input
+            else None
+        )
         out = self.model.decode(
-            self.h[-1, slots], speed_along(self.last_step[slots], heading), nbr, mask
+            self.h[-1, slots], speed_along(self.last_step[slots], heading), nbr, mask, scene
         )
         scale, origin = self.scale[slots], self.last_xy[slots]
         mean = to_positions(out.mean, origin, heading, scale)

@@ -195,12 +195,18 @@ class LiveForecaster:
             if self.filter is not None:
                 positions = self.filter.update(i / self.fps, tracks.track_id, tracks.xy, positions)
         observed: set[int] = set()
+        class_of = dict(zip(tracks.track_id.tolist(), tracks.class_id.tolist(), strict=True))
         for _k, rows in sorted(self._samples(i, tracks, positions).items()):
             ids = [r[0] for r in rows]
             # Box sizes set the pixels-per-metre scale; on the ground plane it stays 1, and a
             # model with box features reads zeros there, as it does for ETH/UCY's metres.
             boxes = None if self.ground is not None else np.array([r[2] for r in rows])
-            self.streams.observe(ids, np.array([r[1] for r in rows]), boxes)
+            self.streams.observe(
+                ids,
+                np.array([r[1] for r in rows]),
+                boxes,
+                class_id=np.array([class_of[t] for t in ids]),  # camera models may read it
+            )
             observed.update(ids)
             for tid in ids:
                 self.n_observed[tid] = self.n_observed.get(tid, 0) + 1

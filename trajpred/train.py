@@ -188,6 +188,7 @@ def train_one_epoch(
     box_all = None if windows.obs_box_wh is None else torch.as_tensor(windows.obs_box_wh)
     nbr_all = None if windows.nbr_xy is None else torch.as_tensor(windows.nbr_xy)
     mask_all = None if windows.nbr_mask is None else torch.as_tensor(windows.nbr_mask)
+    class_all = torch.as_tensor(windows.class_id)
     obs_len = windows.obs_len
     module = model.module if hasattr(model, "module") else model
     total, count = 0.0, 0
@@ -212,7 +213,7 @@ def train_one_epoch(
             )
             obs = obs + torch.randn(obs.shape, generator=gen) * level[:, None, None]
         inputs, heading, scale = window_inputs(
-            module, obs, box, nbr, None if mask_all is None else mask_all[idx]
+            module, obs, box, nbr, None if mask_all is None else mask_all[idx], class_all[idx]
         )
         out = model(*inputs)
         loss = forecast_loss(out, to_heading_frame(fut, obs[:, -1], heading, scale), cfg)
@@ -241,6 +242,7 @@ def evaluate(model: Forecaster, windows: Windows, k: int = 20) -> dict[str, floa
         k=k,
         nbr_xy=windows.nbr_xy,
         nbr_mask=windows.nbr_mask,
+        class_id=windows.class_id,
     )
     result = {
         "ade": float(ade(fc.mean, windows.fut_xy).mean()),
@@ -294,6 +296,11 @@ def fit(run: RunConfig, resume: bool = False, progress: bool = True, log=print) 
     early-stopping decision, and only rank 0 writes files and logs.
     """
     cfg = run.train
+    if run.model.scene_input and (cfg.augment_rotate or cfg.augment_flip):
+        raise TrajpredError(
+            "model.scene_input reads absolute positions and headings: set "
+            "train.augment_rotate=false and train.augment_flip=false"
+        )
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)

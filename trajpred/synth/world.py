@@ -72,6 +72,13 @@ class SynthConfig:
     min_visible_area_px: float = 60.0
     substep_s: float = 0.05  # longest simulation step
     camera: CameraConfig = field(default_factory=CameraConfig)
+    # Structure that bends paths (off by default). Positions are fractions of the walkable area.
+    obstacle_radius_m: float = 0.0  # > 0: a round obstacle everyone walks around ...
+    obstacle_x: float = 0.5  # ... centred here
+    obstacle_y: float = 0.5
+    gate_y: float = 0.0  # > 0: a wall across the area at this depth, passable only through ...
+    gate_x: float = 0.5  # ... one opening centred here ...
+    gate_width_m: float = 2.5  # ... this wide
 
     def __post_init__(self) -> None:
         checks = [
@@ -102,6 +109,13 @@ class SynthConfig:
                 "poi_prob must be in [0, 1] and n_points_of_interest >= 0",
             ),
             (self.substep_s > 0, "substep_s must be > 0"),
+            (
+                self.obstacle_radius_m >= 0
+                and self.gate_width_m > 0
+                and all(0 <= v <= 1 for v in (self.obstacle_x, self.obstacle_y, self.gate_x))
+                and 0 <= self.gate_y < 1,
+                "obstacle_radius_m >= 0, gate_width_m > 0, positions in [0, 1]",
+            ),
             (0.5 < self.person_height_m < 3, "person_height_m must be in (0.5, 3)"),
             (5 <= self.camera.tilt_deg <= 80, "camera.tilt_deg must be in [5, 80]"),
             (10 <= self.camera.hfov_deg <= 120, "camera.hfov_deg must be in [10, 120]"),

@@ -115,7 +115,7 @@ def corner_lines(h: np.ndarray, size: str) -> list[str]:
         try:
             x, y = ground.to_ground(np.array([[u, v]]), 0, np.zeros(1))[0]
             where = f"({x:.2f}, {y:.2f}) m"
-        except Exception:  # above the horizon, or absurdly far: say so instead
+        except TrajpredError:  # above the horizon, or absurdly far: say so instead
             where = "no ground there (above or at the horizon)"
         out.append(f"  {name:13s} ({u:g}, {v:g}) px -> {where}")
     return out

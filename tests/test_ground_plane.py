@@ -183,8 +183,8 @@ def ground_truth_fde(scene, model, h, noise_px: float) -> float:
         tracks = TrackedBoxes(ids, boxes, np.ones(len(ids)), np.zeros(len(ids), np.int64))
         tally.add(f, tracks, live.update(f, tracks))
     result = tally.result()
-    assert result["forecasts"] > 1000  # enough that the comparison is not a coin flip
-    return result["fde_px"]
+    assert result.forecasts > 1000  # enough that the comparison is not a coin flip
+    return result.fde_px
 
 
 @pytest.mark.skipif(not SHIPPED_FORECASTER.is_file(), reason="shipped forecaster is absent")
@@ -216,6 +216,7 @@ def trajpred(*args) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow  # starts the console script
 def test_track_writes_metres_that_train_reads(video_assets, tmp_path):
     csv = tmp_path / "tracks.csv"
     scene = video_assets.scene
@@ -249,6 +250,7 @@ def test_track_writes_metres_that_train_reads(video_assets, tmp_path):
     assert (run_dir / "best.pt").is_file()
 
 
+@pytest.mark.slow  # starts the console script
 def test_predict_with_an_absurd_homography_is_one_line_and_keeps_its_rows(video_assets, tmp_path):
     scene = video_assets.scene
     far = tmp_path / "far.txt"

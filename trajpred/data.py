@@ -110,7 +110,8 @@ def load_tracks(path: str, cfg: DataConfig, frames_per_step: float | None) -> Tr
 def load_split(
     cfg: DataConfig, split: str, obs_len: int, pred_len: int, dt_s: float, neighbours: int = 0
 ) -> tuple[Windows, SplitReport]:
-    """Windows of one split (`neighbours` nearest agents each) and a report of what was read."""
+    """Windows of one split (with `neighbours` nearest agents each) and a report of what was
+    read."""
     if split not in SPLITS:
         raise TrajpredError(f"unknown split '{split}'")
     held_out = split == "val" and not cfg.val_files and (cfg.train_files or cfg.test_files)
@@ -122,8 +123,10 @@ def load_split(
         if cfg.train_files and not cfg.val_files and split in ("train", "val"):
             tracks = _hold_out(tracks, cfg.val_fraction, keep_last=(split == "val"))
         w = make_windows(tracks, obs_len, pred_len, cfg.stride, neighbours)
-        lengths = (
-            np.bincount(np.unique(tracks.track_id, return_inverse=True)[1]) if len(tracks) else []
+        lengths = (  # rows per track
+            np.bincount(np.unique(tracks.track_id, return_inverse=True)[1])
+            if len(tracks)
+            else np.zeros(0, np.int64)
         )
         n_tracks += len(lengths)
         n_short += int(np.sum(np.asarray(lengths) < obs_len + pred_len))

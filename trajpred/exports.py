@@ -6,6 +6,7 @@ With a homography, tracks.csv and forecasts.csv also hold ground-plane positions
 from __future__ import annotations
 
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -29,7 +30,7 @@ class PredictOutputs:
         self.out_dir = out_dir
         self.ground = None if homography is None else GroundPlane(homography)
         world = CSV_WORLD_COLUMNS if self.ground is not None else ()
-        self._files = []
+        self._files: list[IO[str]] = []
         self._published: list[tuple[Path, Path]] = []  # (partial, final), renamed by close()
         try:
             video = out_dir / "annotated.mp4"

@@ -145,7 +145,8 @@ def _numbers(
 def _split_rows(
     path, lines: Lines, split: Callable[[str], list[str]], widths: dict, what: str
 ) -> tuple[list[list[str]], list[int], tuple[str, ...]]:
-    """Split each line into cells; the first row picks the layout from `widths`, the rest follow."""
+    """Split each line into cells; the first row picks the layout from `widths`, the rest
+    follow it."""
     if not lines:
         raise InputError(path, "empty file: no data rows")
     rows = [split(text) for _, text in lines]
@@ -242,7 +243,8 @@ def _parse_eth_ucy(path, lines: Lines) -> Tracks:
 
 
 def write_eth_ucy(path: str | os.PathLike, tracks: Tracks) -> None:
-    """Write `frame_id ped_id x y`, tab separated, ids as integers; boxes, class, conf are dropped.
+    """Write `frame_id ped_id x y`, tab separated, ids as integers. Boxes, class and conf are
+    dropped.
 
     Only metre tracks: ETH/UCY files carry no units, and every reader takes them as metres.
     """
@@ -305,7 +307,8 @@ def _parse_mot(path, lines: Lines, ignore_zero_conf: bool) -> Tracks:
 
 
 def write_mot(path: str | os.PathLike, tracks: Tracks) -> None:
-    """Write the MOTChallenge results layout `frame,id,left,top,width,height,conf,-1,-1,-1`.
+    """Write the 10-column MOTChallenge results layout
+    `frame,id,left,top,width,height,conf,-1,-1,-1`.
 
     Needs a box on every row and frames >= 1. class_id is not stored (the results layout has
     no class column), and xy is not either: a reader recomputes it as the box's bottom centre.
@@ -555,7 +558,8 @@ def read_tracks(
 
 
 def write_tracks(path: str | os.PathLike, tracks: Tracks, format: str) -> None:
-    """Write `tracks` as "eth_ucy", "mot" or "csv" (the write_* functions say what each keeps)."""
+    """Write `tracks` as "eth_ucy", "mot" or "csv" (see the write_* functions for what each
+    keeps)."""
     writers = {"eth_ucy": write_eth_ucy, "mot": write_mot, "csv": write_csv}
     if format not in writers:
         raise TrajpredError(f"unknown track format '{format}'; choose {', '.join(FORMATS)}")

@@ -91,14 +91,14 @@ def load_model(checkpoint: str):
     """The forecaster from a checkpoint; a missing default gets a hint."""
     from .checkpoint import load_forecaster
 
-    checkpoint = resolve_data_path(checkpoint)
-    if not checkpoint.is_file():
+    path = resolve_data_path(checkpoint)
+    if not path.is_file():
         raise InputError(
-            checkpoint,
+            path,
             "forecaster checkpoint not found; pass one with --checkpoint "
             "(e.g. best.pt from `trajpred train`)",
         )
-    return load_forecaster(checkpoint)
+    return load_forecaster(path)
 
 
 @dataclass
@@ -341,7 +341,8 @@ class Pipeline:
         )
 
     def run(self, source: str) -> Iterator[FrameResult]:
-        """FrameResults of every video of SOURCE (file, folder, glob, webcam, URL), in order."""
+        """FrameResults of every video of SOURCE (file, folder, glob, webcam index, URL), in
+        order."""
         videos, _ = expand_source(source)
         for video in videos:
             with self.open(video) as reader:

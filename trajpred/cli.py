@@ -23,6 +23,7 @@ COMMANDS = {
     "export": "export the forecaster as one ONNX or TorchScript file (edge devices)",
     "demo": "synthesize a scene and run the whole pipeline on it, offline, with scores",
     "synth": "generate a synthetic scene: video, ground-truth tracks, homography",
+    "homography": "fit an image -> ground plane homography (metres) from point pairs",
 }
 
 

@@ -9,7 +9,8 @@ and scores for each stage.
   predicted bottom centres are compared with that person's ground-truth bottom centre at each
   target_frame. Only forecasts whose person is in the ground truth at every target frame count.
   Beside it, constant velocity on the same forecasts: the track's displacement over the last
-  dt_s, repeated from its current position.
+  dt_s, repeated from its current position; with a homography (`--ground-plane`) also the same
+  extrapolation done in metres on the ground plane and projected back into the image.
 
 Metric functions are pure functions of arrays; tallies add one frame at a time, so the demo,
 like predict, never holds the video in memory.
@@ -116,6 +117,9 @@ class ForecastScores:
     fde_px: float | None = None
     cv_ade_px: float | None = None
     cv_fde_px: float | None = None
+    # constant velocity extrapolated in metres on the ground plane (demo --ground-plane)
+    cv_ground_ade_px: float | None = None
+    cv_ground_fde_px: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -125,11 +129,17 @@ class ForecastScores:
             return (
                 "forecast: no forecast could be matched to a ground-truth person over its horizon"
             )
-        return (
+        text = (
             f"forecast: ADE {self.ade_px:.1f} px  FDE {self.fde_px:.1f} px   constant velocity: "
             f"ADE {self.cv_ade_px:.1f} px  FDE {self.cv_fde_px:.1f} px   ({self.forecasts} "
             f"forecasts of {horizon_s:g} s matched to ground truth)"
         )
+        if self.cv_ground_fde_px is not None:
+            text += (
+                f"\nforecasting on the ground plane; constant velocity in metres: "
+                f"ADE {self.cv_ground_ade_px:.1f} px  FDE {self.cv_ground_fde_px:.1f} px"
+            )
+        return text
 
 
 class GroundTruth:
@@ -189,12 +199,16 @@ class TrackingTally:
 class ForecastTally:
     """ADE/FDE (pixels) of the pipeline's forecasts and of constant velocity, see module doc."""
 
-    def __init__(self, truth: GroundTruth, frames_per_step: float):
+    def __init__(self, truth: GroundTruth, frames_per_step: float, homography=None):
+        from .geometry import GroundPlane
+
         self.truth = truth
         self.frames_per_step = frames_per_step
+        self.ground = None if homography is None else GroundPlane(homography)
         self.history: dict[int, dict[int, np.ndarray]] = {}  # track id -> {frame: xy}
         self.model_err: list[np.ndarray] = []
         self.cv_err: list[np.ndarray] = []
+        self.cv_ground_err: list[np.ndarray] = []
 
     def _past(self, tid: int, frame_id: float) -> np.ndarray | None:
         """The track's bottom centre at a fractional frame, interpolated; None if not seen."""
@@ -227,18 +241,28 @@ class ForecastTally:
             cv = now + steps[:, None] * (now - prev)
             self.model_err.append(np.linalg.norm(forecasts.xy[j] - truth, axis=1))
             self.cv_err.append(np.linalg.norm(cv - truth, axis=1))
+            if self.ground is not None:
+                now_m, prev_m = self.ground.to_ground(np.array([now, prev]), frame_id, [tid] * 2)
+                cv_m = now_m + steps[:, None] * (now_m - prev_m)
+                cv_px = self.ground.to_image(cv_m[None], now_m[None])[0][0]
+                self.cv_ground_err.append(np.linalg.norm(cv_px - truth, axis=1))
 
     def result(self) -> ForecastScores:
         if not self.model_err:
             return ForecastScores()
         m, c = np.array(self.model_err), np.array(self.cv_err)  # (forecasts, pred_len) px
-        return ForecastScores(
+        scores = ForecastScores(
             forecasts=len(m),
             ade_px=float(m.mean()),
             fde_px=float(m[:, -1].mean()),
             cv_ade_px=float(c.mean()),
             cv_fde_px=float(c[:, -1].mean()),
         )
+        if self.cv_ground_err:
+            g = np.array(self.cv_ground_err)
+            scores.cv_ground_ade_px = float(g.mean())
+            scores.cv_ground_fde_px = float(g[:, -1].mean())
+        return scores
 
 
 # ---------------------------------------------------------------- the demo run
@@ -287,11 +311,17 @@ def run_demo(
     imgsz: int | None = None,
     device: str = "auto",
     progress: bool = True,
+    ground_plane: bool = False,
+    synth_overrides: dict | None = None,
 ) -> DemoResult:
-    """Synthesize a scene into out_dir/scene, run predict on it into out_dir, score each stage."""
+    """Synthesize a scene into out_dir/scene, run predict on it into out_dir, score each stage.
+
+    ground_plane: forecast in metres through the scene's homography (predict --homography).
+    synth_overrides: SynthConfig settings as nested dicts, e.g. {"camera": {"tilt_deg": 25}}."""
     from pathlib import Path
 
     from .commands.predict import predict_video
+    from .config import from_dict, merge
     from .detect import SHIPPED_DETECTOR, DetectorConfig
     from .errors import TrajpredError
     from .formats import read_mot
@@ -318,12 +348,15 @@ def run_demo(
                 f"note: {SHIPPED_FORECASTER} is absent; forecasting with an untrained "
                 f"model (= constant velocity)"
             )
-    scene = simulate(SynthConfig(seed=seed, duration_s=duration_s))
+    synth = merge({"seed": seed, "duration_s": duration_s}, synth_overrides or {})
+    scene = simulate(from_dict(SynthConfig, synth, "demo --set"))
     paths = write_scene(scene, out / "scene", progress=progress)
     cfg = scene.cfg
     config = PipelineConfig(
         detector=DetectorConfig(weights=weights, imgsz=imgsz, device=device),
-        forecast=ForecastConfig(checkpoint=checkpoint, homography=str(paths.homography)),
+        forecast=ForecastConfig(
+            checkpoint=checkpoint, homography=str(paths.homography) if ground_plane else None
+        ),
     )
     with WriterProcess() as writer:  # starts first: its imports overlap loading the models
         pipeline = Pipeline(config)
@@ -333,7 +366,9 @@ def run_demo(
         truth = GroundTruth(gt)
         detection = DetectionScores()
         tracking = TrackingTally()
-        forecasting = ForecastTally(truth, cfg.fps * model.cfg.dt_s)
+        forecasting = ForecastTally(
+            truth, cfg.fps * model.cfg.dt_s, pipeline.homography if ground_plane else None
+        )
 
         def score(result) -> None:
             ids, boxes = truth.at(result.frame_id)

@@ -336,7 +336,7 @@ class _Video:
         self.renderer = Renderer(job.info.fps, job.render)
         self.outputs: PredictOutputs | None = None
         try:
-            self.outputs = PredictOutputs(job.out_dir, job.info, job.homography is not None)
+            self.outputs = PredictOutputs(job.out_dir, job.info, job.homography)
         except BaseException:
             self.release()
             raise

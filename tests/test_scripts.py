@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,3 +79,27 @@ def test_appearance_ablation_reports_every_arm(video_assets, tmp_path):
     }
     for arm in report["results"].values():
         assert 0 < arm["ade"] < arm["fde"]
+
+
+def test_bench_training_reports_windows_per_second(tmp_path):
+    out = tmp_path / "train.json"
+    done = run_script(
+        "bench_training.py",
+        "--device",
+        "cpu",
+        "--windows",
+        512,
+        "--batch-size",
+        256,
+        "--epochs",
+        1,
+        "--threads",
+        1,
+        "--out",
+        out,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    assert report["device"] == "cpu" and report["windows"] == 512 and report["batch_size"] == 256
+    assert report["windows_per_s"] > 0 and len(report["epoch_seconds"]) == 2
+    assert all(np.isfinite(report["losses"]))

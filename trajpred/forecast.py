@@ -121,7 +121,17 @@ def forecast_windows(
     model.eval()
     generator = torch.Generator().manual_seed(seed)
     means, samples, sigmas = [], [], []
-    part = lambda a, start: None if a is None else torch.as_tensor(a[start : start + batch_size])  # noqa: E731
+    # A model on a GPU reads its inputs there; everything after its forward pass stays on the
+    # CPU, so sampling draws the same numbers wherever the model runs.
+    params = next(iter(model.parameters()), None) if isinstance(model, torch.nn.Module) else None
+    device = params.device if params is not None else torch.device("cpu")
+
+    def part(a: np.ndarray | None, start: int) -> torch.Tensor | None:
+        return None if a is None else torch.as_tensor(a[start : start + batch_size])
+
+    def on_device(t: torch.Tensor | None) -> torch.Tensor | None:
+        return t if t is None or device.type == "cpu" else t.to(device)
+
     for start in range(0, len(obs_xy), batch_size):
         obs = torch.as_tensor(obs_xy[start : start + batch_size], dtype=torch.float32)
         inputs, heading, scale = window_inputs(
@@ -132,7 +142,9 @@ def forecast_windows(
             part(nbr_mask, start),
             part(class_id, start),
         )
-        out = model(*inputs)
+        out = model(*(on_device(t) for t in inputs))
+        if device.type != "cpu":
+            out = out.cpu()
         mean, modes = output_positions(out, obs[:, -1], heading, scale)
         means.append(mean.numpy())
         sigmas.append(top_mode_sigma(out, scale).numpy())

@@ -71,6 +71,12 @@ class ForecastOutput:
     mode_logits: torch.Tensor
     mode_sigma: torch.Tensor
 
+    def cpu(self) -> ForecastOutput:
+        """The same output with every tensor on the CPU (a model trained on a GPU)."""
+        return ForecastOutput(
+            self.mean.cpu(), self.modes.cpu(), self.mode_logits.cpu(), self.mode_sigma.cpu()
+        )
+
 
 def softplus(x: torch.Tensor) -> torch.Tensor:
     """log(1 + exp(x)), written out: onnxruntime's Softplus kernel took 4x as long as these

@@ -45,7 +45,7 @@ class Distributed:
         return self.rank == 0
 
 
-def init_distributed() -> Distributed:
+def init_distributed(use_cuda: bool = False) -> Distributed:
     """Join the process group torchrun describes in the environment (gloo on CPU, nccl on GPU)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
@@ -53,8 +53,20 @@ def init_distributed() -> Distributed:
     import torch.distributed as dist
 
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        dist.init_process_group("nccl" if use_cuda else "gloo")
     return Distributed(dist.get_rank(), dist.get_world_size())
+
+
+def training_device(name: str) -> torch.device:
+    """train.device (auto | cpu | cuda) -> the device of this process; under torchrun each rank
+    takes the GPU of its LOCAL_RANK."""
+    from .detect import resolve_device
+
+    device = torch.device(resolve_device(name))
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    return device
 
 
 def _all_mean(value: float, ctx: Distributed) -> float:
@@ -86,6 +98,7 @@ class TrainConfig:
     mode_weight: float = 0.3  # weight of the mixture head's losses beside the deterministic ADE
     eval_k: int = 20  # best-of-K on validation
     threads: int = 0  # torch CPU threads (0 = torch's default)
+    device: str = "auto"  # auto | cpu | cuda: where the model trains (auto: a GPU if there is one)
     init_from: str = ""  # start from this checkpoint's weights (fine-tuning); same model config
     out_dir: str = "runs/train"
 
@@ -193,6 +206,7 @@ def train_one_epoch(
     class_all = torch.as_tensor(windows.class_id)
     obs_len = windows.obs_len
     module = cast(Forecaster, getattr(model, "module", model))  # the model inside DDP
+    device = next(module.parameters()).device
     total, count = 0.0, 0
     batches = range(0, len(order), batch_size)
     for start in tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=not progress or None):
@@ -217,8 +231,12 @@ def train_one_epoch(
         inputs, heading, scale = window_inputs(
             module, obs, box, nbr, None if mask_all is None else mask_all[idx], class_all[idx]
         )
+        target = to_heading_frame(fut, obs[:, -1], heading, scale)
+        if device.type != "cpu":  # windows are drawn and augmented on the CPU, as without a GPU
+            inputs = tuple(None if t is None else t.to(device, non_blocking=True) for t in inputs)
+            target = target.to(device, non_blocking=True)
         out = model(*inputs)
-        loss = forecast_loss(out, to_heading_frame(fut, obs[:, -1], heading, scale), cfg)
+        loss = forecast_loss(out, target, cfg)
         if not torch.isfinite(loss):
             raise TrajpredError(
                 f"training loss became non-finite at epoch {epoch} "
@@ -377,10 +395,12 @@ def _optimise(model: Forecaster, cfg: TrainConfig, steps_per_epoch: int) -> _Tra
     return _Training(model, optimizer, scheduler)
 
 
-def _resume(last_path: Path, run: RunConfig, steps_per_epoch: int, log) -> _Training:
+def _resume(
+    last_path: Path, run: RunConfig, steps_per_epoch: int, log, device: torch.device
+) -> _Training:
     """The training state saved in last.pt: weights, optimiser, schedule, epoch, stopping."""
     state = load_checkpoint(last_path)
-    model = model_from_payload(state, last_path, expect=run.model)
+    model = model_from_payload(state, last_path, expect=run.model).to(device)
     training = _optimise(model, run.train, steps_per_epoch)
     # Optimizer state last: building the scheduler rewrites the learning rate it restores.
     training.optimizer.load_state_dict(state["optimizer"])
@@ -475,7 +495,8 @@ def fit(run: RunConfig, resume: bool = False, progress: bool = True, log=print) 
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    ctx = init_distributed()
+    device = training_device(cfg.device)
+    ctx = init_distributed(use_cuda=device.type == "cuda")
     if not ctx.is_main:
         log, progress = _silent, False
     out_dir = Path(cfg.out_dir)
@@ -484,10 +505,10 @@ def fit(run: RunConfig, resume: bool = False, progress: bool = True, log=print) 
     data = _load_windows(run, log)
     steps_per_epoch = math.ceil(len(data[0]) / cfg.batch_size)
     # The fresh model is built even on resume: it draws from the seeded generator as before.
-    t = _optimise(_initial_model(run, log), cfg, steps_per_epoch)
+    t = _optimise(_initial_model(run, log).to(device), cfg, steps_per_epoch)
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
     if resume and last_path.exists():
-        t = _resume(last_path, run, steps_per_epoch, log)
+        t = _resume(last_path, run, steps_per_epoch, log, device)
     trained = t.model if ctx.world_size == 1 else nn.parallel.DistributedDataParallel(t.model)
     if ctx.is_main:
         save_config(run, out_dir / "config.yaml")

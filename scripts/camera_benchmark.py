@@ -122,46 +122,82 @@ def predict(model, w) -> np.ndarray:
     ).mean
 
 
-def score_scene(name: str, overrides: dict, out: Path, duration: float, epochs: int) -> dict:
+def scene_tracks(name: str, overrides: dict, out: Path, duration: float, seed: int):
+    """(scene folder, SynthConfig, tracker's pixel tracks of the first 60 %, fps, seconds spent
+    tracking): the video and the tracks are written once and read back on later runs."""
     from trajpred.config import from_dict
+    from trajpred.formats import write_csv
     from trajpred.synth.render import write_scene
     from trajpred.synth.world import SynthConfig, simulate
 
-    scene_dir = out / f"{name}_{duration:g}s"
-    cfg = from_dict(SynthConfig, {"duration_s": duration, "seed": 7, **overrides})
+    suffix = "" if seed == 7 else f"_seed{seed}"
+    scene_dir = out / f"{name}_{duration:g}s{suffix}"
+    cfg = from_dict(SynthConfig, {"duration_s": duration, "seed": seed, **overrides})
     if not (scene_dir / "video.mp4").exists():
         write_scene(simulate(cfg), scene_dir)
+    cut = int(round(cfg.n_frames * 0.6))
+    cache = scene_dir / f"tracks_first{cut}.csv"
+    t0 = time.perf_counter()
+    if cache.exists():
+        tracks, fps = read_tracks(cache), cfg.fps
+    else:
+        weights = str(ROOT / "data/detector/synth_yolo.pt")
+        tracks, fps = track(scene_dir / "video.mp4", weights, None, cut)
+        write_csv(cache, tracks)
+    return scene_dir, cfg, cut, tracks, fps, time.perf_counter() - t0
+
+
+def score_scene(
+    name: str, overrides: dict, out: Path, duration: float, epochs: int, seed: int = 7
+) -> dict:
+    scene_dir, cfg, cut, tracks, fps, track_s = scene_tracks(name, overrides, out, duration, seed)
     h = read_homography(scene_dir / "homography.txt")
     h_inv = np.linalg.inv(h)
-    cut = int(round(cfg.n_frames * 0.6))
-    t0 = time.perf_counter()
-    tracks, fps = track(
-        scene_dir / "video.mp4", str(ROOT / "data/detector/synth_yolo.pt"), None, cut
-    )
-    track_s = time.perf_counter() - t0
     shipped = load_forecaster(ROOT / "data/checkpoints/video.pt")
-    adapted, reports = {}, {}
-    for space, learn_on in (("px", tracks), ("m", on_ground(tracks, h))):
-        t0 = time.perf_counter()
-        report, payload = adapt(
-            learn_on,
-            fps,
-            scene_dir / f"adapt_{space}",
-            AdaptConfig(epochs=epochs),
-            progress=False,
-            log=lambda *_: None,
-        )
-        adapted[space] = model_from_payload(payload)
-        reports[space] = {**report.to_dict(), "adapt_s": time.perf_counter() - t0}
-    wp, wm = paired_test_windows(scene_dir, cut, fps)
     arms = {
         "constant velocity (px)": (None, "px"),
         "constant velocity (m)": (None, "m"),
         "shipped (px)": (shipped, "px"),
         "shipped + homography (m)": (shipped, "m"),
-        "adapted (px)": (adapted["px"], "px"),
-        "adapted + homography (m)": (adapted["m"], "m"),
     }
+    reports = {}
+    for space, learn_on in (("px", tracks), ("m", on_ground(tracks, h))):
+        unit = "" if space == "px" else " + homography"
+        for scene_input in (False, True):
+            got: dict = {}
+            t0 = time.perf_counter()
+            report, payload = adapt(
+                learn_on,
+                fps,
+                scene_dir / f"adapt_{space}{'' if scene_input else '_plain'}",
+                AdaptConfig(epochs=epochs, scene_input=scene_input),
+                progress=False,
+                log=lambda *_: None,
+                arms=got,
+            )
+            key = f"{space}{'' if scene_input else ' plain'}"
+            reports[key] = {**report.to_dict(), "adapt_s": time.perf_counter() - t0}
+            if scene_input:
+                arms[f"prior (shipped + prior){unit} ({space})"] = (
+                    got["starting model + prior"],
+                    space,
+                )
+                arms[f"scene input{unit} ({space})"] = (got["fine-tuned"], space)
+                arms[f"both (scene input + prior){unit} ({space})"] = (
+                    got["fine-tuned + prior"],
+                    space,
+                )
+                arms[f"adapt as shipped (guarded){unit} ({space})"] = (
+                    model_from_payload(payload),
+                    space,
+                )
+            else:
+                arms[f"plain fine-tune{unit} ({space})"] = (got["fine-tuned"], space)
+                arms[f"plain fine-tune + prior{unit} ({space})"] = (
+                    got["fine-tuned + prior"],
+                    space,
+                )
+    wp, wm = paired_test_windows(scene_dir, cut, fps)
     rows = []
     for arm, (model, space) in arms.items():
         pred = predict(model, wp if space == "px" else wm)
@@ -178,6 +214,7 @@ def score_scene(name: str, overrides: dict, out: Path, duration: float, epochs: 
         )
     return {
         "scene": name,
+        "seed": seed,
         "about": SCENES[name][1],
         "frames": cfg.n_frames,
         "adapt_frames": cut,
@@ -208,14 +245,32 @@ def markdown(scenes: list[dict], real: list[dict]) -> str:
     lines = []
     for s in scenes:
         lines += [
-            f"### {s['scene']}: {s['about']}",
+            f"### {s['scene']} (seed {s['seed']}): {s['about']}",
             "",
             f"{s['frames']} frames at 10 fps; adapted on the first {s['adapt_frames']}; "
             f"{s['test_windows']} test windows in the last 40 %; adapt trained on "
-            f"{s['adapt']['px']['train_windows']} windows (px), "
+            f"{s['adapt']['px']['train_windows']} windows (px; "
+            f"{s['adapt']['px']['train_windows_all_phases']} over all phases), "
             f"{s['adapt']['px']['adapt_s']:.0f} s + {s['adapt']['m']['adapt_s']:.0f} s; "
-            f"kept the adapted weights: px {s['adapt']['px']['adapted']}, "
+            f"prior weight px {s['adapt']['px']['prior_weight']:g}, "
+            f"m {s['adapt']['m']['prior_weight']:g}; "
+            f"shipped the adapted model: px {s['adapt']['px']['adapted']}, "
             f"m {s['adapt']['m']['adapted']}",
+            "",
+            f"guard px: {s['adapt']['px']['guard']}",
+            "",
+            f"guard m: {s['adapt']['m']['guard']}",
+            "",
+            "held-out (adapt's own last 20 %) ADE / FDE, px and m:",
+            "",
+            *[
+                f"- {sp}: "
+                + "; ".join(
+                    f"{sc['arm']} {sc['ade']:.3g} / {sc['fde']:.3g}"
+                    for sc in s["adapt"][sp]["scores"]
+                )
+                for sp in s["adapt"]
+            ],
             "",
             "| arm | ADE px | FDE px | ADE m | FDE m |",
             "|---|---|---|---|---|",
@@ -250,6 +305,7 @@ def main() -> int:
     p.add_argument("--scenes", nargs="+", default=list(SCENES), choices=list(SCENES))
     p.add_argument("--duration", type=float, default=240.0, help="seconds of each synthetic video")
     p.add_argument("--epochs", type=int, default=AdaptConfig().epochs)
+    p.add_argument("--seeds", type=int, nargs="+", default=[7], help="synthetic scene seeds")
     p.add_argument(
         "--real", default=None, help="folder with highway.avi and one-by-one-person-detection.mp4"
     )
@@ -257,7 +313,11 @@ def main() -> int:
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    scenes = [score_scene(n, SCENES[n][0], out, args.duration, args.epochs) for n in args.scenes]
+    scenes = [
+        score_scene(n, SCENES[n][0], out, args.duration, args.epochs, seed)
+        for seed in args.seeds
+        for n in args.scenes
+    ]
     real = []
     if args.real:
         real.append(

@@ -29,6 +29,9 @@ from .errors import InputError, TrajpredError
 from .tracks import Tracks
 from .windows import Windows, make_windows, resample_tracks
 
+OBS_LENS = (8, 6, 4, 3, 2)  # automatic history lengths, longest first (the video model: 2-16)
+PRIOR_WEIGHTS = tuple(np.round(np.linspace(0, 1, 11), 2).tolist())
+
 
 @dataclass
 class AdaptConfig:
@@ -37,8 +40,9 @@ class AdaptConfig:
     checkpoint: str = "data/checkpoints/video.pt"  # the starting forecaster
     epochs: int = 30
     val_fraction: float = 0.2  # the last part of the footage in time, held out
-    obs_len: int = 8  # longest history in a training window (samples of dt_s)
+    obs_len: int = 0  # longest history in a window (samples of dt_s); 0: automatic (OBS_LENS)
     min_obs_len: int = 2  # train on random history lengths min_obs_len..obs_len
+    phases: int = 4  # training windows start at this many offsets within one dt_s step
     batch_size: int = 64
     lr: float = 5e-4
     weight_decay: float = 1e-4
@@ -47,6 +51,10 @@ class AdaptConfig:
     augment_noise: float = 0.06  # as the shipped model (model units, ~metres)
     scene_input: bool = True  # the heads read where the track is (see the module doc)
     class_input: bool = True  # ... and its class, when the footage holds several classes
+    prior: bool = True  # blend in the scene prior (mean future of similar earlier tracks)
+    prior_k: int = 16  # training windows averaged by the scene prior
+    max_regression: float = 0.01  # ship only if confidently at most this much worse (relative)
+    confidence: float = 0.95  # one-sided, bootstrap over held-out tracks
     min_train_windows: int = 100
     min_val_windows: int = 20
     seed: int = 0
@@ -55,8 +63,12 @@ class AdaptConfig:
     def __post_init__(self) -> None:
         if not 0 < self.val_fraction < 1:
             raise TrajpredError("--val-fraction must be between 0 and 1")
-        if self.epochs < 1 or self.obs_len < 2 or not 2 <= self.min_obs_len <= self.obs_len:
-            raise TrajpredError("adapt: need epochs >= 1 and 2 <= min_obs_len <= obs_len")
+        if self.epochs < 1 or not (self.obs_len == 0 or self.obs_len >= 2) or self.phases < 1:
+            raise TrajpredError(
+                "adapt: need epochs >= 1, obs_len 0 (automatic) or >= 2, phases >= 1"
+            )
+        if not 2 <= self.min_obs_len <= (self.obs_len or max(OBS_LENS)) or self.prior_k < 1:
+            raise TrajpredError("adapt: need 2 <= min_obs_len <= obs_len and prior_k >= 1")
 
 
 @dataclass
@@ -82,6 +94,14 @@ class AdaptReport:
     seconds: float
     classes: list[int] = field(default_factory=list)
     checkpoint: str = ""
+    obs_len: int = 8
+    obs_len_how: str = "given"  # "given" (--obs-len) or why it was chosen automatically
+    train_windows_all_phases: int = 0  # training windows over all start offsets (phases)
+    prior_windows: int = 0  # windows the scene prior remembers
+    prior_weight: float = 0.0  # weight of the scene prior in the shipped forecast
+    change: list[float] = field(default_factory=list)  # relative ADE, FDE change vs start
+    change_upper: list[float] = field(default_factory=list)  # their one-sided upper bounds
+    guard: str = ""  # how the ship / keep decision was made
 
     def score(self, arm: str) -> ArmScore:
         return next(s for s in self.scores if s.arm == arm)
@@ -96,16 +116,19 @@ class AdaptReport:
         return (
             "adaptation did not beat the starting model on the held-out part "
             f"(ADE {new.ade:.3g} vs {start.ade:.3g}, FDE {new.fde:.3g} vs {start.fde:.3g} "
-            f"{self.units}): adapted.pt holds the starting model unchanged"
+            f"{self.units}; {self.guard}): adapted.pt holds the starting model unchanged"
         )
 
     def table(self) -> str:
         lines = [
             f"held-out last part: {self.val_windows} windows "
-            f"(trained on {self.train_windows}), {self.units}",
-            f"{'forecaster':<16} {'ADE':>9} {'FDE':>9}",
+            f"(trained on {self.train_windows}; history {self.obs_len} samples, "
+            f"{self.obs_len_how}), {self.units}",
+            f"{'forecaster':<24} {'ADE':>9} {'FDE':>9}",
         ]
-        lines += [f"{s.arm:<16} {s.ade:9.3f} {s.fde:9.3f}" for s in self.scores]
+        lines += [f"{s.arm:<24} {s.ade:9.3f} {s.fde:9.3f}" for s in self.scores]
+        if self.guard:
+            lines.append(f"guard: {self.guard}")
         return "\n".join(lines + [self.verdict()])
 
     def to_dict(self) -> dict:
@@ -122,10 +145,29 @@ def split_in_time(tracks: Tracks, val_fraction: float) -> tuple[Tracks, Tracks]:
 
 
 def camera_windows(
-    tracks: Tracks, fps: float, dt_s: float, obs_len: int, pred_len: int, neighbours: int
+    tracks: Tracks,
+    fps: float,
+    dt_s: float,
+    obs_len: int,
+    pred_len: int,
+    neighbours: int,
+    phases: int = 1,
 ) -> Windows:
-    """Video-rate tracks -> windows of obs_len + pred_len samples, dt_s apart."""
-    return make_windows(resample_tracks(tracks, fps * dt_s), obs_len, pred_len, 1, neighbours)
+    """Video-rate tracks -> windows of obs_len + pred_len samples, dt_s apart. phases > 1 also
+    samples the tracks from `phases` start frames within one dt_s step (frame offsets), so
+    windows start every few video frames instead of every dt_s."""
+    parts = []
+    for offset in phase_offsets(fps * dt_s, phases):
+        shifted = dataclasses.replace(tracks, frame_id=tracks.frame_id + offset)
+        w = make_windows(resample_tracks(shifted, fps * dt_s), obs_len, pred_len, 1, neighbours)
+        w.frame_id = w.frame_id - offset
+        parts.append(w)
+    return parts[0] if len(parts) == 1 else Windows.concat(parts)
+
+
+def phase_offsets(frames_per_step: float, phases: int) -> list[int]:
+    """Distinct whole-frame offsets spreading `phases` samplings over one step."""
+    return sorted({int(round(i * frames_per_step / phases)) for i in range(phases)})
 
 
 def scene_bounds(tracks: Tracks) -> list[float]:
@@ -182,31 +224,143 @@ def load_start(checkpoint: str):
     return payload, model
 
 
-def _too_few(what: str, found: int, needed: int, cfg: AdaptConfig, pred_len: int, dt_s: float):
-    seq = cfg.obs_len + pred_len
+def _too_few(what: str, found: int, needed: int, obs_len: int, pred_len: int, dt_s: float):
+    seq = obs_len + pred_len
     return (
         f"too few windows to adapt: {found} {what} windows found, {needed} needed (a window is "
-        f"a track followed for {cfg.obs_len} + {pred_len} samples of {dt_s:g} s = "
+        f"a track followed for {obs_len} + {pred_len} samples of {dt_s:g} s = "
         f"{seq * dt_s:.1f} s; use longer footage"
     )
 
 
-def check_windows(tracks: Tracks, fps: float, cfg: AdaptConfig, start) -> None:
-    """Refuse footage with too few windows before anything is trained or written."""
+def check_windows(tracks: Tracks, fps: float, cfg: AdaptConfig, start) -> tuple[int, str]:
+    """(history length, how it was chosen); refuses footage with too few windows before
+    anything is trained or written. With cfg.obs_len == 0 the longest of OBS_LENS that gives
+    enough training and held-out windows is taken (counted at one phase: windows of other
+    phases overlap these)."""
     mc = start.cfg
     train, val = split_in_time(tracks, cfg.val_fraction)
-    n_train = len(camera_windows(train, fps, mc.dt_s, cfg.obs_len, mc.pred_len, 0))
-    n_val = len(camera_windows(val, fps, mc.dt_s, cfg.obs_len, mc.pred_len, 0))
+    counts = {}
+    for obs_len in [cfg.obs_len] if cfg.obs_len else OBS_LENS:
+        n_train = len(camera_windows(train, fps, mc.dt_s, obs_len, mc.pred_len, 0))
+        n_val = len(camera_windows(val, fps, mc.dt_s, obs_len, mc.pred_len, 0))
+        counts[obs_len] = (n_train, n_val)
+        if n_train >= cfg.min_train_windows and n_val >= cfg.min_val_windows:
+            if cfg.obs_len:
+                return obs_len, "given"
+            if obs_len == OBS_LENS[0]:
+                return obs_len, "automatic: the default"
+            longer = ", ".join(
+                f"{n}: {t} training / {v} held-out windows"
+                for n, (t, v) in counts.items()
+                if n != obs_len
+            )
+            return obs_len, f"automatic: longer histories gave too few windows ({longer})"
+    obs_len = min(counts)
+    n_train, n_val = counts[obs_len]
     if n_train < cfg.min_train_windows:
         raise TrajpredError(
-            _too_few("training", n_train, cfg.min_train_windows, cfg, mc.pred_len, mc.dt_s)
-            + (" or a shorter --obs-len)" if cfg.obs_len > 2 else ")")
+            _too_few("training", n_train, cfg.min_train_windows, obs_len, mc.pred_len, mc.dt_s)
+            + (" or a shorter --obs-len)" if obs_len > 2 else ")")
         )
-    if n_val < cfg.min_val_windows:
-        raise TrajpredError(
-            _too_few("held-out", n_val, cfg.min_val_windows, cfg, mc.pred_len, mc.dt_s)
-            + " or a larger --val-fraction)"
+    raise TrajpredError(
+        _too_few("held-out", n_val, cfg.min_val_windows, obs_len, mc.pred_len, mc.dt_s)
+        + " or a larger --val-fraction)"
+    )
+
+
+def with_scene(model, bounds: list[float], units: str, classes: list[int]):
+    """`model` told the scene's bounds (for a scene prior) without a scene branch."""
+    from .model import Forecaster
+
+    cfg = dataclasses.replace(
+        model.cfg, scene_bounds=bounds, scene_units=units, scene_classes=classes
+    )
+    out = Forecaster(cfg)
+    out.load_state_dict(model.state_dict())
+    return out.eval()
+
+
+def prior_bank(model_cfg, windows: Windows):
+    """(keys (N, 4), corrections (N, pred_len, 2)) of a scene prior remembering `windows`: where
+    each window's track stood and how fast it went (model.prior_keys), and how its future
+    departed from constant velocity (heading frame, model units). model_cfg gives the scene
+    bounds and the normalisation."""
+    import torch
+
+    from .features import to_heading_frame
+    from .forecast import window_inputs
+    from .model import prior_keys
+
+    cfg = dataclasses.replace(  # reads the scene vector, not the neighbours
+        model_cfg, social_neighbours=0, scene_prior_size=max(1, model_cfg.scene_prior_size)
+    )
+    holder = type("Cfg", (), {"cfg": cfg})()
+    obs = torch.as_tensor(windows.obs_xy)
+    box = None if windows.obs_box_wh is None else torch.as_tensor(windows.obs_box_wh)
+    with torch.no_grad():
+        inputs, heading, scale = window_inputs(
+            holder, obs, box, class_id=torch.as_tensor(windows.class_id)
         )
+        speed, scene = inputs[1], inputs[4]
+        target = to_heading_frame(torch.as_tensor(windows.fut_xy), obs[:, -1], heading, scale)
+        k = torch.arange(1, windows.pred_len + 1, dtype=target.dtype)
+        cv = torch.stack([speed[:, None] * k, torch.zeros_like(speed[:, None] * k)], -1)
+        return prior_keys(scene, speed), target - cv
+
+
+def with_prior(model, keys, corrections, k: int, weight: float):
+    """`model` (scene bounds set) whose deterministic forecast is blended with a scene prior."""
+    from .model import Forecaster
+
+    cfg = dataclasses.replace(
+        model.cfg, scene_prior_size=len(keys), scene_prior_k=k, scene_prior_weight=weight
+    )
+    out = Forecaster(cfg)
+    state = {**model.state_dict(), "prior_keys": keys, "prior_corrections": corrections}
+    out.load_state_dict(state)
+    return out.eval()
+
+
+def choose_weight(model_xy, prior_xy, fut_xy, rows=None) -> float:
+    """The prior weight (of PRIOR_WEIGHTS) with the lowest ADE + FDE on `rows` of the windows."""
+    from .metrics import ade, fde
+
+    rows = np.arange(len(fut_xy)) if rows is None else rows
+    best, best_w = np.inf, 0.0
+    for w in PRIOR_WEIGHTS:
+        pred = (1 - w) * model_xy[rows] + w * prior_xy[rows]
+        err = ade(pred, fut_xy[rows]).mean() + fde(pred, fut_xy[rows]).mean()
+        if err < best - 1e-9:
+            best, best_w = err, w
+    return best_w
+
+
+def cross_fitted_blend(model_xy, prior_xy, fut_xy, track_id) -> np.ndarray:
+    """Blended forecasts where each window's prior weight was chosen on the other half of the
+    tracks (tracks split by id parity), so the score of the blend is not fitted to itself."""
+    out = np.empty_like(model_xy)
+    fold = track_id % 2
+    for f in (0, 1):
+        w = choose_weight(model_xy, prior_xy, fut_xy, np.flatnonzero(fold != f))
+        rows = fold == f
+        out[rows] = (1 - w) * model_xy[rows] + w * prior_xy[rows]
+    return out
+
+
+def bootstrap_change(
+    track_id, start_err: np.ndarray, new_err: np.ndarray, confidence: float, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """(relative change of the mean errors, its one-sided `confidence` upper bound) for error
+    columns (N, C) of the same N windows, resampling whole tracks (their windows overlap)."""
+    _, track = np.unique(track_id, return_inverse=True)
+    n = track.max() + 1
+    s = np.stack([np.bincount(track, start_err[:, c], n) for c in range(start_err.shape[1])], 1)
+    t = np.stack([np.bincount(track, new_err[:, c], n) for c in range(new_err.shape[1])], 1)
+    change = t.sum(0) / s.sum(0) - 1
+    draws = np.random.default_rng(seed).integers(0, n, (2000, n))
+    boot = t[draws].sum(1) / np.maximum(s[draws].sum(1), 1e-12) - 1
+    return change, np.quantile(boot, confidence, axis=0)
 
 
 def adapt(
@@ -216,41 +370,53 @@ def adapt(
     cfg: AdaptConfig,
     progress: bool = True,
     log=print,
+    arms: dict | None = None,
 ) -> tuple[AdaptReport, dict]:
     """Fine-tune cfg.checkpoint on `tracks` (one camera, `fps` frames per second); training files
-    go to work_dir. Returns the report and the checkpoint payload to save as adapted.pt."""
-    from .checkpoint import load_checkpoint, model_from_payload
+    go to work_dir. Returns the report and the checkpoint payload to save as adapted.pt.
+
+    `arms`, when given, receives every candidate whatever the guard decided (for ablations):
+    "fine-tuned", and with the prior "starting model + prior" and "fine-tuned + prior", each
+    prior weighted as chosen on the whole held-out part."""
+    from .checkpoint import load_checkpoint, model_from_payload, save_checkpoint
     from .config import to_dict
     from .data import DataConfig
     from .formats import write_csv
+    from .metrics import ade, fde
     from .model import Forecaster
     from .train import RunConfig, TrainConfig, fit
 
     t0 = time.perf_counter()
     start_payload, start = load_start(cfg.checkpoint)
     mc = start.cfg
-    check_windows(tracks, fps, cfg, start)
+    obs_len, obs_len_how = check_windows(tracks, fps, cfg, start)
     train, val = split_in_time(tracks, cfg.val_fraction)
     k = mc.social_neighbours
     # Scored on full-length histories; trained on every history from min_obs_len samples up.
-    val_w = camera_windows(val, fps, mc.dt_s, cfg.obs_len, mc.pred_len, k)
-    train_w = camera_windows(train, fps, mc.dt_s, cfg.obs_len, mc.pred_len, k)
+    val_w = camera_windows(val, fps, mc.dt_s, obs_len, mc.pred_len, k)
+    train_w = camera_windows(train, fps, mc.dt_s, obs_len, mc.pred_len, k)
+    offsets = phase_offsets(fps * mc.dt_s, cfg.phases)
     classes = sorted({int(c) for c in train.class_id if c >= 0})
     classes = classes if cfg.class_input and len(classes) > 1 else []
+    bounds, units = scene_bounds(train), tracks.units
     model = start
     if cfg.scene_input:
-        model = with_scene_input(start, scene_bounds(train), tracks.units, classes)
-    model.cfg = dataclasses.replace(model.cfg, obs_len=cfg.obs_len)
+        model = with_scene_input(start, bounds, tracks.units, classes)
+    model.cfg = dataclasses.replace(model.cfg, obs_len=obs_len)
     work_dir.mkdir(parents=True, exist_ok=True)
     init = work_dir / "start.pt"
-    from .checkpoint import save_checkpoint
-
     save_checkpoint(init, {"model_config": to_dict(model.cfg), "model": model.state_dict()})
-    files = {"train": work_dir / "train.csv", "val": work_dir / "val.csv"}
-    write_csv(files["train"], train)
-    write_csv(files["val"], val)
+    # One training file per phase: each is resampled from its own start frame.
+    files = [work_dir / ("train.csv" if i == 0 else f"train_phase{i}.csv") for i in offsets]
+    for stale in work_dir.glob("train_phase*.csv"):
+        stale.unlink()
+    for path, offset in zip(files, offsets, strict=True):
+        write_csv(path, dataclasses.replace(train, frame_id=train.frame_id + offset))
+    write_csv(work_dir / "val.csv", val)
     run = RunConfig(
-        data=DataConfig(train_files=[str(files["train"])], val_files=[str(files["val"])], fps=fps),
+        data=DataConfig(
+            train_files=[str(f) for f in files], val_files=[str(work_dir / "val.csv")], fps=fps
+        ),
         model=model.cfg,
         train=TrainConfig(
             epochs=cfg.epochs,
@@ -260,7 +426,7 @@ def adapt(
             warmup_epochs=1,
             patience=cfg.patience,
             seed=cfg.seed,
-            min_obs_len=cfg.min_obs_len,
+            min_obs_len=min(cfg.min_obs_len, obs_len),
             augment_rotate=False,
             augment_flip=False,
             augment_speed=cfg.augment_speed,
@@ -275,13 +441,62 @@ def adapt(
         (work_dir / stale).unlink(missing_ok=True)
     fit(run, progress=progress, log=log)
     best_payload = load_checkpoint(work_dir / "best.pt")
-    adapted = model_from_payload(best_payload, work_dir / "best.pt")
-    assert isinstance(adapted, Forecaster)
-    scores = score_arms({"starting model": start, "adapted model": adapted}, val_w)
-    by = {s.arm: s for s in scores}
-    better = (
-        by["adapted model"].ade < by["starting model"].ade
-        and by["adapted model"].fde < by["starting model"].fde
+    tuned = model_from_payload(best_payload, work_dir / "best.pt")
+    assert isinstance(tuned, Forecaster)
+
+    # Forecasts of every arm on the same held-out windows (source units).
+    def pred(m):
+        from .forecast import forecast_windows
+
+        return forecast_windows(
+            m,
+            val_w.obs_xy,
+            val_w.obs_box_wh,
+            nbr_xy=val_w.nbr_xy,
+            nbr_mask=val_w.nbr_mask,
+            class_id=val_w.class_id,
+        ).mean
+
+    def arm(name, xy):
+        return ArmScore(
+            name, float(ade(xy, val_w.fut_xy).mean()), float(fde(xy, val_w.fut_xy).mean())
+        )
+
+    start_xy, tuned_xy = pred(start), pred(tuned)
+    cv = score_arms({}, val_w)
+    weight, bank = 0.0, None
+    new_xy = tuned_xy
+    extra = []
+    if cfg.prior:
+        scene_start = with_scene(start, bounds, tracks.units, classes)
+        bank_w = camera_windows(train, fps, mc.dt_s, 2, mc.pred_len, 0, cfg.phases)
+        bank = prior_bank(scene_start.cfg, bank_w)
+        prior_xy = pred(with_prior(scene_start, *bank, cfg.prior_k, 1.0))
+        weight = choose_weight(tuned_xy, prior_xy, val_w.fut_xy)
+        new_xy = cross_fitted_blend(tuned_xy, prior_xy, val_w.fut_xy, val_w.track_id)
+        extra = [
+            arm("fine-tuned, no prior", tuned_xy),
+            arm(
+                "starting model + prior",
+                cross_fitted_blend(start_xy, prior_xy, val_w.fut_xy, val_w.track_id),
+            ),
+            arm("scene prior alone", prior_xy),
+        ]
+    scores = [*cv, arm("starting model", start_xy), arm("adapted model", new_xy), *extra]
+
+    def errors(xy):
+        return np.stack([ade(xy, val_w.fut_xy), fde(xy, val_w.fut_xy)], 1)
+
+    change, upper = bootstrap_change(
+        val_w.track_id, errors(start_xy), errors(new_xy), cfg.confidence, cfg.seed
+    )
+    better = bool((change < 0).all() and (upper <= cfg.max_regression).all())
+    guard = (
+        f"held-out ADE {100 * change[0]:+.1f} %, FDE {100 * change[1]:+.1f} % vs the starting "
+        f"model; {100 * cfg.confidence:g} % bootstrap bounds over "
+        f"{len(np.unique(val_w.track_id))} tracks {100 * upper[0]:+.1f} % / "
+        f"{100 * upper[1]:+.1f} % (ships if both changes < 0 and both bounds <= "
+        f"{100 * cfg.max_regression:+g} %)"
     )
     report = AdaptReport(
         tracks.units,
@@ -294,14 +509,39 @@ def adapt(
         time.perf_counter() - t0,
         classes,
         cfg.checkpoint,
+        obs_len,
+        obs_len_how,
+        len(train_w) * len(offsets)
+        if len(offsets) == 1
+        else _count_phases(train, fps, mc, obs_len, cfg.phases),
+        0 if bank is None else len(bank[0]),
+        weight,
+        change.tolist(),
+        upper.tolist(),
+        guard,
     )
+    shipped = tuned
+    if weight > 0:
+        scene_tuned = tuned if tuned.cfg.reads_scene else with_scene(tuned, bounds, units, classes)
+        shipped = with_prior(scene_tuned, *bank, cfg.prior_k, weight)
+    if arms is not None:
+        arms["fine-tuned"] = tuned
+        if bank is not None:
+            start_w = choose_weight(start_xy, prior_xy, val_w.fut_xy)
+            arms["starting model + prior"] = with_prior(scene_start, *bank, cfg.prior_k, start_w)
+            arms["fine-tuned + prior"] = shipped
     if better:
-        keep = ("model_config", "run_config", "model", "epoch", "history", "metrics")
+        keep = ("run_config", "epoch", "history", "metrics")
         payload = {key: best_payload[key] for key in keep if key in best_payload}
+        payload.update(model_config=to_dict(shipped.cfg), model=shipped.state_dict())
     else:
         payload = {k: v for k, v in start_payload.items() if k not in ("format", "version")}
     payload["adapt"] = _plain(report.to_dict())
     return report, payload
+
+
+def _count_phases(train: Tracks, fps: float, mc, obs_len: int, phases: int) -> int:
+    return len(camera_windows(train, fps, mc.dt_s, obs_len, mc.pred_len, 0, phases))
 
 
 def _plain(obj):

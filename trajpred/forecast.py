@@ -98,7 +98,7 @@ def window_inputs(
         nbr = neighbour_features(nbr_xy, obs[:, -1], obs[:, -1] - obs[:, -2], heading, scale)
     scene = (
         scene_features(obs[:, -1], heading.direction, class_id, model.cfg)
-        if model.cfg.scene_input
+        if model.cfg.reads_scene
         else None
     )
     return (features, speed, nbr, nbr_mask if nbr is not None else None, scene), heading, scale
@@ -312,7 +312,7 @@ class TrackStreams:
             scene_features(
                 self.last_xy[slots], heading.direction, self.class_id[slots], self.model.cfg
             )
-            if self.model.cfg.scene_input
+            if self.model.cfg.reads_scene
             else None
         )
         out = self.model.decode(

@@ -148,7 +148,13 @@ def scene_tracks(name: str, overrides: dict, out: Path, duration: float, seed: i
 
 
 def score_scene(
-    name: str, overrides: dict, out: Path, duration: float, epochs: int, seed: int = 7
+    name: str,
+    overrides: dict,
+    out: Path,
+    duration: float,
+    epochs: int,
+    seed: int = 7,
+    min_windows: int = 100,
 ) -> dict:
     scene_dir, cfg, cut, tracks, fps, track_s = scene_tracks(name, overrides, out, duration, seed)
     h = read_homography(scene_dir / "homography.txt")
@@ -170,7 +176,12 @@ def score_scene(
                 learn_on,
                 fps,
                 scene_dir / f"adapt_{space}{'' if scene_input else '_plain'}",
-                AdaptConfig(epochs=epochs, scene_input=scene_input),
+                AdaptConfig(
+                    epochs=epochs,
+                    scene_input=scene_input,
+                    min_train_windows=min_windows,
+                    min_val_windows=min(20, min_windows),
+                ),
                 progress=False,
                 log=lambda *_: None,
                 arms=got,
@@ -307,6 +318,12 @@ def main() -> int:
     p.add_argument("--epochs", type=int, default=AdaptConfig().epochs)
     p.add_argument("--seeds", type=int, nargs="+", default=[7], help="synthetic scene seeds")
     p.add_argument(
+        "--min-windows",
+        type=int,
+        default=AdaptConfig().min_train_windows,
+        help="fewest training windows adapt accepts (smaller for quick tests)",
+    )
+    p.add_argument(
         "--real", default=None, help="folder with highway.avi and one-by-one-person-detection.mp4"
     )
     p.add_argument("--real-weights", default=None)
@@ -314,7 +331,7 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     scenes = [
-        score_scene(n, SCENES[n][0], out, args.duration, args.epochs, seed)
+        score_scene(n, SCENES[n][0], out, args.duration, args.epochs, seed, args.min_windows)
         for seed in args.seeds
         for n in args.scenes
     ]

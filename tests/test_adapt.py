@@ -28,6 +28,7 @@ from trajpred.adapt import (
 from trajpred.checkpoint import load_checkpoint, load_forecaster
 from trajpred.forecast import TrackStreams, forecast_windows
 from trajpred.formats import read_mot, write_csv
+from trajpred.model import PRIOR_VELOCITY_WEIGHT
 from trajpred.synth.render import write_scene
 from trajpred.synth.world import SynthConfig, simulate
 from trajpred.tracks import Tracks
@@ -110,7 +111,9 @@ def test_no_better_weights_ship_the_starting_model_unchanged(clip, tmp_path):
         "constant velocity",
         "starting model",
         "adapted model",
+        "fine-tuned",
     ]
+    assert "cross-validated in time" in report.guard and report.val_windows > 0
 
 
 @pytest.mark.slow
@@ -124,6 +127,8 @@ def test_adapt_command_end_to_end(clip, tmp_path):
     assert "constant velocity" in proc.stdout and "adapted model" in proc.stdout
     report = json.loads((out / "report.json").read_text())
     assert report["train_windows"] >= 100 and report["val_windows"] >= 20
+    assert report["obs_len"] == 8 and "bootstrap" in report["guard"]
+    assert {s["arm"] for s in report["scores"]} >= {"starting model + prior", "fine-tuned + prior"}
     assert report["video"]["fps"] == 10 and report["video"]["width"] == 640
     model = load_forecaster(out / "adapted.pt")  # what `predict --checkpoint` loads
     assert model.cfg.scene_input == report["adapted"]
@@ -185,14 +190,15 @@ def test_scene_prior_is_the_exact_mean_of_the_nearest_remembered_windows():
     obs[1, :, 1] = 300.0  # a second track elsewhere in the view
     base = with_scene(load_forecaster(SHIPPED), [0.0, 0.0, 640.0, 384.0], "px", [])
     pos = lambda x, y: [2 * x / 640 - 1, 2 * y / 384 - 1]  # noqa: E731
-    near_a, near_b = pos(156, 150) + [8.0, 0.0], pos(156, 300) + [8.0, 0.0]
+    v = [8.0 * PRIOR_VELOCITY_WEIGHT, 0.0]
+    near_a, near_b = pos(156, 150) + v, pos(156, 300) + v
     keys = torch.tensor(
         [
             [a + d for a, d in zip(near_a, [0.01, 0, 0, 0], strict=True)],
             [a + d for a, d in zip(near_a, [0, 0.01, 0.1, 0], strict=True)],
             near_b,
             [a + d for a, d in zip(near_b, [0, 0, 0, 0.2], strict=True)],
-            pos(600, 20) + [-8.0, 0.0],  # far away and the other way: never among the nearest
+            pos(600, 20) + [-v[0], 0.0],  # far away and the other way: never among the nearest
         ]
     )
     corr = torch.randn(5, 12, 2)

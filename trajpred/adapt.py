@@ -52,7 +52,9 @@ class AdaptConfig:
     scene_input: bool = True  # the heads read where the track is (see the module doc)
     class_input: bool = True  # ... and its class, when the footage holds several classes
     prior: bool = True  # blend in the scene prior (mean future of similar earlier tracks)
-    prior_k: int = 16  # training windows averaged by the scene prior
+    prior_k: int = 64  # windows averaged by the scene prior (chosen by CV in time: 4-256)
+    finetune: bool = True  # fine-tune the weights (else the starting model + scene prior only)
+    folds: int = 4  # time blocks of the footage for the guard's cross-validation
     max_regression: float = 0.01  # ship only if confidently at most this much worse (relative)
     confidence: float = 0.95  # one-sided, bootstrap over held-out tracks
     min_train_windows: int = 100
@@ -336,18 +338,6 @@ def choose_weight(model_xy, prior_xy, fut_xy, rows=None) -> float:
     return best_w
 
 
-def cross_fitted_blend(model_xy, prior_xy, fut_xy, track_id) -> np.ndarray:
-    """Blended forecasts where each window's prior weight was chosen on the other half of the
-    tracks (tracks split by id parity), so the score of the blend is not fitted to itself."""
-    out = np.empty_like(model_xy)
-    fold = track_id % 2
-    for f in (0, 1):
-        w = choose_weight(model_xy, prior_xy, fut_xy, np.flatnonzero(fold != f))
-        rows = fold == f
-        out[rows] = (1 - w) * model_xy[rows] + w * prior_xy[rows]
-    return out
-
-
 def bootstrap_change(
     track_id, start_err: np.ndarray, new_err: np.ndarray, confidence: float, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -363,70 +353,63 @@ def bootstrap_change(
     return change, np.quantile(boot, confidence, axis=0)
 
 
-def adapt(
-    tracks: Tracks,
-    fps: float,
-    work_dir: Path,
-    cfg: AdaptConfig,
-    progress: bool = True,
-    log=print,
-    arms: dict | None = None,
-) -> tuple[AdaptReport, dict]:
-    """Fine-tune cfg.checkpoint on `tracks` (one camera, `fps` frames per second); training files
-    go to work_dir. Returns the report and the checkpoint payload to save as adapted.pt.
+def time_folds(tracks: Tracks, folds: int) -> list[tuple[Tracks, Tracks]]:
+    """(rest, block) for `folds` consecutive blocks of the distinct frames: each block is
+    scored by what was learnt from the rest of the footage (earlier and later)."""
+    frames = tracks.frames()
+    edges = [frames[int(i * len(frames) / folds)] for i in range(folds)] + [frames[-1] + 1]
+    out = []
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        inside = (tracks.frame_id >= lo) & (tracks.frame_id < hi)
+        out.append((tracks.select(~inside), tracks.select(inside)))
+    return out
 
-    `arms`, when given, receives every candidate whatever the guard decided (for ablations):
-    "fine-tuned", and with the prior "starting model + prior" and "fine-tuned + prior", each
-    prior weighted as chosen on the whole held-out part."""
+
+@dataclass
+class _Run:
+    """What one fine-tuning and scoring needs: the footage's fps, model settings, folders."""
+
+    fps: float
+    cfg: AdaptConfig
+    obs_len: int
+    offsets: list[int]
+    progress: bool
+    log: object
+
+
+def _finetune(model, train: Tracks, val: Tracks, run: _Run, work_dir: Path, epochs: int):
+    """(fine-tuned model, its checkpoint payload): `model` trained on windows of `train` (one
+    file per phase), early-stopped on `val` when epochs == cfg.epochs, else `epochs` exactly."""
     from .checkpoint import load_checkpoint, model_from_payload, save_checkpoint
     from .config import to_dict
     from .data import DataConfig
     from .formats import write_csv
-    from .metrics import ade, fde
-    from .model import Forecaster
     from .train import RunConfig, TrainConfig, fit
 
-    t0 = time.perf_counter()
-    start_payload, start = load_start(cfg.checkpoint)
-    mc = start.cfg
-    obs_len, obs_len_how = check_windows(tracks, fps, cfg, start)
-    train, val = split_in_time(tracks, cfg.val_fraction)
-    k = mc.social_neighbours
-    # Scored on full-length histories; trained on every history from min_obs_len samples up.
-    val_w = camera_windows(val, fps, mc.dt_s, obs_len, mc.pred_len, k)
-    train_w = camera_windows(train, fps, mc.dt_s, obs_len, mc.pred_len, k)
-    offsets = phase_offsets(fps * mc.dt_s, cfg.phases)
-    classes = sorted({int(c) for c in train.class_id if c >= 0})
-    classes = classes if cfg.class_input and len(classes) > 1 else []
-    bounds, units = scene_bounds(train), tracks.units
-    model = start
-    if cfg.scene_input:
-        model = with_scene_input(start, bounds, tracks.units, classes)
-    model.cfg = dataclasses.replace(model.cfg, obs_len=obs_len)
+    cfg, fixed = run.cfg, epochs != run.cfg.epochs
     work_dir.mkdir(parents=True, exist_ok=True)
     init = work_dir / "start.pt"
     save_checkpoint(init, {"model_config": to_dict(model.cfg), "model": model.state_dict()})
-    # One training file per phase: each is resampled from its own start frame.
-    files = [work_dir / ("train.csv" if i == 0 else f"train_phase{i}.csv") for i in offsets]
+    files = [work_dir / ("train.csv" if i == 0 else f"train_phase{i}.csv") for i in run.offsets]
     for stale in work_dir.glob("train_phase*.csv"):
         stale.unlink()
-    for path, offset in zip(files, offsets, strict=True):
+    for path, offset in zip(files, run.offsets, strict=True):
         write_csv(path, dataclasses.replace(train, frame_id=train.frame_id + offset))
     write_csv(work_dir / "val.csv", val)
-    run = RunConfig(
+    config = RunConfig(
         data=DataConfig(
-            train_files=[str(f) for f in files], val_files=[str(work_dir / "val.csv")], fps=fps
+            train_files=[str(f) for f in files], val_files=[str(work_dir / "val.csv")], fps=run.fps
         ),
         model=model.cfg,
         train=TrainConfig(
-            epochs=cfg.epochs,
+            epochs=epochs,
             batch_size=cfg.batch_size,
             lr=cfg.lr,
             weight_decay=cfg.weight_decay,
             warmup_epochs=1,
-            patience=cfg.patience,
+            patience=epochs + 1 if fixed else cfg.patience,
             seed=cfg.seed,
-            min_obs_len=min(cfg.min_obs_len, obs_len),
+            min_obs_len=min(cfg.min_obs_len, run.obs_len),
             augment_rotate=False,
             augment_flip=False,
             augment_speed=cfg.augment_speed,
@@ -439,109 +422,204 @@ def adapt(
     )
     for stale in ("best.pt", "last.pt"):  # a new run, not a resume of an earlier one
         (work_dir / stale).unlink(missing_ok=True)
-    fit(run, progress=progress, log=log)
-    best_payload = load_checkpoint(work_dir / "best.pt")
-    tuned = model_from_payload(best_payload, work_dir / "best.pt")
-    assert isinstance(tuned, Forecaster)
+    fit(config, progress=run.progress, log=run.log)
+    path = work_dir / ("last.pt" if fixed else "best.pt")
+    payload = load_checkpoint(path)
+    return model_from_payload(payload, path), payload
 
-    # Forecasts of every arm on the same held-out windows (source units).
-    def pred(m):
-        from .forecast import forecast_windows
 
-        return forecast_windows(
-            m,
-            val_w.obs_xy,
-            val_w.obs_box_wh,
-            nbr_xy=val_w.nbr_xy,
-            nbr_mask=val_w.nbr_mask,
-            class_id=val_w.class_id,
-        ).mean
+def _predict(model, w: Windows) -> np.ndarray:
+    from .forecast import forecast_windows
+
+    return forecast_windows(
+        model,
+        w.obs_xy,
+        w.obs_box_wh,
+        nbr_xy=w.nbr_xy,
+        nbr_mask=w.nbr_mask,
+        class_id=w.class_id,
+    ).mean
+
+
+def _errors(xy: np.ndarray, fut: np.ndarray) -> np.ndarray:
+    from .metrics import ade, fde
+
+    return np.stack([ade(xy, fut), fde(xy, fut)], 1)
+
+
+def _cross_validate(tracks, start, scene_start, tuned_start, run: _Run, work_dir, epochs):
+    """Forecasts of every arm for every window of the footage, each made by what was learnt
+    from the other time blocks: dict arm -> (N, pred_len, 2), plus the windows' futures
+    (N, pred_len, 2), fold index and track ids."""
+    mc, cfg = start.cfg, run.cfg
+    out: dict[str, list] = {"fut": [], "fold": [], "track": [], "cv": []}
+    for i, (rest, block) in enumerate(time_folds(tracks, cfg.folds)):
+        w = camera_windows(block, run.fps, mc.dt_s, run.obs_len, mc.pred_len, mc.social_neighbours)
+        if len(w) == 0:
+            continue
+        from .metrics import constant_velocity
+
+        preds = {"cv": constant_velocity(w.obs_xy, w.pred_len), "start": _predict(start, w)}
+        if cfg.prior:
+            bank_w = camera_windows(rest, run.fps, mc.dt_s, 2, mc.pred_len, 0, cfg.phases)
+            bank = prior_bank(scene_start.cfg, bank_w)
+            preds["prior"] = _predict(with_prior(scene_start, *bank, cfg.prior_k, 1.0), w)
+        if cfg.finetune and epochs > 0:
+            tuned, _ = _finetune(tuned_start, rest, block, run, work_dir / f"fold{i}", epochs)
+            preds["tuned"] = _predict(tuned, w)
+        for key, xy in preds.items():
+            out.setdefault(key, []).append(xy)
+        out["fut"].append(w.fut_xy)
+        out["fold"].append(np.full(len(w), i))
+        out["track"].append(w.track_id)
+    return {k: np.concatenate(v) for k, v in out.items() if v}
+
+
+def _blend_across_folds(model_xy, prior_xy, fut, fold) -> tuple[np.ndarray, float]:
+    """(blend of each fold with the prior weight chosen on the other folds, the weight chosen
+    on all of them)."""
+    out = np.empty_like(model_xy)
+    for f in np.unique(fold):
+        w = choose_weight(model_xy, prior_xy, fut, np.flatnonzero(fold != f))
+        rows = fold == f
+        out[rows] = (1 - w) * model_xy[rows] + w * prior_xy[rows]
+    return out, choose_weight(model_xy, prior_xy, fut)
+
+
+def _candidates(pooled: dict) -> dict[str, tuple[np.ndarray, float]]:
+    """arm -> (cross-validated forecasts, prior weight) of what adapt could ship."""
+    fut, fold = pooled["fut"], pooled["fold"]
+    found = {}
+    if "tuned" in pooled:
+        found["fine-tuned"] = (pooled["tuned"], 0.0)
+    for base, name in (("start", "starting model + prior"), ("tuned", "fine-tuned + prior")):
+        if "prior" in pooled and base in pooled:
+            found[name] = _blend_across_folds(pooled[base], pooled["prior"], fut, fold)
+    return found
+
+
+def adapt(
+    tracks: Tracks,
+    fps: float,
+    work_dir: Path,
+    cfg: AdaptConfig,
+    progress: bool = True,
+    log=print,
+    arms: dict | None = None,
+) -> tuple[AdaptReport, dict]:
+    """Adapt cfg.checkpoint to `tracks` (one camera, `fps` frames per second); training files
+    go to work_dir. Returns the report and the checkpoint payload to save as adapted.pt.
+
+    The candidates (fine-tuned weights, the starting model + scene prior, fine-tuned + prior)
+    are scored by cross-validation in time: the footage is cut into cfg.folds blocks, and each
+    block is forecast by what was learnt from the others (fine-tuning for as many epochs as
+    early stopping chose on the last val_fraction, the prior remembering the other blocks'
+    windows, its weight chosen on the other blocks). The candidate with the lowest ADE + FDE
+    ships if it beats the starting model on both and, resampling tracks (bootstrap), is at
+    most cfg.max_regression worse with cfg.confidence; else adapted.pt is the starting model.
+
+    `arms`, when given, receives every candidate as it would ship, whatever the guard decided
+    (for ablations): "fine-tuned", "starting model + prior", "fine-tuned + prior"."""
+    from .config import to_dict
+
+    t0 = time.perf_counter()
+    start_payload, start = load_start(cfg.checkpoint)
+    mc = start.cfg
+    obs_len, obs_len_how = check_windows(tracks, fps, cfg, start)
+    train, val = split_in_time(tracks, cfg.val_fraction)
+    train_w = camera_windows(train, fps, mc.dt_s, obs_len, mc.pred_len, 0)
+    classes = sorted({int(c) for c in train.class_id if c >= 0})
+    classes = classes if cfg.class_input and len(classes) > 1 else []
+    bounds, units = scene_bounds(tracks), tracks.units
+    scene_start = with_scene(start, bounds, units, classes)
+    tuned_start = with_scene_input(start, bounds, units, classes) if cfg.scene_input else start
+    tuned_start.cfg = dataclasses.replace(tuned_start.cfg, obs_len=obs_len)
+    run = _Run(fps, cfg, obs_len, phase_offsets(fps * mc.dt_s, cfg.phases), progress, log)
+    tuned, best_payload, epochs = None, {}, 0
+    if cfg.finetune:
+        tuned, best_payload = _finetune(tuned_start, train, val, run, work_dir, cfg.epochs)
+        epochs = int(best_payload.get("epoch", 0))
+    pooled = _cross_validate(tracks, start, scene_start, tuned_start, run, work_dir, epochs)
+    found = _candidates(pooled)
+    fut = pooled["fut"]
 
     def arm(name, xy):
-        return ArmScore(
-            name, float(ade(xy, val_w.fut_xy).mean()), float(fde(xy, val_w.fut_xy).mean())
-        )
+        e = _errors(xy, fut).mean(0)
+        return ArmScore(name, float(e[0]), float(e[1]))
 
-    start_xy, tuned_xy = pred(start), pred(tuned)
-    cv = score_arms({}, val_w)
-    weight, bank = 0.0, None
-    new_xy = tuned_xy
-    extra = []
-    if cfg.prior:
-        scene_start = with_scene(start, bounds, tracks.units, classes)
-        bank_w = camera_windows(train, fps, mc.dt_s, 2, mc.pred_len, 0, cfg.phases)
-        bank = prior_bank(scene_start.cfg, bank_w)
-        prior_xy = pred(with_prior(scene_start, *bank, cfg.prior_k, 1.0))
-        weight = choose_weight(tuned_xy, prior_xy, val_w.fut_xy)
-        new_xy = cross_fitted_blend(tuned_xy, prior_xy, val_w.fut_xy, val_w.track_id)
-        extra = [
-            arm("fine-tuned, no prior", tuned_xy),
-            arm(
-                "starting model + prior",
-                cross_fitted_blend(start_xy, prior_xy, val_w.fut_xy, val_w.track_id),
-            ),
-            arm("scene prior alone", prior_xy),
-        ]
-    scores = [*cv, arm("starting model", start_xy), arm("adapted model", new_xy), *extra]
-
-    def errors(xy):
-        return np.stack([ade(xy, val_w.fut_xy), fde(xy, val_w.fut_xy)], 1)
-
+    best = min(found, key=lambda n: _errors(found[n][0], fut).mean(0).sum()) if found else None
+    new_xy, weight = found[best] if best else (pooled["start"], 0.0)
     change, upper = bootstrap_change(
-        val_w.track_id, errors(start_xy), errors(new_xy), cfg.confidence, cfg.seed
+        pooled["track"], _errors(pooled["start"], fut), _errors(new_xy, fut), cfg.confidence
     )
-    better = bool((change < 0).all() and (upper <= cfg.max_regression).all())
+    better = bool(best) and bool((change < 0).all() and (upper <= cfg.max_regression).all())
     guard = (
-        f"held-out ADE {100 * change[0]:+.1f} %, FDE {100 * change[1]:+.1f} % vs the starting "
-        f"model; {100 * cfg.confidence:g} % bootstrap bounds over "
-        f"{len(np.unique(val_w.track_id))} tracks {100 * upper[0]:+.1f} % / "
-        f"{100 * upper[1]:+.1f} % (ships if both changes < 0 and both bounds <= "
-        f"{100 * cfg.max_regression:+g} %)"
+        f"cross-validated in time ({cfg.folds} blocks), best candidate {best}: ADE "
+        f"{100 * change[0]:+.1f} %, FDE {100 * change[1]:+.1f} % vs the starting model; "
+        f"{100 * cfg.confidence:g} % bootstrap bounds over {len(np.unique(pooled['track']))} "
+        f"tracks {100 * upper[0]:+.1f} % / {100 * upper[1]:+.1f} % (ships if both changes "
+        f"< 0 and both bounds <= {100 * cfg.max_regression:+g} %)"
     )
+    scores = [arm("constant velocity", pooled["cv"]), arm("starting model", pooled["start"])]
+    scores += [arm("adapted model", new_xy)] + [arm(n, xy) for n, (xy, _) in found.items()]
     report = AdaptReport(
-        tracks.units,
+        units,
         fps,
         len(train_w),
-        len(val_w),
+        len(fut),
         scores,
         better,
-        int(best_payload.get("epoch", 0)),
+        epochs,
         time.perf_counter() - t0,
         classes,
         cfg.checkpoint,
         obs_len,
         obs_len_how,
-        len(train_w) * len(offsets)
-        if len(offsets) == 1
-        else _count_phases(train, fps, mc, obs_len, cfg.phases),
-        0 if bank is None else len(bank[0]),
-        weight,
+        _count_phases(train, fps, mc, obs_len, cfg.phases),
+        0,
+        weight if best and "prior" in best else 0.0,
         change.tolist(),
         upper.tolist(),
         guard,
     )
-    shipped = tuned
-    if weight > 0:
-        scene_tuned = tuned if tuned.cfg.reads_scene else with_scene(tuned, bounds, units, classes)
-        shipped = with_prior(scene_tuned, *bank, cfg.prior_k, weight)
+    ship = _as_shipped(tracks, start, scene_start, tuned, found, run)
+    report.prior_windows = next((len(m.prior_keys) for m in ship.values() if _has_prior(m)), 0)
     if arms is not None:
-        arms["fine-tuned"] = tuned
-        if bank is not None:
-            start_w = choose_weight(start_xy, prior_xy, val_w.fut_xy)
-            arms["starting model + prior"] = with_prior(scene_start, *bank, cfg.prior_k, start_w)
-            arms["fine-tuned + prior"] = shipped
+        arms.update(ship)
     if better:
         keep = ("run_config", "epoch", "history", "metrics")
         payload = {key: best_payload[key] for key in keep if key in best_payload}
-        payload.update(model_config=to_dict(shipped.cfg), model=shipped.state_dict())
+        payload.update(model_config=to_dict(ship[best].cfg), model=ship[best].state_dict())
     else:
         payload = {k: v for k, v in start_payload.items() if k not in ("format", "version")}
     payload["adapt"] = _plain(report.to_dict())
     return report, payload
 
 
+def _has_prior(model) -> bool:
+    return model.cfg.scene_prior_size > 0
+
+
 def _count_phases(train: Tracks, fps: float, mc, obs_len: int, phases: int) -> int:
     return len(camera_windows(train, fps, mc.dt_s, obs_len, mc.pred_len, 0, phases))
+
+
+def _as_shipped(tracks, start, scene_start, tuned, found, run: _Run) -> dict:
+    """Each candidate as it would ship: the prior remembers every window of the footage."""
+    mc, cfg = start.cfg, run.cfg
+    ship = {}
+    if tuned is not None:
+        ship["fine-tuned"] = tuned
+    if any("prior" in name for name in found):
+        bank_w = camera_windows(tracks, run.fps, mc.dt_s, 2, mc.pred_len, 0, cfg.phases)
+        bank = prior_bank(scene_start.cfg, bank_w)
+        if tuned is not None and not tuned.cfg.reads_scene:
+            tuned = with_scene(tuned, scene_start.cfg.scene_bounds, tracks.units, [])
+        for name, base in (("starting model + prior", scene_start), ("fine-tuned + prior", tuned)):
+            if name in found:
+                w = found[name][1]
+                ship[name] = base if w == 0 else with_prior(base, *bank, cfg.prior_k, w)
+    return ship
 
 
 def _plain(obj):

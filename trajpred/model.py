@@ -22,6 +22,7 @@ NEIGHBOUR_FEATURES = 6  # a neighbour's position, velocity and velocity relative
 SCENE_FREQUENCIES = (1, 2, 4)  # sin/cos of pi * f * position: a map the heads can learn quickly
 SCENE_FEATURES = 2 + 4 * len(SCENE_FREQUENCIES) + 2  # position, its Fourier terms, heading
 PRIOR_KEY_FEATURES = 4  # scene prior: position in scene bounds, velocity (model units per step)
+PRIOR_VELOCITY_WEIGHT = 2.0  # velocity against position in the prior's distance (chosen by CV)
 
 
 @dataclass
@@ -53,7 +54,7 @@ class ForecasterConfig:
     # this camera, nearest in (position, velocity); the deterministic forecast becomes
     # (1 - w) * forecast + w * prior with w = scene_prior_weight. Needs scene_bounds.
     scene_prior_size: int = 0  # remembered windows (0 = no prior)
-    scene_prior_k: int = 16
+    scene_prior_k: int = 64
     scene_prior_weight: float = 0.0
 
     @property
@@ -211,10 +212,11 @@ class Forecaster(nn.Module):
 
 def prior_keys(scene: torch.Tensor, last_speed: torch.Tensor) -> torch.Tensor:
     """(B, PRIOR_KEY_FEATURES) where a scene prior looks its neighbours up: the position in the
-    scene bounds ([-1, 1]) and the velocity (model units per step, ~metres per 0.4 s, so a
-    1 m/s difference in velocity weighs like a tenth of the scene's width)."""
+    scene bounds ([-1, 1]) and PRIOR_VELOCITY_WEIGHT x the velocity (model units per step,
+    ~metres per 0.4 s: a 1 m/s difference weighs like a fifth of the scene's width)."""
     direction = scene[:, SCENE_FEATURES - 2 : SCENE_FEATURES]
-    return torch.cat([scene[:, :2], last_speed[:, None] * direction], -1)
+    velocity = PRIOR_VELOCITY_WEIGHT * last_speed[:, None] * direction
+    return torch.cat([scene[:, :2], velocity], -1)
 
 
 class Ensemble(nn.Module):

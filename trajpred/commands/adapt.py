@@ -62,6 +62,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "that gives enough windows",
     )
     p.add_argument(
+        "--no-finetune",
+        action="store_true",
+        help="keep the starting model's weights (only the scene prior adapts)",
+    )
+    p.add_argument(
         "--no-prior",
         action="store_true",
         help="no scene prior (the mean future of this camera's earlier tracks that stood and "
@@ -198,6 +203,7 @@ def run(args: argparse.Namespace) -> int:
         obs_len=args.obs_len,
         scene_input=not args.no_scene_input,
         prior=not args.no_prior,
+        finetune=not args.no_finetune,
         class_input=not args.no_class_input,
         seed=args.seed,
     )

@@ -1,18 +1,27 @@
 """Fit the forecaster to one camera without labels: a track's own future is its label.
 
 `adapt(tracks, fps, out_dir, cfg)` takes the tracker's tracks of one camera (pixels, or metres
-on the ground plane), holds out the last `val_fraction` of the frames in time, fine-tunes a
-starting forecaster (the shipped video model by default) on windows of the earlier part with
-`train.fit`, and scores constant velocity, the starting model and the adapted model on the
-held-out windows (the same windows for all three). It writes `adapted.pt`: the adapted weights
-if they beat the starting model on the held-out part (ADE and FDE both lower), else the
-starting checkpoint unchanged, so adaptation never ships a regression silently.
+on the ground plane) and builds up to three candidates from them: the starting forecaster (the
+shipped video model by default) fine-tuned with `train.fit` (early-stopped on the last
+`val_fraction` of the footage), the starting model blended with a scene prior, and both. Each
+candidate is scored by cross-validation in time (the footage in `folds` blocks, each block
+forecast from what the other blocks taught) on the same windows as constant velocity and the
+starting model. `adapted.pt` holds the best candidate only if it beats the starting model on
+ADE and FDE and, resampling whole tracks (bootstrap), is at most `max_regression` worse with
+`confidence`; else it holds the starting checkpoint unchanged, so adaptation does not ship a
+regression silently.
 
-What the adapted model gets that the generic one does not (`ForecasterConfig.scene_input`):
-where the track stands in this camera's view and which way it heads there, and its class when
-the footage holds several, through a branch whose last layer starts at zero, so fine-tuning
-starts exactly from the generic model's forecasts. Rotation and mirror augmentation are off
-(they would move a track's heading away from the place it was seen at).
+Scene input (`ForecasterConfig.scene_input`): the fine-tuned heads also read where the track
+stands in this camera's view, which way it heads there, and its class when the footage holds
+several, through a branch whose last layer starts at zero, so fine-tuning starts exactly from
+the generic model's forecasts. Rotation and mirror augmentation are off (they would move a
+track's heading away from the place it was seen at).
+
+Scene prior (`ForecasterConfig.scene_prior_size`): no training; the model remembers every
+window of the footage (where it stood, its velocity, and how its future departed from
+constant velocity in its heading frame) and blends into its forecast the mean departure of
+the `prior_k` remembered windows nearest in (position, velocity), with a weight chosen by the
+same cross-validation.
 """
 
 from __future__ import annotations
@@ -56,7 +65,7 @@ class AdaptConfig:
     finetune: bool = True  # fine-tune the weights (else the starting model + scene prior only)
     folds: int = 4  # time blocks of the footage for the guard's cross-validation
     max_regression: float = 0.01  # ship only if confidently at most this much worse (relative)
-    confidence: float = 0.95  # one-sided, bootstrap over held-out tracks
+    confidence: float = 0.95  # one-sided, bootstrap over the tracks
     min_train_windows: int = 100
     min_val_windows: int = 20
     seed: int = 0
@@ -75,7 +84,7 @@ class AdaptConfig:
 
 @dataclass
 class ArmScore:
-    """One forecaster's mean errors on the held-out windows, in the tracks' units."""
+    """One forecaster's mean errors on the cross-validated windows, in the tracks' units."""
 
     arm: str
     ade: float
@@ -84,7 +93,8 @@ class ArmScore:
 
 @dataclass
 class AdaptReport:
-    """What `adapt` did: window counts, held-out scores, and which weights adapted.pt holds."""
+    """What `adapt` did: window counts, cross-validated scores, and what adapted.pt holds.
+    val_windows and scores are over the cross-validation's windows (all of the footage)."""
 
     units: str
     fps: float
@@ -112,19 +122,19 @@ class AdaptReport:
         start, new = self.score("starting model"), self.score("adapted model")
         if self.adapted:
             return (
-                f"adapted: held-out FDE {start.fde:.3g} -> {new.fde:.3g} {self.units} "
+                f"adapted: cross-validated FDE {start.fde:.3g} -> {new.fde:.3g} {self.units} "
                 f"({100 * (new.fde / start.fde - 1):+.1f} %); adapted.pt holds the adapted model"
             )
         return (
-            "adaptation did not beat the starting model on the held-out part "
+            "adaptation did not beat the starting model (cross-validated in time) "
             f"(ADE {new.ade:.3g} vs {start.ade:.3g}, FDE {new.fde:.3g} vs {start.fde:.3g} "
             f"{self.units}; {self.guard}): adapted.pt holds the starting model unchanged"
         )
 
     def table(self) -> str:
         lines = [
-            f"held-out last part: {self.val_windows} windows "
-            f"(trained on {self.train_windows}; history {self.obs_len} samples, "
+            f"cross-validated in time: {self.val_windows} windows "
+            f"(fine-tuned on {self.train_windows}; history {self.obs_len} samples, "
             f"{self.obs_len_how}), {self.units}",
             f"{'forecaster':<24} {'ADE':>9} {'FDE':>9}",
         ]

@@ -7,11 +7,14 @@ starting forecaster (--checkpoint; default the shipped video model) on the rest,
 OUT: adapted.pt (a checkpoint for `trajpred predict --checkpoint`), tracks.csv, report.json,
 and train/ (training log, config and the split it trained on).
 
-The printed table gives held-out ADE/FDE of constant velocity, the starting model and the
-adapted model on the same windows. The adapted model ships only if it beats the starting
-model there on ADE and FDE and, resampling the held-out tracks (bootstrap), is at most 1 %
-worse with 95 % confidence; otherwise adapted.pt holds the starting model unchanged and the
-last line says so. With
+Candidates: the fine-tuned weights, the starting model with a scene prior (the mean future
+of earlier tracks that stood and moved alike), and both. The printed table gives their ADE/FDE
+cross-validated in time (each quarter of the footage forecast from what the other three
+taught) beside constant velocity and the starting model on the same windows. The best ships
+only if it beats the starting model on ADE and FDE and, resampling tracks (bootstrap), is at
+most 1 % worse with 95 % confidence; otherwise adapted.pt holds the starting model unchanged
+and the last line says so. History length: --obs-len, or by default the longest of 8, 6, 4,
+3, 2 samples that gives enough windows (the table says which). With
 --homography the forecaster learns and is scored on the ground plane (metres).
 
 Examples:

@@ -82,7 +82,7 @@ def test_appearance_ablation_reports_every_arm(video_assets, tmp_path):
 def test_camera_benchmark_scores_every_arm_on_a_tiny_scene(tmp_path):
     done = run_script(
         "camera_benchmark.py",
-        "--out", tmp_path, "--scenes", "gate", "--duration", 40, "--epochs", 1,
+        "--out", tmp_path, "--scenes", "gate", "--duration", 60, "--epochs", 1,
         "--min-windows", 5,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

@@ -148,6 +148,7 @@ def _assert_refused(proc, *words):
         assert word in lines[0], lines[0]
 
 
+@pytest.mark.slow  # the CLI in a subprocess
 def test_too_few_windows_is_one_line_and_keeps_earlier_outputs(clip, tmp_path):
     tracks = read_mot(clip / "gt_mot.txt")
     short = tmp_path / "short.csv"
@@ -160,6 +161,7 @@ def test_too_few_windows_is_one_line_and_keeps_earlier_outputs(clip, tmp_path):
     assert (out / "adapted.pt").read_bytes() == b"an earlier run's model"
 
 
+@pytest.mark.slow  # the CLI in a subprocess
 def test_tracks_of_another_resolution_or_frame_rate_are_refused(clip, tmp_path):
     tracks = read_mot(clip / "gt_mot.txt")
     big = Tracks(tracks.frame_id, tracks.track_id, tracks.xy * 2, tracks.box_xywh * 2, units="px")

@@ -45,6 +45,7 @@ def results(rows, conf=0.9, shape=(384, 640)):
     return Results(np.zeros((*shape, 3), np.uint8), "frame.jpg", {0: "person"}, boxes=boxes)
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_import_is_cheap_and_names_resolve():
     code = (
         "import sys, trajpred; "
@@ -69,6 +70,7 @@ def test_public_names_are_the_objects_the_cli_uses():
     assert trajpred.Forecaster is not __import__("trajpred.model").model.Forecaster
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_from_trajpred_import_evaluate_gives_the_function_whatever_was_imported_before():
     code = (
         "import trajpred.evaluation, trajpred.commands.evaluate, trajpred.cli; "

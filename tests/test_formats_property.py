@@ -1,4 +1,5 @@
-"""Property tests: readers raise only InputError on any bytes; writers round trip any valid Tracks."""
+"""Property tests: readers raise only InputError on any bytes; writers round trip any valid
+Tracks."""
 
 from __future__ import annotations
 

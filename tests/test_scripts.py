@@ -9,6 +9,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+pytestmark = pytest.mark.slow  # every test runs a script in a subprocess
+
 
 def run_script(name: str, *args) -> subprocess.CompletedProcess:
     return subprocess.run(

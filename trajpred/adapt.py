@@ -218,7 +218,7 @@ def score_arms(models: dict, windows: Windows) -> list[ArmScore]:
     ]
     for name, model in models.items():
         m = evaluate(model, windows, k=0)
-        scores.append(ArmScore(name, m["ade"], m["fde"]))
+        scores.append(ArmScore(name, m.ade, m.fde))
     return scores
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import write_text
-from .checkpoint import load_checkpoint, model_from_payload
+from .checkpoint import load_forecaster_and_metadata
 from .config import ConfigError, from_dict
 from .data import DataConfig, load_split, split_files
 from .errors import InputError
@@ -144,8 +144,7 @@ def evaluate_scene(
     the data's units (metres for ETH/UCY). Raises InputError for unusable files.
     """
     path = checkpoint_for(checkpoint, scene)
-    payload = load_checkpoint(path)
-    model = model_from_payload(payload, path)
+    model, payload = load_forecaster_and_metadata(path)
     cfg = data_config_for(data, scene, fps, fmt)
     windows, _ = load_split(
         cfg,

@@ -1,16 +1,19 @@
 """The files `predict` writes for one video, one frame at a time: annotated.mp4, tracks.csv,
 tracks_mot.txt and forecasts.csv (formats of the rows: `track_rows`, `mot_rows`, `forecast_rows`).
+With a homography, tracks.csv and forecasts.csv also hold ground-plane positions (wx, wy, metres).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
 from .atomic import partial_path, publish
 from .errors import InputError
-from .formats import CSV_COLUMNS
+from .formats import CSV_COLUMNS, CSV_WORLD_COLUMNS
+from .geometry import GroundPlane
 from .results import FrameForecasts, FrameResult
 from .tracking import TrackedBoxes
 from .video import VideoInfo, VideoWriter
@@ -23,18 +26,19 @@ class PredictOutputs:
     frame at a time: each frame's rows go out in one write and are flushed, so an interrupted
     run leaves complete rows, and `close()` finalises the video so it stays playable."""
 
-    def __init__(self, out_dir: Path, info: VideoInfo, with_world: bool):
+    def __init__(self, out_dir: Path, info: VideoInfo, homography: np.ndarray | None = None):
         self.out_dir = out_dir
-        self._files = []
+        self.ground = None if homography is None else GroundPlane(homography)
+        world = CSV_WORLD_COLUMNS if self.ground is not None else ()
+        self._files: list[IO[str]] = []
         self._published: list[tuple[Path, Path]] = []  # (partial, final), renamed by close()
         try:
             video = out_dir / "annotated.mp4"
             self.video = VideoWriter(partial_path(video), info.fps, info.width, info.height)
             self._published.append((partial_path(video), video))
-            self.tracks_csv = self._open("tracks.csv", ",".join(CSV_COLUMNS))
+            self.tracks_csv = self._open("tracks.csv", ",".join(CSV_COLUMNS + world))
             self.tracks_mot = self._open("tracks_mot.txt", None)
-            columns = FORECAST_COLUMNS + (("wx", "wy") if with_world else ())
-            self.forecasts_csv = self._open("forecasts.csv", ",".join(columns))
+            self.forecasts_csv = self._open("forecasts.csv", ",".join(FORECAST_COLUMNS + world))
         except BaseException:
             self.close()
             raise
@@ -53,7 +57,13 @@ class PredictOutputs:
 
     def write(self, result: FrameResult, annotated: np.ndarray) -> None:
         self.video.write(annotated)
-        self.tracks_csv.write(track_rows(result.frame_id, result.tracks))
+        t = result.tracks
+        world = (
+            None
+            if self.ground is None
+            else self.ground.to_ground(t.xy, result.frame_id, t.track_id)
+        )
+        self.tracks_csv.write(track_rows(result.frame_id, t, world))
         self.tracks_mot.write(mot_rows(result.frame_id, result.tracks))
         self.forecasts_csv.write(forecast_rows(result.frame_id, result.forecasts))
         for file in self._files:
@@ -73,16 +83,19 @@ class PredictOutputs:
         self._published = []
 
 
-def track_rows(frame_id: int, t: TrackedBoxes) -> str:
-    """tracks.csv rows of one frame (formats.CSV_COLUMNS; x, y = bottom centre, pixels)."""
+def track_rows(frame_id: int, t: TrackedBoxes, world_xy: np.ndarray | None = None) -> str:
+    """tracks.csv rows of one frame (formats.CSV_COLUMNS; x, y = bottom centre, pixels), and
+    with world_xy (N, 2) the same points on the ground plane in metres (CSV_WORLD_COLUMNS)."""
+    world = [""] * len(t) if world_xy is None else [f",{a:.4f},{b:.4f}" for a, b in world_xy]
     return "".join(
-        f"{frame_id},{i},{x:.2f},{y:.2f},{l:.2f},{top:.2f},{w:.2f},{h:.2f},{k},{c:.4f},px\n"
-        for i, (x, y), (l, top, w, h), k, c in zip(
+        f"{frame_id},{i},{x:.2f},{y:.2f},{left:.2f},{top:.2f},{w:.2f},{h:.2f},{k},{c:.4f},px{g}\n"
+        for i, (x, y), (left, top, w, h), k, c, g in zip(
             t.track_id.tolist(),
             t.xy.tolist(),
             t.box_xywh.tolist(),
             t.class_id.tolist(),
             t.conf.tolist(),
+            world,
             strict=False,
         )
     )
@@ -91,8 +104,8 @@ def track_rows(frame_id: int, t: TrackedBoxes) -> str:
 def mot_rows(frame_id: int, t: TrackedBoxes) -> str:
     """MOTChallenge results rows of one frame: frame,id,left,top,width,height,conf,-1,-1,-1."""
     return "".join(
-        f"{frame_id},{i},{l:.2f},{top:.2f},{w:.2f},{h:.2f},{c:.4f},-1,-1,-1\n"
-        for i, (l, top, w, h), c in zip(
+        f"{frame_id},{i},{left:.2f},{top:.2f},{w:.2f},{h:.2f},{c:.4f},-1,-1,-1\n"
+        for i, (left, top, w, h), c in zip(
             t.track_id.tolist(), t.box_xywh.tolist(), t.conf.tolist(), strict=False
         )
     )

@@ -86,6 +86,13 @@ class ForecastOutput:
     mode_sigma: torch.Tensor
 
 
+def softplus(x: torch.Tensor) -> torch.Tensor:
+    """log(1 + exp(x)), written out: onnxruntime's Softplus kernel took 4x as long as these
+    elementwise ops on an exported forecast (136 vs 36 us for 50 tracks' sigmas); same values
+    as torch's softplus within 1e-6."""
+    return x.clamp_min(0) + torch.log1p(torch.exp(-x.abs()))
+
+
 def _mlp(in_size: int, hidden: int, out_size: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(in_size, hidden), nn.ReLU(), nn.Linear(hidden, out_size))
 
@@ -195,8 +202,23 @@ class Forecaster(nn.Module):
             mean = (1 - w) * mean + w * (cv + self.scene_prior(scene, last_speed))
         raw = self.mode_head(hidden).view(b, m, steps * 3 + 1)
         modes = cv[:, None] + raw[..., : steps * 2].reshape(b, m, steps, 2).cumsum(2)
-        sigma = nn.functional.softplus(raw[..., steps * 2 : steps * 3]) + 1e-3
+        sigma = softplus(raw[..., steps * 2 : steps * 3]) + 1e-3
         return ForecastOutput(mean, modes, raw[..., -1], sigma.cumsum(2))
+
+    def advance(
+        self,
+        features: torch.Tensor,
+        state,
+        last_speed: torch.Tensor,
+        nbr_features: torch.Tensor | None = None,
+        nbr_mask: torch.Tensor | None = None,
+        scene: torch.Tensor | None = None,
+    ) -> tuple[tuple[torch.Tensor, torch.Tensor], ForecastOutput]:
+        """Encode features (B, T, input_size) from `state` (None: zeros) and forecast from the
+        new state: (new state, ForecastOutput). Streaming calls it with T = 1 per observation,
+        so observing and forecasting is one call; it is the graph `trajpred export` writes."""
+        hidden, state = self.encode(features, state)
+        return state, self.decode(hidden, last_speed, nbr_features, nbr_mask, scene)
 
     def forward(
         self,
@@ -206,8 +228,7 @@ class Forecaster(nn.Module):
         nbr_mask: torch.Tensor | None = None,
         scene: torch.Tensor | None = None,
     ) -> ForecastOutput:
-        hidden, _ = self.encode(features)
-        return self.decode(hidden, last_speed, nbr_features, nbr_mask, scene)
+        return self.advance(features, None, last_speed, nbr_features, nbr_mask, scene)[1]
 
 
 def prior_keys(scene: torch.Tensor, last_speed: torch.Tensor) -> torch.Tensor:
@@ -244,6 +265,7 @@ class Ensemble(nn.Module):
 
     zero_state = Forecaster.zero_state
     step = Forecaster.step
+    advance = Forecaster.advance
     forward = Forecaster.forward
 
     def encode(self, features: torch.Tensor, state=None):

@@ -112,7 +112,7 @@ def build_tracker(name: str):
             f"tracker config {path}: cannot read ({str(e).splitlines()[0][:120]})"
         ) from None
     kind = getattr(cfg, "tracker_type", None)
-    cls = TRACKER_MAP.get(kind)
+    cls = TRACKER_MAP.get(str(kind))
     if cls is None:
         raise TrajpredError(
             f"tracker config {path}: tracker_type {kind!r} is not one of {sorted(TRACKER_MAP)}"

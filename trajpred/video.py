@@ -60,7 +60,8 @@ class VideoInfo:
 
 
 def expand_source(source: str) -> tuple[list[VideoSource], bool]:
-    """SOURCE -> (videos, several); `several` is True for a folder or glob (one output folder each)."""
+    """SOURCE -> (videos, several); `several` is True for a folder or glob (one output folder
+    each)."""
     text = str(source).strip()
     if text.isdigit():
         return [VideoSource(text, f"webcam{text}", is_stream=True)], False

@@ -84,11 +84,13 @@ class Windows:
         for p in parts:
             file_index.append(p.file_index + len(files))
             files.extend(p.files)
-        cat = lambda name: (
-            np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
-            if parts and all(getattr(p, name) is not None for p in parts)
-            else None
-        )
+
+        def cat(name: str) -> np.ndarray | None:
+            arrays = [getattr(p, name) for p in parts]
+            if not parts or any(a is None for a in arrays):
+                return None
+            return np.concatenate(arrays)
+
         return Windows(
             cat("obs_xy"),
             cat("fut_xy"),

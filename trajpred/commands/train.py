@@ -36,9 +36,9 @@ def run(args) -> int:
     overrides = list(args.overrides) + ([f"train.out_dir={args.out}"] if args.out else [])
     run_cfg = load_config(RunConfig, resolve_data_path(args.config), overrides)
     result = fit(run_cfg, resume=args.resume, progress=not args.no_progress)
-    if result["is_main"]:
+    if result.is_main:
         print(
-            f"best validation ADE {result['best_val_ade']:.4f} after {result['epochs']} epochs; "
-            f"checkpoints: {result['best']}, {result['last']}"
+            f"best validation ADE {result.best_val_ade:.4f} after {result.epochs} epochs; "
+            f"checkpoints: {result.best_path}, {result.last_path}"
         )
     return 0

@@ -222,7 +222,8 @@ class Crowd:
         self.next_id += n
 
     def _free(self, pos: np.ndarray, min_gap_m: float = 1.0) -> np.ndarray:
-        """(n, 2) candidates -> (n,) bool: at least min_gap_m from everyone, earlier ones included."""
+        """(n, 2) candidates -> (n,) bool: at least min_gap_m from everyone, earlier ones
+        included."""
         keep = np.zeros(len(pos), bool)
         taken = self.pos
         for i, p in enumerate(pos):
@@ -247,7 +248,8 @@ class Crowd:
         self.speed[first:][standing] = 0.0
 
     def arrive_and_leave(self, dt_s: float) -> None:
-        """Remove people who walked out; let new ones in while the area holds fewer than n_agents."""
+        """Remove people who walked out; let new ones in while the area holds fewer than
+        n_agents."""
         gone = self.goal_is_exit & (
             ~self.area.contains(self.pos, 0.5)
             | (np.linalg.norm(self.goal - self.pos, axis=1) < ARRIVE_M)

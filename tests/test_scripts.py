@@ -103,3 +103,22 @@ def test_bench_training_reports_windows_per_second(tmp_path):
     assert report["device"] == "cpu" and report["windows"] == 512 and report["batch_size"] == 256
     assert report["windows_per_s"] > 0 and len(report["epoch_seconds"]) == 2
     assert all(np.isfinite(report["losses"]))
+
+
+@pytest.mark.slow
+def test_camera_benchmark_scores_every_arm_on_a_tiny_scene(tmp_path):
+    done = run_script(
+        "camera_benchmark.py",
+        "--out", tmp_path, "--scenes", "gate", "--duration", 60, "--epochs", 1,
+        "--min-windows", 5,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "benchmark.json").read_text())
+    (scene,) = report["scenes"]
+    arms = [r["arm"] for r in scene["rows"]]
+    for arm in ("shipped (px)", "plain fine-tune (px)", "scene input (px)",
+                "prior (shipped + prior) (px)", "both (scene input + prior) (px)",
+                "adapt as shipped (guarded) + homography (m)"):  # fmt: skip
+        assert arm in arms, arms
+    assert scene["test_windows"] > 0 and all(r["fde_px"] > 0 for r in scene["rows"])
+    assert "guard" in scene["adapt"]["px"] and (tmp_path / "benchmark.md").exists()

@@ -19,9 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .checks import between, check_fields, non_empty, one_of
 from .errors import InputError, TrajpredError
-from .formats import read_tracks
+from .formats import FORMATS, read_tracks
 from .tracks import Tracks
+from .video import MAX_FPS
 from .windows import Windows, make_windows, resample_tracks
 
 SPLITS = ("train", "val", "test")
@@ -39,6 +41,16 @@ class DataConfig:
     fps: float = 0.0  # >0: tracks are at this frame rate; resample to dt_s
     val_fraction: float = 0.2
     stride: int = 1
+
+    def __post_init__(self) -> None:
+        check_fields(
+            self,
+            test_scene=non_empty,
+            format=one_of("auto", *FORMATS),
+            fps=between(0, MAX_FPS),  # 0: the tracks are at the model step already
+            val_fraction=between(0, 1, low_open=True, high_open=True),
+            stride=between(1),
+        )
 
 
 @dataclass
@@ -106,7 +118,8 @@ def load_tracks(path: str, cfg: DataConfig, frames_per_step: float | None) -> Tr
 def load_split(
     cfg: DataConfig, split: str, obs_len: int, pred_len: int, dt_s: float, neighbours: int = 0
 ) -> tuple[Windows, SplitReport]:
-    """Windows of one split (with `neighbours` nearest agents each) and a report of what was read."""
+    """Windows of one split (with `neighbours` nearest agents each) and a report of what was read
+    (files, windows, tracks too short to make one)."""
     if split not in SPLITS:
         raise TrajpredError(f"unknown split '{split}'")
     held_out = split == "val" and not cfg.val_files and (cfg.train_files or cfg.test_files)

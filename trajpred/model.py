@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .checks import between, check_fields, positive
+
 MOTION_FEATURES = 3  # along-heading step, across-heading step, step length
 BOX_FEATURES = 3  # has_box flag, box aspect w/h, change of log box height
 NEIGHBOUR_FEATURES = 6  # a neighbour's position, velocity and velocity relative to ours
@@ -37,6 +39,23 @@ class ForecasterConfig:
     num_modes: int = 20
     social_neighbours: int = 0  # >0: the heads also see this many nearest neighbours (pooled)
     social_size: int = 32
+
+    def __post_init__(self) -> None:
+        sizes = between(1, 4096)  # beyond, the model alone would not fit in memory
+        check_fields(
+            self,
+            obs_len=between(2, 1000),  # a step's motion needs two positions
+            pred_len=between(1, 1000),
+            dt_s=positive(),
+            appearance_dim=between(0, 4096),
+            embed_size=sizes,
+            hidden_size=sizes,
+            num_layers=between(1, 16),
+            dropout=between(0, 1, high_open=True),
+            num_modes=between(1, 1000),
+            social_neighbours=between(0, 1000),
+            social_size=sizes,
+        )
 
     @property
     def input_size(self) -> int:

@@ -30,15 +30,17 @@ from pathlib import Path
 
 import numpy as np
 
+from .checks import between, check_fields, non_empty, optional, positive
 from .detect import Detector, DetectorConfig, resolve_device
-from .errors import InputError, TrajpredError
+from .errors import InputError
 from .paths import PACKAGE_ROOT, resolve_data_path
 from .render import RenderConfig
 from .results import FrameForecasts, FrameResult
 from .tracking import TrackedBoxes, Tracker
-from .video import VideoInfo, VideoReader, VideoSource, expand_source
+from .video import MAX_FPS, VideoInfo, VideoReader, VideoSource, expand_source
 
 SHIPPED_FORECASTER = PACKAGE_ROOT / "data" / "checkpoints" / "video.pt"
+MAX_K = 100  # sampled trajectories drawn per track and frame: more only slows drawing down
 
 
 @dataclass
@@ -51,8 +53,13 @@ class ForecastConfig:
     drop_after_s: float = 2.0  # forget the forecaster state of tracks unseen this long
 
     def __post_init__(self) -> None:
-        if self.k < 0 or self.max_gap_steps < 1 or self.drop_after_s <= 0:
-            raise TrajpredError("forecast: need k >= 0, max_gap_steps >= 1 and drop_after_s > 0")
+        check_fields(
+            self,
+            checkpoint=non_empty,
+            k=between(0, MAX_K),
+            max_gap_steps=between(1),
+            drop_after_s=positive(),
+        )
 
 
 @dataclass
@@ -64,6 +71,9 @@ class PipelineConfig:
     forecast: ForecastConfig = field(default_factory=ForecastConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
     fps: float | None = None  # overrides the container's frame rate
+
+    def __post_init__(self) -> None:
+        check_fields(self, tracker=non_empty, fps=optional(between(0, MAX_FPS, low_open=True)))
 
 
 def read_homography(path: str | Path) -> np.ndarray:
@@ -77,8 +87,14 @@ def read_homography(path: str | Path) -> np.ndarray:
         values = [float(v) for row in rows for v in row]
     except ValueError:
         raise InputError(path, "homography must hold 9 numbers") from None
-    if len(values) != 9 or not np.isfinite(values).all():
+    if len(values) != 9:
         raise InputError(path, f"homography must hold 9 finite numbers, found {len(values)}")
+    for i, v in enumerate(values):
+        if not math.isfinite(v):
+            what = "NaN" if math.isnan(v) else "an infinite value"
+            raise InputError(
+                path, f"homography holds {what} (row {i // 3 + 1}, column {i % 3 + 1})"
+            )
     h = np.array(values).reshape(3, 3)
     if abs(np.linalg.det(h)) < 1e-12:
         raise InputError(path, "homography is singular")
@@ -303,7 +319,7 @@ class Pipeline:
         )
 
     def run(self, source: str) -> Iterator[FrameResult]:
-        """FrameResults of every video of SOURCE (file, folder, glob, webcam index, URL), in order."""
+        """FrameResults of every video of SOURCE (file, folder, glob, webcam, URL), in order."""
         videos, _ = expand_source(source)
         for video in videos:
             with self.open(video) as reader:

@@ -22,6 +22,7 @@ from torch import nn
 
 from .atomic import write_text
 from .checkpoint import load_checkpoint, model_from_payload, save_checkpoint
+from .checks import SEED_MAX, between, check_fields, non_empty, require
 from .config import save_config, to_dict
 from .data import DataConfig, load_split
 from .errors import TrajpredError
@@ -88,12 +89,47 @@ class TrainConfig:
     init_from: str = ""  # start from this checkpoint's weights (fine-tuning); same model config
     out_dir: str = "runs/train"
 
+    def __post_init__(self) -> None:
+        check_fields(
+            self,
+            epochs=between(1, 100_000),
+            batch_size=between(1, 1_000_000),
+            lr=between(0),  # 0 keeps the initial weights
+            weight_decay=between(0),
+            warmup_epochs=between(0, 100_000),
+            grad_clip=between(0),  # 0: no clipping
+            patience=between(1),
+            seed=between(0, SEED_MAX),
+            min_obs_len=between(0, 1000),
+            augment_speed=between(0, 1, high_open=True),
+            augment_noise=between(0),
+            wta_relax=between(0, 1, high_open=True),
+            mode_weight=between(0),
+            eval_k=between(0, 1000),
+            threads=between(0, 1024),
+            out_dir=non_empty,
+        )
+
 
 @dataclass
 class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ForecasterConfig = field(default_factory=ForecasterConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        require(
+            self.train.min_obs_len <= self.model.obs_len,
+            "train.min_obs_len",
+            f"must be <= model.obs_len ({self.model.obs_len}), got {self.train.min_obs_len}",
+        )
+        fps_step = self.data.fps * self.model.dt_s
+        require(
+            self.data.fps == 0 or fps_step >= 1,
+            "data.fps",
+            f"must be 0 (tracks at the model step) or >= 1 / model.dt_s "
+            f"({1 / self.model.dt_s:g}: one frame per model step), got {self.data.fps:g}",
+        )
 
 
 @dataclass
@@ -342,8 +378,6 @@ def fit(run: RunConfig, resume: bool = False, progress: bool = True, log=print) 
     trained = model
     if ctx.world_size > 1:
         trained = nn.parallel.DistributedDataParallel(model)
-    if ctx.is_main:
-        save_config(run, out_dir / "config.yaml")
     for epoch in range(start_epoch, cfg.epochs + 1):
         if stale >= cfg.patience:
             break
@@ -380,6 +414,8 @@ def fit(run: RunConfig, resume: bool = False, progress: bool = True, log=print) 
                 save_checkpoint(best_path, payload)
             save_checkpoint(last_path, payload)
             _write_log(out_dir / "log.csv", history)
+            if epoch == start_epoch:  # only a run that produced a checkpoint rewrites it
+                save_config(run, out_dir / "config.yaml")
         log(
             f"epoch {epoch:3d}  loss {loss:.4f}  val ADE {row.val_ade:.4f} FDE {row.val_fde:.4f}  "
             f"minADE{cfg.eval_k} {row.val_min_ade:.4f} minFDE{cfg.eval_k} {row.val_min_fde:.4f}  "

@@ -45,6 +45,11 @@ CSV_COLUMNS = (
 CSV_REQUIRED = CSV_COLUMNS[:4]
 BOX_COLUMNS = ("left", "top", "width", "height")
 
+# Positions and box values (metres or pixels) must lie within +-MAX_COORD. Beyond it nothing
+# real is measured (a pixel coordinate of a million, a metre coordinate of a thousand km), the
+# model's float32 inputs lose sub-decimetre precision, and squared distances in the metrics
+# overflow to inf and NaN. Coordinates in a global frame (e.g. UTM) need an origin subtracted.
+MAX_COORD = 1e6
 # Ids and frames stay below 2**53: from there on a float64 field cannot hold every whole number,
 # so "9007199254740993" would read silently as ...992.
 _MAX_ID = 2**53
@@ -93,6 +98,12 @@ def _show(text: str) -> str:
     return repr(text if len(text) <= 30 else text[:30] + "...")
 
 
+def _cell(rows: list[list[str]], i: int, j: int) -> str:
+    """Cell (i, j) as written in the file (stripped, cut to 30 characters), for a message."""
+    text = rows[i][j].strip()
+    return text if len(text) <= 30 else text[:30] + "..."
+
+
 def _show_number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
@@ -114,9 +125,15 @@ def _strict_cells(path, line_no: int, cells: list[str], names, allow_empty: bool
 
 
 def _numbers(
-    path, rows: list[list[str]], line_nos: list[int], names, allow_empty: bool = False
+    path,
+    rows: list[list[str]],
+    line_nos: list[int],
+    names,
+    allow_empty: bool = False,
+    coordinates: tuple[str, ...] = (),
 ) -> np.ndarray:
-    """Text cells -> (N, W) float64; empty cells are NaN when allowed, else an error."""
+    """Text cells -> (N, W) float64; empty cells are NaN when allowed, else an error; columns
+    named in `coordinates` must lie within +-MAX_COORD."""
     values = []
     for cells, line_no in zip(rows, line_nos, strict=False):
         try:
@@ -136,13 +153,24 @@ def _numbers(
     if big.any():
         i, j = np.argwhere(big)[0]
         raise InputError(path, f"{names[j]} {_show(rows[i][j].strip())} is too large", line_nos[i])
+    cols = [j for j, name in enumerate(names) if name in coordinates]
+    absurd = np.abs(out[:, cols]) > MAX_COORD
+    if absurd.any():
+        i, k = np.argwhere(absurd)[0]
+        raise InputError(
+            path,
+            f"{names[cols[k]]} {_cell(rows, i, cols[k])} is out of range (coordinates must lie "
+            f"within +-{MAX_COORD:g}, metres or pixels)",
+            line_nos[i],
+        )
     return out
 
 
 def _split_rows(
     path, lines: Lines, split: Callable[[str], list[str]], widths: dict, what: str
 ) -> tuple[list[list[str]], list[int], tuple[str, ...]]:
-    """Split each line into cells; the first row picks the layout from `widths`, the rest follow it."""
+    """Split each line into cells; the first row picks the layout from `widths`, the rest
+    follow it."""
     if not lines:
         raise InputError(path, "empty file: no data rows")
     rows = [split(text) for _, text in lines]
@@ -161,18 +189,22 @@ def _split_rows(
     return rows, line_nos, widths[width]
 
 
-def _whole(path, values: np.ndarray, line_nos: list[int], name: str, minimum: int) -> np.ndarray:
-    """A float column that must hold whole numbers >= minimum -> int64."""
+def _whole(
+    path, values: np.ndarray, line_nos: list[int], name: str, minimum: int, rows, column: int
+) -> np.ndarray:
+    """A float column that must hold whole numbers >= minimum -> int64; a bad value is shown
+    as written in the file (rows[i][column])."""
     bad = (values != np.round(values)) | (values < minimum) | (np.abs(values) >= _MAX_ID)
     if bad.any():
         i = int(np.argmax(bad))
         v = float(values[i])
+        written = _cell(rows, i, column) or _show_number(v)
         problem = (
-            f"{name} {_show_number(v)} is not a whole number"
+            f"{name} {written} is not a whole number"
             if not v.is_integer()
-            else f"{name} {_show_number(v)} is too large"
+            else f"{name} {written} is too large"
             if abs(v) >= _MAX_ID
-            else f"{name} {_show_number(v)} is invalid (must be >= {minimum})"
+            else f"{name} {written} is invalid (must be >= {minimum})"
         )
         raise InputError(path, problem, line_nos[i])
     return values.astype(np.int64)
@@ -226,10 +258,10 @@ def _parse_eth_ucy(path, lines: Lines) -> Tracks:
     rows, line_nos, names = _split_rows(
         path, lines, str.split, {4: ETH_UCY_COLUMNS}, "whitespace-separated"
     )
-    values = _numbers(path, rows, line_nos, names)
+    values = _numbers(path, rows, line_nos, names, coordinates=("x", "y"))
     tracks = Tracks(
-        _whole(path, values[:, 0], line_nos, "frame_id", 0),
-        _whole(path, values[:, 1], line_nos, "ped_id", 0),
+        _whole(path, values[:, 0], line_nos, "frame_id", 0, rows, 0),
+        _whole(path, values[:, 1], line_nos, "ped_id", 0, rows, 1),
         values[:, 2:4],
         units="m",
         source=Path(path).name,
@@ -239,7 +271,7 @@ def _parse_eth_ucy(path, lines: Lines) -> Tracks:
 
 
 def write_eth_ucy(path: str | os.PathLike, tracks: Tracks) -> None:
-    """Write `frame_id ped_id x y`, tab separated, ids as integers. Boxes, class and conf are dropped.
+    """Write `frame_id ped_id x y`, tab separated, ids as integers (boxes, class, conf dropped).
 
     Only metre tracks: ETH/UCY files carry no units, and every reader takes them as metres.
     """
@@ -280,16 +312,18 @@ def _parse_mot(path, lines: Lines, ignore_zero_conf: bool) -> Tracks:
     rows, line_nos, names = _split_rows(
         path, lines, lambda s: s.split(","), {10: MOT_COLUMNS, 9: MOT_GT_COLUMNS}, "comma-separated"
     )
-    values = _numbers(path, rows, line_nos, names)
+    values = _numbers(path, rows, line_nos, names, coordinates=BOX_COLUMNS)
     box = values[:, 2:6]
     _check_box(path, box, line_nos)
     xy = bottom_centre(box)
     if not np.isfinite(xy).all():  # top + height can overflow although each is finite
         raise InputError(path, "box too large", line_nos[int(np.argmin(np.isfinite(xy).all(1)))])
-    class_id = _whole(path, values[:, 7], line_nos, "class", -1) if len(names) == 9 else None
+    class_id = (
+        _whole(path, values[:, 7], line_nos, "class", -1, rows, 7) if len(names) == 9 else None
+    )
     tracks = Tracks(
-        _whole(path, values[:, 0], line_nos, "frame", 1),
-        _whole(path, values[:, 1], line_nos, "id", 0),
+        _whole(path, values[:, 0], line_nos, "frame", 1, rows, 0),
+        _whole(path, values[:, 1], line_nos, "id", 0, rows, 1),
         xy,
         box,
         class_id,
@@ -302,7 +336,8 @@ def _parse_mot(path, lines: Lines, ignore_zero_conf: bool) -> Tracks:
 
 
 def write_mot(path: str | os.PathLike, tracks: Tracks) -> None:
-    """Write the 10-column MOTChallenge results layout `frame,id,left,top,width,height,conf,-1,-1,-1`.
+    """Write the 10-column MOTChallenge results layout
+    `frame,id,left,top,width,height,conf,-1,-1,-1`.
 
     Needs a box on every row and frames >= 1. class_id is not stored (the results layout has
     no class column), and xy is not either: a reader recomputes it as the box's bottom centre.
@@ -313,8 +348,8 @@ def write_mot(path: str | os.PathLike, tracks: Tracks) -> None:
     write_text(
         path,
         "".join(
-            f"{f},{i},{l!r},{top!r},{w!r},{h!r},{c!r},-1,-1,-1\n"
-            for f, i, (l, top, w, h), c in zip(
+            f"{f},{i},{left!r},{top!r},{w!r},{h!r},{c!r},-1,-1,-1\n"
+            for f, i, (left, top, w, h), c in zip(
                 t.frame_id.tolist(),
                 t.track_id.tolist(),
                 t.box_xywh.tolist(),
@@ -388,6 +423,7 @@ def _parse_csv(path, lines: Lines) -> Tracks:
         line_nos,
         [names[j] for j in numeric],
         allow_empty=True,
+        coordinates=("x", "y", *BOX_COLUMNS),
     )
     col = {names[j]: values[:, k] for k, j in enumerate(numeric)}
     for name in CSV_REQUIRED:
@@ -411,12 +447,20 @@ def _parse_csv(path, lines: Lines) -> Tracks:
             box = None
     class_id = None
     if "class_id" in col:
-        class_id = _whole(path, np.nan_to_num(col["class_id"], nan=-1.0), line_nos, "class_id", -1)
+        class_id = _whole(
+            path,
+            np.nan_to_num(col["class_id"], nan=-1.0),
+            line_nos,
+            "class_id",
+            -1,
+            rows,
+            names.index("class_id"),
+        )
     conf = np.nan_to_num(col["conf"], nan=1.0) if "conf" in col else None
     units = _csv_units(path, rows, line_nos, names, default="px" if box is not None else "m")
     tracks = Tracks(
-        _whole(path, col["frame"], line_nos, "frame", 0),
-        _whole(path, col["track_id"], line_nos, "track_id", 0),
+        _whole(path, col["frame"], line_nos, "frame", 0, rows, names.index("frame")),
+        _whole(path, col["track_id"], line_nos, "track_id", 0, rows, names.index("track_id")),
         np.stack([col["x"], col["y"]], axis=1),
         box,
         class_id,
@@ -478,11 +522,16 @@ def _writable(path, tracks: Tracks, min_frame: int) -> Tracks:
         raise TrajpredError(f"{where}: frame and track ids must be < 2**53")
     if len(tracks.duplicate_rows()):
         raise TrajpredError(f"{where}: tracks have more than one row for a (frame, track id)")
+    if not (np.abs(tracks.xy) <= MAX_COORD).all():
+        raise TrajpredError(f"{where}: positions must be finite and within +-{MAX_COORD:g}")
     box = tracks.box_xywh
     if box is not None:
         n_nan = np.isnan(box).sum(axis=1)
-        if ((n_nan > 0) & (n_nan < 4)).any() or np.isinf(box).any() or (box[:, 2:] < 0).any():
-            raise TrajpredError(f"{where}: boxes must be all-NaN or finite with sizes >= 0")
+        big = (np.abs(box) > MAX_COORD) | np.isinf(box)
+        if ((n_nan > 0) & (n_nan < 4)).any() or big.any() or (box[:, 2:] < 0).any():
+            raise TrajpredError(
+                f"{where}: boxes must be all-NaN or within +-{MAX_COORD:g} with sizes >= 0"
+            )
     if not np.isfinite(tracks.conf).all():
         raise TrajpredError(f"{where}: conf holds NaN or infinite values")
     return tracks.sorted()
@@ -524,7 +573,7 @@ def read_tracks(
 
 
 def write_tracks(path: str | os.PathLike, tracks: Tracks, format: str) -> None:
-    """Write `tracks` as "eth_ucy", "mot" or "csv" (see the write_* functions for what each keeps)."""
+    """Write `tracks` as "eth_ucy", "mot" or "csv" (the write_* functions say what each keeps)."""
     writers = {"eth_ucy": write_eth_ucy, "mot": write_mot, "csv": write_csv}
     if format not in writers:
         raise TrajpredError(f"unknown track format '{format}'; choose {', '.join(FORMATS)}")

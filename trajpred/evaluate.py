@@ -120,13 +120,13 @@ def write_predictions(path: str | os.PathLike, results: list[SceneResult]) -> No
 def plot_forecasts(
     path: str | os.PathLike, results: list[SceneResult], per_scene: int = 6, seed: int = 0
 ) -> None:
-    """PNG grid: observed (black), future (green), forecast (red), best-of-K samples (faint blue)."""
+    """PNG grid: observed (black), future (green), forecast (red), best-of-K samples (blue)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .atomic import temp_path_for
+    from .atomic import atomic_path
 
     rng = np.random.default_rng(seed)
     fig, axes = plt.subplots(
@@ -154,11 +154,8 @@ def plot_forecasts(
             ax.axis("off")
     fig.suptitle("black: observed, green: truth, red: forecast, blue: samples", fontsize=9)
     fig.tight_layout()
-    tmp = temp_path_for(path)
     try:
-        fig.savefig(tmp, dpi=80, format="png")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=80, format="png")
     finally:
         plt.close(fig)
-        if tmp.exists():
-            tmp.unlink()

@@ -4,15 +4,18 @@ Detection and tracking spend much of each frame in Python (ultralytics' pre- and
 post-processing, the tracker), and so do forecasting and drawing: on two threads of one
 process they take turns on the GIL. Measured on 2 cores, 4.7 ms a frame of GIL-holding work on
 a second thread cut detection's fps by about 30 %; the same time spent in C with the GIL
-released cut it by under 8 %. So `predict_video` (commands/predict.py) hands each tracked frame
-to one separate process that owns the forecaster's per-track state, the renderer and the output files:
+released cut it by under 8 %. So `predict_video` (commands/predict.py) hands each tracked
+frame to one separate process that owns the forecaster's per-track state, the renderer and the
+output files:
 
 - the image goes through a ring of `depth` shared-memory slots (a copy, no pickling);
 - the rest of the FrameResult (tracks, detections: small arrays) is pickled over a pipe;
 - at most `depth` frames are in flight, so memory stays flat and the outputs are never more
   than `depth` frames behind;
-- the process ignores SIGINT: after Ctrl-C the main process closes the video, and the writer
-  finishes the frames it was given, then closes and publishes every file.
+- the process ignores SIGINT and SIGTERM: after Ctrl-C (or SIGTERM, which trajpred's CLI
+  treats the same) the main process closes the video, and the writer finishes the frames it
+  was given, then closes every file and publishes them, or removes them when the main process
+  says the run failed (`finish(publish=False)`).
 
 One process serves every video of a run (start-up imports torch: about 2 s, overlapping the
 detector's loading when started first). Errors in it come back as the same one-line errors.
@@ -20,8 +23,10 @@ detector's loading when started first). Errors in it come back as the same one-l
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import multiprocessing
+import multiprocessing.util
 import signal
 import threading
 import traceback
@@ -65,6 +70,11 @@ class WriterProcess:
         self._proc.start()
         child.close()
         self._shm: shared_memory.SharedMemory | None = None
+        # The process ignores SIGTERM, so multiprocessing's exit handler could not terminate it
+        # as a daemon: whoever owns it stops it before that handler runs, `close()` or not.
+        self._stop = multiprocessing.util.Finalize(
+            self, _stop, args=(self._proc, self._conn), exitpriority=10
+        )
 
     def wait_ready(self) -> None:
         """Block until the process has started (imports done); benchmarks call this first."""
@@ -110,17 +120,18 @@ class WriterProcess:
         self._pending.append((slot, result))
         self._send(("frame", slot, dataclasses.replace(result, image=None)))
 
-    def finish(self) -> float:
-        """Wait for every frame handed over, close and publish the files; the seconds the
-        forecaster spent. Raises the first error the writer met."""
+    def finish(self, publish: bool = True) -> float:
+        """Wait for every frame handed over, close the files and publish them (publish=False:
+        remove them, leaving an earlier run's files as they were); the seconds the forecaster
+        spent. Raises the first error the writer met."""
         with _HoldInterrupt():
-            return self._finish()
+            return self._finish(publish)
 
-    def _finish(self) -> float:
+    def _finish(self, publish: bool) -> float:
         try:
             while self._pending:
                 self._collect()
-            self._send(("close",))
+            self._send(("close", publish))
             reply = self._recv()
             error = self._error or reply[2]
             if error is not None:
@@ -167,21 +178,25 @@ class WriterProcess:
 
     def close(self) -> None:
         """Stop the process (after `finish`)."""
-        if self._proc.is_alive():
-            try:
-                self._conn.send(("stop",))
-            except OSError:
-                pass
-            self._proc.join(10)
-        if self._proc.is_alive():
-            self._proc.kill()
-        self._conn.close()
+        self._stop()
 
     def __enter__(self) -> WriterProcess:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _stop(proc, conn) -> None:
+    if proc.is_alive():
+        try:
+            conn.send(("stop",))
+        except OSError:
+            pass
+        proc.join(10)
+    if proc.is_alive():
+        proc.kill()
+    conn.close()
 
 
 class _HoldInterrupt:
@@ -261,16 +276,19 @@ class _Video:
         return self.forecaster.seconds if self.forecaster is not None else 0.0
 
     def release(self, publish_files: bool = True) -> None:
-        if self.outputs is not None:
-            self.outputs.close(publish_files)
-            self.outputs = None
-        self.frames = None
-        self.shm.close()
+        outputs, self.outputs = self.outputs, None
+        try:
+            if outputs is not None:
+                outputs.close(publish_files)
+        finally:
+            self.frames = None
+            self.shm.close()
 
 
 def _serve(conn) -> None:
     """The writer process's loop: videos one after another until "stop"."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     import torch
 
     torch.set_num_threads(1)  # small LSTM steps; the other cores belong to the detector
@@ -305,9 +323,15 @@ def _serve(conn) -> None:
                 conn.send(("done", forecasts if job.send_forecasts else None, error))
         except (EOFError, OSError):  # the main process died (killed): publish nothing
             video.release(publish_files=False)
+            # It can no longer free the frame slots; left, they would also make the resource
+            # tracker print a "leaked shared_memory" warning on the user's terminal.
+            with contextlib.suppress(OSError):
+                video.shm.unlink()
             return
+        publish = message[1] if len(message) > 1 else True
         try:
-            video.release()  # closes and publishes the files: complete rows, playable video
+            # closes and publishes the files (complete rows, playable video), or removes them
+            video.release(publish_files=publish and error is None)
         except BaseException as e:
             error = error or _describe(e)
         try:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..detect import DEVICES, DetectorConfig
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/demo", metavar="DIR", help="output folder")
@@ -38,26 +40,43 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="detector inference size (default: the size the weights were trained at)",
     )
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--device", choices=DEVICES, default=DetectorConfig().device)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..demo import run_demo
-    from ..errors import TrajpredError
+    from pathlib import Path
 
-    if args.duration <= 0:
-        raise TrajpredError("--duration must be > 0")
-    result = run_demo(
-        args.out,
-        seed=args.seed,
-        duration_s=args.duration,
-        weights=args.weights,
-        checkpoint=args.checkpoint,
-        imgsz=args.imgsz,
-        device=args.device,
-        progress=not args.no_progress,
+    from ..config import load_config
+    from ..demo import run_demo
+    from ..detect import DetectorConfig
+    from ..exports import OUTPUT_NAMES
+    from ..outputs import output_guard
+    from ..synth.world import SynthConfig
+
+    # Every setting is checked before any work, with the flag that gave it named.
+    load_config(
+        SynthConfig,
+        flags={"--seed": ("seed", args.seed), "--duration": ("duration_s", args.duration)},
     )
+    load_config(
+        DetectorConfig,
+        flags={"--imgsz": ("imgsz", args.imgsz), "--device": ("device", args.device)},
+    )
+    out = Path(args.out)
+    with output_guard(
+        out, writes=[out / name for name in OUTPUT_NAMES], reads=[args.weights, args.checkpoint]
+    ):
+        result = run_demo(
+            args.out,
+            seed=args.seed,
+            duration_s=args.duration,
+            weights=args.weights,
+            checkpoint=args.checkpoint,
+            imgsz=args.imgsz,
+            device=args.device,
+            progress=not args.no_progress,
+        )
     for line in result.lines():
         print(line)
     return 0

@@ -342,7 +342,7 @@ def write_mot(path: str | os.PathLike, tracks: Tracks) -> None:
     Needs a box on every row and frames >= 1. class_id is not stored (the results layout has
     no class column), and xy is not either: a reader recomputes it as the box's bottom centre.
     """
-    t = _writable(path, tracks, min_frame=1)
+    t = _writable(path, tracks, min_frame=1, stores_xy=False)
     if t.box_xywh is None or np.isnan(t.box_xywh).any():
         raise TrajpredError(f"{os.fspath(path)}: MOT files need a box on every row")
     write_text(
@@ -511,8 +511,9 @@ def write_csv(path: str | os.PathLike, tracks: Tracks) -> None:
     write_text(path, "".join(lines))
 
 
-def _writable(path, tracks: Tracks, min_frame: int) -> Tracks:
-    """Rows sorted by frame then id, after refusing what the readers would reject."""
+def _writable(path, tracks: Tracks, min_frame: int, stores_xy: bool = True) -> Tracks:
+    """Rows sorted by frame then id, after refusing what the readers would reject (MOT files
+    store boxes only: their positions are not checked, a reader derives them)."""
     where = os.fspath(path)
     if len(tracks) and tracks.frame_id.min() < min_frame:
         raise TrajpredError(f"{where}: frame ids must be >= {min_frame} in this format")
@@ -522,7 +523,7 @@ def _writable(path, tracks: Tracks, min_frame: int) -> Tracks:
         raise TrajpredError(f"{where}: frame and track ids must be < 2**53")
     if len(tracks.duplicate_rows()):
         raise TrajpredError(f"{where}: tracks have more than one row for a (frame, track id)")
-    if not (np.abs(tracks.xy) <= MAX_COORD).all():
+    if stores_xy and not (np.abs(tracks.xy) <= MAX_COORD).all():
         raise TrajpredError(f"{where}: positions must be finite and within +-{MAX_COORD:g}")
     box = tracks.box_xywh
     if box is not None:

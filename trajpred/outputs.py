@@ -24,6 +24,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from .atomic import partial_path
 from .errors import OutputError, TrajpredError, reason
 
 LOCK_NAME = ".trajpred.lock"
@@ -62,15 +63,17 @@ def input_files(*specs: PathLike | None) -> list[Path]:
 def refuse_overwriting_inputs(
     outputs: Iterable[PathLike | None], inputs: Iterable[PathLike | None]
 ) -> None:
-    """Raise one TrajpredError line if an output path is one of the inputs. Compared by
-    (device, inode), so a symlink, a `..` or a hard link to an input counts as the input."""
+    """Raise one TrajpredError line if an output path, or the partial file it grows in
+    (`atomic.partial_path`), is one of the inputs. Compared by (device, inode), so a symlink,
+    a `..` or a hard link to an input counts as the input."""
     by_identity: dict[tuple[int, int], PathLike] = {}
     for path in inputs:
         key = _identity(path) if path is not None else None
         if key is not None:
             by_identity.setdefault(key, path)
-    for out in outputs:
-        key = _identity(out) if out is not None else None
+    written = [p for out in outputs if out is not None for p in (out, partial_path(out))]
+    for out in written:
+        key = _identity(out)
         if key is not None and key in by_identity:
             source = os.fspath(by_identity[key])
             shown = "" if os.fspath(out) == source else f" ({source})"

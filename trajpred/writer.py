@@ -27,6 +27,7 @@ import contextlib
 import dataclasses
 import multiprocessing
 import multiprocessing.util
+import shutil
 import signal
 import threading
 import traceback
@@ -38,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import TrajpredError
+from .errors import TrajpredError, reason
 from .pipeline import ForecastConfig
 from .render import RenderConfig
 from .results import FrameForecasts, FrameResult
@@ -85,7 +86,7 @@ class WriterProcess:
     def open(self, job: VideoJob, on_result: Callable[[FrameResult], None] | None = None) -> None:
         """Start a video: the writer creates its output files (one-line error if it cannot)."""
         h, w = job.info.height, job.info.width
-        self._shm = shared_memory.SharedMemory(create=True, size=self.depth * h * w * 3)
+        self._shm = _frame_slots(self.depth * h * w * 3)
         self._slots = np.ndarray((self.depth, h, w, 3), np.uint8, buffer=self._shm.buf)
         self._free = list(range(self.depth))
         self._pending: deque[tuple[int, FrameResult]] = deque()
@@ -185,6 +186,25 @@ class WriterProcess:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _frame_slots(size: int) -> shared_memory.SharedMemory:
+    """Shared memory for the frame ring, or one line on why not. /dev/shm may be smaller than
+    the ring (docker gives 64 MB): creating it would succeed and the first write past the end
+    of the space would kill the process (SIGBUS), so the free space is checked first."""
+    with contextlib.suppress(OSError):
+        free = shutil.disk_usage("/dev/shm").free
+        if free < size:
+            raise TrajpredError(
+                f"/dev/shm: {free / 1e6:.0f} MB free, the writer needs {size / 1e6:.0f} MB for "
+                f"frames of this size (e.g. docker run --shm-size=1g)"
+            )
+    try:
+        return shared_memory.SharedMemory(create=True, size=size)
+    except OSError as e:
+        raise TrajpredError(
+            f"cannot allocate {size / 1e6:.0f} MB of shared memory for frames ({reason(e)})"
+        ) from None
 
 
 def _stop(proc, conn) -> None:

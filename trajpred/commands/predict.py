@@ -2,7 +2,8 @@
 
 SOURCE is a video file, a folder or glob of videos (outputs go to OUT/<video stem>/ each), a
 webcam index (0) or a stream URL (rtsp://...). Frames are read, processed and written one at a
-time; Ctrl-C stops cleanly (complete CSV rows, playable video, exit code 130).
+time; Ctrl-C stops cleanly (complete CSV rows, playable video, exit code 130), and so does
+SIGTERM (exit code 143).
 
 Writes into OUT: annotated.mp4 (boxes, ids, past trail, dashed forecast with a band of +-1
 sigma), tracks.csv (frame,track_id,x,y,left,top,width,height,class_id,conf,units; x,y = the
@@ -199,7 +200,8 @@ def _worker_job(video, out_dir: Path) -> tuple[str, str | None, str | None]:
     """(video uri, summary line, one-line error) for one video, in a worker process."""
     from ..errors import TrajpredError
 
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for sig in (signal.SIGINT, signal.SIGTERM):  # in a video both stop it like Ctrl-C
+        signal.signal(sig, signal.default_int_handler)
     try:
         return (
             video.uri,
@@ -212,6 +214,7 @@ def _worker_job(video, out_dir: Path) -> tuple[str, str | None, str | None]:
         return video.uri, None, "interrupted"
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _run_parallel(config, videos, out: Path, workers: int) -> int:
@@ -249,7 +252,6 @@ def _run_parallel(config, videos, out: Path, workers: int) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..atomic import partial_path
     from ..exports import OUTPUT_NAMES, is_predict_output
     from ..outputs import OutputLock, refuse_overwriting_inputs, writable_folder
     from ..pipeline import Pipeline
@@ -260,15 +262,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_pipeline_config(args)
     videos, several = expand_source(args.source, skip=is_predict_output)
     out = Path(args.out)
-    outputs = [out] + [
-        path
-        for v in videos
-        for name in OUTPUT_NAMES
-        for path in (
-            _video_out_dir(out, v, several) / name,
-            partial_path(_video_out_dir(out, v, several) / name),
-        )
-    ]
+    outputs = [out] + [_video_out_dir(out, v, several) / n for v in videos for n in OUTPUT_NAMES]
     refuse_overwriting_inputs(outputs, pipeline_inputs(config, args, videos))
     with OutputLock(writable_folder(out)):
         if not several:

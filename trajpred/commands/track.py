@@ -85,7 +85,6 @@ def track_video(pipeline, reader, out_csv: Path, progress: bool) -> tuple[int, i
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..atomic import partial_path
     from ..errors import TrajpredError
     from ..exports import is_predict_output
     from ..outputs import OutputLock, refuse_overwriting_inputs, writable_folder
@@ -96,9 +95,7 @@ def run(args: argparse.Namespace) -> int:
     videos, several = expand_source(args.source, skip=is_predict_output)
     out = Path(args.out)
     out_csvs = [out / f"{v.name}.csv" if several else out for v in videos]
-    refuse_overwriting_inputs(
-        [out, *out_csvs, *map(partial_path, out_csvs)], pipeline_inputs(config, args, videos)
-    )
+    refuse_overwriting_inputs([out, *out_csvs], pipeline_inputs(config, args, videos))
     if several:
         lock = OutputLock(writable_folder(out))
     else:

@@ -253,7 +253,9 @@ def main() -> int:
         for name, rs in results.items()
     }
     report = {
-        "what": "test ADE/FDE in pixels, 8 + 12 steps of 0.4 s, tracker positions, synthetic scenes",
+        "what": (
+            "test ADE/FDE in pixels, 8 + 12 steps of 0.4 s, tracker positions, synthetic scenes"
+        ),
         "train_windows": len(train.obs_xy),
         "test_windows": len(test.obs_xy),
         "appearance_values_per_box": int(train.obs_app.shape[-1]),

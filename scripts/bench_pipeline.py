@@ -214,12 +214,14 @@ def main(argv=None) -> int:
     )
     print(f"YOLO.track alone:        {yolo['fps']:.1f} fps ({yolo['tracks']} tracks)")
     print(
-        f"full pipeline:           {pipeline['fps']:.1f} fps (forecaster busy {pipeline['forecast_share']:.1%} "
+        f"full pipeline:           {pipeline['fps']:.1f} fps "
+        f"(forecaster busy {pipeline['forecast_share']:.1%} "
         f"of the time in the writer process, {pipeline['tracks']} tracks)"
     )
+    worst = report["forecaster_50_tracks"]["share_of_frame_worst_case"]
     print(
         f"forecaster, {args.tracks} tracks: observe {streams['observe_ms']:.2f} ms + forecast "
-        f"{streams['forecast_ms']:.2f} ms per step = {report['forecaster_50_tracks']['share_of_frame_worst_case']:.1%} "
+        f"{streams['forecast_ms']:.2f} ms per step = {worst:.1%} "
         f"of a frame at worst -> {args.out}"
     )
     return 0

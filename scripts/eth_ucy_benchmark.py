@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 from trajpred.atomic import write_text  # noqa: E402
 from trajpred.checkpoint import ensemble_payload, load_checkpoint, save_checkpoint  # noqa: E402
 from trajpred.config import load_config  # noqa: E402
-from trajpred.evaluate import ETH_UCY_SCENES, evaluate_scene, summary_rows  # noqa: E402
+from trajpred.evaluation import ETH_UCY_SCENES, evaluate_scene, summary_rows  # noqa: E402
 from trajpred.metrics import format_table  # noqa: E402
 from trajpred.train import RunConfig, fit  # noqa: E402
 
@@ -86,10 +86,10 @@ def main() -> int:
             t0 = time.perf_counter()
             result = fit(run, progress=sys.stderr.isatty())
             seconds.append(round(time.perf_counter() - t0, 1))
-            epochs.append(result["epochs"])
-            bests.append(result["best"])
+            epochs.append(result.epochs)
+            bests.append(result.best_path)
             print(
-                f"{scene} seed {seed}: trained {result['epochs']} epochs in {seconds[-1]} s",
+                f"{scene} seed {seed}: trained {result.epochs} epochs in {seconds[-1]} s",
                 flush=True,
             )
         timings[scene] = {"seconds": seconds, "epochs": epochs}
@@ -125,14 +125,15 @@ def main() -> int:
     ]
     rows = summary_rows(results)
     machine = (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads"
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
     )
     lines = [
         "# ETH/UCY benchmark (leave one scene out, 8 observed + 12 predicted steps, 0.4 s)",
         "",
         "Windows: stride 1, every agent present in all 20 frames, no minimum agents per window.",
-        "ADE/FDE: one deterministic forecast; minADE20/minFDE20: best of the 20 most probable modes.",
+        "ADE/FDE: one deterministic forecast; "
+        "minADE20/minFDE20: best of the 20 most probable modes.",
         "CV: constant velocity (last observed step) on the same windows.",
         "",
         format_table(rows),

@@ -49,7 +49,7 @@ def main() -> int:
 
     os.chdir(REPO)
     result = fit(run, progress=sys.stderr.isatty())
-    best = load_checkpoint(result["best"])
+    best = load_checkpoint(result.best_path)
     keep = ("model_config", "run_config", "model", "epoch", "best_val_ade", "history", "metrics")
     save_checkpoint(args.out, {k: best[k] for k in keep})
     print(

@@ -7,6 +7,8 @@ import pytest
 
 from trajpred.cli import COMMANDS
 
+pytestmark = pytest.mark.slow  # every test runs the console script in a subprocess
+
 
 def trajpred(*args, timeout=120):
     return subprocess.run(

@@ -1,4 +1,5 @@
-"""Typed configs: YAML and --set override dataclass defaults; bad keys and types are one-line errors."""
+"""Typed configs: YAML and --set override dataclass defaults; bad keys and types are one-line
+errors."""
 
 import pytest
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from trajpred.demo import ForecastTally, GroundTruth
 from trajpred.results import FrameForecasts
@@ -18,6 +19,7 @@ from trajpred.tracks import Tracks
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_demo_prints_every_metric(video_assets, tmp_path):
     out = tmp_path / "demo"
     result = subprocess.run(
@@ -80,11 +82,13 @@ def test_forecast_tally_scores_a_hand_made_case():
             )
         tally.add(f, tracks, fc)
     result = tally.result()
-    assert result["forecasts"] == 1
-    assert result["ade_px"] == 3.0 and result["fde_px"] == 4.0  # errors 2 and 4
-    assert result["cv_ade_px"] == 0.0 and result["cv_fde_px"] == 0.0
+    assert result.forecasts == 1
+    assert result.ade_px == 3.0 and result.fde_px == 4.0  # errors 2 and 4
+    assert result.cv_ade_px == 0.0 and result.cv_fde_px == 0.0
+    assert "(1 forecasts of 0.8 s" in result.line(0.8)
 
 
+@pytest.mark.slow
 def test_default_demo_forecaster_beats_constant_velocity(tmp_path):
     """The shipped detector and forecaster, default scene: ADE and FDE below constant velocity."""
     result = subprocess.run(
@@ -109,7 +113,8 @@ def test_default_demo_forecaster_beats_constant_velocity(tmp_path):
     ade, fde, cv_ade, cv_fde = map(
         float,
         re.search(
-            r"ADE ([\d.]+) px\s+FDE ([\d.]+) px\s+constant velocity: ADE ([\d.]+) px\s+FDE ([\d.]+) px",
+            r"ADE ([\d.]+) px\s+FDE ([\d.]+) px\s+"
+            r"constant velocity: ADE ([\d.]+) px\s+FDE ([\d.]+) px",
             result.stdout,
         ).groups(),
     )

@@ -3,7 +3,11 @@
 import subprocess
 import sys
 
+import pytest
+
 from trajpred.checkpoint import load_checkpoint, load_forecaster
+
+pytestmark = pytest.mark.slow  # torchrun and the CLI in subprocesses
 
 COMMON = [
     "--no-progress",

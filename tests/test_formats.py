@@ -24,7 +24,8 @@ from trajpred.tracks import Tracks
 
 
 def assert_same_tracks(expected: Tracks, got: Tracks, *, box: bool = True, extras: bool = True):
-    """Same rows in writer order (frame, then id); box/class/conf only where the format keeps them."""
+    """Same rows in writer order (frame, then id); box/class/conf only where the format keeps
+    them."""
     expected = expected.sorted()
     np.testing.assert_array_equal(got.frame_id, expected.frame_id)
     np.testing.assert_array_equal(got.track_id, expected.track_id)

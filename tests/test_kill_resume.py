@@ -1,14 +1,23 @@
 """Training killed with SIGKILL at random moments resumes with --resume and loses nothing."""
 
 import random
+import re
 import signal
 import subprocess
 import sys
 import time
 
+import pytest
+
 from trajpred.checkpoint import load_checkpoint
+from trajpred.outputs import LOCK_NAME
+
+pytestmark = pytest.mark.slow  # training in a subprocess, killed and resumed
 
 EPOCHS = 40
+CHECKPOINTS = {"best.pt", "last.pt"}
+OUTPUTS = CHECKPOINTS | {"log.csv", "config.yaml"}
+TEMPORARY = re.compile(r"\.(best|last|log\.csv|config\.yaml)\.[^.]+\.tmp(\.pt)?")
 
 
 def test_sigkill_at_random_points_then_resume(eth_ucy_like_root, tmp_path):
@@ -53,8 +62,13 @@ def test_sigkill_at_random_points_then_resume(eth_ucy_like_root, tmp_path):
         assert proc.returncode == -signal.SIGKILL, (
             f"training ended on its own ({proc.returncode}): {err[-1500:]}"
         )
-        for path in out.glob("*.pt"):  # every checkpoint left behind loads
-            state = load_checkpoint(path)
+        # A kill mid-write can leave only the atomic writers' hidden temporaries beside the
+        # outputs (".last.<random>.tmp.pt", ".log.csv.<random>.tmp"); the next run removes them.
+        # The killed run's lock file stays too; the next run takes it over.
+        names = {p.name for p in out.iterdir()}
+        assert names - {n for n in names if TEMPORARY.fullmatch(n)} <= OUTPUTS | {LOCK_NAME}, names
+        for name in CHECKPOINTS & names:  # every checkpoint left behind loads
+            state = load_checkpoint(out / name)
             assert 1 <= state["epoch"] <= EPOCHS
     assert kills == 4, "training finished before it could be interrupted; the test proved nothing"
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)

@@ -16,6 +16,8 @@ import pytest
 from trajpred.demo import GroundTruth, match_boxes
 from trajpred.formats import read_csv, read_mot, read_tracks
 
+pytestmark = pytest.mark.slow  # every test runs the CLI in a subprocess
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

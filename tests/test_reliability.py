@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from trajpred.adapt import AdaptConfig
 from trajpred.checks import ConfigError, SettingError
 from trajpred.cli import build_parser, main
 from trajpred.config import load_config, to_dict
@@ -31,6 +32,7 @@ from trajpred.train import RunConfig, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = [
+    AdaptConfig,
     DetectorConfig,
     ForecastConfig,
     PipelineConfig,
@@ -76,6 +78,8 @@ def _numeric_fields(cls):
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         tp = hints[f.name]
+        if typing.get_origin(tp) in (list, tuple):
+            continue
         kinds = set(typing.get_args(tp)) or {tp}
         if float in kinds or int in kinds:
             yield f.name, (float if float in kinds else int)

@@ -5,7 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.slow  # every test runs a script in a subprocess
 
 
 def run_script(name: str, *args) -> subprocess.CompletedProcess:

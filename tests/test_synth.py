@@ -71,6 +71,7 @@ def _visibility(out: Path) -> dict[tuple[int, int], float]:
     return {(int(f), int(i)): v for f, i, v in rows}
 
 
+@pytest.mark.slow
 def test_cli_writes_video_and_readable_ground_truth(cli_scene):
     assert all((cli_scene / name).is_file() for name in SCENE_FILES)
     cap = cv2.VideoCapture(str(cli_scene / "video.mp4"))
@@ -160,6 +161,7 @@ def test_boxes_hold_the_drawn_people():
     assert n_isolated >= 10
 
 
+@pytest.mark.slow
 def test_video_shows_people_inside_the_boxes(cli_scene):
     """The decoded mp4 against the empty background: strong differences fall in the boxes."""
     background = render_background(_scene_of(cli_scene)).astype(np.int16)
@@ -181,6 +183,7 @@ def test_video_shows_people_inside_the_boxes(cli_scene):
     cap.release()
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes_other_seed_differs(cli_scene, tmp_path):
     again = write_scene(_scene_of(cli_scene), tmp_path / "again").out_dir
     for name in SCENE_FILES:
@@ -190,6 +193,7 @@ def test_same_seed_same_bytes_other_seed_differs(cli_scene, tmp_path):
         assert (other / name).read_bytes() != (cli_scene / name).read_bytes(), name
 
 
+@pytest.mark.slow
 def test_world_ground_truth_projects_to_the_feet(cli_scene):
     mot = read_mot(cli_scene / "gt_mot.txt")
     world = read_eth_ucy(cli_scene / "gt_world.txt")

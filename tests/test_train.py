@@ -16,7 +16,8 @@ from trajpred.errors import InputError, TrajpredError
 from trajpred.features import to_heading_frame, window_features, window_scale
 from trajpred.forecast import forecast_windows
 from trajpred.model import Forecaster, ForecasterConfig
-from trajpred.train import RunConfig, TrainConfig, fit, forecast_loss
+from trajpred.train import RunConfig, TrainConfig, evaluate, fit, forecast_loss
+from trajpred.windows import Windows
 
 SMALL = [
     "model.hidden_size=32",
@@ -65,6 +66,24 @@ def test_a_few_steps_lower_the_loss(eth_ucy_like_root):
     assert np.mean(losses[-5:]) < 0.85 * losses[0]
 
 
+def test_evaluate_scores_constant_velocity_by_hand():
+    # An untrained model forecasts constant velocity. Window 0 walks on at 0.5 m a step: no
+    # error. Window 1's future is 1 m to the side of that line at every step: ADE = FDE = 1.
+    steps = np.arange(20, dtype=np.float32)
+    line = np.stack([0.5 * steps, np.zeros(20, np.float32)], 1)
+    off = line.copy()
+    off[8:, 1] += 1.0
+    xy = np.stack([line, off])
+    windows = Windows(xy[:, :8], xy[:, 8:], None, np.zeros(2), np.arange(2), np.arange(2))
+    model = Forecaster(ForecasterConfig(hidden_size=16, embed_size=8, num_modes=3))
+    metrics = evaluate(model, windows, k=0)
+    assert metrics.ade == pytest.approx(0.5, abs=1e-5)
+    assert metrics.fde == pytest.approx(0.5, abs=1e-5)
+    assert metrics.min_ade is None and list(metrics.to_dict()) == ["ade", "fde"]
+    with_modes = evaluate(model, windows, k=3).to_dict()
+    assert list(with_modes) == ["ade", "fde", "min_ade", "min_fde"]
+
+
 def test_checkpoint_round_trip(tmp_path):
     model = Forecaster(ForecasterConfig(hidden_size=16, embed_size=8, num_modes=3))
     with torch.no_grad():
@@ -100,13 +119,16 @@ def test_resume_continues_from_the_saved_epoch(eth_ucy_like_root, tmp_path, monk
         )
     monkeypatch.setattr(train_module, "train_one_epoch", real_epoch)
     lines = []
-    fit(
+    result = fit(
         small_run(eth_ucy_like_root, tmp_path / "split", 3),
         resume=True,
         progress=False,
         log=lines.append,
     )
     assert any("resumed" in line and "epoch 2" in line for line in lines)
+    assert result.epochs == 3 and result.is_main
+    assert result.last_path == tmp_path / "split/last.pt" and result.best_path.is_file()
+    assert result.best_val_ade == load_checkpoint(result.best_path)["best_val_ade"]
     a, b = (
         load_checkpoint(tmp_path / "straight/last.pt"),
         load_checkpoint(tmp_path / "split/last.pt"),
@@ -118,6 +140,7 @@ def test_resume_continues_from_the_saved_epoch(eth_ucy_like_root, tmp_path, monk
         assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_train_and_evaluate_cli_end_to_end(eth_ucy_like_root, tmp_path):
     out = tmp_path / "run"
     cmd = [

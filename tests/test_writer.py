@@ -40,6 +40,7 @@ def _reader(video_assets) -> VideoReader:
     return VideoReader(VideoSource(str(video_assets.scene.video), "scene"))
 
 
+@pytest.mark.slow
 def test_writer_forecasts_match_the_in_process_pipeline(video_assets, pipeline, writer, tmp_path):
     with _reader(video_assets) as reader:
         expected = [(r.frame_id, r.forecasts) for r in pipeline.process(reader)]
@@ -68,6 +69,7 @@ def test_writer_forecasts_match_the_in_process_pipeline(video_assets, pipeline, 
     ).read_text()
 
 
+@pytest.mark.slow
 def test_writer_error_is_one_line_and_the_writer_serves_on(
     video_assets, pipeline, writer, tmp_path
 ):
@@ -84,6 +86,7 @@ def test_writer_error_is_one_line_and_the_writer_serves_on(
         )
 
 
+@pytest.mark.slow
 def test_a_dead_writer_is_an_error_not_a_hang(video_assets, pipeline, tmp_path):
     with WriterProcess() as writer:
         writer.wait_ready()
@@ -108,3 +111,20 @@ def test_ctrl_c_during_a_message_is_raised_after_it():
             reached_end = True
     assert reached_end, "Ctrl-C cut the block short"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+
+def test_a_failure_in_the_writer_comes_back_as_the_same_kind_of_error():
+    import pickle
+
+    from trajpred.writer import Failure, FrameDone
+
+    user = pickle.loads(pickle.dumps(FrameDone(None, Failure.of(TrajpredError("x.mp4: bad")))))
+    with pytest.raises(TrajpredError, match=r"^x.mp4: bad$"):
+        user.error.raise_()
+    try:
+        raise ValueError("a bug")
+    except ValueError as e:
+        bug = Failure.of(e)
+    assert not bug.user_error and "Traceback" in bug.message
+    with pytest.raises(RuntimeError, match="(?s)writer process: Traceback.*ValueError: a bug"):
+        bug.raise_()

@@ -34,9 +34,13 @@ def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """Read a checkpoint written by save_checkpoint; InputError on anything else."""
+    from .exported import is_exported
+
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "checkpoint not found")
+    if is_exported(path):  # e.g. train.init_from or adapt given what predict accepts
+        raise InputError(path, "an exported forecaster; this needs the .pt checkpoint it came from")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -73,6 +77,19 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     return payload
 
 
+def check_config(
+    cfg: ForecasterConfig, expect: ForecasterConfig | None, path: str | os.PathLike
+) -> None:
+    """InputError naming every field where `cfg` (read from `path`) differs from `expect`."""
+    if expect is not None and cfg != expect:
+        diff = [k for k in vars(cfg) if getattr(cfg, k) != getattr(expect, k)]
+        raise InputError(
+            path,
+            "checkpoint's model config does not match the requested model: "
+            + ", ".join(f"{k}={getattr(cfg, k)} (wanted {getattr(expect, k)})" for k in diff),
+        )
+
+
 def model_from_payload(
     payload: dict, path: str | os.PathLike = "checkpoint", expect: ForecasterConfig | None = None
 ) -> Forecaster:
@@ -81,13 +98,7 @@ def model_from_payload(
         cfg = from_dict(ForecasterConfig, payload["model_config"], where=os.fspath(path))
     except (KeyError, ConfigError) as e:
         raise InputError(path, f"checkpoint has no valid model config ({e})") from None
-    if expect is not None and cfg != expect:
-        diff = [k for k in vars(cfg) if getattr(cfg, k) != getattr(expect, k)]
-        raise InputError(
-            path,
-            "checkpoint's model config does not match the requested model: "
-            + ", ".join(f"{k}={getattr(cfg, k)} (wanted {getattr(expect, k)})" for k in diff),
-        )
+    check_config(cfg, expect, path)
     weights = payload["members"] if "members" in payload else [payload.get("model")]
     if not isinstance(weights, list) or not weights:
         raise InputError(path, "checkpoint has no model weights")
@@ -128,5 +139,22 @@ def ensemble_payload(paths: list[str | os.PathLike]) -> dict:
 
 
 def load_forecaster(path: str | os.PathLike, expect: ForecasterConfig | None = None) -> Forecaster:
-    """`Forecaster` rebuilt from a checkpoint file alone, in eval mode on the CPU."""
-    return model_from_payload(load_checkpoint(path), path, expect)
+    """`Forecaster` rebuilt from a checkpoint file alone, in eval mode on the CPU; an exported
+    file (`trajpred export`: .onnx, .ts, .torchscript or a TorchScript archive) gives an
+    `ExportedForecaster`, which streams and forecasts windows the same way."""
+    return load_forecaster_and_metadata(path, expect)[0]
+
+
+def load_forecaster_and_metadata(
+    path: str | os.PathLike, expect: ForecasterConfig | None = None
+) -> tuple[Forecaster, dict]:
+    """`load_forecaster`, and what the file says of its training: the checkpoint's payload
+    (model_config, run_config, epoch, ...), or what an exported file's metadata kept of it."""
+    from .exported import is_exported, load_exported
+
+    if is_exported(path):
+        model = load_exported(path)
+        check_config(model.cfg, expect, path)
+        return model, {**model.meta.checkpoint, "model_config": model.meta.model_config}
+    payload = load_checkpoint(path)
+    return model_from_payload(payload, path, expect), payload

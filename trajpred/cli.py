@@ -25,9 +25,12 @@ COMMANDS = {
     "predict": "detect, track and forecast every object in a video (annotated video + CSV)",
     "track": "detect and track only; export tracks that `trajpred train` accepts",
     "train": "train the LSTM forecaster on labelled tracks",
+    "adapt": "fit the forecaster to one camera from its own tracks (no labels needed)",
     "evaluate": "ADE/FDE of a checkpoint beside the constant-velocity baseline",
+    "export": "export the forecaster as one ONNX or TorchScript file (edge devices)",
     "demo": "synthesize a scene and run the whole pipeline on it, offline, with scores",
     "synth": "generate a synthetic scene: video, ground-truth tracks, homography",
+    "homography": "fit an image -> ground plane homography (metres) from point pairs",
 }
 
 

@@ -6,7 +6,8 @@ Two layouts:
 - explicit file lists (`train_files`, `val_files`, `test_files`; globs allowed) in any format
   `trajpred.formats.read_tracks` reads: ETH/UCY text, MOTChallenge gt.txt, our CSV (for example
   tracks exported by `trajpred track`). Without `val_files`, the last `val_fraction` of each
-  training file's frames is held out for validation.
+  training file's frames is held out for validation. With `ground_plane`, CSV files are read
+  by their wx, wy columns (metres on the ground, from `trajpred track --homography`).
 Video-rate tracks (`fps` > 0) are resampled to the model's step `dt_s` first.
 """
 
@@ -38,6 +39,7 @@ class DataConfig:
     test_files: list[str] = field(default_factory=list)
     format: str = "auto"  # auto | eth_ucy | mot | csv
     ignore_zero_conf: bool = True  # MOT gt.txt: drop rows marked 0 (ignored / not pedestrians)
+    ground_plane: bool = False  # CSV: train on the wx, wy columns (metres, `track --homography`)
     fps: float = 0.0  # >0: tracks are at this frame rate; resample to dt_s
     val_fraction: float = 0.2
     stride: int = 1
@@ -109,7 +111,9 @@ def _hold_out(tracks: Tracks, fraction: float, keep_last: bool) -> Tracks:
 
 
 def load_tracks(path: str, cfg: DataConfig, frames_per_step: float | None) -> Tracks:
-    tracks = read_tracks(path, cfg.format, ignore_zero_conf=cfg.ignore_zero_conf)
+    tracks = read_tracks(
+        path, cfg.format, ignore_zero_conf=cfg.ignore_zero_conf, ground_plane=cfg.ground_plane
+    )
     if frames_per_step:
         tracks = resample_tracks(tracks, frames_per_step)
     return tracks
@@ -118,8 +122,8 @@ def load_tracks(path: str, cfg: DataConfig, frames_per_step: float | None) -> Tr
 def load_split(
     cfg: DataConfig, split: str, obs_len: int, pred_len: int, dt_s: float, neighbours: int = 0
 ) -> tuple[Windows, SplitReport]:
-    """Windows of one split (with `neighbours` nearest agents each) and a report of what was read
-    (files, windows, tracks too short to make one)."""
+    """Windows of one split (with `neighbours` nearest agents each) and a report of what was
+    read."""
     if split not in SPLITS:
         raise TrajpredError(f"unknown split '{split}'")
     held_out = split == "val" and not cfg.val_files and (cfg.train_files or cfg.test_files)
@@ -131,8 +135,10 @@ def load_split(
         if cfg.train_files and not cfg.val_files and split in ("train", "val"):
             tracks = _hold_out(tracks, cfg.val_fraction, keep_last=(split == "val"))
         w = make_windows(tracks, obs_len, pred_len, cfg.stride, neighbours)
-        lengths = (
-            np.bincount(np.unique(tracks.track_id, return_inverse=True)[1]) if len(tracks) else []
+        lengths = (  # rows per track
+            np.bincount(np.unique(tracks.track_id, return_inverse=True)[1])
+            if len(tracks)
+            else np.zeros(0, np.int64)
         )
         n_tracks += len(lengths)
         n_short += int(np.sum(np.asarray(lengths) < obs_len + pred_len))

@@ -9,7 +9,8 @@ and scores for each stage.
   predicted bottom centres are compared with that person's ground-truth bottom centre at each
   target_frame. Only forecasts whose person is in the ground truth at every target frame count.
   Beside it, constant velocity on the same forecasts: the track's displacement over the last
-  dt_s, repeated from its current position.
+  dt_s, repeated from its current position; with a homography (`--ground-plane`) also the same
+  extrapolation done in metres on the ground plane and projected back into the image.
 
 Metric functions are pure functions of arrays; tallies add one frame at a time, so the demo,
 like predict, never holds the video in memory.
@@ -83,21 +84,78 @@ class DetectionScores:
     def line(self) -> str:
         return (
             f"detection: precision {self.precision:.3f}  recall {self.recall:.3f}  "
-            f"(IoU >= {IOU_MATCH}; {self.tp + self.fn} ground-truth boxes, {self.tp + self.fp} detections)"
+            f"(IoU >= {IOU_MATCH}; {self.tp + self.fn} ground-truth boxes, "
+            f"{self.tp + self.fp} detections)"
         )
+
+
+@dataclass
+class TrackingScores:
+    """CLEAR-MOT accuracy (MOTA), identity F1 (IDF1) and identity switches of the tracks."""
+
+    mota: float
+    idf1: float
+    id_switches: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def line(self) -> str:
+        return (
+            f"tracking: MOTA {self.mota:.3f}  IDF1 {self.idf1:.3f}  "
+            f"({self.id_switches} id switches)"
+        )
+
+
+@dataclass
+class ForecastScores:
+    """Mean errors in pixels of the forecasts matched to ground truth (see the module doc),
+    and of constant velocity on the same forecasts; the errors are None when none matched."""
+
+    forecasts: int = 0  # forecasts scored, each over its whole horizon
+    ade_px: float | None = None
+    fde_px: float | None = None
+    cv_ade_px: float | None = None
+    cv_fde_px: float | None = None
+    # constant velocity extrapolated in metres on the ground plane (demo --ground-plane)
+    cv_ground_ade_px: float | None = None
+    cv_ground_fde_px: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def line(self, horizon_s: float) -> str:
+        if not self.forecasts:
+            return (
+                "forecast: no forecast could be matched to a ground-truth person over its horizon"
+            )
+        text = (
+            f"forecast: ADE {self.ade_px:.1f} px  FDE {self.fde_px:.1f} px   constant velocity: "
+            f"ADE {self.cv_ade_px:.1f} px  FDE {self.cv_fde_px:.1f} px   ({self.forecasts} "
+            f"forecasts of {horizon_s:g} s matched to ground truth)"
+        )
+        if self.cv_ground_fde_px is not None:
+            text += (
+                f"\nforecasting on the ground plane; constant velocity in metres: "
+                f"ADE {self.cv_ground_ade_px:.1f} px  FDE {self.cv_ground_fde_px:.1f} px"
+            )
+        return text
 
 
 class GroundTruth:
     """gt_mot boxes by frame: ids (N,) and box_xywh (N, 4) of each 1-based frame."""
 
     def __init__(self, gt: Tracks):
+        boxes = gt.box_xywh
+        if boxes is None:
+            raise ValueError(f"{gt.source or 'ground truth'}: no boxes to score against")
         self.frames: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for f in gt.frames().tolist():
             rows = gt.frame_id == f
-            self.frames[f] = (gt.track_id[rows], gt.box_xywh[rows])
+            self.frames[f] = (gt.track_id[rows], boxes[rows])
         self.feet = {
             (int(f), int(i)): xy
-            for f, i, xy in zip(gt.frame_id, gt.track_id, bottom_centre(gt.box_xywh), strict=False)
+            for f, i, xy in zip(gt.frame_id, gt.track_id, bottom_centre(boxes), strict=False)
         }
 
     def at(self, frame_id: int) -> tuple[np.ndarray, np.ndarray]:
@@ -131,26 +189,26 @@ class TrackingTally:
             np.where(iou >= IOU_MATCH, 1.0 - iou, np.nan),
         )
 
-    def result(self) -> dict:
+    def result(self) -> TrackingScores:
         mh = self._mm.metrics.create()
         summary = mh.compute(self.acc, metrics=["mota", "idf1", "num_switches"], name="demo")
         row = summary.loc["demo"]
-        return {
-            "mota": float(row["mota"]),
-            "idf1": float(row["idf1"]),
-            "id_switches": int(row["num_switches"]),
-        }
+        return TrackingScores(float(row["mota"]), float(row["idf1"]), int(row["num_switches"]))
 
 
 class ForecastTally:
     """ADE/FDE (pixels) of the pipeline's forecasts and of constant velocity, see module doc."""
 
-    def __init__(self, truth: GroundTruth, frames_per_step: float):
+    def __init__(self, truth: GroundTruth, frames_per_step: float, homography=None):
+        from .geometry import GroundPlane
+
         self.truth = truth
         self.frames_per_step = frames_per_step
+        self.ground = None if homography is None else GroundPlane(homography)
         self.history: dict[int, dict[int, np.ndarray]] = {}  # track id -> {frame: xy}
         self.model_err: list[np.ndarray] = []
         self.cv_err: list[np.ndarray] = []
+        self.cv_ground_err: list[np.ndarray] = []
 
     def _past(self, tid: int, frame_id: float) -> np.ndarray | None:
         """The track's bottom centre at a fractional frame, interpolated; None if not seen."""
@@ -174,27 +232,37 @@ class ForecastTally:
         steps = np.arange(1, forecasts.xy.shape[1] + 1)
         for j, g in pairs:
             tid, person = int(forecasts.track_id[j]), int(gt_ids[g])
-            truth = [self.truth.feet.get((int(f), person)) for f in forecasts.target_frame]
+            feet = [self.truth.feet.get((int(f), person)) for f in forecasts.target_frame]
             prev = self._past(tid, frame_id - self.frames_per_step)
-            if any(t is None for t in truth) or prev is None:
+            if any(t is None for t in feet) or prev is None:
                 continue
-            truth = np.array(truth)
+            truth = np.array(feet)  # (pred_len, 2) px
             now = tracks.xy[fc_rows[j]]
             cv = now + steps[:, None] * (now - prev)
             self.model_err.append(np.linalg.norm(forecasts.xy[j] - truth, axis=1))
             self.cv_err.append(np.linalg.norm(cv - truth, axis=1))
+            if self.ground is not None:
+                now_m, prev_m = self.ground.to_ground(np.array([now, prev]), frame_id, [tid] * 2)
+                cv_m = now_m + steps[:, None] * (now_m - prev_m)
+                cv_px = self.ground.to_image(cv_m[None], now_m[None])[0][0]
+                self.cv_ground_err.append(np.linalg.norm(cv_px - truth, axis=1))
 
-    def result(self) -> dict:
+    def result(self) -> ForecastScores:
         if not self.model_err:
-            return {"forecasts": 0}
-        m, c = np.array(self.model_err), np.array(self.cv_err)
-        return {
-            "forecasts": len(m),
-            "ade_px": float(m.mean()),
-            "fde_px": float(m[:, -1].mean()),
-            "cv_ade_px": float(c.mean()),
-            "cv_fde_px": float(c[:, -1].mean()),
-        }
+            return ForecastScores()
+        m, c = np.array(self.model_err), np.array(self.cv_err)  # (forecasts, pred_len) px
+        scores = ForecastScores(
+            forecasts=len(m),
+            ade_px=float(m.mean()),
+            fde_px=float(m[:, -1].mean()),
+            cv_ade_px=float(c.mean()),
+            cv_fde_px=float(c[:, -1].mean()),
+        )
+        if self.cv_ground_err:
+            g = np.array(self.cv_ground_err)
+            scores.cv_ground_ade_px = float(g.mean())
+            scores.cv_ground_fde_px = float(g[:, -1].mean())
+        return scores
 
 
 # ---------------------------------------------------------------- the demo run
@@ -202,31 +270,25 @@ class ForecastTally:
 
 @dataclass
 class DemoResult:
+    """The demo's scores for each stage and the lines it prints."""
+
     scene_line: str
     detection: DetectionScores
-    tracking: dict
-    forecast: dict
-    summary_line: str
-    notes: list
+    tracking: TrackingScores
+    forecast: ForecastScores
+    horizon_s: float  # how far ahead each forecast reaches
+    summary_line: str  # predict's summary of the run
+    notes: list[str]
 
     def lines(self) -> list[str]:
-        t, f = self.tracking, self.forecast
-        out = [
+        return [
+            *self.notes,
             self.scene_line,
             self.detection.line(),
-            f"tracking: MOTA {t['mota']:.3f}  IDF1 {t['idf1']:.3f}  ({t['id_switches']} id switches)",
+            self.tracking.line(),
+            self.forecast.line(self.horizon_s),
+            self.summary_line,
         ]
-        if f.get("forecasts"):
-            out.append(
-                f"forecast: ADE {f['ade_px']:.1f} px  FDE {f['fde_px']:.1f} px   constant velocity: "
-                f"ADE {f['cv_ade_px']:.1f} px  FDE {f['cv_fde_px']:.1f} px   ({f['forecasts']} "
-                f"forecasts of {f['horizon_s']:g} s matched to ground truth)"
-            )
-        else:
-            out.append(
-                "forecast: no forecast could be matched to a ground-truth person over its horizon"
-            )
-        return self.notes + out + [self.summary_line]
 
 
 def untrained_checkpoint(path) -> str:
@@ -249,11 +311,17 @@ def run_demo(
     imgsz: int | None = None,
     device: str = "auto",
     progress: bool = True,
+    ground_plane: bool = False,
+    synth_overrides: dict | None = None,
 ) -> DemoResult:
-    """Synthesize a scene into out_dir/scene, run predict on it into out_dir, score each stage."""
+    """Synthesize a scene into out_dir/scene, run predict on it into out_dir, score each stage.
+
+    ground_plane: forecast in metres through the scene's homography (predict --homography).
+    synth_overrides: SynthConfig settings as nested dicts, e.g. {"camera": {"tilt_deg": 25}}."""
     from pathlib import Path
 
     from .commands.predict import predict_video
+    from .config import from_dict, merge
     from .detect import SHIPPED_DETECTOR, DetectorConfig
     from .errors import TrajpredError
     from .formats import read_mot
@@ -280,20 +348,27 @@ def run_demo(
                 f"note: {SHIPPED_FORECASTER} is absent; forecasting with an untrained "
                 f"model (= constant velocity)"
             )
-    scene = simulate(SynthConfig(seed=seed, duration_s=duration_s))
+    synth = merge({"seed": seed, "duration_s": duration_s}, synth_overrides or {})
+    scene = simulate(from_dict(SynthConfig, synth, "demo --set"))
     paths = write_scene(scene, out / "scene", progress=progress)
     cfg = scene.cfg
     config = PipelineConfig(
         detector=DetectorConfig(weights=weights, imgsz=imgsz, device=device),
-        forecast=ForecastConfig(checkpoint=checkpoint, homography=str(paths.homography)),
+        forecast=ForecastConfig(
+            checkpoint=checkpoint, homography=str(paths.homography) if ground_plane else None
+        ),
     )
     with WriterProcess() as writer:  # starts first: its imports overlap loading the models
         pipeline = Pipeline(config)
+        model = pipeline.model
+        assert model is not None  # Pipeline loads the forecaster unless told forecast=False
         gt = read_mot(paths.gt_mot)
         truth = GroundTruth(gt)
         detection = DetectionScores()
         tracking = TrackingTally()
-        forecasting = ForecastTally(truth, cfg.fps * pipeline.model.cfg.dt_s)
+        forecasting = ForecastTally(
+            truth, cfg.fps * model.cfg.dt_s, pipeline.homography if ground_plane else None
+        )
 
         def score(result) -> None:
             ids, boxes = truth.at(result.frame_id)
@@ -308,6 +383,13 @@ def run_demo(
         f"scene: {scene.n_frames} frames {cfg.width}x{cfg.height} at {cfg.fps:g} fps, "
         f"{n_people} people, seed {seed} -> {paths.out_dir}"
     )
-    forecast = forecasting.result()
-    forecast["horizon_s"] = pipeline.model.cfg.pred_len * pipeline.model.cfg.dt_s
-    return DemoResult(scene_line, detection, tracking.result(), forecast, summary.line(), notes)
+    horizon_s = model.cfg.pred_len * model.cfg.dt_s
+    return DemoResult(
+        scene_line,
+        detection,
+        tracking.result(),
+        forecasting.result(),
+        horizon_s,
+        summary.line(),
+        notes,
+    )

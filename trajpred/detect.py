@@ -1,5 +1,7 @@
-"""Frames -> detections: the ultralytics YOLO adapter (the only module, with tracking.py, that
-imports ultralytics).
+"""Frames -> detections: the adapter that runs ultralytics' YOLO and reads its results.
+
+This module and tracking.py (the tracker's adapter, which also reads `YOLO.track` results) are
+the only ones that import ultralytics; no ultralytics type leaves them.
 
 `Detector(cfg).detect(frame)` runs YOLO on one BGR frame and returns `Detections`, a plain
 dataclass of numpy arrays. Weights are anything ultralytics loads (.pt, .onnx, an OpenVINO
@@ -163,7 +165,8 @@ def load_yolo(weights: str, device: str = "cpu", imgsz: int = 64):
 
 
 def class_ids(names: dict[int, str], classes: list[str | int]) -> list[int]:
-    """Class names or ids (text or int) -> ids of the model; unknown -> error listing valid ones."""
+    """Class names or ids (as text or int) -> ids of the model; unknown -> an error listing the
+    valid ones."""
     by_name = {str(n).lower(): int(i) for i, n in names.items()}
     ids = []
     for c in classes:

@@ -1,15 +1,18 @@
 """The files `predict` writes for one video, one frame at a time: annotated.mp4, tracks.csv,
 tracks_mot.txt and forecasts.csv (formats of the rows: `track_rows`, `mot_rows`, `forecast_rows`).
+With a homography, tracks.csv and forecasts.csv also hold ground-plane positions (wx, wy, metres).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
 from .atomic import Staging, writing
-from .formats import CSV_COLUMNS
+from .formats import CSV_COLUMNS, CSV_WORLD_COLUMNS
+from .geometry import GroundPlane
 from .results import FrameForecasts, FrameResult
 from .tracking import TrackedBoxes
 from .video import VideoInfo, VideoWriter
@@ -33,25 +36,26 @@ class PredictOutputs:
     finalises the video so it stays playable, then publishes every file together. A write that
     fails (full disk) is one OutputError naming the file."""
 
-    def __init__(self, out_dir: Path, info: VideoInfo, with_world: bool):
+    def __init__(self, out_dir: Path, info: VideoInfo, homography: np.ndarray | None = None):
         self.out_dir = out_dir
+        self.ground = None if homography is None else GroundPlane(homography)
+        world = CSV_WORLD_COLUMNS if self.ground is not None else ()
         self.staging = Staging()
         self.video: VideoWriter | None = None
-        self._files: list[tuple[Path, object]] = []  # (final path, open partial file)
+        self._files: list[tuple[Path, IO[str]]] = []  # (final path, open partial file)
         try:
             video = out_dir / VIDEO_NAME
             self.video = VideoWriter(
                 self.staging.stage(video), info.fps, info.width, info.height, shown_as=video
             )
-            self.tracks_csv = self._open("tracks.csv", ",".join(CSV_COLUMNS))
+            self.tracks_csv = self._open("tracks.csv", ",".join(CSV_COLUMNS + world))
             self.tracks_mot = self._open("tracks_mot.txt", None)
-            columns = FORECAST_COLUMNS + (("wx", "wy") if with_world else ())
-            self.forecasts_csv = self._open("forecasts.csv", ",".join(columns))
+            self.forecasts_csv = self._open("forecasts.csv", ",".join(FORECAST_COLUMNS + world))
         except BaseException:
             self.close(publish_files=False)
             raise
 
-    def _open(self, name: str, header: str | None):
+    def _open(self, name: str, header: str | None) -> IO[str]:
         path = self.out_dir / name
         with writing(path):
             f = open(self.staging.stage(path), "w", newline="")
@@ -63,9 +67,15 @@ class PredictOutputs:
 
     def write(self, result: FrameResult, annotated: np.ndarray) -> None:
         self.video.write(annotated)
+        t = result.tracks
+        world = (
+            None
+            if self.ground is None
+            else self.ground.to_ground(t.xy, result.frame_id, t.track_id)
+        )
         rows = (
-            track_rows(result.frame_id, result.tracks),
-            mot_rows(result.frame_id, result.tracks),
+            track_rows(result.frame_id, t, world),
+            mot_rows(result.frame_id, t),
             forecast_rows(result.frame_id, result.forecasts),
         )
         for (path, file), text in zip(self._files, rows, strict=True):
@@ -100,16 +110,19 @@ class PredictOutputs:
             raise error
 
 
-def track_rows(frame_id: int, t: TrackedBoxes) -> str:
-    """tracks.csv rows of one frame (formats.CSV_COLUMNS; x, y = bottom centre, pixels)."""
+def track_rows(frame_id: int, t: TrackedBoxes, world_xy: np.ndarray | None = None) -> str:
+    """tracks.csv rows of one frame (formats.CSV_COLUMNS; x, y = bottom centre, pixels), and
+    with world_xy (N, 2) the same points on the ground plane in metres (CSV_WORLD_COLUMNS)."""
+    world = [""] * len(t) if world_xy is None else [f",{a:.4f},{b:.4f}" for a, b in world_xy]
     return "".join(
-        f"{frame_id},{i},{x:.2f},{y:.2f},{left:.2f},{top:.2f},{w:.2f},{h:.2f},{k},{c:.4f},px\n"
-        for i, (x, y), (left, top, w, h), k, c in zip(
+        f"{frame_id},{i},{x:.2f},{y:.2f},{left:.2f},{top:.2f},{w:.2f},{h:.2f},{k},{c:.4f},px{g}\n"
+        for i, (x, y), (left, top, w, h), k, c, g in zip(
             t.track_id.tolist(),
             t.xy.tolist(),
             t.box_xywh.tolist(),
             t.class_id.tolist(),
             t.conf.tolist(),
+            world,
             strict=False,
         )
     )

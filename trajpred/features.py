@@ -9,6 +9,10 @@ Normalisation (so one model serves metres and pixels, any direction of travel):
   rotation and built from the past only; a track's LSTM state can therefore be advanced one
   step at a time without re-encoding its window. Forecasts come out in the heading frame of
   the last step, relative to the last position, and are mapped back here.
+- scene (camera-specific models only, `ForecasterConfig.scene_input`): where the track stands,
+  mapped from the scene's bounds to [-1, 1], with sin/cos terms, and its heading in the
+  scene's own axes (these are deliberately not rotation invariant: they say where in this
+  camera's view the track is, which is what a scene-specific model learns from).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .model import BOX_FEATURES, ForecastOutput
+from .model import BOX_FEATURES, SCENE_FREQUENCIES, ForecasterConfig, ForecastOutput
 
 PERSON_HEIGHT_M = 1.7
 MOVING_EPS = 0.02  # model units (~metres) per step below which the heading is kept
@@ -158,3 +162,30 @@ def neighbour_features(
     step = rotate_into(direction, (nbr_xy[:, :, 1] - nbr_xy[:, :, 0]) / s)
     own = rotate_into(heading.direction, own_step / scale[:, None])[:, None]
     return torch.cat([rel, step, step - own], -1)
+
+
+def scene_features(
+    xy: torch.Tensor,
+    direction: torch.Tensor,
+    class_id: torch.Tensor | None,
+    cfg: ForecasterConfig,
+) -> torch.Tensor:
+    """Last positions xy (B, 2) in source units, heading directions (B, 2), class ids (B,) or
+    None -> (B, cfg.scene_features): position scaled so cfg.scene_bounds span [-1, 1] (clamped
+    to +-1.5), sin and cos of pi * f * position for f in SCENE_FREQUENCIES, the heading, and a
+    one-hot of the class over cfg.scene_classes (all zero for other or unknown classes)."""
+    x_min, y_min, x_max, y_max = cfg.scene_bounds
+    lo = xy.new_tensor([x_min, y_min])
+    size = xy.new_tensor([x_max - x_min, y_max - y_min]).clamp_min(1e-6)
+    pos = (2 * (xy - lo) / size - 1).clamp(-1.5, 1.5)
+    parts = [pos]
+    for f in SCENE_FREQUENCIES:
+        parts += [torch.sin(torch.pi * f * pos), torch.cos(torch.pi * f * pos)]
+    parts.append(direction)
+    if cfg.scene_classes:
+        classes = xy.new_tensor(cfg.scene_classes)
+        ids = (
+            xy.new_full((len(xy),), -1.0) if class_id is None else class_id.to(xy.dtype).reshape(-1)
+        )
+        parts.append((ids[:, None] == classes[None, :]).to(xy.dtype))
+    return torch.cat(parts, -1)

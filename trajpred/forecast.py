@@ -16,6 +16,7 @@ from .features import (
     Heading,
     neighbour_features,
     output_positions,
+    scene_features,
     speed_along,
     step_features,
     to_positions,
@@ -31,7 +32,8 @@ class Forecasts:
 
     mean: (N, pred_len, 2) deterministic forecast.
     samples: (N, K, pred_len, 2) K trajectories (the K most probable modes when K <= modes,
-        else modes drawn by probability with their Gaussian noise), or None.
+        else every mode and then draws of a mode with its Gaussian noise; see draw_samples),
+        or None.
     sigma: (N, pred_len) standard deviation of the most probable mode, source units, or None.
     """
 
@@ -47,19 +49,29 @@ def draw_samples(
     k: int,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """(B, k, pred_len, 2) trajectories in source units from the mixture head."""
+    """(B, k, pred_len, 2) trajectories in source units from the mixture head: the k most
+    probable modes, most probable first; for k above the M modes, all M modes and then k - M
+    draws (a mode picked by probability, plus its Gaussian noise).
+
+    The samples of a smaller k are the first ones of a larger k (from the same generator state),
+    so best-of-K never gets worse as K grows.
+    """
     m = out.mode_logits.shape[1]
+    order = out.mode_logits.sort(dim=1, descending=True, stable=True).indices[:, : min(k, m)]
+    top = modes_xy[torch.arange(len(order), device=order.device)[:, None], order]
     if k <= m:
-        top = out.mode_logits.topk(k, dim=1).indices
-        return torch.gather(modes_xy, 1, top[..., None, None].expand(-1, -1, *modes_xy.shape[2:]))
-    probs = out.mode_logits.softmax(1)
-    pick = torch.multinomial(probs, k, replacement=True, generator=generator)
-    centre = torch.gather(modes_xy, 1, pick[..., None, None].expand(-1, -1, *modes_xy.shape[2:]))
-    sigma = torch.gather(out.mode_sigma, 1, pick[..., None].expand(-1, -1, out.mode_sigma.shape[2]))
-    noise = (
-        torch.randn(centre.shape, generator=generator) * (sigma * scale[:, None, None])[..., None]
-    )
-    return centre + noise
+        return top
+    # One draw at a time, on the CPU, so the first draws do not depend on k or the device.
+    probs = out.mode_logits.softmax(1).cpu()
+    sigma_xy = (out.mode_sigma * scale[:, None, None]).cpu()  # (B, M, pred_len) source units
+    centres = modes_xy.cpu()
+    rows = torch.arange(len(probs))
+    draws = []
+    for _ in range(k - m):
+        pick = torch.multinomial(probs, 1, generator=generator)[:, 0]  # (B,)
+        noise = torch.randn(centres[:, 0].shape, generator=generator)  # (B, pred_len, 2)
+        draws.append(centres[rows, pick] + noise * sigma_xy[rows, pick][..., None])
+    return torch.cat([top, torch.stack(draws, 1).to(top.device)], 1)
 
 
 def top_mode_sigma(out: ForecastOutput, scale: torch.Tensor) -> torch.Tensor:
@@ -73,14 +85,23 @@ def window_inputs(
     box: torch.Tensor | None,
     nbr_xy: torch.Tensor | None = None,
     nbr_mask: torch.Tensor | None = None,
+    class_id: torch.Tensor | None = None,
 ):
-    """Everything the model reads from a batch of windows: (inputs for model(...), heading, scale)."""
+    """What the model reads from a batch of windows: (inputs of model(...), heading, scale).
+
+    class_id (B,) is read only by camera-specific models with class input (cfg.scene_classes).
+    """
     scale = window_scale(box, len(obs))
     features, heading, speed = window_features(obs, scale, box if model.cfg.box_features else None)
     nbr = None
     if model.cfg.social_neighbours > 0 and nbr_xy is not None:
         nbr = neighbour_features(nbr_xy, obs[:, -1], obs[:, -1] - obs[:, -2], heading, scale)
-    return (features, speed, nbr, nbr_mask if nbr is not None else None), heading, scale
+    scene = (
+        scene_features(obs[:, -1], heading.direction, class_id, model.cfg)
+        if model.cfg.scene_input
+        else None
+    )
+    return (features, speed, nbr, nbr_mask if nbr is not None else None, scene), heading, scale
 
 
 @torch.no_grad()
@@ -93,8 +114,10 @@ def forecast_windows(
     seed: int = 0,
     nbr_xy: np.ndarray | None = None,
     nbr_mask: np.ndarray | None = None,
+    class_id: np.ndarray | None = None,
 ) -> Forecasts:
-    """Forecast from observed windows obs_xy (N, T, 2) in source units (neighbours optional)."""
+    """Forecast from observed windows obs_xy (N, T, 2) in source units (neighbours and class
+    ids (N,) optional)."""
     model.eval()
     generator = torch.Generator().manual_seed(seed)
     means, samples, sigmas = [], [], []
@@ -102,7 +125,12 @@ def forecast_windows(
     for start in range(0, len(obs_xy), batch_size):
         obs = torch.as_tensor(obs_xy[start : start + batch_size], dtype=torch.float32)
         inputs, heading, scale = window_inputs(
-            model, obs, part(obs_box_wh, start), part(nbr_xy, start), part(nbr_mask, start)
+            model,
+            obs,
+            part(obs_box_wh, start),
+            part(nbr_xy, start),
+            part(nbr_mask, start),
+            part(class_id, start),
         )
         out = model(*inputs)
         mean, modes = output_positions(out, obs[:, -1], heading, scale)
@@ -124,23 +152,27 @@ class TrackStreams:
     """LSTM state of every live track, advanced one model step (dt_s) at a time, in batches.
 
     A track's first observation only sets its position; each later one adds one displacement
-    feature and one LSTM step, so a forecast never re-encodes the track's history. Positions
-    are in source units (pixels or metres); `box_wh` (pixels) sets the per-track scale
-    (box height / 1.7 = pixels per metre, smoothed) and the box features.
+    feature, one LSTM step and a fresh forecast from the new state, all tracks of one `observe`
+    call in one model call (`advance`), so a forecast never re-encodes the track's history and
+    costs no second call. Positions are in source units (pixels or metres); `box_wh` (pixels)
+    sets the per-track scale (box height / 1.7 = pixels per metre, smoothed) and the box
+    features.
     """
+
+    FORECAST_FIELDS = ("fc_xy", "fc_top_sigma", "fc_mean", "fc_modes", "fc_logits", "fc_sigma")
 
     def __init__(self, model: Forecaster, device: str | torch.device = "cpu", capacity: int = 64):
         self.model = model.eval().to(device)
         self.device = torch.device(device)
         self.slot: dict[int, int] = {}
         self._free: list[int] = []
-        self._clock = 0  # observe() calls so far: tracks observed in one call are neighbours
         self._alloc(capacity)
 
     def _alloc(self, capacity: int) -> None:
         cfg, dev = self.model.cfg, self.device
         old = getattr(self, "h", None)
         n_old = 0 if old is None else old.shape[1]
+        m, p = cfg.num_modes, cfg.pred_len
         new = {
             "h": torch.zeros(cfg.num_layers, capacity, self.model.state_size, device=dev),
             "c": torch.zeros(cfg.num_layers, capacity, self.model.state_size, device=dev),
@@ -151,7 +183,16 @@ class TrackStreams:
             "known": torch.zeros(capacity, dtype=torch.bool, device=dev),
             "scale": torch.ones(capacity, device=dev),
             "count": torch.zeros(capacity, dtype=torch.long, device=dev),
-            "observed_at": torch.full((capacity,), -1, dtype=torch.long, device=dev),
+            # The forecast made at each track's latest observation: mean positions and top
+            # mode's sigma in source units (what every frame reads), and the mixture in the
+            # heading frame and model units (read only to draw samples).
+            "fc_xy": torch.zeros(capacity, p, 2, device=dev),
+            "fc_top_sigma": torch.zeros(capacity, p, device=dev),
+            "fc_mean": torch.zeros(capacity, p, 2, device=dev),
+            "fc_modes": torch.zeros(capacity, m, p, 2, device=dev),
+            "fc_logits": torch.zeros(capacity, m, device=dev),
+            "fc_sigma": torch.zeros(capacity, m, p, device=dev),
+            "class_id": torch.full((capacity,), -1, dtype=torch.long, device=dev),
         }
         for name, tensor in new.items():
             if old is not None:
@@ -177,9 +218,12 @@ class TrackStreams:
             if s is not None:
                 self.count[s] = 0
                 self.known[s] = False
+                self.class_id[s] = -1
                 self.direction[s] = torch.tensor([1.0, 0.0], device=self.device)
-                self.h[:, s] = 0
-                self.c[:, s] = 0
+                for name in ("h", "c"):
+                    getattr(self, name)[:, s] = 0
+                for name in ("last_step", *self.FORECAST_FIELDS):
+                    getattr(self, name)[s] = 0
                 self._free.append(s)
 
     def n_observed(self, track_ids) -> np.ndarray:
@@ -197,8 +241,10 @@ class TrackStreams:
         xy: np.ndarray,
         box_wh: np.ndarray | None = None,
         appearance: np.ndarray | None = None,
+        class_id: np.ndarray | None = None,
     ) -> None:
-        """One observation per listed track, one model step after its previous one."""
+        """One observation per listed track, one model step after its previous one (class ids
+        (N,) are kept for camera-specific models that read the class)."""
         if len(track_ids) == 0:
             return
         slots = self._slots(track_ids)
@@ -213,77 +259,91 @@ class TrackStreams:
             # pixels per metre from the box height, smoothed so one bad box cannot jump the scale
             fresh = box_t[:, 1].clamp_min(1.0) / PERSON_HEIGHT_M
             self.scale[slots] = torch.where(first, fresh, 0.8 * self.scale[slots] + 0.2 * fresh)
-        cont = slots[~first]
-        if len(cont):
-            rows = ~first
-            step = (xy_t[rows] - self.last_xy[cont]) / self.scale[cont, None]
-            heading = Heading(self.direction[cont], self.known[cont])
-            app = (
-                None
-                if appearance is None
-                else torch.as_tensor(appearance, dtype=torch.float32, device=self.device)[rows]
-            )
-            use_box = box_t is not None and self.model.cfg.box_features
-            feats, heading = step_features(
-                step,
-                heading,
-                box_t[rows] if use_box else None,
-                self.last_box[cont] if use_box else None,
-                app,
-            )
-            _, (h, c) = self.model.step(feats, (self.h[:, cont], self.c[:, cont]))
-            self.h[:, cont], self.c[:, cont] = h, c
-            self.direction[cont], self.known[cont] = heading.direction, heading.known
-            self.last_step[cont] = step
+        if class_id is not None:  # before stepping: the class of this observation is read
+            self.class_id[slots] = torch.as_tensor(np.asarray(class_id), device=self.device)
+        app = None
+        if appearance is not None:
+            app = torch.as_tensor(appearance, dtype=torch.float32, device=self.device)
+        if not first.any():  # the usual call: every track continues
+            self._advance(slots, xy_t, box_t, app)
+        else:
+            # a new track stays where it is until its second observation
+            self.fc_xy[slots[first]] = xy_t[first, None]
+            rows = (~first).nonzero().squeeze(1)
+            if len(rows):
+                pick = lambda t: None if t is None else t[rows]  # noqa: E731
+                self._advance(slots[rows], xy_t[rows], pick(box_t), pick(app))
         self.last_xy[slots] = xy_t
         if box_t is not None:
             self.last_box[slots] = box_t
         self.count[slots] += 1
-        self.observed_at[slots] = self._clock
-        self._clock += 1
 
-    def _neighbours(self, slots: torch.Tensor, heading):
-        """Neighbour features of the forecast tracks from every live track's last two samples
-        (the same quantities windows carry), or (None, None) for a model without them."""
+    def _advance(self, cont, xy, box, appearance) -> None:
+        """Step and forecast the tracks in slots `cont`, observed now at xy (C, 2)."""
+        scale, prev_xy = self.scale[cont], self.last_xy[cont]
+        step = (xy - prev_xy) / scale[:, None]
+        use_box = box is not None and self.model.cfg.box_features
+        feats, heading = step_features(
+            step,
+            Heading(self.direction[cont], self.known[cont]),
+            box if use_box else None,
+            self.last_box[cont] if use_box else None,
+            appearance,
+        )
+        nbr, mask = self._neighbours(prev_xy, xy, heading, scale)
+        cfg = self.model.cfg
+        scene = (
+            scene_features(xy, heading.direction, self.class_id[cont], cfg)
+            if cfg.scene_input
+            else None
+        )
+        (h, c), out = self.model.advance(
+            feats[:, None],
+            (self.h[:, cont], self.c[:, cont]),
+            speed_along(step, heading),
+            nbr,
+            mask,
+            scene,
+        )
+        self.h[:, cont], self.c[:, cont] = h, c
+        self.direction[cont], self.known[cont] = heading.direction, heading.known
+        self.last_step[cont] = step
+        self.fc_xy[cont] = to_positions(out.mean, xy, heading, scale)
+        self.fc_top_sigma[cont] = top_mode_sigma(out, scale)
+        self.fc_mean[cont], self.fc_modes[cont] = out.mean, out.modes
+        self.fc_logits[cont], self.fc_sigma[cont] = out.mode_logits, out.mode_sigma
+
+    def _neighbours(self, prev_xy, xy, heading: Heading, scale):
+        """Neighbour features of tracks observed together at xy (C, 2), previously at prev_xy:
+        each one's nearest others of the same call (the same quantities windows carry), or
+        (None, None) for a model without them."""
         k = self.model.cfg.social_neighbours
-        if k <= 0:
+        if k <= 0 or len(xy) < 2:
             return None, None
-        live = torch.tensor(sorted(self.slot.values()), dtype=torch.long, device=self.device)
-        live = live[self.count[live] >= 2]
-        if len(live) == 0:
-            return None, None
-        last = self.last_xy[live]  # (L, 2) source units
-        prev = last - self.last_step[live] * self.scale[live, None]
-        dist = torch.cdist(self.last_xy[slots], last)  # (B, L)
-        # Not oneself, and only tracks sampled at the same moment (same observe() call).
-        dist[
-            (slots[:, None] == live[None, :])
-            | (self.observed_at[slots][:, None] != self.observed_at[live][None, :])
-        ] = float("inf")
-        near = dist.topk(min(k, len(live)), dim=1, largest=False)
-        mask = torch.isfinite(near.values)
-        pair = torch.stack([prev[near.indices], last[near.indices]], 2)  # (B, k', 2, 2)
-        own_step = self.last_step[slots] * self.scale[slots, None]
-        return neighbour_features(
-            pair, self.last_xy[slots], own_step, heading, self.scale[slots]
-        ), mask
+        dist = torch.cdist(xy, xy)  # (C, C) source units
+        dist.fill_diagonal_(float("inf"))  # not oneself
+        near = dist.topk(min(k, len(xy) - 1), dim=1, largest=False).indices
+        pair = torch.stack([prev_xy[near], xy[near]], 2)  # (C, k', 2, 2)
+        features = neighbour_features(pair, xy, xy - prev_xy, heading, scale)
+        return features, torch.ones(near.shape, dtype=torch.bool, device=self.device)
 
     @torch.no_grad()
     def forecast(self, track_ids, k: int = 0) -> Forecasts:
-        """Forecasts from each track's current state (tracks need >= 2 observations)."""
+        """Each track's forecast made at its latest observation, in source units (a track with
+        fewer than 2 observations is forecast to stay at its last position, sigma 0)."""
         slots = self._slots(track_ids)
-        heading = Heading(self.direction[slots], self.known[slots])
-        nbr, mask = self._neighbours(slots, heading)
-        out = self.model.decode(
-            self.h[-1, slots], speed_along(self.last_step[slots], heading), nbr, mask
-        )
-        scale, origin = self.scale[slots], self.last_xy[slots]
-        mean = to_positions(out.mean, origin, heading, scale)
         samples = None
         if k:
-            samples = (
-                draw_samples(out, to_positions(out.modes, origin, heading, scale), scale, k)
-                .cpu()
-                .numpy()
+            heading = Heading(self.direction[slots], self.known[slots])
+            scale, origin = self.scale[slots], self.last_xy[slots]
+            out = ForecastOutput(
+                self.fc_mean[slots],
+                self.fc_modes[slots],
+                self.fc_logits[slots],
+                self.fc_sigma[slots],
             )
-        return Forecasts(mean.cpu().numpy(), samples, top_mode_sigma(out, scale).cpu().numpy())
+            modes = to_positions(out.modes, origin, heading, scale)
+            samples = draw_samples(out, modes, scale, k).cpu().numpy()
+        return Forecasts(
+            self.fc_xy[slots].cpu().numpy(), samples, self.fc_top_sigma[slots].cpu().numpy()
+        )

@@ -43,6 +43,9 @@ CSV_COLUMNS = (
     "units",
 )
 CSV_REQUIRED = CSV_COLUMNS[:4]
+# Ground-plane position in metres of the same point, written with a homography
+# (`trajpred track --homography`); read as the positions with ground_plane=True.
+CSV_WORLD_COLUMNS = ("wx", "wy")
 BOX_COLUMNS = ("left", "top", "width", "height")
 
 # Positions and box values (metres or pixels) must lie within +-MAX_COORD. Beyond it nothing
@@ -271,7 +274,8 @@ def _parse_eth_ucy(path, lines: Lines) -> Tracks:
 
 
 def write_eth_ucy(path: str | os.PathLike, tracks: Tracks) -> None:
-    """Write `frame_id ped_id x y`, tab separated, ids as integers (boxes, class, conf dropped).
+    """Write `frame_id ped_id x y`, tab separated, ids as integers. Boxes, class and conf are
+    dropped.
 
     Only metre tracks: ETH/UCY files carry no units, and every reader takes them as metres.
     """
@@ -363,15 +367,18 @@ def write_mot(path: str | os.PathLike, tracks: Tracks) -> None:
 # ---------------------------------------------------------------- trajpred CSV
 
 
-def read_csv(path: str | os.PathLike) -> Tracks:
+def read_csv(path: str | os.PathLike, ground_plane: bool = False) -> Tracks:
     """Read trajpred's CSV: a header row naming columns from CSV_COLUMNS, in any order.
 
     frame, track_id, x, y are required. The four box columns come together or not at all;
     a row with all four empty has no box (NaN), and a file with no box values at all gives
     box_xywh None. Empty class_id -> -1, empty conf -> 1. units ("m" or "px") must agree on
     every row; when absent or empty it is "px" if the file has boxes, else "m".
+    The ground-plane columns wx, wy (metres) are optional and come together; with
+    ground_plane=True they are required and become the positions: units "m", no boxes (a
+    box's pixel height must not set the scale of metres).
     """
-    return _parse_csv(path, _load_lines(path))
+    return _parse_csv(path, _load_lines(path), ground_plane)
 
 
 def _check_header(path, names: list[str], line_no: int) -> None:
@@ -381,16 +388,17 @@ def _check_header(path, names: list[str], line_no: int) -> None:
             f"no header row; the first line must name the columns, e.g. {','.join(CSV_COLUMNS)}",
             line_no,
         )
-    unknown = [n for n in dict.fromkeys(names) if n not in CSV_COLUMNS]
+    valid = CSV_COLUMNS + CSV_WORLD_COLUMNS
+    unknown = [n for n in dict.fromkeys(names) if n not in valid]
     if unknown:
         described = []
         for n in unknown[:5]:  # a garbage header can hold thousands
-            close = difflib.get_close_matches(n, CSV_COLUMNS, n=1, cutoff=0.6)
+            close = difflib.get_close_matches(n, valid, n=1, cutoff=0.6)
             described.append(_show(n) + (f" (did you mean '{close[0]}'?)" if close else ""))
         raise InputError(
             path,
             f"unknown column{'s' if len(unknown) > 1 else ''} "
-            f"{', '.join(described)}; valid: {','.join(CSV_COLUMNS)}",
+            f"{', '.join(described)}; valid: {','.join(valid)}",
             line_no,
         )
     repeated = sorted(n for n, count in Counter(names).items() if count > 1)
@@ -403,14 +411,23 @@ def _check_header(path, names: list[str], line_no: int) -> None:
     if some_box and len(some_box) < 4:
         absent = [n for n in BOX_COLUMNS if n not in names]
         raise InputError(path, f"box columns come together: missing {', '.join(absent)}", line_no)
+    if sum(n in names for n in CSV_WORLD_COLUMNS) == 1:
+        raise InputError(path, "ground-plane columns wx, wy come together", line_no)
 
 
-def _parse_csv(path, lines: Lines) -> Tracks:
+def _parse_csv(path, lines: Lines, ground_plane: bool = False) -> Tracks:
     if not lines:
         raise InputError(path, "empty file: no header and no data rows")
     header_no, header = lines[0]
     names = [n.strip() for n in header.split(",")]
     _check_header(path, names, header_no)
+    if ground_plane and "wx" not in names:
+        raise InputError(
+            path,
+            "no ground-plane columns wx, wy (export tracks with `trajpred track --homography "
+            "H.txt`, or leave data.ground_plane off)",
+            header_no,
+        )
     if len(lines) == 1:
         raise InputError(path, "no data rows after the header", header_no)
     rows, line_nos, _ = _split_rows(
@@ -426,7 +443,7 @@ def _parse_csv(path, lines: Lines) -> Tracks:
         coordinates=("x", "y", *BOX_COLUMNS),
     )
     col = {names[j]: values[:, k] for k, j in enumerate(numeric)}
-    for name in CSV_REQUIRED:
+    for name in CSV_REQUIRED + (CSV_WORLD_COLUMNS if ground_plane else ()):
         empty = np.isnan(col[name])
         if empty.any():
             raise InputError(path, f"{name} is empty", line_nos[int(np.argmax(empty))])
@@ -469,6 +486,11 @@ def _parse_csv(path, lines: Lines) -> Tracks:
         source=Path(path).name,
     )
     _check_duplicates(path, tracks, line_nos)
+    if ground_plane:
+        world = np.stack([col["wx"], col["wy"]], axis=1)
+        return Tracks(
+            tracks.frame_id, tracks.track_id, world, None, class_id, conf, "m", tracks.source
+        )
     return tracks
 
 
@@ -558,23 +580,34 @@ def _detect(path, lines: Lines) -> str:
 
 
 def read_tracks(
-    path: str | os.PathLike, format: str = "auto", *, ignore_zero_conf: bool = False
+    path: str | os.PathLike,
+    format: str = "auto",
+    *,
+    ignore_zero_conf: bool = False,
+    ground_plane: bool = False,
 ) -> Tracks:
     """Read any supported file; format "auto" looks at the first line (see `_detect`).
 
-    `ignore_zero_conf` applies to MOT files only (see `read_mot`).
+    `ignore_zero_conf` applies to MOT files only (see `read_mot`). `ground_plane`: positions
+    in metres on the ground: a CSV's wx, wy columns (see `read_csv`); ETH/UCY files are in
+    metres already; MOT files have none.
     """
     if format not in ("auto", *FORMATS):
         raise TrajpredError(f"unknown track format '{format}'; choose auto, {', '.join(FORMATS)}")
     lines = _load_lines(path)
     format = _detect(path, lines) if format == "auto" else format
     if format == "mot":
+        if ground_plane:
+            raise InputError(path, "MOT files hold no ground-plane positions (data.ground_plane)")
         return _parse_mot(path, lines, ignore_zero_conf)
-    return _parse_csv(path, lines) if format == "csv" else _parse_eth_ucy(path, lines)
+    if format == "csv":
+        return _parse_csv(path, lines, ground_plane)
+    return _parse_eth_ucy(path, lines)
 
 
 def write_tracks(path: str | os.PathLike, tracks: Tracks, format: str) -> None:
-    """Write `tracks` as "eth_ucy", "mot" or "csv" (the write_* functions say what each keeps)."""
+    """Write `tracks` as "eth_ucy", "mot" or "csv" (see the write_* functions for what each
+    keeps)."""
     writers = {"eth_ucy": write_eth_ucy, "mot": write_mot, "csv": write_csv}
     if format not in writers:
         raise TrajpredError(f"unknown track format '{format}'; choose {', '.join(FORMATS)}")

@@ -93,11 +93,14 @@ def score_scene(
 
 def average_row(rows: list[SceneScore]) -> SceneScore:
     """Plain mean of the scenes' scores (the benchmark's AVG), windows summed."""
-    mean = lambda name: (
-        float(np.mean([getattr(r, name) for r in rows]))  # noqa: E731
-        if all(getattr(r, name) is not None for r in rows)
-        else None
-    )
+
+    def mean(name: str) -> float:
+        return float(np.mean([getattr(r, name) for r in rows]))
+
+    def mean_if_all(name: str) -> float | None:  # best-of-k: None unless every scene has it
+        values = [getattr(r, name) for r in rows]
+        return None if any(v is None for v in values) else float(np.mean(values))
+
     return SceneScore(
         "avg",
         sum(r.windows for r in rows),
@@ -105,8 +108,8 @@ def average_row(rows: list[SceneScore]) -> SceneScore:
         mean("fde"),
         mean("cv_ade"),
         mean("cv_fde"),
-        mean("min_ade"),
-        mean("min_fde"),
+        mean_if_all("min_ade"),
+        mean_if_all("min_fde"),
         rows[0].k,
         rows[0].units,
     )

@@ -17,6 +17,21 @@ the current frame: the predicted offsets are added to the track's current bottom
 s is taken to fall s * dt_s after the current frame (target_frame = frame + round(s * dt_s * fps)).
 Tracks with fewer than 2 samples (their first dt_s or so) get no forecast: no rows in
 forecasts.csv, nothing drawn. Forecaster state of tracks unseen for `drop_after_s` is dropped.
+
+Units. Without a homography the model reads pixels, scaled per track by box height / 1.7
+(pixels per metre of a person). With one (`forecast.homography`, image -> ground plane in
+metres) every bottom centre is mapped to the ground plane as it arrives and smoothed there
+(trajpred/ground_filter.py: a pixel of bottom-edge jitter is a metre of depth far away), so
+sampling, interpolation, the LSTM state, neighbours and the shift to the current frame all
+happen in metres, at scale 1: the units the model was trained in, where a straight walk at
+constant speed stays straight and steady instead of bending and slowing with perspective. The
+forecast (mean, samples) is mapped back into the image for drawing and `xy`; `world_xy` keeps
+the metres; sigma becomes pixels with the local scale of the ground -> image map at each
+predicted point (trajpred/geometry.py `GroundPlane.pixels_per_metre`). Steps that would come
+closer to the camera than half the track's depth (far below the image, or behind the camera)
+are held at the last step before them (`GroundPlane.to_image`), so every drawn point is finite;
+a track that maps to a non-finite, absurdly far or above-the-horizon ground point stops the
+run with an error naming the frame and track.
 """
 
 from __future__ import annotations
@@ -26,13 +41,15 @@ import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from .checks import between, check_fields, non_empty, optional, positive
 from .detect import Detector, DetectorConfig, resolve_device
 from .errors import InputError
+from .geometry import GroundPlane, read_homography
+from .geometry import apply_homography as apply_homography  # the names' old home
+from .ground_filter import GroundFilter
 from .paths import PACKAGE_ROOT, resolve_data_path
 from .render import RenderConfig
 from .results import FrameForecasts, FrameResult
@@ -51,6 +68,8 @@ class ForecastConfig:
     homography: str | None = None  # 3x3 image -> ground plane text file: also forecast in metres
     max_gap_steps: float = 1.0  # longer gaps in a track restart its forecaster state
     drop_after_s: float = 2.0  # forget the forecaster state of tracks unseen this long
+    ground_noise_px: float = 3.0  # with a homography: std of a box's bottom centre in pixels,
+    # for the ground-plane Kalman filter (trajpred/ground_filter.py); 0 = raw positions
 
     def __post_init__(self) -> None:
         check_fields(
@@ -59,6 +78,7 @@ class ForecastConfig:
             k=between(0, MAX_K),
             max_gap_steps=between(1),
             drop_after_s=positive(),
+            ground_noise_px=between(0, 1000),
         )
 
 
@@ -76,62 +96,32 @@ class PipelineConfig:
         check_fields(self, tracker=non_empty, fps=optional(between(0, MAX_FPS, low_open=True)))
 
 
-def read_homography(path: str | Path) -> np.ndarray:
-    """A 3x3 matrix from a text file (whitespace or commas; '#' comments), checked invertible."""
-    try:
-        text = Path(path).read_text()
-    except OSError as e:
-        raise InputError(path, f"cannot read homography ({e.strerror or e})") from None
-    rows = [ln.split("#")[0].replace(",", " ").split() for ln in text.splitlines()]
-    try:
-        values = [float(v) for row in rows for v in row]
-    except ValueError:
-        raise InputError(path, "homography must hold 9 numbers") from None
-    if len(values) != 9:
-        raise InputError(path, f"homography must hold 9 finite numbers, found {len(values)}")
-    for i, v in enumerate(values):
-        if not math.isfinite(v):
-            what = "NaN" if math.isnan(v) else "an infinite value"
-            raise InputError(
-                path, f"homography holds {what} (row {i // 3 + 1}, column {i % 3 + 1})"
-            )
-    h = np.array(values).reshape(3, 3)
-    if abs(np.linalg.det(h)) < 1e-12:
-        raise InputError(path, "homography is singular")
-    return h
-
-
-def apply_homography(h: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    """(..., 2) points -> (..., 2) mapped by the 3x3 matrix h (divided by the third coordinate)."""
-    flat = xy.reshape(-1, 2)
-    out = np.column_stack([flat, np.ones(len(flat))]) @ h.T
-    return (out[:, :2] / out[:, 2:3]).reshape(xy.shape)
-
-
 def load_model(checkpoint: str):
     """The forecaster from a checkpoint; a missing default gets a hint."""
     from .checkpoint import load_forecaster
 
-    checkpoint = resolve_data_path(checkpoint)
-    if not checkpoint.is_file():
+    path = resolve_data_path(checkpoint)
+    if not path.is_file():
         raise InputError(
-            checkpoint,
+            path,
             "forecaster checkpoint not found; pass one with --checkpoint "
             "(e.g. best.pt from `trajpred train`)",
         )
-    return load_forecaster(checkpoint)
+    return load_forecaster(path)
 
 
 @dataclass
 class _TrackState:
     last_frame: int  # 0-based index of the frame the track was last seen on
-    xy: np.ndarray  # (2,) bottom centre there, pixels
+    xy: np.ndarray  # (2,) bottom centre there: pixels, or metres on the ground plane
     wh: np.ndarray  # (2,) box width, height there, pixels
     next_k: int  # index of the next grid time to sample
 
 
 class LiveForecaster:
-    """Per-track sampling at dt_s, TrackStreams updates and per-frame forecasts (see module doc)."""
+    """Per-track sampling at dt_s, TrackStreams updates and per-frame forecasts (see module doc).
+
+    homography: 3x3 image -> ground plane (metres), or None to forecast in pixels."""
 
     def __init__(
         self,
@@ -144,6 +134,14 @@ class LiveForecaster:
         from .forecast import TrackStreams
 
         self.cfg, self.fps, self.homography = cfg, fps, homography
+        self.ground = (
+            None if homography is None else GroundPlane(homography, cfg.homography or "homography")
+        )
+        self.filter = (
+            GroundFilter(self.ground, cfg.ground_noise_px)
+            if self.ground is not None and cfg.ground_noise_px > 0
+            else None
+        )
         self.dt_s, self.pred_len = model.cfg.dt_s, model.cfg.pred_len
         self.frames_per_step = fps * self.dt_s
         self.streams = TrackStreams(model, device)
@@ -155,21 +153,27 @@ class LiveForecaster:
     def _restart(self, tid: int) -> None:
         self.streams.drop([tid])
         self.cache.pop(tid, None)
+        if self.filter is not None:
+            self.filter.drop(tid)
 
-    def _samples(self, i: int, tracks: TrackedBoxes) -> dict[int, list]:
-        """Grid samples due at frame index i: {k: [(track id, xy, wh), ...]}."""
+    def _restart_gaps(self, i: int, tracks: TrackedBoxes) -> None:
+        """Restart the tracks of frame index i unseen for longer than max_gap_steps."""
+        limit = self.cfg.max_gap_steps * self.frames_per_step + 1e-9
+        for tid in tracks.track_id.tolist():
+            s = self.state.get(tid)
+            if s is not None and i - s.last_frame > limit:
+                self._restart(tid)
+                del self.state[tid]
+
+    def _samples(self, i: int, tracks: TrackedBoxes, positions: np.ndarray) -> dict[int, list]:
+        """Grid samples due at frame index i: {k: [(track id, xy, wh), ...]}; positions (N, 2)
+        are the tracks' bottom centres in the forecaster's units."""
         due: dict[int, list] = {}
         eps = 1e-9
         for tid, xy, wh in zip(
-            tracks.track_id.tolist(), tracks.xy, tracks.box_xywh[:, 2:], strict=False
+            tracks.track_id.tolist(), positions, tracks.box_xywh[:, 2:], strict=False
         ):
             s = self.state.get(tid)
-            if (
-                s is not None
-                and i - s.last_frame > self.cfg.max_gap_steps * self.frames_per_step + eps
-            ):
-                self._restart(tid)
-                s = None
             if s is None:
                 first_k = math.ceil(i / self.frames_per_step - eps)
                 s = self.state[tid] = _TrackState(i, xy, wh, first_k)
@@ -193,11 +197,24 @@ class LiveForecaster:
         for tid in gone:
             self._restart(tid)
             del self.state[tid]
+        self._restart_gaps(i, tracks)
+        positions = tracks.xy
+        if self.ground is not None:
+            positions = self.ground.to_ground(tracks.xy, frame_id, tracks.track_id)
+            if self.filter is not None:
+                positions = self.filter.update(i / self.fps, tracks.track_id, tracks.xy, positions)
         observed: set[int] = set()
-        for _k, rows in sorted(self._samples(i, tracks).items()):
+        class_of = dict(zip(tracks.track_id.tolist(), tracks.class_id.tolist(), strict=True))
+        for _k, rows in sorted(self._samples(i, tracks, positions).items()):
             ids = [r[0] for r in rows]
+            # Box sizes set the pixels-per-metre scale; on the ground plane it stays 1, and a
+            # model with box features reads zeros there, as it does for ETH/UCY's metres.
+            boxes = None if self.ground is not None else np.array([r[2] for r in rows])
             self.streams.observe(
-                ids, np.array([r[1] for r in rows]), np.array([r[2] for r in rows])
+                ids,
+                np.array([r[1] for r in rows]),
+                boxes,
+                class_id=np.array([class_of[t] for t in ids]),  # camera models may read it
             )
             observed.update(ids)
             for tid in ids:
@@ -216,17 +233,20 @@ class LiveForecaster:
             for j, tid in enumerate(fresh):
                 samples = None if f.samples is None else f.samples[j] - anchor[j]
                 self.cache[tid] = (f.mean[j] - anchor[j], f.sigma[j], samples)
-        result = self._assemble(frame_id, tracks)
+        result = self._assemble(frame_id, tracks, positions)
         self.seconds += time.perf_counter() - start
         return result
 
-    def _assemble(self, frame_id: int, tracks: TrackedBoxes) -> FrameForecasts:
-        """Cached offsets added to each track's current bottom centre (the shift to this frame)."""
+    def _assemble(
+        self, frame_id: int, tracks: TrackedBoxes, positions: np.ndarray
+    ) -> FrameForecasts:
+        """Cached offsets added to each track's current position (the shift to this frame), in
+        the forecaster's units; on the ground plane then mapped back into the image."""
         steps = np.arange(1, self.pred_len + 1)
         target = frame_id + np.rint(steps * self.frames_per_step).astype(np.int64)
         rows = [j for j, t in enumerate(tracks.track_id.tolist()) if t in self.cache]
         ids = tracks.track_id[rows]
-        here = tracks.xy[rows]  # (M, 2)
+        here = positions[rows].reshape(len(ids), 2)  # (M, 2)
         cached = [self.cache[int(t)] for t in ids]
         xy = np.array([c[0] for c in cached]).reshape(len(ids), self.pred_len, 2) + here[:, None]
         sigma = np.array([c[1] for c in cached]).reshape(len(ids), self.pred_len)
@@ -236,8 +256,20 @@ class LiveForecaster:
                 np.array([c[2] for c in cached]).reshape(len(ids), self.cfg.k, self.pred_len, 2)
                 + here[:, None, None]
             )
-        world = None if self.homography is None else apply_homography(self.homography, xy)
-        return FrameForecasts(ids, xy, sigma, target, samples, world)
+        if self.ground is None:
+            return FrameForecasts(ids, xy, sigma, target, samples)
+        world = xy
+        xy, valid = self.ground.to_image(world, here)
+        # sigma (metres, isotropic) -> pixels with the local scale at each predicted point;
+        # steps held at the last visible one keep that step's sigma too.
+        sigma_px = sigma * self.ground.pixels_per_metre(world)
+        last = np.zeros(len(ids))
+        for s in range(self.pred_len):
+            last = np.where(valid[:, s], sigma_px[:, s], last)
+            sigma_px[:, s] = last
+        if samples is not None:
+            samples = self.ground.to_image(samples, here)[0]
+        return FrameForecasts(ids, xy, sigma_px, target, samples, world)
 
 
 class Pipeline:
@@ -251,10 +283,9 @@ class Pipeline:
         cfg = config or PipelineConfig()
         self.tracker = Tracker(cfg.tracker)
         self.model = load_model(cfg.forecast.checkpoint) if forecast else None
+        # Forecasting uses it to work in metres; tracking alone to export world positions.
         self.homography = (
-            None
-            if cfg.forecast.homography is None or not forecast
-            else read_homography(cfg.forecast.homography)
+            None if cfg.forecast.homography is None else read_homography(cfg.forecast.homography)
         )
         self.detector = Detector(cfg.detector, low_conf=self.tracker.low_conf)
         self.device = resolve_device(cfg.detector.device)
@@ -319,7 +350,8 @@ class Pipeline:
         )
 
     def run(self, source: str) -> Iterator[FrameResult]:
-        """FrameResults of every video of SOURCE (file, folder, glob, webcam, URL), in order."""
+        """FrameResults of every video of SOURCE (file, folder, glob, webcam index, URL), in
+        order."""
         videos, _ = expand_source(source)
         for video in videos:
             with self.open(video) as reader:

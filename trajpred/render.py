@@ -38,7 +38,7 @@ FONT = cv2.FONT_HERSHEY_SIMPLEX
 def track_colour(track_id: int) -> tuple[int, int, int]:
     """A stable, saturated BGR colour per id (golden-ratio hue steps)."""
     hue = int((track_id * 0.618033988749895 % 1.0) * 180)
-    bgr = cv2.cvtColor(np.uint8([[[hue, 220, 255]]]), cv2.COLOR_HSV2BGR)[0, 0]
+    bgr = cv2.cvtColor(np.array([[[hue, 220, 255]]], np.uint8), cv2.COLOR_HSV2BGR)[0, 0]
     return int(bgr[0]), int(bgr[1]), int(bgr[2])
 
 

@@ -20,7 +20,7 @@ class FrameForecasts:
     model's pred_len, step s (1-based) at s * dt_s after this frame. sigma: (M, P) float64
     standard deviation in pixels (most probable mode). target_frame: (P,) int64 1-based frame
     each step predicts. samples: (M, K, P, 2) pixels or None. world_xy: (M, P, 2) metres on the
-    ground plane (the homography applied to xy) or None.
+    ground plane, the forecast as the model made it with a homography (xy is its image), or None.
     """
 
     track_id: np.ndarray

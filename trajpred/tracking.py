@@ -170,7 +170,7 @@ def build_tracker(name: str):
     path = tracker_yaml(name)
     cfg = IterableSimpleNamespace(**read_tracker_config(path))
     kind = getattr(cfg, "tracker_type", None)
-    cls = TRACKER_MAP.get(kind) if isinstance(kind, str) else None
+    cls = TRACKER_MAP.get(str(kind))
     if cls is None:
         raise TrajpredError(
             f"tracker config {path}: tracker_type {shown(kind)} is not one of {sorted(TRACKER_MAP)}"

@@ -1,4 +1,11 @@
-"""The track data type shared by every stage: one row per (frame, track) observation."""
+"""Whole track files in memory: `Tracks`, one row per (frame, track) observation.
+
+What the track-file readers and writers exchange (formats.py), what training and evaluation
+cut into windows (data.py, windows.py), and how ground truth is held (the synthetic world, the
+demo's scores). The live video path does not build it: the pipeline passes one frame's
+`TrackedBoxes` (tracking.py) at a time and writes its rows as it goes (exports.py), so a video
+is never held in memory; what `trajpred track` writes reads back as a `Tracks`.
+"""
 
 from __future__ import annotations
 

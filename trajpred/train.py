@@ -14,8 +14,9 @@ import io
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
@@ -30,6 +31,7 @@ from .features import to_heading_frame, window_scale
 from .forecast import forecast_windows, window_inputs
 from .metrics import ade, fde, min_ade_fde
 from .model import Forecaster, ForecasterConfig, ForecastOutput
+from .outputs import writable_folder
 from .windows import Windows
 
 
@@ -201,7 +203,7 @@ def train_one_epoch(
     cfg: TrainConfig,
     epoch: int,
     progress: bool = True,
-    ctx: Distributed = Distributed(),
+    ctx: Distributed | None = None,
 ) -> float:
     """One pass over shuffled training windows; returns the mean loss (over all ranks).
 
@@ -211,6 +213,7 @@ def train_one_epoch(
     """
     from tqdm import tqdm
 
+    ctx = ctx or Distributed()
     model.train()
     gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
     order = torch.randperm(len(windows), generator=gen)
@@ -224,8 +227,9 @@ def train_one_epoch(
     box_all = None if windows.obs_box_wh is None else torch.as_tensor(windows.obs_box_wh)
     nbr_all = None if windows.nbr_xy is None else torch.as_tensor(windows.nbr_xy)
     mask_all = None if windows.nbr_mask is None else torch.as_tensor(windows.nbr_mask)
+    class_all = torch.as_tensor(windows.class_id)
     obs_len = windows.obs_len
-    module = model.module if hasattr(model, "module") else model
+    module = cast(Forecaster, getattr(model, "module", model))  # the model inside DDP
     total, count = 0.0, 0
     batches = range(0, len(order), batch_size)
     for start in tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=not progress or None):
@@ -248,7 +252,7 @@ def train_one_epoch(
             )
             obs = obs + torch.randn(obs.shape, generator=gen) * level[:, None, None]
         inputs, heading, scale = window_inputs(
-            module, obs, box, nbr, None if mask_all is None else mask_all[idx]
+            module, obs, box, nbr, None if mask_all is None else mask_all[idx], class_all[idx]
         )
         out = model(*inputs)
         loss = forecast_loss(out, to_heading_frame(fut, obs[:, -1], heading, scale), cfg)
@@ -268,7 +272,24 @@ def train_one_epoch(
     return _all_mean(total / max(count, 1), ctx)
 
 
-def evaluate(model: Forecaster, windows: Windows, k: int = 20) -> dict[str, float]:
+@dataclass
+class EvalMetrics:
+    """Mean errors of a model over windows, in the data's units (metres or pixels).
+
+    min_ade / min_fde are best-of-k over the model's modes; None when evaluated with k = 0.
+    """
+
+    ade: float
+    fde: float
+    min_ade: float | None = None
+    min_fde: float | None = None
+
+    def to_dict(self) -> dict[str, float]:
+        """Plain data for a checkpoint: the best-of-k entries only when they were measured."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def evaluate(model: Forecaster, windows: Windows, k: int = 20) -> EvalMetrics:
     """Mean ADE/FDE (and best-of-k) over windows, in the data's units."""
     fc = forecast_windows(
         model,
@@ -277,15 +298,17 @@ def evaluate(model: Forecaster, windows: Windows, k: int = 20) -> dict[str, floa
         k=k,
         nbr_xy=windows.nbr_xy,
         nbr_mask=windows.nbr_mask,
+        class_id=windows.class_id,
     )
-    result = {
-        "ade": float(ade(fc.mean, windows.fut_xy).mean()),
-        "fde": float(fde(fc.mean, windows.fut_xy).mean()),
-    }
+    metrics = EvalMetrics(
+        ade=float(ade(fc.mean, windows.fut_xy).mean()),
+        fde=float(fde(fc.mean, windows.fut_xy).mean()),
+    )
     if k:
+        assert fc.samples is not None  # forecast_windows draws k samples when k > 0
         min_ade, min_fde = min_ade_fde(fc.samples, windows.fut_xy)
-        result.update(min_ade=float(min_ade.mean()), min_fde=float(min_fde.mean()))
-    return result
+        metrics.min_ade, metrics.min_fde = float(min_ade.mean()), float(min_fde.mean())
+    return metrics
 
 
 def _lr_lambda(cfg: TrainConfig, steps_per_epoch: int):
@@ -304,12 +327,7 @@ def _lr_lambda(cfg: TrainConfig, steps_per_epoch: int):
 
 
 def _check_writable(out_dir: Path) -> None:
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise TrajpredError(f"{out_dir}: cannot create the output folder ({e.strerror})") from None
-    if not os.access(out_dir, os.W_OK):
-        raise TrajpredError(f"{out_dir}: output folder is not writable")
+    writable_folder(out_dir)
     for stale in out_dir.glob(".*.tmp*"):  # left by a process killed while writing
         stale.unlink(missing_ok=True)
 
@@ -322,106 +340,195 @@ def _write_log(path: Path, history: list[dict]) -> None:
     write_text(path, buf.getvalue())
 
 
-def fit(run: RunConfig, resume: bool = False, progress: bool = True, log=print) -> dict:
-    """Train with early stopping on validation ADE; returns the best validation metrics.
+@dataclass
+class FitResult:
+    """What `fit` leaves behind. On ranks other than 0 under torchrun (is_main False) the paths
+    are rank 0's files; such a process should not report them."""
+
+    best_val_ade: float  # in the data's units
+    epochs: int  # epochs in the run's history (a resumed run counts the earlier ones too)
+    best_path: Path  # best.pt: the weights of the best validation ADE
+    last_path: Path  # last.pt: the last epoch, with optimiser state for --resume
+    is_main: bool  # this process wrote the files and should print (rank 0)
+
+
+@dataclass
+class _Training:
+    """The state of a run between epochs: all that last.pt restores on resume."""
+
+    model: Forecaster
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    start_epoch: int = 1
+    best: float = math.inf  # best validation ADE so far
+    stale: int = 0  # epochs since it last improved
+    history: list[dict] = field(default_factory=list)  # one EpochLog as a dict per epoch
+
+
+def _silent(*_) -> None:
+    pass
+
+
+def _load_windows(run: RunConfig, log) -> tuple[Windows, Windows]:
+    """Training and validation windows; TrajpredError when either split has none."""
+    m = run.model
+    train_w, train_report = load_split(
+        run.data, "train", m.obs_len, m.pred_len, m.dt_s, m.social_neighbours
+    )
+    val_w, val_report = load_split(
+        run.data, "val", m.obs_len, m.pred_len, m.dt_s, m.social_neighbours
+    )
+    log(train_report.line())
+    log(val_report.line())
+    if len(train_w) == 0 or len(val_w) == 0:
+        raise TrajpredError(
+            f"not enough data: {len(train_w)} training and {len(val_w)} validation windows "
+            f"of {m.obs_len + m.pred_len} steps"
+        )
+    return train_w, val_w
+
+
+def _initial_model(run: RunConfig, log) -> Forecaster:
+    """A fresh model, or `train.init_from`'s weights (one model, not an ensemble)."""
+    model = Forecaster(run.model)
+    init_from = run.train.init_from
+    if init_from:
+        model = model_from_payload(load_checkpoint(init_from), init_from, expect=run.model)
+        if not isinstance(model, Forecaster):
+            raise TrajpredError(
+                f"{init_from}: an ensemble checkpoint; fine-tune from one of "
+                f"its members' checkpoints instead"
+            )
+        log(f"initialised from {init_from}")
+    return model
+
+
+def _optimise(model: Forecaster, cfg: TrainConfig, steps_per_epoch: int) -> _Training:
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, steps_per_epoch))
+    return _Training(model, optimizer, scheduler)
+
+
+def _resume(last_path: Path, run: RunConfig, steps_per_epoch: int, log) -> _Training:
+    """The training state saved in last.pt: weights, optimiser, schedule, epoch, stopping."""
+    state = load_checkpoint(last_path)
+    model = model_from_payload(state, last_path, expect=run.model)
+    training = _optimise(model, run.train, steps_per_epoch)
+    # Optimizer state last: building the scheduler rewrites the learning rate it restores.
+    training.optimizer.load_state_dict(state["optimizer"])
+    training.scheduler.load_state_dict(state["scheduler"])
+    training.start_epoch = state["epoch"] + 1
+    training.best, training.stale = state["best_val_ade"], state["stale_epochs"]
+    training.history = list(state["history"])
+    log(f"resumed from {last_path} at epoch {state['epoch']} (best val ADE {training.best:.4f})")
+    return training
+
+
+def _payload(run: RunConfig, t: _Training, epoch: int, metrics: EvalMetrics) -> dict:
+    """A checkpoint of the state after `epoch`: enough to rebuild the model or resume."""
+    return {
+        "model_config": to_dict(run.model),
+        "run_config": to_dict(run),
+        "model": t.model.state_dict(),
+        "optimizer": t.optimizer.state_dict(),
+        "scheduler": t.scheduler.state_dict(),
+        "epoch": epoch,
+        "best_val_ade": t.best,
+        "stale_epochs": t.stale,
+        "history": t.history,
+        "metrics": metrics.to_dict(),
+    }
+
+
+def _nan_if_none(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+def _epoch(
+    run: RunConfig,
+    t: _Training,
+    trained: nn.Module,
+    data: tuple[Windows, Windows],
+    epoch: int,
+    ctx: Distributed,
+    progress: bool,
+) -> tuple[EpochLog, bool]:
+    """Train one epoch, validate, update early stopping, write checkpoints and log.csv (rank 0);
+    the epoch's log row and whether validation ADE improved."""
+    cfg, out_dir = run.train, Path(run.train.out_dir)
+    t0 = time.perf_counter()
+    loss = train_one_epoch(trained, data[0], t.optimizer, t.scheduler, cfg, epoch, progress, ctx)
+    metrics = evaluate(t.model, data[1], cfg.eval_k)
+    row = EpochLog(
+        epoch,
+        loss,
+        metrics.ade,
+        metrics.fde,
+        _nan_if_none(metrics.min_ade),
+        _nan_if_none(metrics.min_fde),
+        float(t.scheduler.get_last_lr()[0]),
+        time.perf_counter() - t0,
+    )
+    t.history.append(vars(row))
+    improved = row.val_ade < t.best
+    t.best, t.stale = (row.val_ade, 0) if improved else (t.best, t.stale + 1)
+    if ctx.is_main:
+        payload = _payload(run, t, epoch, metrics)
+        if improved:
+            save_checkpoint(out_dir / "best.pt", payload)
+        save_checkpoint(out_dir / "last.pt", payload)
+        _write_log(out_dir / "log.csv", t.history)
+        if epoch == t.start_epoch:  # only a run that produced a checkpoint rewrites it
+            save_config(run, out_dir / "config.yaml")
+    return row, improved
+
+
+def _epoch_line(row: EpochLog, k: int, improved: bool) -> str:
+    return (
+        f"epoch {row.epoch:3d}  loss {row.train_loss:.4f}  "
+        f"val ADE {row.val_ade:.4f} FDE {row.val_fde:.4f}  "
+        f"minADE{k} {row.val_min_ade:.4f} minFDE{k} {row.val_min_fde:.4f}  "
+        f"{row.seconds:.1f}s{'  *' if improved else ''}"
+    )
+
+
+def fit(run: RunConfig, resume: bool = False, progress: bool = True, log=print) -> FitResult:
+    """Train with early stopping on validation ADE; returns the best validation ADE and where
+    the checkpoints are.
 
     Under torchrun (WORLD_SIZE > 1) the model is wrapped in DistributedDataParallel; every rank
     evaluates the same validation windows with the same weights, so all ranks take the same
     early-stopping decision, and only rank 0 writes files and logs.
     """
     cfg = run.train
+    if run.model.scene_input and (cfg.augment_rotate or cfg.augment_flip):
+        raise TrajpredError(
+            "model.scene_input reads absolute positions and headings: set "
+            "train.augment_rotate=false and train.augment_flip=false"
+        )
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     ctx = init_distributed()
     if not ctx.is_main:
-        log, progress = (lambda *_: None), False
+        log, progress = _silent, False
     out_dir = Path(cfg.out_dir)
     if ctx.is_main:
         _check_writable(out_dir)
-    obs_len, pred_len = run.model.obs_len, run.model.pred_len
-    k_nbr = run.model.social_neighbours
-    train_w, train_report = load_split(run.data, "train", obs_len, pred_len, run.model.dt_s, k_nbr)
-    val_w, val_report = load_split(run.data, "val", obs_len, pred_len, run.model.dt_s, k_nbr)
-    log(train_report.line())
-    log(val_report.line())
-    if len(train_w) == 0 or len(val_w) == 0:
-        raise TrajpredError(
-            f"not enough data: {len(train_w)} training and {len(val_w)} validation windows "
-            f"of {obs_len + pred_len} steps"
-        )
-    model = Forecaster(run.model)
-    if cfg.init_from:
-        model = model_from_payload(load_checkpoint(cfg.init_from), cfg.init_from, expect=run.model)
-        if not isinstance(model, Forecaster):
-            raise TrajpredError(
-                f"{cfg.init_from}: an ensemble checkpoint; fine-tune from one of "
-                f"its members' checkpoints instead"
-            )
-        log(f"initialised from {cfg.init_from}")
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = math.ceil(len(train_w) / cfg.batch_size)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, steps_per_epoch))
-    start_epoch, best, stale, history = 1, math.inf, 0, []
+    data = _load_windows(run, log)
+    steps_per_epoch = math.ceil(len(data[0]) / cfg.batch_size)
+    # The fresh model is built even on resume: it draws from the seeded generator as before.
+    t = _optimise(_initial_model(run, log), cfg, steps_per_epoch)
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
     if resume and last_path.exists():
-        state = load_checkpoint(last_path)
-        model = model_from_payload(state, last_path, expect=run.model)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, steps_per_epoch))
-        # Optimizer state last: building the scheduler rewrites the learning rate it restores.
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch, best, stale = state["epoch"] + 1, state["best_val_ade"], state["stale_epochs"]
-        history = list(state["history"])
-        log(f"resumed from {last_path} at epoch {state['epoch']} (best val ADE {best:.4f})")
-    trained = model
-    if ctx.world_size > 1:
-        trained = nn.parallel.DistributedDataParallel(model)
-    for epoch in range(start_epoch, cfg.epochs + 1):
-        if stale >= cfg.patience:
+        t = _resume(last_path, run, steps_per_epoch, log)
+    trained = t.model if ctx.world_size == 1 else nn.parallel.DistributedDataParallel(t.model)
+    for epoch in range(t.start_epoch, cfg.epochs + 1):
+        if t.stale >= cfg.patience:
             break
-        t0 = time.perf_counter()
-        loss = train_one_epoch(trained, train_w, optimizer, scheduler, cfg, epoch, progress, ctx)
-        metrics = evaluate(model, val_w, cfg.eval_k)
-        row = EpochLog(
-            epoch,
-            loss,
-            metrics["ade"],
-            metrics["fde"],
-            metrics.get("min_ade", math.nan),
-            metrics.get("min_fde", math.nan),
-            scheduler.get_last_lr()[0],
-            time.perf_counter() - t0,
-        )
-        history.append(vars(row))
-        improved = row.val_ade < best
-        best, stale = (row.val_ade, 0) if improved else (best, stale + 1)
-        payload = {
-            "model_config": to_dict(run.model),
-            "run_config": to_dict(run),
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "epoch": epoch,
-            "best_val_ade": best,
-            "stale_epochs": stale,
-            "history": history,
-            "metrics": metrics,
-        }
-        if ctx.is_main:
-            if improved:
-                save_checkpoint(best_path, payload)
-            save_checkpoint(last_path, payload)
-            _write_log(out_dir / "log.csv", history)
-            if epoch == start_epoch:  # only a run that produced a checkpoint rewrites it
-                save_config(run, out_dir / "config.yaml")
-        log(
-            f"epoch {epoch:3d}  loss {loss:.4f}  val ADE {row.val_ade:.4f} FDE {row.val_fde:.4f}  "
-            f"minADE{cfg.eval_k} {row.val_min_ade:.4f} minFDE{cfg.eval_k} {row.val_min_fde:.4f}  "
-            f"{row.seconds:.1f}s{'  *' if improved else ''}"
-        )
-    if stale >= cfg.patience:
+        row, improved = _epoch(run, t, trained, data, epoch, ctx, progress)
+        log(_epoch_line(row, cfg.eval_k, improved))
+    if t.stale >= cfg.patience:
         log(f"early stop: no better validation ADE for {cfg.patience} epochs")
     if ctx.world_size > 1:
         import torch.distributed as dist
@@ -431,10 +538,4 @@ def fit(run: RunConfig, resume: bool = False, progress: bool = True, log=print) 
         raise TrajpredError(
             f"{out_dir}: training ran no epoch (already finished? use a new train.out_dir)"
         )
-    return {
-        "best_val_ade": best,
-        "epochs": len(history),
-        "best": str(best_path),
-        "last": str(last_path),
-        "is_main": ctx.is_main,
-    }
+    return FitResult(t.best, len(t.history), best_path, last_path, ctx.is_main)

@@ -69,7 +69,8 @@ class VideoInfo:
 def expand_source(
     source: str, skip: Callable[[Path], bool] | None = None
 ) -> tuple[list[VideoSource], bool]:
-    """SOURCE -> (videos, several); `several` is True for a folder or glob (one output folder each).
+    """SOURCE -> (videos, several); `several` is True for a folder or glob (one output folder
+    each).
 
     A folder or glob leaves out hidden files (a tool's partial and temporary files) and those
     `skip` names (e.g. trajpred's own outputs of an earlier run).

@@ -27,6 +27,7 @@ class Windows:
     nbr_xy: (N, K, 2, 2) float32 or None: the K nearest other agents present at the last two
         observed frames, [:, :, 0] at the one before last, [:, :, 1] at the last (source units);
         nbr_mask: (N, K) bool, False for padding.
+    class_id: (N,) int64 detector class of the track at its last observed frame (-1 unknown).
     """
 
     obs_xy: np.ndarray
@@ -39,9 +40,12 @@ class Windows:
     units: str = "m"
     nbr_xy: np.ndarray | None = None
     nbr_mask: np.ndarray | None = None
+    class_id: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.obs_xy)
+        if self.class_id is None:
+            self.class_id = np.full(n, -1, np.int64)
         if self.obs_xy.ndim != 3 or self.obs_xy.shape[2] != 2 or self.fut_xy.shape[0] != n:
             raise ValueError(f"bad window shapes {self.obs_xy.shape} / {self.fut_xy.shape}")
 
@@ -69,6 +73,7 @@ class Windows:
             self.units,
             pick(self.nbr_xy),
             pick(self.nbr_mask),
+            self.class_id[rows],
         )
 
     @staticmethod
@@ -82,9 +87,10 @@ class Windows:
             files.extend(p.files)
 
         def cat(name: str) -> np.ndarray | None:
-            if parts and all(getattr(p, name) is not None for p in parts):
-                return np.concatenate([getattr(p, name) for p in parts])
-            return None
+            arrays = [getattr(p, name) for p in parts]
+            if not parts or any(a is None for a in arrays):
+                return None
+            return np.concatenate(arrays)
 
         return Windows(
             cat("obs_xy"),
@@ -97,6 +103,7 @@ class Windows:
             parts[0].units if parts else "m",
             cat("nbr_xy"),
             cat("nbr_mask"),
+            cat("class_id"),
         )
 
 
@@ -107,7 +114,7 @@ def make_windows(
     `neighbours` nearest other agents at the last observed frames when neighbours > 0."""
     seq_len = obs_len + pred_len
     frames = tracks.frames()
-    obs, fut, boxes, last_frame, ids, last_pos = [], [], [], [], [], []
+    obs, fut, boxes, last_frame, ids, last_pos, classes = [], [], [], [], [], [], []
     for track_id, rows in tracks.by_track():
         pos = np.searchsorted(frames, rows.frame_id)
         # Split the track into runs of consecutive distinct-frame indices; a window needs
@@ -122,6 +129,7 @@ def make_windows(
                 if rows.box_xywh is not None:
                     boxes.append(rows.box_xywh[idx[:obs_len], 2:4])
                 last_frame.append(rows.frame_id[idx[obs_len - 1]])
+                classes.append(rows.class_id[idx[obs_len - 1]])
                 last_pos.append(pos[idx[obs_len - 1]])
                 ids.append(track_id)
     n = len(obs)
@@ -147,6 +155,7 @@ def make_windows(
         units=tracks.units,
         nbr_xy=nbr_xy,
         nbr_mask=nbr_mask,
+        class_id=np.asarray(classes, np.int64),
     )
 
 

@@ -19,6 +19,10 @@ output files:
 
 One process serves every video of a run (start-up imports torch: about 2 s, overlapping the
 detector's loading when started first). Errors in it come back as the same one-line errors.
+
+The pipe carries the small message dataclasses below, in this order per video: OpenVideo ->
+Ready (or OpenFailed); Frame -> FrameDone, once per frame; CloseVideo -> Closed. Ping -> Pong
+waits for the start; Stop ends the process.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing import shared_memory
 from pathlib import Path
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -60,6 +65,101 @@ class VideoJob:
     send_forecasts: bool  # return each frame's forecasts (for an on_result callback)
 
 
+# ------------------------------------------------------------------ the messages on the pipe
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An exception in the writer, sent back as data: a user error's one line, or a bug's
+    traceback."""
+
+    user_error: bool  # a TrajpredError (bad input or output): shown as one line
+    message: str
+
+    @classmethod
+    def of(cls, e: BaseException) -> Failure:
+        if isinstance(e, TrajpredError):
+            return cls(True, str(e))
+        return cls(False, "".join(traceback.format_exception(e)))
+
+    def raise_(self) -> NoReturn:
+        if self.user_error:
+            raise TrajpredError(self.message)
+        raise RuntimeError(f"writer process: {self.message}")
+
+
+@dataclass(frozen=True)
+class Ping:
+    """Main -> writer: answer Pong once started."""
+
+
+@dataclass(frozen=True)
+class Pong:
+    """Writer -> main: started (imports done)."""
+
+
+@dataclass(frozen=True)
+class OpenVideo:
+    """Main -> writer: start a video whose frames arrive in `depth` slots of shared memory."""
+
+    job: VideoJob
+    shm_name: str
+    depth: int
+
+
+@dataclass(frozen=True)
+class Ready:
+    """Writer -> main: the video's forecaster and output files are open."""
+
+
+@dataclass(frozen=True)
+class OpenFailed:
+    """Writer -> main: the video could not be opened; the writer waits for the next one."""
+
+    error: Failure
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Main -> writer: one tracked frame; its image (result.image is None) is in slot `slot`."""
+
+    slot: int
+    result: FrameResult
+
+
+@dataclass(frozen=True)
+class FrameDone:
+    """Writer -> main: the frame is written and its slot free again; its forecasts when the job
+    asked for them; the first error of this video, if any (later frames are then skipped)."""
+
+    forecasts: FrameForecasts | None
+    error: Failure | None
+
+
+@dataclass(frozen=True)
+class CloseVideo:
+    """Main -> writer: every frame is sent; close the files and publish them (or, when the run
+    failed, remove them)."""
+
+    publish: bool = True
+
+
+@dataclass(frozen=True)
+class Closed:
+    """Writer -> main: the files are closed and published; seconds the forecaster spent."""
+
+    forecast_seconds: float
+    error: Failure | None
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Main -> writer: end the process."""
+
+
+# ------------------------------------------------------------------ the main process's end
+
+
 class WriterProcess:
     """The main process's end: `open(job)`, `put(result)` per frame, `finish()`; `close()`."""
 
@@ -71,6 +171,7 @@ class WriterProcess:
         self._proc.start()
         child.close()
         self._shm: shared_memory.SharedMemory | None = None
+        self._slots: np.ndarray | None = None  # (depth, H, W, 3) uint8 over the shared memory
         # The process ignores SIGTERM, so multiprocessing's exit handler could not terminate it
         # as a daemon: whoever owns it stops it before that handler runs, `close()` or not.
         self._stop = multiprocessing.util.Finalize(
@@ -79,7 +180,7 @@ class WriterProcess:
 
     def wait_ready(self) -> None:
         """Block until the process has started (imports done); benchmarks call this first."""
-        self._send(("ping",))
+        self._send(Ping())
         self._recv()
 
     # ------------------------------------------------------------------ one video
@@ -90,13 +191,14 @@ class WriterProcess:
         self._slots = np.ndarray((self.depth, h, w, 3), np.uint8, buffer=self._shm.buf)
         self._free = list(range(self.depth))
         self._pending: deque[tuple[int, FrameResult]] = deque()
-        self._on_result, self._error = on_result, None
+        self._on_result = on_result
+        self._error: Failure | None = None
         try:
             with _HoldInterrupt():
-                self._send(("open", job, self._shm.name, self.depth))
+                self._send(OpenVideo(job, self._shm.name, self.depth))
                 reply = self._recv()
-            if reply[0] == "error":
-                _raise(reply[1])
+            if isinstance(reply, OpenFailed):
+                reply.error.raise_()
         except BaseException:
             self._release_slots()
             raise
@@ -110,16 +212,19 @@ class WriterProcess:
         while not self._free:
             self._collect()
         if self._error is not None:
-            _raise(self._error)
+            self._error.raise_()
         slot = self._free.pop()
+        slots = self._slots
+        assert slots is not None, "put() before open()"
         image = result.image
-        if image.shape != self._slots.shape[1:]:  # a stream that changed size mid-way
+        if image.shape != slots.shape[1:]:  # a stream that changed size mid-way
             import cv2
 
-            image = cv2.resize(image, (self._slots.shape[2], self._slots.shape[1]))
-        self._slots[slot] = image
+            image = cv2.resize(image, (slots.shape[2], slots.shape[1]))
+        slots[slot] = image
         self._pending.append((slot, result))
-        self._send(("frame", slot, dataclasses.replace(result, image=None)))
+        # The pixels went through shared memory: the pipe carries the rest without them.
+        self._send(Frame(slot, dataclasses.replace(result, image=None)))  # type: ignore[arg-type]
 
     def finish(self, publish: bool = True) -> float:
         """Wait for every frame handed over, close the files and publish them (publish=False:
@@ -132,24 +237,23 @@ class WriterProcess:
         try:
             while self._pending:
                 self._collect()
-            self._send(("close", publish))
-            reply = self._recv()
-            error = self._error or reply[2]
+            self._send(CloseVideo(publish))
+            reply: Closed = self._recv()
+            error = self._error or reply.error
             if error is not None:
-                _raise(error)
-            return reply[1]
+                error.raise_()
+            return reply.forecast_seconds
         finally:
             self._release_slots()
 
     def _collect(self) -> None:
         """Receive one finished frame: free its slot and show it to on_result."""
-        reply = self._recv()
+        reply: FrameDone = self._recv()
         slot, result = self._pending.popleft()
         self._free.append(slot)
-        _, forecasts, error = reply
-        self._error = self._error or error
-        if forecasts is not None and self._on_result is not None and self._error is None:
-            self._on_result(dataclasses.replace(result, forecasts=forecasts))
+        self._error = self._error or reply.error
+        if reply.forecasts is not None and self._on_result is not None and self._error is None:
+            self._on_result(dataclasses.replace(result, forecasts=reply.forecasts))
 
     def _release_slots(self) -> None:
         if self._shm is not None:
@@ -159,12 +263,12 @@ class WriterProcess:
             self._shm = None
 
     # ------------------------------------------------------------------ the pipe
-    def _send(self, message) -> None:
+    def _send(self, message: Ping | OpenVideo | Frame | CloseVideo) -> None:
         if not self._proc.is_alive():
             raise self._died()
         self._conn.send(message)
 
-    def _recv(self):
+    def _recv(self) -> Any:
         while not self._conn.poll(0.5):
             if not self._proc.is_alive():
                 raise self._died()
@@ -210,7 +314,7 @@ def _frame_slots(size: int) -> shared_memory.SharedMemory:
 def _stop(proc, conn) -> None:
     if proc.is_alive():
         try:
-            conn.send(("stop",))
+            conn.send(Stop())
         except OSError:
             pass
         proc.join(10)
@@ -240,18 +344,6 @@ class _HoldInterrupt:
             raise KeyboardInterrupt
 
 
-def _raise(error: tuple[bool, str]):
-    user_error, message = error
-    raise TrajpredError(message) if user_error else RuntimeError(f"writer process: {message}")
-
-
-def _describe(e: BaseException) -> tuple[bool, str]:
-    """(is a user error, one line) or (bug, the traceback) of an exception in the writer."""
-    if isinstance(e, TrajpredError):
-        return True, str(e)
-    return False, "".join(traceback.format_exception(e))
-
-
 # ---------------------------------------------------------------------- the writer's end
 
 
@@ -264,7 +356,7 @@ class _Video:
         from .render import Renderer
 
         self.shm = shared_memory.SharedMemory(name=shm_name)
-        self.frames = np.ndarray(
+        self.frames: np.ndarray | None = np.ndarray(
             (depth, job.info.height, job.info.width, 3), np.uint8, buffer=self.shm.buf
         )
         self.forecaster = None
@@ -275,14 +367,15 @@ class _Video:
                 models[job.checkpoint], job.info.fps, job.forecast, job.device, job.homography
             )
         self.renderer = Renderer(job.info.fps, job.render)
-        self.outputs = None
+        self.outputs: PredictOutputs | None = None
         try:
-            self.outputs = PredictOutputs(job.out_dir, job.info, job.homography is not None)
+            self.outputs = PredictOutputs(job.out_dir, job.info, job.homography)
         except BaseException:
             self.release()
             raise
 
     def write(self, slot: int, result: FrameResult) -> FrameForecasts:
+        assert self.frames is not None and self.outputs is not None, "write() after release()"
         result = dataclasses.replace(result, image=self.frames[slot])
         if self.forecaster is not None:
             result = dataclasses.replace(
@@ -318,43 +411,48 @@ def _serve(conn) -> None:
             message = conn.recv()
         except EOFError:  # the main process is gone
             return
-        if message[0] == "stop":
+        if isinstance(message, Stop):
             return
-        if message[0] == "ping":
-            conn.send(("pong",))
+        if isinstance(message, Ping):
+            conn.send(Pong())
             continue
-        _, job, shm_name, depth = message
         try:
-            video = _Video(job, shm_name, depth, models)
+            video = _Video(message.job, message.shm_name, message.depth, models)
         except BaseException as e:
-            conn.send(("error", _describe(e)))
+            conn.send(OpenFailed(Failure.of(e)))
             continue
-        conn.send(("ready",))
-        error = None
-        try:
-            while (message := conn.recv())[0] == "frame":
-                _, slot, result = message
-                forecasts = None
-                if error is None:
-                    try:
-                        forecasts = video.write(slot, result)
-                    except BaseException as e:
-                        error = _describe(e)
-                conn.send(("done", forecasts if job.send_forecasts else None, error))
-        except (EOFError, OSError):  # the main process died (killed): publish nothing
-            video.release(publish_files=False)
-            # It can no longer free the frame slots; left, they would also make the resource
-            # tracker print a "leaked shared_memory" warning on the user's terminal.
-            with contextlib.suppress(OSError):
-                video.shm.unlink()
+        conn.send(Ready())
+        if not _serve_video(conn, video, message.job.send_forecasts):
             return
-        publish = message[1] if len(message) > 1 else True
-        try:
-            # closes and publishes the files (complete rows, playable video), or removes them
-            video.release(publish_files=publish and error is None)
-        except BaseException as e:
-            error = error or _describe(e)
-        try:
-            conn.send(("closed", video.forecast_seconds, error))
-        except OSError:  # the main process is gone
-            return
+
+
+def _serve_video(conn, video: _Video, send_forecasts: bool) -> bool:
+    """Write one video's frames until CloseVideo, then publish its files; False when the main
+    process is gone (killed: nothing is published)."""
+    error: Failure | None = None
+    try:
+        while isinstance(message := conn.recv(), Frame):
+            forecasts = None
+            if error is None:
+                try:
+                    forecasts = video.write(message.slot, message.result)
+                except BaseException as e:
+                    error = Failure.of(e)
+            conn.send(FrameDone(forecasts if send_forecasts else None, error))
+    except (EOFError, OSError):  # the main process died (killed): publish nothing
+        video.release(publish_files=False)
+        # It can no longer free the frame slots; left, they would also make the resource
+        # tracker print a "leaked shared_memory" warning on the user's terminal.
+        with contextlib.suppress(OSError):
+            video.shm.unlink()
+        return False
+    try:
+        # closes and publishes the files (complete rows, playable video), or removes them
+        video.release(publish_files=message.publish and error is None)
+    except BaseException as e:
+        error = error or Failure.of(e)
+    try:
+        conn.send(Closed(video.forecast_seconds, error))
+    except OSError:  # the main process is gone
+        return False
+    return True

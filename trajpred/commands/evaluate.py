@@ -7,6 +7,8 @@ Examples:
 
 --checkpoint is a .pt file or a folder with one <scene>.pt per leave-one-out scene.
 --data is an ETH/UCY split root (<scene>/test/*.txt), or track files (folder, file or glob).
+A checkpoint whose run config names files of an evaluated scene (trained or validated on them)
+gets a one-line warning on stderr: that score is not held out.
 """
 
 from __future__ import annotations
@@ -39,11 +41,12 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    import sys
     from pathlib import Path
 
     from ..atomic import write_text
     from ..errors import TrajpredError
-    from ..evaluate import (
+    from ..evaluation import (
         ETH_UCY_SCENES,
         evaluate_scene,
         plot_forecasts,
@@ -67,6 +70,9 @@ def run(args) -> int:
     results = [
         evaluate_scene(args.checkpoint, args.data, s, args.k, args.fps, args.format) for s in scenes
     ]
+    for result in results:
+        if result.warning:
+            print(result.warning, file=sys.stderr)
     rows = summary_rows(results)
     units = rows[0].units
     print(

@@ -6,11 +6,13 @@ time; Ctrl-C stops cleanly (complete CSV rows, playable video, exit code 130), a
 SIGTERM (exit code 143).
 
 Writes into OUT: annotated.mp4 (boxes, ids, past trail, dashed forecast with a band of +-1
-sigma), tracks.csv (frame,track_id,x,y,left,top,width,height,class_id,conf,units; x,y = the
-box's bottom centre in pixels, frames 1-based), tracks_mot.txt (MOTChallenge results),
-forecasts.csv (frame,track_id,step,target_frame,x,y[,wx,wy]: the forecast made at `frame`
-for `target_frame` = frame + round(step * dt_s * fps), bottom centre in pixels; wx,wy in metres
-with --homography) and config.yaml (the resolved config).
+sigma), tracks.csv (frame,track_id,x,y,left,top,width,height,class_id,conf,units[,wx,wy];
+x,y = the box's bottom centre in pixels, frames 1-based), tracks_mot.txt (MOTChallenge
+results), forecasts.csv (frame,track_id,step,target_frame,x,y[,wx,wy]: the forecast made at
+`frame` for `target_frame` = frame + round(step * dt_s * fps), bottom centre in pixels) and
+config.yaml (the resolved config). With --homography (image -> ground plane, metres; fit one
+with `trajpred homography`) the forecaster works on the ground plane in metres and wx,wy hold
+those metres.
 
 Forecasts start once a track has 2 samples (one model step, dt_s, after it appears): younger
 tracks get no forecast rows. Settings: built-in defaults (as in configs/predict.yaml), then
@@ -110,7 +112,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--homography",
         default=S,
         metavar="H.txt",
-        help="3x3 image -> ground plane matrix: also forecast in metres (wx, wy)",
+        help="3x3 image -> ground plane matrix (`trajpred homography`): forecast in metres on "
+        "the ground plane, drawn in the image; adds wx, wy (metres) to the CSVs",
     )
     p.add_argument(
         "--k", type=int, default=S, help=f"sampled trajectories to draw per track (default: {f.k})"

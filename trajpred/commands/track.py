@@ -1,13 +1,16 @@
 """Detect and track only (no forecasting); export tracks that `trajpred train` accepts.
 
 Writes trajpred's CSV (frame,track_id,x,y,left,top,width,height,class_id,conf,units; x,y = the
-box's bottom centre in pixels, frames 1-based), one row per (frame, track), written and flushed
-frame by frame. For a folder or glob of videos, --out is a folder and each video gets
-OUT/<video stem>.csv (track ids restart for each video). Same detector and tracker as
-`trajpred predict`, with the same flags and config keys (detector.*, tracker, fps).
+box's bottom centre in pixels, frames 1-based; with --homography also wx,wy: the same point on
+the ground plane, metres), one row per (frame, track), written and flushed frame by frame. For
+a folder or glob of videos, --out is a folder and each video gets OUT/<video stem>.csv (track
+ids restart for each video). Same detector and tracker as `trajpred predict`, with the same
+flags and config keys (detector.*, tracker, fps).
 
 Train the forecaster on the result (FPS = the video's frame rate, printed at the end):
   trajpred train --set data.train_files='[tracks.csv]' data.fps=FPS
+and in metres on the ground plane (a CSV written with --homography):
+  trajpred train --set data.train_files='[tracks.csv]' data.fps=FPS data.ground_plane=true
 
 Example:
   trajpred track clip.mp4 --out tracks.csv --weights data/detector/synth_yolo.pt
@@ -31,6 +34,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="CSV",
         help="tracks CSV to write (a folder when SOURCE holds several videos)",
     )
+    p.add_argument(
+        "--homography",
+        default=argparse.SUPPRESS,
+        metavar="H.txt",
+        help="3x3 image -> ground plane matrix (`trajpred homography`): also write wx, wy (metres)",
+    )
 
 
 def track_video(pipeline, reader, out_csv: Path, progress: bool) -> tuple[int, int, float]:
@@ -45,8 +54,12 @@ def track_video(pipeline, reader, out_csv: Path, progress: bool) -> tuple[int, i
 
     from ..atomic import Staging, writing
     from ..exports import track_rows
-    from ..formats import CSV_COLUMNS
+    from ..formats import CSV_COLUMNS, CSV_WORLD_COLUMNS
+    from ..geometry import GroundPlane
 
+    ground = None
+    if pipeline.homography is not None:
+        ground = GroundPlane(pipeline.homography, pipeline.config.forecast.homography)
     ids: set[int] = set()
     frames, start = 0, time.perf_counter()
     staging = Staging()
@@ -62,9 +75,13 @@ def track_video(pipeline, reader, out_csv: Path, progress: bool) -> tuple[int, i
                 dynamic_ncols=True,
             ) as bar,
         ):
-            f.write(",".join(CSV_COLUMNS) + "\n")
+            f.write(",".join(CSV_COLUMNS + (CSV_WORLD_COLUMNS if ground else ())) + "\n")
             for result in pipeline.process(reader):
-                f.write(track_rows(result.frame_id, result.tracks))
+                t = result.tracks
+                world = (
+                    None if ground is None else ground.to_ground(t.xy, result.frame_id, t.track_id)
+                )
+                f.write(track_rows(result.frame_id, t, world))
                 f.flush()
                 ids.update(result.tracks.track_id.tolist())
                 frames += 1
@@ -75,7 +92,7 @@ def track_video(pipeline, reader, out_csv: Path, progress: bool) -> tuple[int, i
         else:
             staging.discard()
         seconds = time.perf_counter() - start
-        e.summary = _line(reader, frames, len(ids), seconds, out_csv, interrupted=True)
+        e.summary = _line(pipeline, reader, frames, len(ids), seconds, out_csv, interrupted=True)
         raise
     except BaseException:
         staging.discard()
@@ -128,15 +145,18 @@ def _track_videos(pipeline, videos, out_csvs: list[Path], several: bool, progres
         except KeyboardInterrupt as e:
             print(getattr(e, "summary", "interrupted"), file=sys.stderr)
             raise
-        print(_line(reader, frames, n_tracks, seconds, out_csv))
+        print(_line(pipeline, reader, frames, n_tracks, seconds, out_csv))
     return 2 if failed else 0
 
 
-def _line(reader, frames: int, tracks: int, seconds: float, out_csv: Path, interrupted=False):
+def _line(
+    pipeline, reader, frames: int, tracks: int, seconds: float, out_csv: Path, interrupted=False
+) -> str:
     """The summary line of one video, with the command that trains on its tracks."""
     state = "interrupted after " if interrupted else ""
+    metres = " data.ground_plane=true" if pipeline.homography is not None else ""
     return (
         f"{reader.source.name}: {state}{frames} frames, {tracks} tracks, "
         f"{frames / max(seconds, 1e-9):.1f} fps -> {out_csv}; train on it: trajpred train "
-        f"--set data.train_files='[{out_csv}]' data.fps={reader.info.fps:g}"
+        f"--set data.train_files='[{out_csv}]' data.fps={reader.info.fps:g}{metres}"
     )

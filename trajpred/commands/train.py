@@ -52,10 +52,10 @@ def run(args) -> int:
         lock = OutputLock(writable_folder(out))
     with lock:
         result = fit(run_cfg, resume=args.resume, progress=not args.no_progress)
-    if result["is_main"]:
+    if result.is_main:
         print(
-            f"best validation ADE {result['best_val_ade']:.4f} after {result['epochs']} epochs; "
-            f"checkpoints: {result['best']}, {result['last']}"
+            f"best validation ADE {result.best_val_ade:.4f} after {result.epochs} epochs; "
+            f"checkpoints: {result.best_path}, {result.last_path}"
         )
     return 0
 

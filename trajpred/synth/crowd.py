@@ -27,6 +27,7 @@ SOCIAL_RANGE_M = 0.6  # social force: A * exp((range - distance) / falloff), A =
 SOCIAL_FALLOFF_M = 0.3
 SOCIAL_BEHIND = 0.3  # weight of people behind relative to people ahead
 MAX_AGE_S = 180.0  # after this long in the area a person heads for an exit
+OBSTACLE_CLEARANCE_M = 0.6  # people keep this far from the obstacle's edge
 SIDE_NORMALS = np.array([[0.0, -1.0], [1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])  # see _border_points
 
 
@@ -84,11 +85,61 @@ class Crowd:
             + size * 0.2
             + rng.random((cfg.n_points_of_interest, 2)) * size * 0.6
         )
+        self.obstacle = None  # (centre (2,), radius incl. clearance) or None
+        if cfg.obstacle_radius_m > 0:
+            centre = np.array([area.x_min, area.y_min]) + size * [cfg.obstacle_x, cfg.obstacle_y]
+            self.obstacle = (centre, cfg.obstacle_radius_m + OBSTACLE_CLEARANCE_M)
+            self.poi = self._outside_obstacle(self.poi, 1.0)
+        self.gate = None  # (wall y, opening x_min, opening x_max) or None
+        if cfg.gate_y > 0:
+            gx = area.x_min + size[0] * cfg.gate_x
+            half = max(cfg.gate_width_m / 2 - 0.3, 0.05)
+            self.gate = (area.y_min + size[1] * cfg.gate_y, gx - half, gx + half)
         self.next_id = 1
         dtypes = {"id": np.int64, "goal_is_exit": bool, "entry_side": np.int64}
         for name in self.PER_PERSON:
             shape = (0, 2) if name in ("pos", "goal") else (0,)
             setattr(self, name, np.zeros(shape, dtypes.get(name, np.float64)))
+
+    def _outside_obstacle(self, xy: np.ndarray, extra_m: float) -> np.ndarray:
+        """(n, 2) points moved radially out of the obstacle (plus extra_m) where inside it."""
+        centre, radius = self.obstacle
+        d = xy - centre
+        r = np.linalg.norm(d, axis=1, keepdims=True)
+        inside = r < radius + extra_m
+        out = centre + d / np.maximum(r, 1e-6) * (radius + extra_m)
+        return np.where(inside, out, xy)
+
+    def _route(self, to_goal: np.ndarray) -> np.ndarray:
+        """(n, 2) where each person heads for now: through the gate when the goal is beyond the
+        wall, past the obstacle along a tangent when it blocks the way; the goal otherwise."""
+        if self.gate is not None:
+            wall_y, x0, x1 = self.gate
+            goal_y = self.pos[:, 1] + to_goal[:, 1]
+            cross = (self.pos[:, 1] - wall_y) * (goal_y - wall_y) < 0
+            beyond = wall_y + np.sign(goal_y - wall_y) * 1.0  # aim 1 m past the wall
+            gate_pt = np.column_stack([np.clip(self.pos[:, 0], x0, x1), beyond])
+            to_goal = np.where(cross[:, None], gate_pt - self.pos, to_goal)
+        if self.obstacle is not None:
+            centre, radius = self.obstacle
+            d = centre - self.pos
+            dist = np.linalg.norm(d, axis=1)
+            length2 = np.maximum((to_goal**2).sum(1), 1e-9)
+            t = np.clip((d * to_goal).sum(1) / length2, 0, 1)
+            closest = np.linalg.norm(self.pos + t[:, None] * to_goal - centre, axis=1)
+            blocked = (closest < radius) & (dist > radius)
+            half = np.arcsin(np.clip(radius / np.maximum(dist, 1e-6), 0, 1)) * 1.1
+            base = np.arctan2(d[:, 1], d[:, 0])
+            want = np.arctan2(to_goal[:, 1], to_goal[:, 0])
+            left, right = base + half, base - half
+            off = lambda a: np.abs(np.angle(np.exp(1j * (a - want))))  # noqa: E731
+            side = np.where(off(left) < off(right), left, right)
+            tangent = np.column_stack([np.cos(side), np.sin(side)]) * dist[:, None]
+            inside = dist <= radius  # step out radially first
+            away = -d / np.maximum(dist, 1e-6)[:, None] * (radius + 1.0 - dist)[:, None]
+            to_goal = np.where(blocked[:, None], tangent, to_goal)
+            to_goal = np.where(inside[:, None], away, to_goal)
+        return to_goal
 
     # -- people arriving and leaving
 
@@ -171,7 +222,8 @@ class Crowd:
         self.next_id += n
 
     def _free(self, pos: np.ndarray, min_gap_m: float = 1.0) -> np.ndarray:
-        """(n, 2) candidates -> (n,) bool: at least min_gap_m from everyone, earlier ones included."""
+        """(n, 2) candidates -> (n,) bool: at least min_gap_m from everyone, earlier ones
+        included."""
         keep = np.zeros(len(pos), bool)
         taken = self.pos
         for i, p in enumerate(pos):
@@ -186,6 +238,8 @@ class Crowd:
         pos = np.column_stack(
             [self.rng.uniform(a.x_min, a.x_max, 3 * n), self.rng.uniform(a.y_min, a.y_max, 3 * n)]
         )
+        if self.obstacle is not None:
+            pos = self._outside_obstacle(pos, 0.0)
         pos = pos[self._free(pos)][:n]
         first = len(self.id)
         self.add(pos, np.full(len(pos), -1))
@@ -194,7 +248,8 @@ class Crowd:
         self.speed[first:][standing] = 0.0
 
     def arrive_and_leave(self, dt_s: float) -> None:
-        """Remove people who walked out; let new ones in while the area holds fewer than n_agents."""
+        """Remove people who walked out; let new ones in while the area holds fewer than
+        n_agents."""
         gone = self.goal_is_exit & (
             ~self.area.contains(self.pos, 0.5)
             | (np.linalg.norm(self.goal - self.pos, axis=1) < ARRIVE_M)
@@ -241,6 +296,8 @@ class Crowd:
         to_goal = self.goal - self.pos
         dist = np.linalg.norm(to_goal, axis=1)
         # Head for the goal, off by a slowly drifting angle that fades in the last metres.
+        if self.obstacle is not None or self.gate is not None:
+            to_goal = self._route(to_goal)
         aim = np.arctan2(to_goal[:, 1], to_goal[:, 0]) + self.wander * np.clip(dist / 3.0, 0, 1)
         wish = self.pref_speed[:, None] * np.column_stack(
             [np.cos(aim), np.sin(aim)]

@@ -82,6 +82,13 @@ class SynthConfig:
     min_visible_area_px: float = 60.0
     substep_s: float = 0.05  # longest simulation step
     camera: CameraConfig = field(default_factory=CameraConfig)
+    # Structure that bends paths (off by default). Positions are fractions of the walkable area.
+    obstacle_radius_m: float = 0.0  # > 0: a round obstacle everyone walks around ...
+    obstacle_x: float = 0.5  # ... centred here
+    obstacle_y: float = 0.5
+    gate_y: float = 0.0  # > 0: a wall across the area at this depth, passable only through ...
+    gate_x: float = 0.5  # ... one opening centred here ...
+    gate_width_m: float = 2.5  # ... this wide
 
     def __post_init__(self) -> None:
         check_fields(
@@ -113,6 +120,12 @@ class SynthConfig:
             min_box_height_px=between(0),
             min_visible_area_px=between(0),
             substep_s=between(0.001, 1),
+            obstacle_radius_m=between(0, 100),
+            obstacle_x=between(0, 1),
+            obstacle_y=between(0, 1),
+            gate_y=between(0, 1, high_open=True),
+            gate_x=between(0, 1),
+            gate_width_m=between(0, 100, low_open=True),
         )
         require(self.width % 2 == 0, "width", f"must be even (mp4v), got {self.width}")
         require(self.height % 2 == 0, "height", f"must be even (mp4v), got {self.height}")

@@ -2,24 +2,33 @@
 
 Windows follow the benchmark protocol of trajpred/windows.py (8 + 12 steps, stride 1, every
 agent present in all frames, no minimum number of agents per window).
+
+`evaluate_scene` (also `trajpred.evaluate`) also says which of the scene's test files the
+checkpoint was trained or validated on, from the run config the checkpoint carries, so a leaked
+score is not mistaken for a held-out one. A test file counts as seen when training read the
+same file or a part of its recording: ETH/UCY cuts each recording `<name>.txt` into
+`<name>_train.txt` and `<name>_val.txt` for the other scenes' training.
 """
 
 from __future__ import annotations
 
 import csv
+import glob
 import io
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .atomic import write_text
-from .checkpoint import load_forecaster
-from .data import DataConfig, load_split
+from .checkpoint import load_forecaster_and_metadata
+from .config import ConfigError, from_dict
+from .data import DataConfig, load_split, split_files
 from .errors import InputError
 from .forecast import Forecasts, forecast_windows
 from .metrics import SceneScore, average_row, score_scene
+from .paths import PACKAGE_ROOT
 from .windows import Windows
 
 ETH_UCY_SCENES = ("eth", "hotel", "univ", "zara1", "zara2")
@@ -28,11 +37,30 @@ PREDICTION_HEADER = ["file", "frame", "track_id", "step", "x", "y"]
 
 @dataclass
 class SceneResult:
-    """One scene's windows, forecasts and scores."""
+    """One scene's evaluation: what `trajpred evaluate` prints and saves.
+
+    score: ADE/FDE, best-of-K and constant velocity (see SceneScore). windows: the test
+    windows. forecasts: the checkpoint's forecasts of them. checkpoint: the file evaluated.
+    trained_on: names of this scene's test files that the checkpoint was trained or validated
+    on, whole or in part (empty when none, or when its run config names no file found here).
+    """
 
     score: SceneScore
     windows: Windows
     forecasts: Forecasts
+    checkpoint: str = ""
+    trained_on: list[str] = field(default_factory=list)
+
+    @property
+    def warning(self) -> str | None:
+        """One line when the score is not held out (the checkpoint saw this scene), else None."""
+        if not self.trained_on:
+            return None
+        return (
+            f"warning: {self.checkpoint} was trained on (parts of) "
+            f"{', '.join(self.trained_on)}, test data of scene '{self.score.scene}': "
+            "this is not a held-out score"
+        )
 
 
 def checkpoint_for(checkpoint: str, scene: str) -> str:
@@ -58,11 +86,65 @@ def data_config_for(data: str, scene: str, fps: float = 0.0, fmt: str = "auto") 
     return DataConfig(test_files=[data], fps=fps, format=fmt)
 
 
+def _find(pattern: str, data_root: Path | None) -> list[str]:
+    """Files of a training pattern on this machine. Run configs keep paths as given at training
+    time, relative to the folder training ran in, so after the path as written come the package
+    root (where the shipped checkpoints were trained) and, for an ETH/UCY layout
+    `.../<scene>/<split>/<file>`, the evaluated ETH/UCY root."""
+    given = Path(pattern).expanduser()
+    candidates = [given] if given.is_absolute() else [given, PACKAGE_ROOT / given]
+    if data_root is not None and given.parent.name in ("train", "val", "test"):
+        candidates.append(data_root / given.parent.parent.name / given.parent.name / given.name)
+    for candidate in candidates:
+        found = sorted(glob.glob(str(candidate)))
+        if found:
+            return found
+    return []
+
+
+def trained_files(payload: dict, data_root: Path | None = None) -> list[Path]:
+    """The train and val files named by a checkpoint's run config and found here, resolved
+    (none for a checkpoint without a run config, e.g. an untrained model)."""
+    data = (payload.get("run_config") or {}).get("data")
+    if not isinstance(data, dict):
+        return []
+    try:
+        cfg = from_dict(DataConfig, data)
+    except ConfigError:
+        return []
+    if cfg.train_files or cfg.val_files or cfg.test_files:
+        patterns = cfg.train_files + cfg.val_files
+    else:
+        folder = Path(cfg.root) / cfg.test_scene
+        patterns = [str(folder / "train" / "*"), str(folder / "val" / "*")]
+    return [Path(f).resolve() for p in patterns for f in _find(p, data_root)]
+
+
+def seen_test_files(test_files: list[str], trained: list[Path]) -> list[str]:
+    """Names of the test files that are, or whose recording has a part that is, a trained file."""
+    paths = set(trained)
+    names = {p.name for p in trained}
+    return [
+        Path(f).name
+        for f in test_files
+        if Path(f).resolve() in paths
+        or {f"{Path(f).stem}_{part}{Path(f).suffix}" for part in ("train", "val")} & names
+    ]
+
+
 def evaluate_scene(
     checkpoint: str, data: str, scene: str, k: int = 20, fps: float = 0.0, fmt: str = "auto"
 ) -> SceneResult:
+    """Evaluate a checkpoint on one scene: what `trajpred evaluate` runs (`trajpred.evaluate`).
+
+    checkpoint: a .pt file, or a folder with one `<scene>.pt` per leave-one-out scene. data: an
+    ETH/UCY root holding `<scene>/test/`, or track files (file, folder or glob) evaluated as one
+    scene named `scene`. k: samples for best-of-K (0: deterministic only); fps: frame rate of
+    video-rate track files (resampled to the model step); fmt: their format. Distances are in
+    the data's units (metres for ETH/UCY). Raises InputError for unusable files.
+    """
     path = checkpoint_for(checkpoint, scene)
-    model = load_forecaster(path)
+    model, payload = load_forecaster_and_metadata(path)
     cfg = data_config_for(data, scene, fps, fmt)
     windows, _ = load_split(
         cfg,
@@ -85,7 +167,8 @@ def evaluate_scene(
         nbr_mask=windows.nbr_mask,
     )
     score = score_scene(scene, fc.mean, windows.fut_xy, windows.obs_xy, fc.samples, windows.units)
-    return SceneResult(score, windows, fc)
+    trained = trained_files(payload, None if cfg.test_files else Path(cfg.root))
+    return SceneResult(score, windows, fc, path, seen_test_files(split_files(cfg, "test"), trained))
 
 
 def summary_rows(results: list[SceneResult]) -> list[SceneScore]:

@@ -1,0 +1,170 @@
+"""`trajpred adapt`: fitting the forecaster to one camera from its own tracks, the scene input
+that starts exactly at the generic model, the no-regression guard, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from trajpred.adapt import AdaptConfig, adapt, split_in_time, with_scene_input
+from trajpred.checkpoint import load_checkpoint, load_forecaster
+from trajpred.forecast import TrackStreams, forecast_windows
+from trajpred.formats import read_mot, write_csv
+from trajpred.synth.render import write_scene
+from trajpred.synth.world import SynthConfig, simulate
+from trajpred.tracks import Tracks
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "data" / "checkpoints" / "video.pt"
+DETECTOR = ROOT / "data" / "detector" / "synth_yolo.pt"
+
+
+def trajpred(*args, timeout=240) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "trajpred", *map(str, args)],
+        cwd=ROOT,
+        env={**os.environ, "YOLO_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    """A 60 s synthetic scene at 10 fps, 640x384: video.mp4 and gt_mot.txt."""
+    out = tmp_path_factory.mktemp("adapt_clip")
+    write_scene(simulate(SynthConfig(duration_s=60.0, seed=3)), out)
+    return out
+
+
+def walks(n=6, t=8, seed=0):
+    g = np.random.default_rng(seed)
+    steps = g.normal(0, 3.0, (n, t, 2)) + np.array([8.0, 2.0])
+    return (np.cumsum(steps, 1) + np.array([100.0, 150.0])).astype(np.float32)
+
+
+def test_scene_input_starts_exactly_at_the_generic_model():
+    generic = load_forecaster(SHIPPED)
+    scene = with_scene_input(generic, [0.0, 0.0, 640.0, 384.0], "px", [0, 2])
+    obs, box = walks(), np.full((6, 8, 2), [20.0, 60.0], np.float32)
+    classes = np.array([0, 2, 0, 5, -1, 2])
+    a = forecast_windows(generic, obs, box).mean
+    b = forecast_windows(scene, obs, box, class_id=classes).mean
+    np.testing.assert_array_equal(a, b)
+
+
+def test_scene_model_streams_like_it_batches():
+    scene = with_scene_input(load_forecaster(SHIPPED), [0.0, 0.0, 640.0, 384.0], "px", [0, 2])
+    with torch.no_grad():  # a trained scene branch: forecasts now depend on place and class
+        for p in scene.scene.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    obs, box = walks(n=5), np.full((5, 8, 2), [20.0, 60.0], np.float32)
+    classes, ids = np.array([0, 2, 2, 0, 7]), np.array([4, 9, 1, 30, 2])
+    batch = forecast_windows(scene, obs, box, class_id=classes).mean
+    for i in range(len(ids)):  # one track at a time: windows here carry no neighbours
+        streams = TrackStreams(scene)
+        for t in range(obs.shape[1]):
+            streams.observe(
+                ids[i : i + 1], obs[i : i + 1, t], box[i : i + 1, t], None, classes[i : i + 1]
+            )
+        np.testing.assert_allclose(streams.forecast(ids[i : i + 1]).mean[0], batch[i], atol=1e-3)
+    other = forecast_windows(scene, obs, box, class_id=np.zeros(5, np.int64)).mean
+    assert np.abs(other - batch).max() > 1e-3  # the class does reach the forecast
+
+
+def test_split_in_time_holds_out_the_last_frames():
+    tracks = Tracks(np.arange(1, 11), np.zeros(10), np.zeros((10, 2)), units="px")
+    train, val = split_in_time(tracks, 0.2)
+    assert train.frame_id.tolist() == list(range(1, 9)) and val.frame_id.tolist() == [9, 10]
+
+
+def test_no_better_weights_ship_the_starting_model_unchanged(clip, tmp_path):
+    tracks = read_mot(clip / "gt_mot.txt")
+    cfg = AdaptConfig(lr=0.0, epochs=1, min_train_windows=10, min_val_windows=5)
+    report, payload = adapt(tracks, 10.0, tmp_path, cfg, progress=False, log=lambda *_: None)
+    assert not report.adapted and "did not beat the starting model" in report.table()
+    start = load_checkpoint(SHIPPED)
+    assert payload["model_config"] == start["model_config"]
+    for name, value in start["model"].items():
+        assert torch.equal(payload["model"][name], value)
+    assert [s.arm for s in report.scores] == [
+        "constant velocity",
+        "starting model",
+        "adapted model",
+    ]
+
+
+@pytest.mark.slow
+def test_adapt_command_end_to_end(clip, tmp_path):
+    out = tmp_path / "cam"
+    proc = trajpred(
+        "adapt", clip / "video.mp4", "--out", out, "--weights", DETECTOR, "--epochs", 2,
+        "--no-progress",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "constant velocity" in proc.stdout and "adapted model" in proc.stdout
+    report = json.loads((out / "report.json").read_text())
+    assert report["train_windows"] >= 100 and report["val_windows"] >= 20
+    assert report["video"]["fps"] == 10 and report["video"]["width"] == 640
+    model = load_forecaster(out / "adapted.pt")  # what `predict --checkpoint` loads
+    assert model.cfg.scene_input == report["adapted"]
+    assert (out / "tracks.csv").read_text().startswith("frame,track_id,x,y")
+    # The tracks of this run adapt again without tracking, their frame rate read from report.json.
+    again = trajpred(
+        "adapt", "--tracks", out / "tracks.csv", "--out", tmp_path / "b", "--epochs", 1
+    )
+    assert again.returncode == 0, again.stderr
+
+
+def _assert_refused(proc, *words):
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+@pytest.mark.slow  # the CLI in a subprocess
+def test_too_few_windows_is_one_line_and_keeps_earlier_outputs(clip, tmp_path):
+    tracks = read_mot(clip / "gt_mot.txt")
+    short = tmp_path / "short.csv"
+    write_csv(short, tracks.select(tracks.frame_id <= 60))  # 6 s: no track lasts one window
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "adapted.pt").write_bytes(b"an earlier run's model")
+    proc = trajpred("adapt", "--tracks", short, "--fps", 10, "--out", out)
+    _assert_refused(proc, "too few windows to adapt: 0 training windows found, 100 needed")
+    assert (out / "adapted.pt").read_bytes() == b"an earlier run's model"
+
+
+@pytest.mark.slow  # the CLI in a subprocess
+def test_tracks_of_another_resolution_or_frame_rate_are_refused(clip, tmp_path):
+    tracks = read_mot(clip / "gt_mot.txt")
+    big = Tracks(tracks.frame_id, tracks.track_id, tracks.xy * 2, tracks.box_xywh * 2, units="px")
+    write_csv(tmp_path / "big.csv", big)
+    proc = trajpred(
+        "adapt", clip / "video.mp4", "--tracks", tmp_path / "big.csv", "--out", tmp_path
+    )
+    _assert_refused(proc, "beyond the video's 640x384")
+
+    fast = Tracks(tracks.frame_id * 3, tracks.track_id, tracks.xy, tracks.box_xywh, units="px")
+    write_csv(tmp_path / "fast.csv", fast)  # the same walk seen at 30 fps
+    proc = trajpred(
+        "adapt", clip / "video.mp4", "--tracks", tmp_path / "fast.csv", "--out", tmp_path
+    )
+    _assert_refused(proc, "another frame rate")
+
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    write_csv(earlier / "tracks.csv", tracks)
+    (earlier / "report.json").write_text(json.dumps({"video": {"fps": 25.0}}))
+    proc = trajpred("adapt", "--tracks", earlier / "tracks.csv", "--fps", 10, "--out", tmp_path)
+    _assert_refused(proc, "tracked at 25 fps", "--fps says 10 fps")

@@ -1,0 +1,257 @@
+"""The public Python API: `import trajpred` is cheap, its names are the CLI's own objects, and
+`trajpred.Forecaster` adapts Results / supervision / arrays to the pipeline's LiveForecaster."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+import trajpred
+from trajpred import Forecaster
+from trajpred.demo import untrained_checkpoint
+from trajpred.detect import SHIPPED_DETECTOR
+from trajpred.errors import TrajpredError
+from trajpred.pipeline import ForecastConfig, LiveForecaster, load_model
+from trajpred.tracking import TrackedBoxes, tracked_from_ultralytics
+
+FPS = 10.0  # 4 frames per 0.4 s model step
+
+
+@pytest.fixture(scope="module")
+def cv_checkpoint(tmp_path_factory) -> str:
+    """An untrained forecaster: it forecasts exactly constant velocity."""
+    return untrained_checkpoint(tmp_path_factory.mktemp("api") / "cv.pt")
+
+
+def box_at(x: float, y: float = 300.0, w: float = 30.0, h: float = 90.0) -> list[float]:
+    """xyxy of a w x h box whose bottom centre is (x, y)."""
+    return [x - w / 2, y - h, x + w / 2, y]
+
+
+def results(rows, conf=0.9, shape=(384, 640)):
+    """A real ultralytics Results of one frame: rows of (x, y, track id or None)."""
+    from ultralytics.engine.results import Results
+
+    data = [
+        [*box_at(x, y), *([] if tid is None else [float(tid)]), conf, 0.0] for x, y, tid in rows
+    ]
+    width = 7 if rows and rows[0][2] is not None else 6
+    boxes = torch.tensor(data, dtype=torch.float32).reshape(-1, width)
+    return Results(np.zeros((*shape, 3), np.uint8), "frame.jpg", {0: "person"}, boxes=boxes)
+
+
+@pytest.mark.slow  # a fresh interpreter
+def test_import_is_cheap_and_names_resolve():
+    code = (
+        "import sys, trajpred; "
+        "assert not {'torch', 'ultralytics', 'cv2'} & set(sys.modules), sorted(sys.modules)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    for name in trajpred.__all__:
+        value = getattr(trajpred, name)
+        assert name == "__version__" or value.__doc__, f"trajpred.{name} has no docstring"
+    with pytest.raises(AttributeError):
+        trajpred.no_such_name  # noqa: B018
+
+
+def test_public_names_are_the_objects_the_cli_uses():
+    from trajpred import evaluation, formats, pipeline, tracks
+
+    assert trajpred.Pipeline is pipeline.Pipeline
+    assert trajpred.read_tracks is formats.read_tracks
+    assert trajpred.write_tracks is formats.write_tracks
+    assert trajpred.Tracks is tracks.Tracks
+    assert trajpred.evaluate is evaluation.evaluate_scene
+    assert trajpred.Forecaster is not __import__("trajpred.model").model.Forecaster
+
+
+@pytest.mark.slow  # a fresh interpreter
+def test_from_trajpred_import_evaluate_gives_the_function_whatever_was_imported_before():
+    code = (
+        "import trajpred.evaluation, trajpred.commands.evaluate, trajpred.cli; "
+        "from trajpred import evaluate; "
+        "assert callable(evaluate) and evaluate.__module__ == 'trajpred.evaluation', evaluate"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_track_files_round_trip_through_the_api(make_tracks, tmp_path):
+    tracks = make_tracks(n_tracks=2, n_frames=5)
+    trajpred.write_tracks(tmp_path / "t.txt", tracks, "eth_ucy")
+    back = trajpred.read_tracks(tmp_path / "t.txt")
+    np.testing.assert_allclose(back.sorted().xy, tracks.sorted().xy)
+
+
+def test_constant_velocity_track_as_plain_arrays(cv_checkpoint):
+    forecaster = Forecaster(cv_checkpoint, fps=FPS)
+    assert (forecaster.fps, forecaster.dt_s, forecaster.pred_len) == (10.0, 0.4, 12)
+    out = []
+    for frame in range(1, 10):  # 5 px per frame to the right: 20 px per model step
+        out.append(forecaster.update([7], np.array([box_at(100.0 + 5.0 * frame)])))
+    # Samples at frames 1, 5, 9: the first forecast comes with the second sample, at frame 5.
+    assert [len(f) for f in out] == [0, 0, 0, 0, 1, 1, 1, 1, 1]
+    f = out[-1]  # frame 9, bottom centre at x = 145
+    assert f.track_id.tolist() == [7] and f.xy.shape == (1, 12, 2)
+    np.testing.assert_allclose(f.xy[0, :, 0], 145.0 + 20.0 * np.arange(1, 13), atol=1e-3)
+    np.testing.assert_allclose(f.xy[0, :, 1], 300.0, atol=1e-3)
+    np.testing.assert_array_equal(f.target_frame, 9 + 4 * np.arange(1, 13))
+    assert f.samples is None and f.world_xy is None and f.sigma.shape == (1, 12)
+    assert forecaster.frame_id == 9
+
+
+def test_api_forecasts_equal_the_pipelines_live_forecaster():
+    forecaster = Forecaster(fps=FPS, k=3)  # the shipped video model
+    live = LiveForecaster(load_model(ForecastConfig().checkpoint), FPS, ForecastConfig(k=3))
+    g = np.random.default_rng(0)
+    start, velocity = g.uniform(100, 500, (4, 2)), g.normal(0, 3, (4, 2))
+    for frame in range(1, 25):
+        ids = np.array([3, 9, 4, 12])[: 2 + frame % 3]  # tracks come and go
+        xy = start[: len(ids)] + velocity[: len(ids)] * frame
+        xyxy = np.array([box_at(x, y) for x, y in xy])
+        torch.manual_seed(frame)  # samples draw from torch's global generator
+        got = forecaster.update(ids, xyxy)
+        wh = xyxy[:, 2:] - xyxy[:, :2]
+        boxes = TrackedBoxes(
+            ids, np.column_stack([xyxy[:, :2], wh]), np.ones(len(ids)), np.zeros(len(ids))
+        )
+        torch.manual_seed(frame)
+        want = live.update(frame, boxes.sorted())
+        np.testing.assert_array_equal(got.track_id, want.track_id)
+        np.testing.assert_allclose(got.xy, want.xy)
+        np.testing.assert_allclose(got.sigma, want.sigma)
+        np.testing.assert_allclose(got.samples, want.samples)
+    assert len(got) == len(ids) and got.samples.shape == (len(ids), 3, 12, 2)
+
+
+def test_results_without_ids_after_tracking_began_are_empty(cv_checkpoint):
+    forecaster = Forecaster(cv_checkpoint, fps=FPS)
+    assert len(forecaster.update(results([]))) == 0  # frame 1: no boxes at all
+    for frame in range(2, 10):  # samples at frames 5 and 9
+        f = forecaster.update(results([(100.0 + 5 * frame, 300.0, 1)]))
+    assert f.track_id.tolist() == [1]
+    for _ in range(10):  # the tracker confirmed nothing: boxes.id is None
+        assert len(forecaster.update(results([(200.0, 300.0, None)]))) == 0
+    assert forecaster.frame_id == 19
+
+
+def test_untracked_results_raise_with_a_hint(cv_checkpoint):
+    forecaster = Forecaster(cv_checkpoint, fps=FPS)
+    untracked = results([(100.0, 300.0, None), (300.0, 300.0, None)])
+    forecaster.update(untracked)  # a new track is confirmed on its second frame: no error yet
+    forecaster.update(untracked)
+    with pytest.raises(ValueError, match=r"persist=True"):
+        forecaster.update(untracked)
+    # Low-confidence boxes without ids are what a tracker leaves when it starts no track.
+    quiet = Forecaster(cv_checkpoint, fps=FPS)
+    for _ in range(10):
+        assert len(quiet.update(results([(100.0, 300.0, None)], conf=0.15))) == 0
+
+
+def test_supervision_detections_are_duck_typed(cv_checkpoint):
+    by_arrays, by_sv = Forecaster(cv_checkpoint, fps=FPS), Forecaster(cv_checkpoint, fps=FPS)
+    for frame in range(1, 8):
+        xyxy = np.array([box_at(100.0 + 5 * frame), box_at(400.0 - 3 * frame)])
+        ids = np.array([5, 2])
+        detections = SimpleNamespace(
+            xyxy=xyxy, tracker_id=ids, class_id=np.array([0, 0]), confidence=np.array([0.9, 0.8])
+        )
+        got, want = by_sv.update(detections), by_arrays.update(ids, xyxy)
+        np.testing.assert_array_equal(got.track_id, want.track_id)
+        np.testing.assert_allclose(got.xy, want.xy)
+    assert got.track_id.tolist() == [2, 5]
+    empty = SimpleNamespace(xyxy=np.zeros((0, 4)), tracker_id=None, class_id=None)
+    assert len(by_sv.update(empty)) == 0
+    untracked = SimpleNamespace(xyxy=xyxy, tracker_id=None, class_id=None)
+    with pytest.raises(ValueError, match="tracker_id"):
+        by_sv.update(untracked)
+
+
+def test_frames_out_of_order_raise_and_reset_starts_again(cv_checkpoint):
+    forecaster = Forecaster(cv_checkpoint, fps=FPS)
+    box = np.array([box_at(100.0)])
+    forecaster.update([1], box, frame_id=5)
+    forecaster.update([1], box)  # counts on from the given id
+    assert forecaster.frame_id == 6
+    for bad in (6, 3):
+        with pytest.raises(ValueError, match="in order"):
+            forecaster.update([1], box, frame_id=bad)
+    forecaster.update([1], box, frame_id=20)  # a gap is allowed
+    forecaster.reset()
+    assert forecaster.frame_id == 0
+    assert len(forecaster.update([1], box)) == 0  # the track starts over: one sample
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (([1, 2], np.zeros((2, 3))), r"xyxy must have shape \(2, 4\)"),
+        (([1, 2], np.zeros((3, 4))), r"xyxy must have shape \(2, 4\)"),
+        (([[1, 2]], np.zeros((2, 4))), r"track_ids must have shape \(N,\)"),
+        (([1.5], np.zeros((1, 4))), "integers"),
+        (([1], np.array([[0, 0, np.nan, 1]])), "NaN"),
+        (([1], np.array([[10, 0, 5, 1]])), "right >= left"),
+        (([1, 1], np.zeros((2, 4))), "twice"),
+        (([1], np.zeros((1, 4)), [0, 0]), r"classes must have shape \(1,\)"),
+        ((np.zeros((1, 4)),), "update\\(\\) takes"),
+    ],
+)
+def test_wrong_input_raises_value_error(args, message, cv_checkpoint):
+    with pytest.raises(ValueError, match=message):
+        Forecaster(cv_checkpoint, fps=FPS).update(*args)
+
+
+def test_bad_settings_raise(cv_checkpoint, tmp_path):
+    for fps in (0, -1.0, float("nan"), "25"):
+        with pytest.raises(ValueError, match="fps"):
+            Forecaster(cv_checkpoint, fps=fps)
+    with pytest.raises(ValueError, match="k must"):
+        Forecaster(cv_checkpoint, fps=FPS, k=-1)
+    with pytest.raises(ValueError, match="3x3"):
+        Forecaster(cv_checkpoint, fps=FPS, homography=np.eye(2))
+    with pytest.raises(TrajpredError, match="not found"):
+        Forecaster(tmp_path / "absent.pt", fps=FPS)
+
+
+def test_homography_adds_world_positions(cv_checkpoint, tmp_path):
+    (tmp_path / "H.txt").write_text("0.5 0 0\n0 0.5 0\n0 0 1\n")  # 2 px per metre
+    forecaster = Forecaster(cv_checkpoint, fps=FPS, homography=tmp_path / "H.txt")
+    for frame in range(1, 6):
+        f = forecaster.update([1], np.array([box_at(100.0 + 5 * frame)]))
+    np.testing.assert_allclose(f.world_xy, f.xy / 2)
+
+
+@pytest.fixture(scope="module")
+def scene_frames(video_assets):
+    """The first 20 frames of the shared synthetic scene, BGR."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(video_assets.scene.video))
+    frames = [cap.read()[1] for _ in range(20)]
+    cap.release()
+    return frames
+
+
+def test_real_yolo_track_results(scene_frames, video_assets):
+    from ultralytics import YOLO
+
+    model = YOLO(str(SHIPPED_DETECTOR))
+    forecaster = Forecaster(fps=FPS)
+    live = LiveForecaster(load_model(ForecastConfig().checkpoint), FPS, ForecastConfig())
+    seen = 0
+    for frame_id, image in enumerate(scene_frames, 1):
+        result = model.track(image, persist=True, imgsz=video_assets.imgsz, verbose=False)[0]
+        got = forecaster.update(result)
+        want = live.update(frame_id, tracked_from_ultralytics(result))
+        np.testing.assert_array_equal(got.track_id, want.track_id)
+        np.testing.assert_allclose(got.xy, want.xy)
+        seen += len(got)
+    assert seen > 0  # people were detected, tracked and forecast
+    untracked = Forecaster(fps=FPS)
+    with pytest.raises(ValueError, match="persist=True"):
+        for image in scene_frames:
+            untracked.update(model.predict(image, imgsz=video_assets.imgsz, verbose=False)[0])

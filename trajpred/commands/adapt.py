@@ -1,0 +1,217 @@
+"""Fit the forecaster to one camera, unsupervised: the tracker's own tracks are the labels.
+
+Tracks SOURCE (a video, or a folder or glob of videos of the same camera, taken in order), or
+reads --tracks (a tracks.csv of an earlier `track`/`predict`/`adapt` run of this camera; give
+SOURCE too, or --fps), holds out the last --val-fraction of the footage in time, fine-tunes the
+starting forecaster (--checkpoint; default the shipped video model) on the rest, and writes into
+OUT: adapted.pt (a checkpoint for `trajpred predict --checkpoint`), tracks.csv, report.json,
+and train/ (training log, config and the split it trained on).
+
+The printed table gives held-out ADE/FDE of constant velocity, the starting model and the
+adapted model on the same windows. If the adapted model does not beat the starting model
+there, adapted.pt holds the starting model unchanged and the last line says so. With
+--homography the forecaster learns and is scored on the ground plane (metres).
+
+Examples:
+  trajpred adapt clip.mp4 --out runs/cam1 --weights data/detector/synth_yolo.pt
+  trajpred adapt traffic.avi --out runs/road --weights yolov8n.pt --classes car bus truck
+  trajpred adapt clip.mp4 --tracks runs/clip/tracks.csv --out runs/cam1 --epochs 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .predict import add_detector_arguments, load_pipeline_config
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..adapt import AdaptConfig
+
+    add_detector_arguments(p)
+    for action in p._actions:  # SOURCE may be left out when --tracks and --fps say it all
+        if action.dest == "source":
+            action.nargs, action.default = "?", None
+    d = AdaptConfig()
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument(
+        "--tracks", metavar="CSV", help="tracks of this camera from an earlier run: no tracking"
+    )
+    p.add_argument("--checkpoint", default=d.checkpoint, help="starting forecaster")
+    p.add_argument(
+        "--homography",
+        metavar="H.txt",
+        help="3x3 image -> ground plane matrix: adapt and score in metres",
+    )
+    p.add_argument("--epochs", type=int, default=d.epochs, help="most epochs (stops early)")
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=d.val_fraction,
+        help="last part of the footage in time held out for validation",
+    )
+    p.add_argument(
+        "--obs-len", type=int, default=d.obs_len, help="longest history in a window (samples)"
+    )
+    p.add_argument(
+        "--no-scene-input",
+        action="store_true",
+        help="plain fine-tuning: the model is not told where in the view a track is",
+    )
+    p.add_argument(
+        "--no-class-input", action="store_true", help="the model is not told the track's class"
+    )
+    p.add_argument("--seed", type=int, default=d.seed, help="random seed")
+
+
+def _tracks_from_csv(args, config, out: Path):
+    """(pixel tracks, fps, video info dict) from --tracks, checked against SOURCE / --fps."""
+    from ..errors import InputError, TrajpredError
+    from ..formats import read_tracks
+    from ..video import VideoReader, expand_source
+
+    tracks = read_tracks(args.tracks)
+    if tracks.units != "px" or tracks.box_xywh is None:
+        raise InputError(args.tracks, "needs pixel tracks with boxes (a `trajpred track` CSV)")
+    meta = _tracks_metadata(Path(args.tracks))
+    info = {}
+    if args.source:
+        videos, several = expand_source(args.source)
+        if several:
+            raise TrajpredError("with --tracks, SOURCE must be the one video the tracks come from")
+        with VideoReader(videos[0], config.fps) as reader:
+            v = reader.info
+        info = {"fps": v.fps, "width": v.width, "height": v.height, "frames": v.n_frames}
+    fps = config.fps or info.get("fps") or meta.get("fps")
+    if not fps:
+        raise TrajpredError(f"{args.tracks}: frame rate unknown; give --fps or the SOURCE video")
+    if meta.get("fps") and abs(meta["fps"] - fps) > 1e-3 * fps:
+        raise InputError(
+            args.tracks,
+            f"tracked at {meta['fps']:g} fps, but {'--fps' if config.fps else 'the video'} "
+            f"says {fps:g} fps",
+        )
+    size = (info.get("width"), info.get("height"))
+    if meta.get("width") and info and (meta["width"], meta["height"]) != size:
+        raise InputError(
+            args.tracks,
+            f"tracked at {meta['width']}x{meta['height']} px, the video is {size[0]}x{size[1]}",
+        )
+    if info:
+        # Tracker boxes may overhang the border a little; their bottom centres do not go far.
+        right, bottom = (float(v) for v in tracks.xy.max(axis=0))
+        if right > 1.1 * size[0] or bottom > 1.1 * size[1]:
+            raise InputError(
+                args.tracks,
+                f"tracks reach {right:.0f}x{bottom:.0f} px, beyond the video's "
+                f"{size[0]}x{size[1]}: tracks of another resolution or camera",
+            )
+        last = int(tracks.frame_id.max()) if len(tracks) else 0
+        if info.get("frames") and last > info["frames"] * 1.01 + 2:
+            raise InputError(
+                args.tracks,
+                f"frames run to {last}, the video has {info['frames']} at {info['fps']:g} fps: "
+                f"tracks of another frame rate or video",
+            )
+    return tracks, float(fps), {**meta, **info, "fps": float(fps)}
+
+
+def _tracks_metadata(path: Path) -> dict:
+    """fps / width / height an earlier `adapt` recorded beside its tracks.csv (report.json)."""
+    report = path.parent / "report.json"
+    try:
+        video = json.loads(report.read_text()).get("video", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return video if isinstance(video, dict) else {}
+
+
+def _track_videos(args, config, work: Path, progress: bool):
+    """Track every video of SOURCE in order -> (tracks, fps, video info); ids and frames are
+    offset so the videos follow one another in time without sharing a track."""
+    from ..errors import TrajpredError
+    from ..formats import read_tracks
+    from ..pipeline import Pipeline
+    from ..tracks import Tracks
+    from ..video import VideoReader, expand_source
+    from .track import track_video
+
+    if not args.source:
+        raise TrajpredError("give SOURCE (a video, folder or glob) or --tracks")
+    videos, _ = expand_source(args.source)
+    VideoReader(videos[0], config.fps).close()  # a bad video fails before the model loads
+    pipeline = Pipeline(config, forecast=False)
+    parts, frame_offset, id_offset, info = [], 0, 0, {}
+    for k, video in enumerate(videos):
+        csv = work / f"tracks_{k}.csv"
+        with pipeline.open(video) as reader:
+            frames, _, _ = track_video(pipeline, reader, csv, progress)
+            v = reader.info
+        if info and abs(v.fps - info["fps"]) > 1e-3 * info["fps"]:
+            raise TrajpredError(f"{video.uri}: {v.fps:g} fps, the first video has {info['fps']:g}")
+        info = {"fps": v.fps, "width": v.width, "height": v.height, "frames": frame_offset + frames}
+        t = read_tracks(csv, "csv")
+        csv.unlink()
+        t.frame_id += frame_offset
+        t.track_id += id_offset
+        parts.append(t)
+        frame_offset += frames
+        id_offset = int(t.track_id.max()) + 1 if len(t) else id_offset
+    tracks = Tracks.concat(parts) if parts else Tracks.empty("px", True)
+    return tracks, float(info["fps"]), info
+
+
+def _on_ground(tracks, homography):
+    """Pixel tracks -> ground-plane tracks in metres (no boxes: the scale is 1)."""
+    from ..pipeline import apply_homography
+    from ..tracks import Tracks
+
+    world = apply_homography(homography, tracks.xy)
+    return Tracks(tracks.frame_id, tracks.track_id, world, None, tracks.class_id, tracks.conf, "m")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..adapt import AdaptConfig, adapt, load_start
+    from ..atomic import write_json
+    from ..checkpoint import save_checkpoint
+    from ..formats import write_csv
+    from ..outputs import input_files, output_guard
+    from ..paths import resolve_data_path
+    from ..pipeline import read_homography
+
+    cfg = AdaptConfig(
+        checkpoint=args.checkpoint,
+        epochs=args.epochs,
+        val_fraction=args.val_fraction,
+        obs_len=args.obs_len,
+        scene_input=not args.no_scene_input,
+        class_input=not args.no_class_input,
+        seed=args.seed,
+    )
+    config = load_pipeline_config(args)
+    out = Path(args.out)
+    tracks_csv = out / "tracks.csv"
+    keep_tracks = args.tracks and tracks_csv.exists() and tracks_csv.samefile(args.tracks)
+    writes = [out / "adapted.pt", out / "report.json", *([] if keep_tracks else [tracks_csv])]
+    reads = [*input_files(args.source), args.tracks, args.homography, getattr(args, "config", None)]
+    with output_guard(out, writes=writes, reads=[*reads, resolve_data_path(cfg.checkpoint)]):
+        homography = read_homography(args.homography) if args.homography else None
+        load_start(cfg.checkpoint)  # a bad checkpoint fails before any tracking
+        work = out / "train"
+        work.mkdir(exist_ok=True)
+        progress = not args.no_progress
+        if args.tracks:
+            tracks, fps, video = _tracks_from_csv(args, config, out)
+        else:
+            tracks, fps, video = _track_videos(args, config, work, progress)
+        learn_on = tracks if homography is None else _on_ground(tracks, homography)
+        report, payload = adapt(learn_on, fps, work, cfg, progress)
+        save_checkpoint(out / "adapted.pt", payload)
+        if not keep_tracks:
+            write_csv(tracks_csv, tracks)
+        write_json(out / "report.json", {**report.to_dict(), "video": video})
+    print(report.table())
+    print(f"-> {out / 'adapted.pt'}, {tracks_csv}, {out / 'report.json'}")
+    return 0

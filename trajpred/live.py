@@ -1,0 +1,208 @@
+"""Forecasts inside your own tracking loop: `trajpred.Forecaster`.
+
+    from ultralytics import YOLO
+    from trajpred import Forecaster
+
+    forecaster = Forecaster(fps=25)
+    for result in YOLO("yolo11n.pt").track("clip.mp4", stream=True, persist=True):
+        f = forecaster.update(result)   # FrameForecasts: f.track_id, f.xy, f.sigma, ...
+
+`Forecaster` is an adapter: it turns what a tracking loop holds (an ultralytics `Results`, a
+`supervision.Detections` with tracker ids, or plain arrays) into `TrackedBoxes` and feeds them to
+the `LiveForecaster` that `trajpred predict` runs, so the same tracks get the same forecasts.
+It is not `trajpred.model.Forecaster`, the nn.Module that both run.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from .pipeline import ForecastConfig, LiveForecaster, load_model, read_homography
+from .results import FrameForecasts
+from .tracking import TrackedBoxes, tracked_from_ultralytics
+
+DEFAULT_CHECKPOINT = ForecastConfig().checkpoint  # the shipped video model
+# Ultralytics' trackers (bytetrack.yaml and botsort.yaml: new_track_thresh) start a track from a
+# detection this confident. A tracked frame can hold boxes without ids only when the tracker
+# confirmed nothing, and then, once a stream is under way, only less confident ones.
+NEW_TRACK_CONF = 0.25
+# Frames in a row with confident boxes and no id, before any id was seen, that mean the results
+# were not tracked: a new track is confirmed on its second frame, so one such frame is normal.
+UNTRACKED_FRAMES = 3
+UNTRACKED_HINT = (
+    "detections without track ids: call model.track(source, stream=True, persist=True) "
+    "rather than model.predict() or model(), so every box carries a track id"
+)
+
+
+class Forecaster:
+    """Forecast every tracked object of a video, one `update()` per frame, in order.
+
+    checkpoint: a forecaster checkpoint (default: the shipped video model, trained on
+    pedestrians). fps: the video's frame rate (forecast steps are dt_s apart; frames are
+    1-based, frame f at (f - 1) / fps seconds). homography: a 3x3 image -> ground plane matrix,
+    or a text file holding one (`trajpred synth` writes homography.txt): forecasts also in
+    metres (`world_xy`). k: sampled trajectories per track and frame (`samples`; 0 = none).
+    device: "cpu", "cuda" or "auto" for the LSTM.
+
+    Unusable files raise `TrajpredError`; bad values and bad `update()` input raise ValueError.
+    Not to be confused with `trajpred.model.Forecaster`, the nn.Module this runs.
+    """
+
+    def __init__(
+        self,
+        checkpoint: str | os.PathLike = DEFAULT_CHECKPOINT,
+        *,
+        fps: float,
+        homography: str | os.PathLike | np.ndarray | None = None,
+        k: int = 0,
+        device: str = "cpu",
+    ):
+        from .detect import resolve_device
+
+        if not (isinstance(fps, int | float | np.number) and math.isfinite(fps) and fps > 0):
+            raise ValueError(f"fps must be a positive number (the video's frame rate), got {fps!r}")
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 0:
+            raise ValueError(f"k must be an integer >= 0 (samples per track), got {k!r}")
+        self._cfg = ForecastConfig(checkpoint=os.fspath(checkpoint), k=int(k))
+        if homography is None:
+            self._homography = None
+        elif isinstance(homography, str | os.PathLike):
+            self._homography = read_homography(homography)
+        else:
+            self._homography = np.asarray(homography, dtype=np.float64)
+            if self._homography.shape != (3, 3):
+                raise ValueError(f"homography must be 3x3, got shape {self._homography.shape}")
+        self._model = load_model(self._cfg.checkpoint)
+        self._device = resolve_device(device)
+        self._fps = float(fps)
+        self.reset()
+
+    @property
+    def fps(self) -> float:
+        """The video's frame rate, frames per second."""
+        return self._fps
+
+    @property
+    def dt_s(self) -> float:
+        """Seconds between two forecast steps (the model's step, 0.4 s for the shipped models)."""
+        return self._live.dt_s
+
+    @property
+    def pred_len(self) -> int:
+        """Forecast steps per track: the forecast reaches pred_len * dt_s seconds ahead."""
+        return self._live.pred_len
+
+    @property
+    def frame_id(self) -> int:
+        """1-based id of the last frame given to `update()` (0 before the first)."""
+        return self._frame_id
+
+    def reset(self) -> None:
+        """Forget every track, e.g. before the next video; frames count from 1 again."""
+        self._live = LiveForecaster(
+            self._model, self._fps, self._cfg, self._device, self._homography
+        )
+        self._frame_id = 0
+        self._seen_ids = False
+        self._untracked_run = 0  # frames in a row that look untracked (see UNTRACKED_FRAMES)
+
+    def update(
+        self, tracks, xyxy=None, classes=None, *, frame_id: int | None = None
+    ) -> FrameForecasts:
+        """Advance by one frame; returns the `FrameForecasts` made on it.
+
+        tracks: one frame's tracks, as an ultralytics `Results` from `YOLO.track` (reads
+        `boxes.id`, `boxes.xyxy`, `boxes.conf`, `boxes.cls`, `orig_shape`; a frame without boxes
+        or with `boxes.id is None` once tracking is under way gives an empty result), a
+        `supervision.Detections` with `tracker_id`, or (N,) integer track ids with `xyxy`
+        (N, 4) boxes in pixels (left, top, right, bottom) and optional `classes` (N,).
+        frame_id: this frame's 1-based id; by default the previous one + 1. Ids must grow; a
+        gap skips frames (tracks are interpolated over gaps up to one model step).
+
+        Only tracks with at least 2 samples (one model step, dt_s, after they appear) get a
+        forecast, so the result lists fewer tracks than were given.
+        """
+        if xyxy is not None:
+            boxes = self._from_arrays(tracks, xyxy, classes)
+        elif hasattr(tracks, "boxes") and hasattr(tracks, "orig_shape"):
+            boxes = self._from_results(tracks)
+        elif hasattr(tracks, "tracker_id") and hasattr(tracks, "xyxy"):
+            boxes = self._from_supervision(tracks)
+        else:
+            raise ValueError(
+                "update() takes an ultralytics Results, a supervision.Detections with "
+                f"tracker_id, or (track_ids, xyxy) arrays; got {type(tracks).__name__}"
+            )
+        frame_id = self._next_frame_id(frame_id)
+        forecasts = self._live.update(frame_id, boxes)
+        self._frame_id = frame_id
+        return forecasts
+
+    def _next_frame_id(self, frame_id: int | None) -> int:
+        if frame_id is None:
+            return self._frame_id + 1
+        if isinstance(frame_id, bool) or not isinstance(frame_id, int | np.integer):
+            raise ValueError(f"frame_id must be an integer, got {frame_id!r}")
+        if frame_id <= self._frame_id:
+            raise ValueError(
+                f"frame {frame_id} given after frame {self._frame_id}: frames must come in "
+                "order (call reset() before another video)"
+            )
+        return int(frame_id)
+
+    def _from_arrays(self, track_ids, xyxy, classes) -> TrackedBoxes:
+        ids = np.asarray(track_ids)
+        box = np.asarray(xyxy, dtype=np.float64)
+        if ids.ndim != 1:
+            raise ValueError(f"track_ids must have shape (N,), got {ids.shape}")
+        n = len(ids)
+        if box.shape != (n, 4):
+            raise ValueError(f"xyxy must have shape ({n}, 4) for {n} track ids, got {box.shape}")
+        if n and not np.array_equal(ids, np.round(ids.astype(np.float64))):
+            raise ValueError("track_ids must be integers")
+        if not np.isfinite(box).all():
+            raise ValueError("xyxy holds NaN or infinite values")
+        if (box[:, 2:] < box[:, :2]).any():
+            raise ValueError("xyxy boxes must be (left, top, right, bottom) with right >= left")
+        cls = np.zeros(n) if classes is None else np.asarray(classes)
+        if cls.shape != (n,):
+            raise ValueError(f"classes must have shape ({n},), got {cls.shape}")
+        if len(np.unique(ids)) != n:
+            raise ValueError("a track id appears twice on one frame")
+        self._seen_ids = True
+        wh = box[:, 2:] - box[:, :2]
+        # Plain arrays carry no confidence; 1 stands for "tracked" (the forecaster ignores it).
+        return TrackedBoxes(ids, np.column_stack([box[:, :2], wh]), np.ones(n), cls).sorted()
+
+    def _from_results(self, result) -> TrackedBoxes:
+        boxes = result.boxes
+        if boxes is None:
+            if getattr(result, "obb", None) is not None:
+                raise ValueError("oriented boxes (OBB results) are not supported")
+            return TrackedBoxes.empty()
+        if len(boxes) and boxes.id is None:
+            confident = bool((boxes.conf.cpu().numpy() >= NEW_TRACK_CONF).any())
+            self._untracked_run = self._untracked_run + 1 if confident else 0
+            if not self._seen_ids and self._untracked_run >= UNTRACKED_FRAMES:
+                raise ValueError(UNTRACKED_HINT)
+            return TrackedBoxes.empty()
+        self._untracked_run = 0
+        self._seen_ids = self._seen_ids or len(boxes) > 0
+        return tracked_from_ultralytics(result)
+
+    def _from_supervision(self, detections) -> TrackedBoxes:
+        xyxy = np.asarray(detections.xyxy, dtype=np.float64).reshape(-1, 4)
+        if len(xyxy) == 0:
+            return TrackedBoxes.empty()
+        if detections.tracker_id is None:
+            # supervision's trackers return only tracked boxes: none of its frames look like this
+            raise ValueError(
+                "supervision Detections without tracker_id: pass them through a tracker "
+                "(e.g. sv.ByteTrack().update_with_detections) first"
+            )
+        classes = getattr(detections, "class_id", None)
+        return self._from_arrays(detections.tracker_id, xyxy, classes)

@@ -318,6 +318,12 @@ def add_config_arguments(p: argparse.ArgumentParser, default: str | None, exampl
         default=argparse.SUPPRESS if default is None else default,
         help="config file" + ("" if default else " (default: the built-in defaults)"),
     )
+    add_set_argument(p, "override config keys", example)
+
+
+def add_set_argument(p: argparse.ArgumentParser, what: str, example: str) -> None:
+    """--set KEY=VALUE: one or more pairs, repeatable (`--set a=1 b=2 --set c=3`), into
+    args.overrides."""
     p.add_argument(
         "--set",
         metavar="KEY=VALUE",
@@ -325,7 +331,7 @@ def add_config_arguments(p: argparse.ArgumentParser, default: str | None, exampl
         action="extend",
         default=[],
         dest="overrides",
-        help=f"override config keys; values are YAML; repeatable (e.g. --set {example})",
+        help=f"{what}; values are YAML; repeatable (e.g. --set {example})",
     )
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..config import add_set_argument
 from ..detect import DEVICES, DetectorConfig
 
 
@@ -51,16 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="forecast in metres on the ground plane (the scene's homography.txt)",
     )
-    p.add_argument(
-        "--set",
-        metavar="KEY=VALUE",
-        nargs="+",
-        action="extend",
-        default=[],
-        dest="overrides",
-        help="synthetic scene settings (configs/synth.yaml keys); values are YAML; repeatable "
-        "(e.g. --set camera.tilt_deg=25)",
-    )
+    add_set_argument(p, "synthetic scene settings (configs/synth.yaml keys)", "camera.tilt_deg=25")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 

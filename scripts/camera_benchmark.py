@@ -6,8 +6,11 @@ Synthetic scenes: the tracker (shipped detector) runs over the first 60 % of a l
 last 40 % of the video is scored against the synthetic ground truth (bottom centres of the true
 boxes in pixels, and the true ground positions in metres), on the same windows for every arm:
 constant velocity, the shipped model in pixels and on the ground plane (homography), and the
-model adapted in pixels and on the ground plane. Pixel forecasts are scored in metres through
-the homography, metre forecasts in pixels through its inverse.
+models adapted in pixels and on the ground plane (plain fine-tuning, scene input, the scene
+prior, both, and what `adapt`'s guard ships). Pixel forecasts are scored in metres through
+the homography, metre forecasts in pixels through its inverse. The same arms are also scored
+on the tracker's own tracks of the last 40 % against their own future (what a deployed model
+reads: detector noise included).
 
 Real clips (`--real`): no ground truth, so adapt holds out the last 40 % of the tracker's own
 tracks and scores forecasts against the tracker's future positions there.
@@ -122,66 +125,126 @@ def predict(model, w) -> np.ndarray:
     ).mean
 
 
-def score_scene(name: str, overrides: dict, out: Path, duration: float, epochs: int) -> dict:
+def scene_tracks(name: str, overrides: dict, out: Path, duration: float, seed: int):
+    """(scene folder, SynthConfig, cut frame, tracker's pixel tracks of the whole video, fps,
+    seconds spent tracking): the video and the tracks are written once and read back on later
+    runs. The tracker runs online, so its tracks up to the cut do not depend on what follows."""
     from trajpred.config import from_dict
+    from trajpred.formats import write_csv
     from trajpred.synth.render import write_scene
     from trajpred.synth.world import SynthConfig, simulate
 
-    scene_dir = out / f"{name}_{duration:g}s"
-    cfg = from_dict(SynthConfig, {"duration_s": duration, "seed": 7, **overrides})
+    suffix = "" if seed == 7 else f"_seed{seed}"
+    scene_dir = out / f"{name}_{duration:g}s{suffix}"
+    cfg = from_dict(SynthConfig, {"duration_s": duration, "seed": seed, **overrides})
     if not (scene_dir / "video.mp4").exists():
         write_scene(simulate(cfg), scene_dir)
+    cut = int(round(cfg.n_frames * 0.6))
+    cache = scene_dir / "tracks_all.csv"
+    t0 = time.perf_counter()
+    if cache.exists():
+        tracks, fps = read_tracks(cache), cfg.fps
+    else:
+        weights = str(ROOT / "data/detector/synth_yolo.pt")
+        tracks, fps = track(scene_dir / "video.mp4", weights, None)
+        write_csv(cache, tracks)
+    return scene_dir, cfg, cut, tracks, fps, time.perf_counter() - t0
+
+
+def score_scene(
+    name: str,
+    overrides: dict,
+    out: Path,
+    duration: float,
+    epochs: int,
+    seed: int = 7,
+    min_windows: int = 100,
+) -> dict:
+    scene_dir, cfg, cut, all_tracks, fps, track_s = scene_tracks(
+        name, overrides, out, duration, seed
+    )
+    tracks = all_tracks.select(all_tracks.frame_id <= cut)  # adapt sees the first 60 % only
     h = read_homography(scene_dir / "homography.txt")
     h_inv = np.linalg.inv(h)
-    cut = int(round(cfg.n_frames * 0.6))
-    t0 = time.perf_counter()
-    tracks, fps = track(
-        scene_dir / "video.mp4", str(ROOT / "data/detector/synth_yolo.pt"), None, cut
-    )
-    track_s = time.perf_counter() - t0
     shipped = load_forecaster(ROOT / "data/checkpoints/video.pt")
-    adapted, reports = {}, {}
-    for space, learn_on in (("px", tracks), ("m", on_ground(tracks, h))):
-        t0 = time.perf_counter()
-        report, payload = adapt(
-            learn_on,
-            fps,
-            scene_dir / f"adapt_{space}",
-            AdaptConfig(epochs=epochs),
-            progress=False,
-            log=lambda *_: None,
-        )
-        adapted[space] = model_from_payload(payload)
-        reports[space] = {**report.to_dict(), "adapt_s": time.perf_counter() - t0}
-    wp, wm = paired_test_windows(scene_dir, cut, fps)
     arms = {
         "constant velocity (px)": (None, "px"),
         "constant velocity (m)": (None, "m"),
         "shipped (px)": (shipped, "px"),
         "shipped + homography (m)": (shipped, "m"),
-        "adapted (px)": (adapted["px"], "px"),
-        "adapted + homography (m)": (adapted["m"], "m"),
     }
+    reports = {}
+    for space, learn_on in (("px", tracks), ("m", on_ground(tracks, h))):
+        unit = "" if space == "px" else " + homography"
+        for scene_input in (False, True):
+            got: dict = {}
+            t0 = time.perf_counter()
+            report, payload = adapt(
+                learn_on,
+                fps,
+                scene_dir / f"adapt_{space}{'' if scene_input else '_plain'}",
+                AdaptConfig(
+                    epochs=epochs,
+                    scene_input=scene_input,
+                    min_train_windows=min_windows,
+                    min_val_windows=min(20, min_windows),
+                ),
+                progress=False,
+                log=lambda *_: None,
+                arms=got,
+            )
+            key = f"{space}{'' if scene_input else ' plain'}"
+            reports[key] = {**report.to_dict(), "adapt_s": time.perf_counter() - t0}
+            if scene_input:
+                arms[f"prior (shipped + prior){unit} ({space})"] = (
+                    got["starting model + prior"],
+                    space,
+                )
+                arms[f"scene input{unit} ({space})"] = (got["fine-tuned"], space)
+                arms[f"both (scene input + prior){unit} ({space})"] = (
+                    got["fine-tuned + prior"],
+                    space,
+                )
+                arms[f"adapt as shipped (guarded){unit} ({space})"] = (
+                    model_from_payload(payload),
+                    space,
+                )
+            else:
+                arms[f"plain fine-tune{unit} ({space})"] = (got["fine-tuned"], space)
+                arms[f"plain fine-tune + prior{unit} ({space})"] = (
+                    got["fine-tuned + prior"],
+                    space,
+                )
+    wp, wm = paired_test_windows(scene_dir, cut, fps)
     rows = []
+    # The same arms on the tracker's own tracks of the last 40 %: what a deployed model reads
+    # (detector noise, far-away jitter on the ground plane), scored against their own future.
+    later = all_tracks.select(all_tracks.frame_id > cut)
+    tp = camera_windows(later, fps, 0.4, OBS_LEN, 12, NEIGHBOURS)
+    tm = camera_windows(on_ground(later, h), fps, 0.4, OBS_LEN, 12, NEIGHBOURS)
     for arm, (model, space) in arms.items():
-        pred = predict(model, wp if space == "px" else wm)
-        pred_px = pred if space == "px" else apply_homography(h_inv, pred)
-        pred_m = pred if space == "m" else apply_homography(h, pred)
-        rows.append(
-            {
-                "arm": arm,
-                "ade_px": float(ade(pred_px, wp.fut_xy).mean()),
-                "fde_px": float(fde(pred_px, wp.fut_xy).mean()),
-                "ade_m": float(ade(pred_m, wm.fut_xy).mean()),
-                "fde_m": float(fde(pred_m, wm.fut_xy).mean()),
-            }
-        )
+        row = {"arm": arm}
+        for tag, (px_w, m_w) in (("", (wp, wm)), ("_trk", (tp, tm))):
+            pred = predict(model, px_w if space == "px" else m_w)
+            pred_px = pred if space == "px" else apply_homography(h_inv, pred)
+            pred_m = pred if space == "m" else apply_homography(h, pred)
+            row.update(
+                {
+                    f"ade_px{tag}": float(ade(pred_px, px_w.fut_xy).mean()),
+                    f"fde_px{tag}": float(fde(pred_px, px_w.fut_xy).mean()),
+                    f"ade_m{tag}": float(ade(pred_m, m_w.fut_xy).mean()),
+                    f"fde_m{tag}": float(fde(pred_m, m_w.fut_xy).mean()),
+                }
+            )
+        rows.append(row)
     return {
         "scene": name,
+        "seed": seed,
         "about": SCENES[name][1],
         "frames": cfg.n_frames,
         "adapt_frames": cut,
         "test_windows": len(wp),
+        "tracker_test_windows": len(tp),
         "track_s": track_s,
         "adapt": reports,
         "rows": rows,
@@ -208,21 +271,44 @@ def markdown(scenes: list[dict], real: list[dict]) -> str:
     lines = []
     for s in scenes:
         lines += [
-            f"### {s['scene']}: {s['about']}",
+            f"### {s['scene']} (seed {s['seed']}): {s['about']}",
             "",
             f"{s['frames']} frames at 10 fps; adapted on the first {s['adapt_frames']}; "
             f"{s['test_windows']} test windows in the last 40 %; adapt trained on "
-            f"{s['adapt']['px']['train_windows']} windows (px), "
+            f"{s['adapt']['px']['train_windows']} windows (px; "
+            f"{s['adapt']['px']['train_windows_all_phases']} over all phases), "
             f"{s['adapt']['px']['adapt_s']:.0f} s + {s['adapt']['m']['adapt_s']:.0f} s; "
-            f"kept the adapted weights: px {s['adapt']['px']['adapted']}, "
+            f"prior weight px {s['adapt']['px']['prior_weight']:g}, "
+            f"m {s['adapt']['m']['prior_weight']:g}; "
+            f"shipped the adapted model: px {s['adapt']['px']['adapted']}, "
             f"m {s['adapt']['m']['adapted']}",
             "",
-            "| arm | ADE px | FDE px | ADE m | FDE m |",
-            "|---|---|---|---|---|",
+            f"guard px: {s['adapt']['px']['guard']}",
+            "",
+            f"guard m: {s['adapt']['m']['guard']}",
+            "",
+            "adapt's own cross-validation in time over the first 60 % (tracker's tracks), "
+            "ADE / FDE:",
+            "",
+            *[
+                f"- {sp}: "
+                + "; ".join(
+                    f"{sc['arm']} {sc['ade']:.3g} / {sc['fde']:.3g}"
+                    for sc in s["adapt"][sp]["scores"]
+                )
+                for sp in s["adapt"]
+            ],
+            "",
+            f"ground truth: {s['test_windows']} test windows; tracker: "
+            f"{s['tracker_test_windows']} windows of the tracker's own tracks",
+            "",
+            "| arm | ADE px | FDE px | ADE m | FDE m | tracker: ADE px | FDE px | ADE m | FDE m |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         lines += [
             f"| {r['arm']} | {r['ade_px']:.2f} | {r['fde_px']:.2f} | {r['ade_m']:.3f} | "
-            f"{r['fde_m']:.3f} |"
+            f"{r['fde_m']:.3f} | {r['ade_px_trk']:.2f} | {r['fde_px_trk']:.2f} | "
+            f"{r['ade_m_trk']:.3f} | {r['fde_m_trk']:.3f} |"
             for r in s["rows"]
         ]
         lines.append("")
@@ -250,6 +336,13 @@ def main() -> int:
     p.add_argument("--scenes", nargs="+", default=list(SCENES), choices=list(SCENES))
     p.add_argument("--duration", type=float, default=240.0, help="seconds of each synthetic video")
     p.add_argument("--epochs", type=int, default=AdaptConfig().epochs)
+    p.add_argument("--seeds", type=int, nargs="+", default=[7], help="synthetic scene seeds")
+    p.add_argument(
+        "--min-windows",
+        type=int,
+        default=AdaptConfig().min_train_windows,
+        help="fewest training windows adapt accepts (smaller for quick tests)",
+    )
     p.add_argument(
         "--real", default=None, help="folder with highway.avi and one-by-one-person-detection.mp4"
     )
@@ -257,7 +350,11 @@ def main() -> int:
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    scenes = [score_scene(n, SCENES[n][0], out, args.duration, args.epochs) for n in args.scenes]
+    scenes = [
+        score_scene(n, SCENES[n][0], out, args.duration, args.epochs, seed, args.min_windows)
+        for seed in args.seeds
+        for n in args.scenes
+    ]
     real = []
     if args.real:
         real.append(

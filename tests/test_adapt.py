@@ -13,10 +13,22 @@ import numpy as np
 import pytest
 import torch
 
-from trajpred.adapt import AdaptConfig, adapt, split_in_time, with_scene_input
+from trajpred.adapt import (
+    AdaptConfig,
+    adapt,
+    bootstrap_change,
+    camera_windows,
+    check_windows,
+    prior_bank,
+    split_in_time,
+    with_prior,
+    with_scene,
+    with_scene_input,
+)
 from trajpred.checkpoint import load_checkpoint, load_forecaster
 from trajpred.forecast import TrackStreams, forecast_windows
 from trajpred.formats import read_mot, write_csv
+from trajpred.model import PRIOR_VELOCITY_WEIGHT
 from trajpred.synth.render import write_scene
 from trajpred.synth.world import SynthConfig, simulate
 from trajpred.tracks import Tracks
@@ -88,7 +100,7 @@ def test_split_in_time_holds_out_the_last_frames():
 
 def test_no_better_weights_ship_the_starting_model_unchanged(clip, tmp_path):
     tracks = read_mot(clip / "gt_mot.txt")
-    cfg = AdaptConfig(lr=0.0, epochs=1, min_train_windows=10, min_val_windows=5)
+    cfg = AdaptConfig(lr=0.0, epochs=1, min_train_windows=10, min_val_windows=5, prior=False)
     report, payload = adapt(tracks, 10.0, tmp_path, cfg, progress=False, log=lambda *_: None)
     assert not report.adapted and "did not beat the starting model" in report.table()
     start = load_checkpoint(SHIPPED)
@@ -99,7 +111,9 @@ def test_no_better_weights_ship_the_starting_model_unchanged(clip, tmp_path):
         "constant velocity",
         "starting model",
         "adapted model",
+        "fine-tuned",
     ]
+    assert "cross-validated in time" in report.guard and report.val_windows > 0
 
 
 @pytest.mark.slow
@@ -113,6 +127,8 @@ def test_adapt_command_end_to_end(clip, tmp_path):
     assert "constant velocity" in proc.stdout and "adapted model" in proc.stdout
     report = json.loads((out / "report.json").read_text())
     assert report["train_windows"] >= 100 and report["val_windows"] >= 20
+    assert report["obs_len"] == 8 and "bootstrap" in report["guard"]
+    assert {s["arm"] for s in report["scores"]} >= {"starting model + prior", "fine-tuned + prior"}
     assert report["video"]["fps"] == 10 and report["video"]["width"] == 640
     model = load_forecaster(out / "adapted.pt")  # what `predict --checkpoint` loads
     assert model.cfg.scene_input == report["adapted"]
@@ -168,3 +184,95 @@ def test_tracks_of_another_resolution_or_frame_rate_are_refused(clip, tmp_path):
     (earlier / "report.json").write_text(json.dumps({"video": {"fps": 25.0}}))
     proc = trajpred("adapt", "--tracks", earlier / "tracks.csv", "--fps", 10, "--out", tmp_path)
     _assert_refused(proc, "tracked at 25 fps", "--fps says 10 fps")
+
+
+def test_scene_prior_is_the_exact_mean_of_the_nearest_remembered_windows():
+    # Straight walks along +x, no boxes (1 model unit = 1 px): heading (1, 0), speed 8 / step.
+    obs = np.stack([np.stack([100.0 + 8 * np.arange(8), np.full(8, 150.0)], 1)] * 2)
+    obs[1, :, 1] = 300.0  # a second track elsewhere in the view
+    base = with_scene(load_forecaster(SHIPPED), [0.0, 0.0, 640.0, 384.0], "px", [])
+    pos = lambda x, y: [2 * x / 640 - 1, 2 * y / 384 - 1]  # noqa: E731
+    v = [8.0 * PRIOR_VELOCITY_WEIGHT, 0.0]
+    near_a, near_b = pos(156, 150) + v, pos(156, 300) + v
+    keys = torch.tensor(
+        [
+            [a + d for a, d in zip(near_a, [0.01, 0, 0, 0], strict=True)],
+            [a + d for a, d in zip(near_a, [0, 0.01, 0.1, 0], strict=True)],
+            near_b,
+            [a + d for a, d in zip(near_b, [0, 0, 0, 0.2], strict=True)],
+            pos(600, 20) + [-v[0], 0.0],  # far away and the other way: never among the nearest
+        ]
+    )
+    corr = torch.randn(5, 12, 2)
+    prior = with_prior(base, keys, corr, k=2, weight=1.0)
+    got = forecast_windows(prior, obs.astype(np.float32), None).mean
+    steps = 8.0 * np.arange(1, 13)
+    for i, rows in enumerate([[0, 1], [2, 3]]):
+        want = obs[i, -1] + np.stack([steps, np.zeros(12)], 1) + corr[rows].mean(0).numpy()
+        np.testing.assert_allclose(got[i], want, atol=1e-3)
+    half = forecast_windows(with_prior(base, keys, corr, 2, 0.5), obs.astype(np.float32)).mean
+    plain = forecast_windows(base, obs.astype(np.float32), None).mean
+    np.testing.assert_allclose(half, (plain + got) / 2, atol=1e-3)
+
+
+def test_scene_prior_of_a_remembered_window_gives_back_its_future(clip):
+    w = camera_windows(read_mot(clip / "gt_mot.txt"), 10.0, 0.4, 8, 12, 0).select(slice(0, 40))
+    base = with_scene(load_forecaster(SHIPPED), [0.0, 0.0, 640.0, 384.0], "px", [])
+    keys, corr = prior_bank(base.cfg, w)
+    gap = torch.cdist(keys, keys) + torch.eye(len(keys))
+    alone = (gap.min(1).values > 1e-4).numpy()  # standing tracks share keys: skip them
+    assert alone.sum() >= 10
+    prior = with_prior(base, keys, corr, k=1, weight=1.0)
+    got = forecast_windows(prior, w.obs_xy, w.obs_box_wh).mean
+    np.testing.assert_allclose(got[alone], w.fut_xy[alone], atol=1e-2)
+
+
+def test_a_model_with_a_prior_streams_like_it_batches():
+    base = with_scene(load_forecaster(SHIPPED), [0.0, 0.0, 640.0, 384.0], "px", [])
+    g = torch.Generator().manual_seed(0)
+    keys, corr = torch.rand(30, 4, generator=g) * 2 - 1, torch.randn(30, 12, 2, generator=g)
+    model = with_prior(base, keys, corr, k=4, weight=0.6)
+    obs, box = walks(n=4), np.full((4, 8, 2), [20.0, 60.0], np.float32)
+    batch = forecast_windows(model, obs, box).mean
+    for i in range(4):
+        streams = TrackStreams(model)
+        for t in range(obs.shape[1]):
+            streams.observe(np.array([i]), obs[i : i + 1, t], box[i : i + 1, t])
+        np.testing.assert_allclose(streams.forecast(np.array([i])).mean[0], batch[i], atol=1e-3)
+
+
+def test_more_phases_give_more_windows_on_the_same_frames(clip):
+    tracks = read_mot(clip / "gt_mot.txt")
+    one = camera_windows(tracks, 10.0, 0.4, 8, 12, 0)
+    four = camera_windows(tracks, 10.0, 0.4, 8, 12, 0, phases=4)
+    assert 3.5 * len(one) < len(four) <= 4 * len(one) + 4 * len(np.unique(tracks.track_id))
+    assert set(one.frame_id.tolist()) <= set(four.frame_id.tolist())
+    assert set(four.frame_id.tolist()) <= set(tracks.frame_id.tolist())
+
+
+def test_bootstrap_guard_ships_only_a_confident_improvement():
+    tid = np.repeat(np.arange(20), 5)
+    g = np.random.default_rng(0)
+    start = g.uniform(1, 2, (100, 2))
+    change, upper = bootstrap_change(tid, start, start, 0.95)
+    assert np.allclose(change, 0) and np.allclose(upper, 0)
+    change, upper = bootstrap_change(tid, start, start * 0.8, 0.95)
+    assert np.allclose(change, -0.2) and (upper < 0).all()
+    noisy = start * g.choice([0.5, 1.45], (100, 1))  # better on average, but not confidently
+    change, upper = bootstrap_change(tid, start, noisy, 0.95)
+    assert (upper > 0.01).all()
+
+
+def test_short_footage_gets_a_shorter_history_automatically(clip):
+    tracks = read_mot(clip / "gt_mot.txt")
+    start = load_forecaster(SHIPPED)
+    train, _ = split_in_time(tracks, 0.2)
+    n = {k: len(camera_windows(train, 10.0, 0.4, k, 12, 0)) for k in (8, 6, 4)}
+    assert n[8] < n[6] < n[4]
+    cfg = AdaptConfig(min_train_windows=n[6] + 1, min_val_windows=1)
+    obs_len, how = check_windows(tracks, 10.0, cfg, start)
+    assert obs_len == 4 and how.startswith("automatic") and f"8: {n[8]} training" in how
+    assert (
+        check_windows(tracks, 10.0, AdaptConfig(min_val_windows=1, min_train_windows=1), start)[0]
+        == 8
+    )

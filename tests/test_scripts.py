@@ -78,3 +78,22 @@ def test_appearance_ablation_reports_every_arm(video_assets, tmp_path):
     }
     for arm in report["results"].values():
         assert 0 < arm["ade"] < arm["fde"]
+
+
+@pytest.mark.slow
+def test_camera_benchmark_scores_every_arm_on_a_tiny_scene(tmp_path):
+    done = run_script(
+        "camera_benchmark.py",
+        "--out", tmp_path, "--scenes", "gate", "--duration", 60, "--epochs", 1,
+        "--min-windows", 5,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "benchmark.json").read_text())
+    (scene,) = report["scenes"]
+    arms = [r["arm"] for r in scene["rows"]]
+    for arm in ("shipped (px)", "plain fine-tune (px)", "scene input (px)",
+                "prior (shipped + prior) (px)", "both (scene input + prior) (px)",
+                "adapt as shipped (guarded) + homography (m)"):  # fmt: skip
+        assert arm in arms, arms
+    assert scene["test_windows"] > 0 and all(r["fde_px"] > 0 for r in scene["rows"])
+    assert "guard" in scene["adapt"]["px"] and (tmp_path / "benchmark.md").exists()

@@ -1,18 +1,27 @@
 """Fit the forecaster to one camera without labels: a track's own future is its label.
 
 `adapt(tracks, fps, out_dir, cfg)` takes the tracker's tracks of one camera (pixels, or metres
-on the ground plane), holds out the last `val_fraction` of the frames in time, fine-tunes a
-starting forecaster (the shipped video model by default) on windows of the earlier part with
-`train.fit`, and scores constant velocity, the starting model and the adapted model on the
-held-out windows (the same windows for all three). It writes `adapted.pt`: the adapted weights
-if they beat the starting model on the held-out part (ADE and FDE both lower), else the
-starting checkpoint unchanged, so adaptation never ships a regression silently.
+on the ground plane) and builds up to three candidates from them: the starting forecaster (the
+shipped video model by default) fine-tuned with `train.fit` (early-stopped on the last
+`val_fraction` of the footage), the starting model blended with a scene prior, and both. Each
+candidate is scored by cross-validation in time (the footage in `folds` blocks, each block
+forecast from what the other blocks taught) on the same windows as constant velocity and the
+starting model. `adapted.pt` holds the best candidate only if it beats the starting model on
+ADE and FDE and, resampling whole tracks (bootstrap), is at most `max_regression` worse with
+`confidence`; else it holds the starting checkpoint unchanged, so adaptation does not ship a
+regression silently.
 
-What the adapted model gets that the generic one does not (`ForecasterConfig.scene_input`):
-where the track stands in this camera's view and which way it heads there, and its class when
-the footage holds several, through a branch whose last layer starts at zero, so fine-tuning
-starts exactly from the generic model's forecasts. Rotation and mirror augmentation are off
-(they would move a track's heading away from the place it was seen at).
+Scene input (`ForecasterConfig.scene_input`): the fine-tuned heads also read where the track
+stands in this camera's view, which way it heads there, and its class when the footage holds
+several, through a branch whose last layer starts at zero, so fine-tuning starts exactly from
+the generic model's forecasts. Rotation and mirror augmentation are off (they would move a
+track's heading away from the place it was seen at).
+
+Scene prior (`ForecasterConfig.scene_prior_size`): no training; the model remembers every
+window of the footage (where it stood, its velocity, and how its future departed from
+constant velocity in its heading frame) and blends into its forecast the mean departure of
+the `prior_k` remembered windows nearest in (position, velocity), with a weight chosen by the
+same cross-validation.
 """
 
 from __future__ import annotations
@@ -30,6 +39,9 @@ from .errors import InputError, TrajpredError
 from .tracks import Tracks
 from .windows import Windows, make_windows, resample_tracks
 
+OBS_LENS = (8, 6, 4, 3, 2)  # automatic history lengths, longest first (the video model: 2-16)
+PRIOR_WEIGHTS = tuple(np.round(np.linspace(0, 1, 11), 2).tolist())
+
 
 @dataclass
 class AdaptConfig:
@@ -38,8 +50,9 @@ class AdaptConfig:
     checkpoint: str = "data/checkpoints/video.pt"  # the starting forecaster
     epochs: int = 30
     val_fraction: float = 0.2  # the last part of the footage in time, held out
-    obs_len: int = 8  # longest history in a training window (samples of dt_s)
+    obs_len: int = 0  # longest history in a window (samples of dt_s); 0: automatic (OBS_LENS)
     min_obs_len: int = 2  # train on random history lengths min_obs_len..obs_len
+    phases: int = 4  # training windows start at this many offsets within one dt_s step
     batch_size: int = 64
     lr: float = 5e-4
     weight_decay: float = 1e-4
@@ -48,6 +61,12 @@ class AdaptConfig:
     augment_noise: float = 0.06  # as the shipped model (model units, ~metres)
     scene_input: bool = True  # the heads read where the track is (see the module doc)
     class_input: bool = True  # ... and its class, when the footage holds several classes
+    prior: bool = True  # blend in the scene prior (mean future of similar earlier tracks)
+    prior_k: int = 64  # windows averaged by the scene prior (chosen by CV in time: 4-256)
+    finetune: bool = True  # fine-tune the weights (else the starting model + scene prior only)
+    folds: int = 4  # time blocks of the footage for the guard's cross-validation
+    max_regression: float = 0.01  # ship only if confidently at most this much worse (relative)
+    confidence: float = 0.95  # one-sided, bootstrap over the tracks
     min_train_windows: int = 100
     min_val_windows: int = 20
     seed: int = 0
@@ -59,29 +78,36 @@ class AdaptConfig:
             checkpoint=non_empty,
             epochs=between(1, 100_000),
             val_fraction=between(0, 1, low_open=True, high_open=True),
-            obs_len=between(2, 1000),
+            obs_len=between(0, 1000),
             min_obs_len=between(2, 1000),
+            phases=between(1, 1000),
             batch_size=between(1, 1_000_000),
             lr=between(0),
             weight_decay=between(0),
             patience=between(1),
             augment_speed=between(0, 1, high_open=True),
             augment_noise=between(0),
+            prior_k=between(1, 100_000),
+            folds=between(2, 1000),
+            max_regression=between(0, 1),
+            confidence=between(0, 1, low_open=True, high_open=True),
             min_train_windows=between(1),
             min_val_windows=between(1),
             seed=between(0, SEED_MAX),
             threads=between(0, 1024),
         )
+        require(self.obs_len != 1, "obs_len", "must be 0 (automatic) or >= 2 (a step needs two)")
+        longest = self.obs_len or max(OBS_LENS)
         require(
-            self.min_obs_len <= self.obs_len,
+            self.min_obs_len <= longest,
             "min_obs_len",
-            f"must be <= obs_len ({self.obs_len}), got {self.min_obs_len}",
+            f"must be <= obs_len ({longest}), got {self.min_obs_len}",
         )
 
 
 @dataclass
 class ArmScore:
-    """One forecaster's mean errors on the held-out windows, in the tracks' units."""
+    """One forecaster's mean errors on the cross-validated windows, in the tracks' units."""
 
     arm: str
     ade: float
@@ -90,7 +116,8 @@ class ArmScore:
 
 @dataclass
 class AdaptReport:
-    """What `adapt` did: window counts, held-out scores, and which weights adapted.pt holds."""
+    """What `adapt` did: window counts, cross-validated scores, and what adapted.pt holds.
+    val_windows and scores are over the cross-validation's windows (all of the footage)."""
 
     units: str
     fps: float
@@ -102,6 +129,14 @@ class AdaptReport:
     seconds: float
     classes: list[int] = field(default_factory=list)
     checkpoint: str = ""
+    obs_len: int = 8
+    obs_len_how: str = "given"  # "given" (--obs-len) or why it was chosen automatically
+    train_windows_all_phases: int = 0  # training windows over all start offsets (phases)
+    prior_windows: int = 0  # windows the scene prior remembers
+    prior_weight: float = 0.0  # weight of the scene prior in the shipped forecast
+    change: list[float] = field(default_factory=list)  # relative ADE, FDE change vs start
+    change_upper: list[float] = field(default_factory=list)  # their one-sided upper bounds
+    guard: str = ""  # how the ship / keep decision was made
 
     def score(self, arm: str) -> ArmScore:
         return next(s for s in self.scores if s.arm == arm)
@@ -110,22 +145,25 @@ class AdaptReport:
         start, new = self.score("starting model"), self.score("adapted model")
         if self.adapted:
             return (
-                f"adapted: held-out FDE {start.fde:.3g} -> {new.fde:.3g} {self.units} "
+                f"adapted: cross-validated FDE {start.fde:.3g} -> {new.fde:.3g} {self.units} "
                 f"({100 * (new.fde / start.fde - 1):+.1f} %); adapted.pt holds the adapted model"
             )
         return (
-            "adaptation did not beat the starting model on the held-out part "
+            "adaptation did not beat the starting model (cross-validated in time) "
             f"(ADE {new.ade:.3g} vs {start.ade:.3g}, FDE {new.fde:.3g} vs {start.fde:.3g} "
-            f"{self.units}): adapted.pt holds the starting model unchanged"
+            f"{self.units}; {self.guard}): adapted.pt holds the starting model unchanged"
         )
 
     def table(self) -> str:
         lines = [
-            f"held-out last part: {self.val_windows} windows "
-            f"(trained on {self.train_windows}), {self.units}",
-            f"{'forecaster':<16} {'ADE':>9} {'FDE':>9}",
+            f"cross-validated in time: {self.val_windows} windows "
+            f"(fine-tuned on {self.train_windows}; history {self.obs_len} samples, "
+            f"{self.obs_len_how}), {self.units}",
+            f"{'forecaster':<24} {'ADE':>9} {'FDE':>9}",
         ]
-        lines += [f"{s.arm:<16} {s.ade:9.3f} {s.fde:9.3f}" for s in self.scores]
+        lines += [f"{s.arm:<24} {s.ade:9.3f} {s.fde:9.3f}" for s in self.scores]
+        if self.guard:
+            lines.append(f"guard: {self.guard}")
         return "\n".join(lines + [self.verdict()])
 
     def to_dict(self) -> dict:
@@ -142,10 +180,29 @@ def split_in_time(tracks: Tracks, val_fraction: float) -> tuple[Tracks, Tracks]:
 
 
 def camera_windows(
-    tracks: Tracks, fps: float, dt_s: float, obs_len: int, pred_len: int, neighbours: int
+    tracks: Tracks,
+    fps: float,
+    dt_s: float,
+    obs_len: int,
+    pred_len: int,
+    neighbours: int,
+    phases: int = 1,
 ) -> Windows:
-    """Video-rate tracks -> windows of obs_len + pred_len samples, dt_s apart."""
-    return make_windows(resample_tracks(tracks, fps * dt_s), obs_len, pred_len, 1, neighbours)
+    """Video-rate tracks -> windows of obs_len + pred_len samples, dt_s apart. phases > 1 also
+    samples the tracks from `phases` start frames within one dt_s step (frame offsets), so
+    windows start every few video frames instead of every dt_s."""
+    parts = []
+    for offset in phase_offsets(fps * dt_s, phases):
+        shifted = dataclasses.replace(tracks, frame_id=tracks.frame_id + offset)
+        w = make_windows(resample_tracks(shifted, fps * dt_s), obs_len, pred_len, 1, neighbours)
+        w.frame_id = w.frame_id - offset
+        parts.append(w)
+    return parts[0] if len(parts) == 1 else Windows.concat(parts)
+
+
+def phase_offsets(frames_per_step: float, phases: int) -> list[int]:
+    """Distinct whole-frame offsets spreading `phases` samplings over one step."""
+    return sorted({int(round(i * frames_per_step / phases)) for i in range(phases)})
 
 
 def scene_bounds(tracks: Tracks) -> list[float]:
@@ -202,85 +259,190 @@ def load_start(checkpoint: str):
     return payload, model
 
 
-def _too_few(what: str, found: int, needed: int, cfg: AdaptConfig, pred_len: int, dt_s: float):
-    seq = cfg.obs_len + pred_len
+def _too_few(what: str, found: int, needed: int, obs_len: int, pred_len: int, dt_s: float):
+    seq = obs_len + pred_len
     return (
         f"too few windows to adapt: {found} {what} windows found, {needed} needed (a window is "
-        f"a track followed for {cfg.obs_len} + {pred_len} samples of {dt_s:g} s = "
+        f"a track followed for {obs_len} + {pred_len} samples of {dt_s:g} s = "
         f"{seq * dt_s:.1f} s; use longer footage"
     )
 
 
-def check_windows(tracks: Tracks, fps: float, cfg: AdaptConfig, start) -> None:
-    """Refuse footage with too few windows before anything is trained or written."""
+def check_windows(tracks: Tracks, fps: float, cfg: AdaptConfig, start) -> tuple[int, str]:
+    """(history length, how it was chosen); refuses footage with too few windows before
+    anything is trained or written. With cfg.obs_len == 0 the longest of OBS_LENS that gives
+    enough training and held-out windows is taken (counted at one phase: windows of other
+    phases overlap these)."""
     mc = start.cfg
     train, val = split_in_time(tracks, cfg.val_fraction)
-    n_train = len(camera_windows(train, fps, mc.dt_s, cfg.obs_len, mc.pred_len, 0))
-    n_val = len(camera_windows(val, fps, mc.dt_s, cfg.obs_len, mc.pred_len, 0))
+    counts = {}
+    for obs_len in [cfg.obs_len] if cfg.obs_len else OBS_LENS:
+        n_train = len(camera_windows(train, fps, mc.dt_s, obs_len, mc.pred_len, 0))
+        n_val = len(camera_windows(val, fps, mc.dt_s, obs_len, mc.pred_len, 0))
+        counts[obs_len] = (n_train, n_val)
+        if n_train >= cfg.min_train_windows and n_val >= cfg.min_val_windows:
+            if cfg.obs_len:
+                return obs_len, "given"
+            if obs_len == OBS_LENS[0]:
+                return obs_len, "automatic: the default"
+            longer = ", ".join(
+                f"{n}: {t} training / {v} held-out windows"
+                for n, (t, v) in counts.items()
+                if n != obs_len
+            )
+            return obs_len, f"automatic: longer histories gave too few windows ({longer})"
+    obs_len = min(counts)
+    n_train, n_val = counts[obs_len]
     if n_train < cfg.min_train_windows:
         raise TrajpredError(
-            _too_few("training", n_train, cfg.min_train_windows, cfg, mc.pred_len, mc.dt_s)
-            + (" or a shorter --obs-len)" if cfg.obs_len > 2 else ")")
+            _too_few("training", n_train, cfg.min_train_windows, obs_len, mc.pred_len, mc.dt_s)
+            + (" or a shorter --obs-len)" if obs_len > 2 else ")")
         )
-    if n_val < cfg.min_val_windows:
-        raise TrajpredError(
-            _too_few("held-out", n_val, cfg.min_val_windows, cfg, mc.pred_len, mc.dt_s)
-            + " or a larger --val-fraction)"
-        )
+    raise TrajpredError(
+        _too_few("held-out", n_val, cfg.min_val_windows, obs_len, mc.pred_len, mc.dt_s)
+        + " or a larger --val-fraction)"
+    )
 
 
-def adapt(
-    tracks: Tracks,
-    fps: float,
-    work_dir: Path,
-    cfg: AdaptConfig,
-    progress: bool = True,
-    log=print,
-) -> tuple[AdaptReport, dict]:
-    """Fine-tune cfg.checkpoint on `tracks` (one camera, `fps` frames per second); training files
-    go to work_dir. Returns the report and the checkpoint payload to save as adapted.pt."""
-    from .checkpoint import load_checkpoint, model_from_payload
+def with_scene(model, bounds: list[float], units: str, classes: list[int]):
+    """`model` told the scene's bounds (for a scene prior) without a scene branch."""
+    from .model import Forecaster
+
+    cfg = dataclasses.replace(
+        model.cfg, scene_bounds=bounds, scene_units=units, scene_classes=classes
+    )
+    out = Forecaster(cfg)
+    out.load_state_dict(model.state_dict())
+    return out.eval()
+
+
+def prior_bank(model_cfg, windows: Windows):
+    """(keys (N, 4), corrections (N, pred_len, 2)) of a scene prior remembering `windows`: where
+    each window's track stood and how fast it went (model.prior_keys), and how its future
+    departed from constant velocity (heading frame, model units). model_cfg gives the scene
+    bounds and the normalisation."""
+    import torch
+
+    from .features import to_heading_frame
+    from .forecast import window_inputs
+    from .model import prior_keys
+
+    cfg = dataclasses.replace(  # reads the scene vector, not the neighbours
+        model_cfg, social_neighbours=0, scene_prior_size=max(1, model_cfg.scene_prior_size)
+    )
+    holder = type("Cfg", (), {"cfg": cfg})()
+    obs = torch.as_tensor(windows.obs_xy)
+    box = None if windows.obs_box_wh is None else torch.as_tensor(windows.obs_box_wh)
+    with torch.no_grad():
+        inputs, heading, scale = window_inputs(
+            holder, obs, box, class_id=torch.as_tensor(windows.class_id)
+        )
+        speed, scene = inputs[1], inputs[4]
+        target = to_heading_frame(torch.as_tensor(windows.fut_xy), obs[:, -1], heading, scale)
+        k = torch.arange(1, windows.pred_len + 1, dtype=target.dtype)
+        cv = torch.stack([speed[:, None] * k, torch.zeros_like(speed[:, None] * k)], -1)
+        return prior_keys(scene, speed), target - cv
+
+
+def with_prior(model, keys, corrections, k: int, weight: float):
+    """`model` (scene bounds set) whose deterministic forecast is blended with a scene prior."""
+    from .model import Forecaster
+
+    cfg = dataclasses.replace(
+        model.cfg, scene_prior_size=len(keys), scene_prior_k=k, scene_prior_weight=weight
+    )
+    out = Forecaster(cfg)
+    state = {**model.state_dict(), "prior_keys": keys, "prior_corrections": corrections}
+    out.load_state_dict(state)
+    return out.eval()
+
+
+def choose_weight(model_xy, prior_xy, fut_xy, rows=None) -> float:
+    """The prior weight (of PRIOR_WEIGHTS) with the lowest ADE + FDE on `rows` of the windows."""
+    from .metrics import ade, fde
+
+    rows = np.arange(len(fut_xy)) if rows is None else rows
+    best, best_w = np.inf, 0.0
+    for w in PRIOR_WEIGHTS:
+        pred = (1 - w) * model_xy[rows] + w * prior_xy[rows]
+        err = ade(pred, fut_xy[rows]).mean() + fde(pred, fut_xy[rows]).mean()
+        if err < best - 1e-9:
+            best, best_w = err, w
+    return best_w
+
+
+def bootstrap_change(
+    track_id, start_err: np.ndarray, new_err: np.ndarray, confidence: float, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """(relative change of the mean errors, its one-sided `confidence` upper bound) for error
+    columns (N, C) of the same N windows, resampling whole tracks (their windows overlap)."""
+    _, track = np.unique(track_id, return_inverse=True)
+    n = track.max() + 1
+    s = np.stack([np.bincount(track, start_err[:, c], n) for c in range(start_err.shape[1])], 1)
+    t = np.stack([np.bincount(track, new_err[:, c], n) for c in range(new_err.shape[1])], 1)
+    change = t.sum(0) / s.sum(0) - 1
+    draws = np.random.default_rng(seed).integers(0, n, (2000, n))
+    boot = t[draws].sum(1) / np.maximum(s[draws].sum(1), 1e-12) - 1
+    return change, np.quantile(boot, confidence, axis=0)
+
+
+def time_folds(tracks: Tracks, folds: int) -> list[tuple[Tracks, Tracks]]:
+    """(rest, block) for `folds` consecutive blocks of the distinct frames: each block is
+    scored by what was learnt from the rest of the footage (earlier and later)."""
+    frames = tracks.frames()
+    edges = [frames[int(i * len(frames) / folds)] for i in range(folds)] + [frames[-1] + 1]
+    out = []
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        inside = (tracks.frame_id >= lo) & (tracks.frame_id < hi)
+        out.append((tracks.select(~inside), tracks.select(inside)))
+    return out
+
+
+@dataclass
+class _Run:
+    """What one fine-tuning and scoring needs: the footage's fps, model settings, folders."""
+
+    fps: float
+    cfg: AdaptConfig
+    obs_len: int
+    offsets: list[int]
+    progress: bool
+    log: object
+
+
+def _finetune(model, train: Tracks, val: Tracks, run: _Run, work_dir: Path, epochs: int):
+    """(fine-tuned model, its checkpoint payload): `model` trained on windows of `train` (one
+    file per phase), early-stopped on `val` when epochs == cfg.epochs, else `epochs` exactly."""
+    from .checkpoint import load_checkpoint, model_from_payload, save_checkpoint
     from .config import to_dict
     from .data import DataConfig
     from .formats import write_csv
-    from .model import Forecaster
     from .train import RunConfig, TrainConfig, fit
 
-    t0 = time.perf_counter()
-    start_payload, start = load_start(cfg.checkpoint)
-    mc = start.cfg
-    check_windows(tracks, fps, cfg, start)
-    train, val = split_in_time(tracks, cfg.val_fraction)
-    k = mc.social_neighbours
-    # Scored on full-length histories; trained on every history from min_obs_len samples up.
-    val_w = camera_windows(val, fps, mc.dt_s, cfg.obs_len, mc.pred_len, k)
-    train_w = camera_windows(train, fps, mc.dt_s, cfg.obs_len, mc.pred_len, k)
-    classes = sorted({int(c) for c in train.class_id if c >= 0})
-    classes = classes if cfg.class_input and len(classes) > 1 else []
-    model = start
-    if cfg.scene_input:
-        model = with_scene_input(start, scene_bounds(train), tracks.units, classes)
-    model.cfg = dataclasses.replace(model.cfg, obs_len=cfg.obs_len)
+    cfg, fixed = run.cfg, epochs != run.cfg.epochs
     work_dir.mkdir(parents=True, exist_ok=True)
     init = work_dir / "start.pt"
-    from .checkpoint import save_checkpoint
-
     save_checkpoint(init, {"model_config": to_dict(model.cfg), "model": model.state_dict()})
-    files = {"train": work_dir / "train.csv", "val": work_dir / "val.csv"}
-    write_csv(files["train"], train)
-    write_csv(files["val"], val)
-    run = RunConfig(
-        data=DataConfig(train_files=[str(files["train"])], val_files=[str(files["val"])], fps=fps),
+    files = [work_dir / ("train.csv" if i == 0 else f"train_phase{i}.csv") for i in run.offsets]
+    for stale in work_dir.glob("train_phase*.csv"):
+        stale.unlink()
+    for path, offset in zip(files, run.offsets, strict=True):
+        write_csv(path, dataclasses.replace(train, frame_id=train.frame_id + offset))
+    write_csv(work_dir / "val.csv", val)
+    config = RunConfig(
+        data=DataConfig(
+            train_files=[str(f) for f in files], val_files=[str(work_dir / "val.csv")], fps=run.fps
+        ),
         model=model.cfg,
         train=TrainConfig(
-            epochs=cfg.epochs,
+            epochs=epochs,
             batch_size=cfg.batch_size,
             lr=cfg.lr,
             weight_decay=cfg.weight_decay,
             warmup_epochs=1,
-            patience=cfg.patience,
+            patience=epochs + 1 if fixed else cfg.patience,
             seed=cfg.seed,
-            min_obs_len=cfg.min_obs_len,
+            min_obs_len=min(cfg.min_obs_len, run.obs_len),
             augment_rotate=False,
             augment_flip=False,
             augment_speed=cfg.augment_speed,
@@ -293,35 +455,204 @@ def adapt(
     )
     for stale in ("best.pt", "last.pt"):  # a new run, not a resume of an earlier one
         (work_dir / stale).unlink(missing_ok=True)
-    fit(run, progress=progress, log=log)
-    best_payload = load_checkpoint(work_dir / "best.pt")
-    adapted = model_from_payload(best_payload, work_dir / "best.pt")
-    assert isinstance(adapted, Forecaster)
-    scores = score_arms({"starting model": start, "adapted model": adapted}, val_w)
-    by = {s.arm: s for s in scores}
-    better = (
-        by["adapted model"].ade < by["starting model"].ade
-        and by["adapted model"].fde < by["starting model"].fde
+    fit(config, progress=run.progress, log=run.log)
+    path = work_dir / ("last.pt" if fixed else "best.pt")
+    payload = load_checkpoint(path)
+    return model_from_payload(payload, path), payload
+
+
+def _predict(model, w: Windows) -> np.ndarray:
+    from .forecast import forecast_windows
+
+    return forecast_windows(
+        model,
+        w.obs_xy,
+        w.obs_box_wh,
+        nbr_xy=w.nbr_xy,
+        nbr_mask=w.nbr_mask,
+        class_id=w.class_id,
+    ).mean
+
+
+def _errors(xy: np.ndarray, fut: np.ndarray) -> np.ndarray:
+    from .metrics import ade, fde
+
+    return np.stack([ade(xy, fut), fde(xy, fut)], 1)
+
+
+def _cross_validate(tracks, start, scene_start, tuned_start, run: _Run, work_dir, epochs):
+    """Forecasts of every arm for every window of the footage, each made by what was learnt
+    from the other time blocks: dict arm -> (N, pred_len, 2), plus the windows' futures
+    (N, pred_len, 2), fold index and track ids."""
+    mc, cfg = start.cfg, run.cfg
+    out: dict[str, list] = {"fut": [], "fold": [], "track": [], "cv": []}
+    for i, (rest, block) in enumerate(time_folds(tracks, cfg.folds)):
+        w = camera_windows(block, run.fps, mc.dt_s, run.obs_len, mc.pred_len, mc.social_neighbours)
+        if len(w) == 0:
+            continue
+        from .metrics import constant_velocity
+
+        preds = {"cv": constant_velocity(w.obs_xy, w.pred_len), "start": _predict(start, w)}
+        if cfg.prior:
+            bank_w = camera_windows(rest, run.fps, mc.dt_s, 2, mc.pred_len, 0, cfg.phases)
+            bank = prior_bank(scene_start.cfg, bank_w)
+            preds["prior"] = _predict(with_prior(scene_start, *bank, cfg.prior_k, 1.0), w)
+        if cfg.finetune and epochs > 0:
+            tuned, _ = _finetune(tuned_start, rest, block, run, work_dir / f"fold{i}", epochs)
+            preds["tuned"] = _predict(tuned, w)
+        for key, xy in preds.items():
+            out.setdefault(key, []).append(xy)
+        out["fut"].append(w.fut_xy)
+        out["fold"].append(np.full(len(w), i))
+        out["track"].append(w.track_id)
+    return {k: np.concatenate(v) for k, v in out.items() if v}
+
+
+def _blend_across_folds(model_xy, prior_xy, fut, fold) -> tuple[np.ndarray, float]:
+    """(blend of each fold with the prior weight chosen on the other folds, the weight chosen
+    on all of them)."""
+    out = np.empty_like(model_xy)
+    for f in np.unique(fold):
+        w = choose_weight(model_xy, prior_xy, fut, np.flatnonzero(fold != f))
+        rows = fold == f
+        out[rows] = (1 - w) * model_xy[rows] + w * prior_xy[rows]
+    return out, choose_weight(model_xy, prior_xy, fut)
+
+
+def _candidates(pooled: dict) -> dict[str, tuple[np.ndarray, float]]:
+    """arm -> (cross-validated forecasts, prior weight) of what adapt could ship."""
+    fut, fold = pooled["fut"], pooled["fold"]
+    found = {}
+    if "tuned" in pooled:
+        found["fine-tuned"] = (pooled["tuned"], 0.0)
+    for base, name in (("start", "starting model + prior"), ("tuned", "fine-tuned + prior")):
+        if "prior" in pooled and base in pooled:
+            found[name] = _blend_across_folds(pooled[base], pooled["prior"], fut, fold)
+    return found
+
+
+def adapt(
+    tracks: Tracks,
+    fps: float,
+    work_dir: Path,
+    cfg: AdaptConfig,
+    progress: bool = True,
+    log=print,
+    arms: dict | None = None,
+) -> tuple[AdaptReport, dict]:
+    """Adapt cfg.checkpoint to `tracks` (one camera, `fps` frames per second); training files
+    go to work_dir. Returns the report and the checkpoint payload to save as adapted.pt.
+
+    The candidates (fine-tuned weights, the starting model + scene prior, fine-tuned + prior)
+    are scored by cross-validation in time: the footage is cut into cfg.folds blocks, and each
+    block is forecast by what was learnt from the others (fine-tuning for as many epochs as
+    early stopping chose on the last val_fraction, the prior remembering the other blocks'
+    windows, its weight chosen on the other blocks). The candidate with the lowest ADE + FDE
+    ships if it beats the starting model on both and, resampling tracks (bootstrap), is at
+    most cfg.max_regression worse with cfg.confidence; else adapted.pt is the starting model.
+
+    `arms`, when given, receives every candidate as it would ship, whatever the guard decided
+    (for ablations): "fine-tuned", "starting model + prior", "fine-tuned + prior"."""
+    from .config import to_dict
+
+    t0 = time.perf_counter()
+    start_payload, start = load_start(cfg.checkpoint)
+    mc = start.cfg
+    obs_len, obs_len_how = check_windows(tracks, fps, cfg, start)
+    train, val = split_in_time(tracks, cfg.val_fraction)
+    train_w = camera_windows(train, fps, mc.dt_s, obs_len, mc.pred_len, 0)
+    classes = sorted({int(c) for c in train.class_id if c >= 0})
+    classes = classes if cfg.class_input and len(classes) > 1 else []
+    bounds, units = scene_bounds(tracks), tracks.units
+    scene_start = with_scene(start, bounds, units, classes)
+    tuned_start = with_scene_input(start, bounds, units, classes) if cfg.scene_input else start
+    tuned_start.cfg = dataclasses.replace(tuned_start.cfg, obs_len=obs_len)
+    run = _Run(fps, cfg, obs_len, phase_offsets(fps * mc.dt_s, cfg.phases), progress, log)
+    tuned, best_payload, epochs = None, {}, 0
+    if cfg.finetune:
+        tuned, best_payload = _finetune(tuned_start, train, val, run, work_dir, cfg.epochs)
+        epochs = int(best_payload.get("epoch", 0))
+    pooled = _cross_validate(tracks, start, scene_start, tuned_start, run, work_dir, epochs)
+    found = _candidates(pooled)
+    fut = pooled["fut"]
+
+    def arm(name, xy):
+        e = _errors(xy, fut).mean(0)
+        return ArmScore(name, float(e[0]), float(e[1]))
+
+    best = min(found, key=lambda n: _errors(found[n][0], fut).mean(0).sum()) if found else None
+    new_xy, weight = found[best] if best else (pooled["start"], 0.0)
+    change, upper = bootstrap_change(
+        pooled["track"], _errors(pooled["start"], fut), _errors(new_xy, fut), cfg.confidence
     )
+    better = bool(best) and bool((change < 0).all() and (upper <= cfg.max_regression).all())
+    guard = (
+        f"cross-validated in time ({cfg.folds} blocks), best candidate {best}: ADE "
+        f"{100 * change[0]:+.1f} %, FDE {100 * change[1]:+.1f} % vs the starting model; "
+        f"{100 * cfg.confidence:g} % bootstrap bounds over {len(np.unique(pooled['track']))} "
+        f"tracks {100 * upper[0]:+.1f} % / {100 * upper[1]:+.1f} % (ships if both changes "
+        f"< 0 and both bounds <= {100 * cfg.max_regression:+g} %)"
+    )
+    scores = [arm("constant velocity", pooled["cv"]), arm("starting model", pooled["start"])]
+    scores += [arm("adapted model", new_xy)] + [arm(n, xy) for n, (xy, _) in found.items()]
     report = AdaptReport(
-        tracks.units,
+        units,
         fps,
         len(train_w),
-        len(val_w),
+        len(fut),
         scores,
         better,
-        int(best_payload.get("epoch", 0)),
+        epochs,
         time.perf_counter() - t0,
         classes,
         cfg.checkpoint,
+        obs_len,
+        obs_len_how,
+        _count_phases(train, fps, mc, obs_len, cfg.phases),
+        0,
+        weight if best and "prior" in best else 0.0,
+        change.tolist(),
+        upper.tolist(),
+        guard,
     )
+    ship = _as_shipped(tracks, start, scene_start, tuned, found, run)
+    report.prior_windows = next((len(m.prior_keys) for m in ship.values() if _has_prior(m)), 0)
+    if arms is not None:
+        arms.update(ship)
     if better:
-        keep = ("model_config", "run_config", "model", "epoch", "history", "metrics")
+        keep = ("run_config", "epoch", "history", "metrics")
         payload = {key: best_payload[key] for key in keep if key in best_payload}
+        payload.update(model_config=to_dict(ship[best].cfg), model=ship[best].state_dict())
     else:
         payload = {k: v for k, v in start_payload.items() if k not in ("format", "version")}
     payload["adapt"] = _plain(report.to_dict())
     return report, payload
+
+
+def _has_prior(model) -> bool:
+    return model.cfg.scene_prior_size > 0
+
+
+def _count_phases(train: Tracks, fps: float, mc, obs_len: int, phases: int) -> int:
+    return len(camera_windows(train, fps, mc.dt_s, obs_len, mc.pred_len, 0, phases))
+
+
+def _as_shipped(tracks, start, scene_start, tuned, found, run: _Run) -> dict:
+    """Each candidate as it would ship: the prior remembers every window of the footage."""
+    mc, cfg = start.cfg, run.cfg
+    ship = {}
+    if tuned is not None:
+        ship["fine-tuned"] = tuned
+    if any("prior" in name for name in found):
+        bank_w = camera_windows(tracks, run.fps, mc.dt_s, 2, mc.pred_len, 0, cfg.phases)
+        bank = prior_bank(scene_start.cfg, bank_w)
+        if tuned is not None and not tuned.cfg.reads_scene:
+            tuned = with_scene(tuned, scene_start.cfg.scene_bounds, tracks.units, [])
+        for name, base in (("starting model + prior", scene_start), ("fine-tuned + prior", tuned)):
+            if name in found:
+                w = found[name][1]
+                ship[name] = base if w == 0 else with_prior(base, *bank, cfg.prior_k, w)
+    return ship
 
 
 def _plain(obj):

@@ -215,7 +215,7 @@ class ExportedForecaster:
             nbr_features = features.new_zeros(b, 1, NEIGHBOUR_FEATURES)
             nbr_mask = torch.zeros(b, 1, dtype=torch.bool, device=features.device)
         if scene is None:
-            if self.cfg.scene_input:  # the graph always adds the scene branch
+            if self.cfg.reads_scene:  # the graph always reads the scene vector
                 raise ValueError("a camera-specific forecaster needs its scene input")
             scene = features.new_zeros(b, 1)  # not read by the graph
         inputs = (features, *state, last_speed, nbr_features, nbr_mask, scene)

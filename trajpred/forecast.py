@@ -98,7 +98,7 @@ def window_inputs(
         nbr = neighbour_features(nbr_xy, obs[:, -1], obs[:, -1] - obs[:, -2], heading, scale)
     scene = (
         scene_features(obs[:, -1], heading.direction, class_id, model.cfg)
-        if model.cfg.scene_input
+        if model.cfg.reads_scene
         else None
     )
     return (features, speed, nbr, nbr_mask if nbr is not None else None, scene), heading, scale
@@ -294,7 +294,7 @@ class TrackStreams:
         cfg = self.model.cfg
         scene = (
             scene_features(xy, heading.direction, self.class_id[cont], cfg)
-            if cfg.scene_input
+            if cfg.reads_scene
             else None
         )
         (h, c), out = self.model.advance(

@@ -11,6 +11,7 @@ from hypothesis.extra.numpy import arrays
 
 from trajpred.errors import InputError
 from trajpred.formats import (
+    MAX_COORD,
     read_csv,
     read_eth_ucy,
     read_mot,
@@ -99,7 +100,7 @@ def test_random_table_text_raises_only_input_error(workdir, fmt, data, suffix):
 # ---------------------------------------------------------------- round trips
 
 FINITE = st.floats(allow_nan=False, allow_infinity=False)  # the whole float64 range, with -0.0
-COORD = st.floats(-1e6, 1e6, allow_nan=False)
+COORD = st.floats(-MAX_COORD, MAX_COORD, allow_nan=False)  # every coordinate a file may hold
 SIZE = st.floats(0, 1e4, allow_nan=False)
 
 
@@ -118,7 +119,7 @@ def tracks_strategy(draw, fmt: str) -> Tracks:
     frame_id, track_id = np.array(keys, dtype=np.int64).T
     conf = draw(arrays(np.float64, n, elements=st.floats(0, 1)))
     if fmt == "eth_ucy":
-        return Tracks(frame_id, track_id, draw(arrays(np.float64, (n, 2), elements=FINITE)))
+        return Tracks(frame_id, track_id, draw(arrays(np.float64, (n, 2), elements=COORD)))
     if fmt == "mot":
         box = np.concatenate(
             [
@@ -132,8 +133,8 @@ def tracks_strategy(draw, fmt: str) -> Tracks:
     if draw(st.booleans()):
         box = np.concatenate(
             [
-                draw(arrays(np.float64, (n, 2), elements=FINITE)),
-                draw(arrays(np.float64, (n, 2), elements=st.floats(0, 1e300))),
+                draw(arrays(np.float64, (n, 2), elements=COORD)),
+                draw(arrays(np.float64, (n, 2), elements=st.floats(0, MAX_COORD))),
             ],
             axis=1,
         )
@@ -144,7 +145,7 @@ def tracks_strategy(draw, fmt: str) -> Tracks:
     return Tracks(
         frame_id,
         track_id,
-        draw(arrays(np.float64, (n, 2), elements=FINITE)),
+        draw(arrays(np.float64, (n, 2), elements=COORD)),
         box,
         class_id,
         draw(arrays(np.float64, n, elements=FINITE)),

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from trajpred.checkpoint import load_checkpoint
+from trajpred.outputs import LOCK_NAME
 
 pytestmark = pytest.mark.slow  # training in a subprocess, killed and resumed
 
@@ -63,8 +64,9 @@ def test_sigkill_at_random_points_then_resume(eth_ucy_like_root, tmp_path):
         )
         # A kill mid-write can leave only the atomic writers' hidden temporaries beside the
         # outputs (".last.<random>.tmp.pt", ".log.csv.<random>.tmp"); the next run removes them.
+        # The killed run's lock file stays too; the next run takes it over.
         names = {p.name for p in out.iterdir()}
-        assert names - {n for n in names if TEMPORARY.fullmatch(n)} <= OUTPUTS, names
+        assert names - {n for n in names if TEMPORARY.fullmatch(n)} <= OUTPUTS | {LOCK_NAME}, names
         for name in CHECKPOINTS & names:  # every checkpoint left behind loads
             state = load_checkpoint(out / name)
             assert 1 <= state["epoch"] <= EPOCHS

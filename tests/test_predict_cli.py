@@ -300,7 +300,7 @@ def test_bad_videos_and_outputs_are_one_line_errors(video_assets, tmp_path):
     assert_one_line_error(trajpred("predict", lying, "--out", tmp_path / "o3", *common), "--fps")
     assert_one_line_error(
         trajpred("predict", video_assets.scene.video, "--out", blocker / "out", *common),
-        "not writable",
+        "cannot create the output folder (Not a directory)",
     )
     result = trajpred(
         "predict",

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .checks import SEED_MAX, between, check_fields, non_empty, require
 from .errors import InputError, TrajpredError
 from .tracks import Tracks
 from .windows import Windows, make_windows, resample_tracks
@@ -72,14 +73,36 @@ class AdaptConfig:
     threads: int = 0  # torch CPU threads (0 = torch's default)
 
     def __post_init__(self) -> None:
-        if not 0 < self.val_fraction < 1:
-            raise TrajpredError("--val-fraction must be between 0 and 1")
-        if self.epochs < 1 or not (self.obs_len == 0 or self.obs_len >= 2) or self.phases < 1:
-            raise TrajpredError(
-                "adapt: need epochs >= 1, obs_len 0 (automatic) or >= 2, phases >= 1"
-            )
-        if not 2 <= self.min_obs_len <= (self.obs_len or max(OBS_LENS)) or self.prior_k < 1:
-            raise TrajpredError("adapt: need 2 <= min_obs_len <= obs_len and prior_k >= 1")
+        check_fields(
+            self,
+            checkpoint=non_empty,
+            epochs=between(1, 100_000),
+            val_fraction=between(0, 1, low_open=True, high_open=True),
+            obs_len=between(0, 1000),
+            min_obs_len=between(2, 1000),
+            phases=between(1, 1000),
+            batch_size=between(1, 1_000_000),
+            lr=between(0),
+            weight_decay=between(0),
+            patience=between(1),
+            augment_speed=between(0, 1, high_open=True),
+            augment_noise=between(0),
+            prior_k=between(1, 100_000),
+            folds=between(2, 1000),
+            max_regression=between(0, 1),
+            confidence=between(0, 1, low_open=True, high_open=True),
+            min_train_windows=between(1),
+            min_val_windows=between(1),
+            seed=between(0, SEED_MAX),
+            threads=between(0, 1024),
+        )
+        require(self.obs_len != 1, "obs_len", "must be 0 (automatic) or >= 2 (a step needs two)")
+        longest = self.obs_len or max(OBS_LENS)
+        require(
+            self.min_obs_len <= longest,
+            "min_obs_len",
+            f"must be <= obs_len ({longest}), got {self.min_obs_len}",
+        )
 
 
 @dataclass

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from .atomic import temp_path_for
+from .atomic import atomic_path
 from .config import ConfigError, from_dict
-from .errors import InputError
+from .errors import InputError, first_line
 from .model import Ensemble, Forecaster, ForecasterConfig
 
 FORMAT = "trajpred-forecaster"
@@ -28,15 +28,8 @@ VERSION = 1
 def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
     """Save `payload` (plain data and tensors) as a trajpred checkpoint, atomically."""
     payload = {"format": FORMAT, "version": VERSION, **payload}
-    tmp = temp_path_for(path)
-    try:
+    with atomic_path(path, errors=(OSError, RuntimeError)) as tmp:  # RuntimeError: disk full
         torch.save(payload, tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
@@ -70,9 +63,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         KeyError,
         TypeError,
     ) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise InputError(
-            path, f"not a readable checkpoint: truncated or corrupt ({first[:120]})"
+            path, f"not a readable checkpoint: truncated or corrupt ({first_line(e, 120)})"
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise InputError(path, "not a trajpred checkpoint")
@@ -115,9 +107,8 @@ def model_from_payload(
         for member, state in zip(members, weights, strict=False):
             member.load_state_dict(state)
     except (KeyError, RuntimeError, TypeError, AttributeError) as e:
-        first = str(e).strip().splitlines()[0]
         raise InputError(
-            path, f"checkpoint weights do not fit its config ({first[:160]})"
+            path, f"checkpoint weights do not fit its config ({first_line(e)})"
         ) from None
     model = members[0] if "members" not in payload else Ensemble(members)
     model.eval()

@@ -20,9 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .checks import between, check_fields, non_empty, one_of
 from .errors import InputError, TrajpredError
-from .formats import read_tracks
+from .formats import FORMATS, read_tracks
 from .tracks import Tracks
+from .video import MAX_FPS
 from .windows import Windows, make_windows, resample_tracks
 
 SPLITS = ("train", "val", "test")
@@ -41,6 +43,16 @@ class DataConfig:
     fps: float = 0.0  # >0: tracks are at this frame rate; resample to dt_s
     val_fraction: float = 0.2
     stride: int = 1
+
+    def __post_init__(self) -> None:
+        check_fields(
+            self,
+            test_scene=non_empty,
+            format=one_of("auto", *FORMATS),
+            fps=between(0, MAX_FPS),  # 0: the tracks are at the model step already
+            val_fraction=between(0, 1, low_open=True, high_open=True),
+            stride=between(1),
+        )
 
 
 @dataclass

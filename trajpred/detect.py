@@ -13,17 +13,22 @@ error that says how to pass a local file instead (no retry loop).
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .errors import TrajpredError
+from .checks import between, check_fields, non_empty, one_of, optional
+from .errors import TrajpredError, first_line
 from .paths import PACKAGE_ROOT, resolve_data_path
 
 SHIPPED_DETECTOR = PACKAGE_ROOT / "data" / "detector" / "synth_yolo.pt"
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_IMGSZ = 640  # ultralytics' default inference size
+# Inference sizes above this exhaust a machine's memory: YOLO's feature maps grow with the
+# square of the size (a 100000 px request was killed for lack of memory).
+MAX_IMGSZ = 4096
 
 
 @dataclass
@@ -36,14 +41,14 @@ class DetectorConfig:
     device: str = "auto"  # auto | cpu | cuda
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.conf <= 1.0:
-            raise TrajpredError(f"conf must be in [0, 1], got {self.conf}")
-        if self.imgsz is not None and self.imgsz < 32:
-            raise TrajpredError(f"imgsz must be at least 32, got {self.imgsz}")
-        if self.device not in DEVICES:
-            raise TrajpredError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
-        if not self.classes:
-            raise TrajpredError("classes must name at least one class")
+        check_fields(
+            self,
+            weights=non_empty,
+            classes=non_empty,
+            conf=between(0, 1),
+            imgsz=optional(between(32, MAX_IMGSZ)),
+            device=one_of(*DEVICES),
+        )
 
 
 @dataclass
@@ -137,9 +142,9 @@ def check_weights(weights: str) -> str:
     try:
         return attempt_download_asset(weights, retry=0)
     except Exception as e:  # requests/urllib raise many types; each ends as one line
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise TrajpredError(
-            f"cannot download detector weights {weights} ({first[:120]}); {_local_file_hint()}"
+            f"cannot download detector weights {weights} ({first_line(e, 120)}); "
+            f"{_local_file_hint()}"
         ) from None
 
 
@@ -156,8 +161,7 @@ def load_yolo(weights: str, device: str = "cpu", imgsz: int = 64):
         )
         return model
     except Exception as e:  # ultralytics raises many types for a bad file; each ends as one line
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise TrajpredError(f"cannot load detector weights {weights}: {first[:160]}") from None
+        raise TrajpredError(f"cannot load detector weights {weights}: {first_line(e)}") from None
 
 
 def class_ids(names: dict[int, str], classes: list[str | int]) -> list[int]:
@@ -180,6 +184,23 @@ def class_ids(names: dict[int, str], classes: list[str | int]) -> list[int]:
     return sorted(set(ids))
 
 
+def _stride_multiple(imgsz: int, model) -> int:
+    """imgsz rounded up to a multiple of the model's largest stride, once, with one warning:
+    ultralytics would round it itself and print its warning on every frame."""
+    strides = getattr(getattr(model, "model", None), "stride", None)
+    try:
+        stride = int(max(strides)) if strides is not None else 32
+    except (TypeError, ValueError):
+        stride = 32
+    rounded = -(-imgsz // stride) * stride
+    if rounded != imgsz:
+        warnings.warn(
+            f"imgsz {imgsz} is not a multiple of the detector's stride {stride}; using {rounded}",
+            stacklevel=3,
+        )
+    return rounded
+
+
 class Detector:
     """YOLO on one frame at a time.
 
@@ -194,7 +215,9 @@ class Detector:
         self.weights = check_weights(cfg.weights)  # the local file actually loaded
         self.model = load_yolo(self.weights, self.device)
         trained = self.model.overrides.get("imgsz")
-        self.imgsz = cfg.imgsz or (trained if isinstance(trained, int) else DEFAULT_IMGSZ)
+        self.imgsz = _stride_multiple(
+            cfg.imgsz or (trained if isinstance(trained, int) else DEFAULT_IMGSZ), self.model
+        )
         self.names = {int(i): str(n) for i, n in self.model.names.items()}
         self.class_ids = class_ids(self.names, cfg.classes)
         self.query_conf = cfg.conf if low_conf is None else min(cfg.conf, low_conf)

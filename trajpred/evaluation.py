@@ -209,7 +209,7 @@ def plot_forecasts(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .atomic import temp_path_for
+    from .atomic import atomic_path
 
     rng = np.random.default_rng(seed)
     fig, axes = plt.subplots(
@@ -237,11 +237,8 @@ def plot_forecasts(
             ax.axis("off")
     fig.suptitle("black: observed, green: truth, red: forecast, blue: samples", fontsize=9)
     fig.tight_layout()
-    tmp = temp_path_for(path)
     try:
-        fig.savefig(tmp, dpi=80, format="png")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=80, format="png")
     finally:
         plt.close(fig)
-        if tmp.exists():
-            tmp.unlink()

@@ -10,8 +10,7 @@ from typing import IO
 
 import numpy as np
 
-from .atomic import partial_path, publish
-from .errors import InputError
+from .atomic import Staging, writing
 from .formats import CSV_COLUMNS, CSV_WORLD_COLUMNS
 from .geometry import GroundPlane
 from .results import FrameForecasts, FrameResult
@@ -19,40 +18,51 @@ from .tracking import TrackedBoxes
 from .video import VideoInfo, VideoWriter
 
 FORECAST_COLUMNS = ("frame", "track_id", "step", "target_frame", "x", "y")
+VIDEO_NAME = "annotated.mp4"
+# Every file `predict` writes into its output folder (config.yaml by the command itself).
+OUTPUT_NAMES = (VIDEO_NAME, "tracks.csv", "tracks_mot.txt", "forecasts.csv", "config.yaml")
+
+
+def is_predict_output(path: Path) -> bool:
+    """True for an annotated video that `predict` wrote (it sits beside its forecasts.csv), so
+    a folder or glob SOURCE does not pick up the outputs of an earlier run."""
+    return path.name == VIDEO_NAME and (path.parent / "forecasts.csv").is_file()
 
 
 class PredictOutputs:
     """annotated.mp4, tracks.csv, tracks_mot.txt and forecasts.csv of one video, written one
-    frame at a time: each frame's rows go out in one write and are flushed, so an interrupted
-    run leaves complete rows, and `close()` finalises the video so it stays playable."""
+    frame at a time under hidden partial names (`atomic.Staging`): each frame's rows go out in
+    one write and are flushed, so an interrupted run leaves complete rows, and `close()`
+    finalises the video so it stays playable, then publishes every file together. A write that
+    fails (full disk) is one OutputError naming the file."""
 
     def __init__(self, out_dir: Path, info: VideoInfo, homography: np.ndarray | None = None):
         self.out_dir = out_dir
         self.ground = None if homography is None else GroundPlane(homography)
         world = CSV_WORLD_COLUMNS if self.ground is not None else ()
-        self._files: list[IO[str]] = []
-        self._published: list[tuple[Path, Path]] = []  # (partial, final), renamed by close()
+        self.staging = Staging()
+        self.video: VideoWriter | None = None
+        self._files: list[tuple[Path, IO[str]]] = []  # (final path, open partial file)
         try:
-            video = out_dir / "annotated.mp4"
-            self.video = VideoWriter(partial_path(video), info.fps, info.width, info.height)
-            self._published.append((partial_path(video), video))
+            video = out_dir / VIDEO_NAME
+            self.video = VideoWriter(
+                self.staging.stage(video), info.fps, info.width, info.height, shown_as=video
+            )
             self.tracks_csv = self._open("tracks.csv", ",".join(CSV_COLUMNS + world))
             self.tracks_mot = self._open("tracks_mot.txt", None)
             self.forecasts_csv = self._open("forecasts.csv", ",".join(FORECAST_COLUMNS + world))
         except BaseException:
-            self.close()
+            self.close(publish_files=False)
             raise
 
-    def _open(self, name: str, header: str | None):
-        try:
-            f = open(partial_path(self.out_dir / name), "w", newline="")
-        except OSError as e:
-            raise InputError(self.out_dir / name, f"cannot write ({e.strerror or e})") from None
-        self._files.append(f)
-        self._published.append((partial_path(self.out_dir / name), self.out_dir / name))
-        if header:
-            f.write(header + "\n")
-            f.flush()
+    def _open(self, name: str, header: str | None) -> IO[str]:
+        path = self.out_dir / name
+        with writing(path):
+            f = open(self.staging.stage(path), "w", newline="")
+            self._files.append((path, f))
+            if header:
+                f.write(header + "\n")
+                f.flush()
         return f
 
     def write(self, result: FrameResult, annotated: np.ndarray) -> None:
@@ -63,24 +73,41 @@ class PredictOutputs:
             if self.ground is None
             else self.ground.to_ground(t.xy, result.frame_id, t.track_id)
         )
-        self.tracks_csv.write(track_rows(result.frame_id, t, world))
-        self.tracks_mot.write(mot_rows(result.frame_id, result.tracks))
-        self.forecasts_csv.write(forecast_rows(result.frame_id, result.forecasts))
-        for file in self._files:
-            file.flush()
+        rows = (
+            track_rows(result.frame_id, t, world),
+            mot_rows(result.frame_id, t),
+            forecast_rows(result.frame_id, result.forecasts),
+        )
+        for (path, file), text in zip(self._files, rows, strict=True):
+            with writing(path):
+                file.write(text)
+                file.flush()
 
     def close(self, publish_files: bool = True) -> None:
-        """Finalise every file and move it into place (also after Ctrl-C: complete rows);
-        publish_files=False leaves them under their hidden partial names (the run died: the
-        outputs of an earlier run stay as they were)."""
-        if getattr(self, "video", None) is not None:
+        """Finalise every file; publish_files: check the video reads back whole and move every
+        file into place (also after Ctrl-C: complete rows, playable video); else remove them
+        (the run failed: the outputs of an earlier run stay exactly as they were)."""
+        error: BaseException | None = None
+        if self.video is not None:
             self.video.close()
-        for file in self._files:
-            file.close()
-        for partial, final in self._published if publish_files else []:
-            if partial.exists():
-                publish(partial, final)
-        self._published = []
+        for path, file in self._files:
+            try:
+                with writing(path):
+                    file.close()
+            except BaseException as e:
+                error = error or e
+        try:
+            if publish_files and error is None and self.video is not None:
+                self.video.verify()
+        except BaseException as e:
+            error = e
+        self._files, self.video = [], None
+        if publish_files and error is None:
+            self.staging.publish()
+        else:
+            self.staging.discard()
+        if error is not None:
+            raise error
 
 
 def track_rows(frame_id: int, t: TrackedBoxes, world_xy: np.ndarray | None = None) -> str:

@@ -48,6 +48,11 @@ CSV_REQUIRED = CSV_COLUMNS[:4]
 CSV_WORLD_COLUMNS = ("wx", "wy")
 BOX_COLUMNS = ("left", "top", "width", "height")
 
+# Positions and box values (metres or pixels) must lie within +-MAX_COORD. Beyond it nothing
+# real is measured (a pixel coordinate of a million, a metre coordinate of a thousand km), the
+# model's float32 inputs lose sub-decimetre precision, and squared distances in the metrics
+# overflow to inf and NaN. Coordinates in a global frame (e.g. UTM) need an origin subtracted.
+MAX_COORD = 1e6
 # Ids and frames stay below 2**53: from there on a float64 field cannot hold every whole number,
 # so "9007199254740993" would read silently as ...992.
 _MAX_ID = 2**53
@@ -96,6 +101,12 @@ def _show(text: str) -> str:
     return repr(text if len(text) <= 30 else text[:30] + "...")
 
 
+def _cell(rows: list[list[str]], i: int, j: int) -> str:
+    """Cell (i, j) as written in the file (stripped, cut to 30 characters), for a message."""
+    text = rows[i][j].strip()
+    return text if len(text) <= 30 else text[:30] + "..."
+
+
 def _show_number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
@@ -117,9 +128,15 @@ def _strict_cells(path, line_no: int, cells: list[str], names, allow_empty: bool
 
 
 def _numbers(
-    path, rows: list[list[str]], line_nos: list[int], names, allow_empty: bool = False
+    path,
+    rows: list[list[str]],
+    line_nos: list[int],
+    names,
+    allow_empty: bool = False,
+    coordinates: tuple[str, ...] = (),
 ) -> np.ndarray:
-    """Text cells -> (N, W) float64; empty cells are NaN when allowed, else an error."""
+    """Text cells -> (N, W) float64; empty cells are NaN when allowed, else an error; columns
+    named in `coordinates` must lie within +-MAX_COORD."""
     values = []
     for cells, line_no in zip(rows, line_nos, strict=False):
         try:
@@ -139,6 +156,16 @@ def _numbers(
     if big.any():
         i, j = np.argwhere(big)[0]
         raise InputError(path, f"{names[j]} {_show(rows[i][j].strip())} is too large", line_nos[i])
+    cols = [j for j, name in enumerate(names) if name in coordinates]
+    absurd = np.abs(out[:, cols]) > MAX_COORD
+    if absurd.any():
+        i, k = np.argwhere(absurd)[0]
+        raise InputError(
+            path,
+            f"{names[cols[k]]} {_cell(rows, i, cols[k])} is out of range (coordinates must lie "
+            f"within +-{MAX_COORD:g}, metres or pixels)",
+            line_nos[i],
+        )
     return out
 
 
@@ -165,18 +192,22 @@ def _split_rows(
     return rows, line_nos, widths[width]
 
 
-def _whole(path, values: np.ndarray, line_nos: list[int], name: str, minimum: int) -> np.ndarray:
-    """A float column that must hold whole numbers >= minimum -> int64."""
+def _whole(
+    path, values: np.ndarray, line_nos: list[int], name: str, minimum: int, rows, column: int
+) -> np.ndarray:
+    """A float column that must hold whole numbers >= minimum -> int64; a bad value is shown
+    as written in the file (rows[i][column])."""
     bad = (values != np.round(values)) | (values < minimum) | (np.abs(values) >= _MAX_ID)
     if bad.any():
         i = int(np.argmax(bad))
         v = float(values[i])
+        written = _cell(rows, i, column) or _show_number(v)
         problem = (
-            f"{name} {_show_number(v)} is not a whole number"
+            f"{name} {written} is not a whole number"
             if not v.is_integer()
-            else f"{name} {_show_number(v)} is too large"
+            else f"{name} {written} is too large"
             if abs(v) >= _MAX_ID
-            else f"{name} {_show_number(v)} is invalid (must be >= {minimum})"
+            else f"{name} {written} is invalid (must be >= {minimum})"
         )
         raise InputError(path, problem, line_nos[i])
     return values.astype(np.int64)
@@ -230,10 +261,10 @@ def _parse_eth_ucy(path, lines: Lines) -> Tracks:
     rows, line_nos, names = _split_rows(
         path, lines, str.split, {4: ETH_UCY_COLUMNS}, "whitespace-separated"
     )
-    values = _numbers(path, rows, line_nos, names)
+    values = _numbers(path, rows, line_nos, names, coordinates=("x", "y"))
     tracks = Tracks(
-        _whole(path, values[:, 0], line_nos, "frame_id", 0),
-        _whole(path, values[:, 1], line_nos, "ped_id", 0),
+        _whole(path, values[:, 0], line_nos, "frame_id", 0, rows, 0),
+        _whole(path, values[:, 1], line_nos, "ped_id", 0, rows, 1),
         values[:, 2:4],
         units="m",
         source=Path(path).name,
@@ -285,16 +316,18 @@ def _parse_mot(path, lines: Lines, ignore_zero_conf: bool) -> Tracks:
     rows, line_nos, names = _split_rows(
         path, lines, lambda s: s.split(","), {10: MOT_COLUMNS, 9: MOT_GT_COLUMNS}, "comma-separated"
     )
-    values = _numbers(path, rows, line_nos, names)
+    values = _numbers(path, rows, line_nos, names, coordinates=BOX_COLUMNS)
     box = values[:, 2:6]
     _check_box(path, box, line_nos)
     xy = bottom_centre(box)
     if not np.isfinite(xy).all():  # top + height can overflow although each is finite
         raise InputError(path, "box too large", line_nos[int(np.argmin(np.isfinite(xy).all(1)))])
-    class_id = _whole(path, values[:, 7], line_nos, "class", -1) if len(names) == 9 else None
+    class_id = (
+        _whole(path, values[:, 7], line_nos, "class", -1, rows, 7) if len(names) == 9 else None
+    )
     tracks = Tracks(
-        _whole(path, values[:, 0], line_nos, "frame", 1),
-        _whole(path, values[:, 1], line_nos, "id", 0),
+        _whole(path, values[:, 0], line_nos, "frame", 1, rows, 0),
+        _whole(path, values[:, 1], line_nos, "id", 0, rows, 1),
         xy,
         box,
         class_id,
@@ -313,7 +346,7 @@ def write_mot(path: str | os.PathLike, tracks: Tracks) -> None:
     Needs a box on every row and frames >= 1. class_id is not stored (the results layout has
     no class column), and xy is not either: a reader recomputes it as the box's bottom centre.
     """
-    t = _writable(path, tracks, min_frame=1)
+    t = _writable(path, tracks, min_frame=1, stores_xy=False)
     if t.box_xywh is None or np.isnan(t.box_xywh).any():
         raise TrajpredError(f"{os.fspath(path)}: MOT files need a box on every row")
     write_text(
@@ -407,6 +440,7 @@ def _parse_csv(path, lines: Lines, ground_plane: bool = False) -> Tracks:
         line_nos,
         [names[j] for j in numeric],
         allow_empty=True,
+        coordinates=("x", "y", *BOX_COLUMNS),
     )
     col = {names[j]: values[:, k] for k, j in enumerate(numeric)}
     for name in CSV_REQUIRED + (CSV_WORLD_COLUMNS if ground_plane else ()):
@@ -430,12 +464,20 @@ def _parse_csv(path, lines: Lines, ground_plane: bool = False) -> Tracks:
             box = None
     class_id = None
     if "class_id" in col:
-        class_id = _whole(path, np.nan_to_num(col["class_id"], nan=-1.0), line_nos, "class_id", -1)
+        class_id = _whole(
+            path,
+            np.nan_to_num(col["class_id"], nan=-1.0),
+            line_nos,
+            "class_id",
+            -1,
+            rows,
+            names.index("class_id"),
+        )
     conf = np.nan_to_num(col["conf"], nan=1.0) if "conf" in col else None
     units = _csv_units(path, rows, line_nos, names, default="px" if box is not None else "m")
     tracks = Tracks(
-        _whole(path, col["frame"], line_nos, "frame", 0),
-        _whole(path, col["track_id"], line_nos, "track_id", 0),
+        _whole(path, col["frame"], line_nos, "frame", 0, rows, names.index("frame")),
+        _whole(path, col["track_id"], line_nos, "track_id", 0, rows, names.index("track_id")),
         np.stack([col["x"], col["y"]], axis=1),
         box,
         class_id,
@@ -491,8 +533,9 @@ def write_csv(path: str | os.PathLike, tracks: Tracks) -> None:
     write_text(path, "".join(lines))
 
 
-def _writable(path, tracks: Tracks, min_frame: int) -> Tracks:
-    """Rows sorted by frame then id, after refusing what the readers would reject."""
+def _writable(path, tracks: Tracks, min_frame: int, stores_xy: bool = True) -> Tracks:
+    """Rows sorted by frame then id, after refusing what the readers would reject (MOT files
+    store boxes only: their positions are not checked, a reader derives them)."""
     where = os.fspath(path)
     if len(tracks) and tracks.frame_id.min() < min_frame:
         raise TrajpredError(f"{where}: frame ids must be >= {min_frame} in this format")
@@ -502,11 +545,16 @@ def _writable(path, tracks: Tracks, min_frame: int) -> Tracks:
         raise TrajpredError(f"{where}: frame and track ids must be < 2**53")
     if len(tracks.duplicate_rows()):
         raise TrajpredError(f"{where}: tracks have more than one row for a (frame, track id)")
+    if stores_xy and not (np.abs(tracks.xy) <= MAX_COORD).all():
+        raise TrajpredError(f"{where}: positions must be finite and within +-{MAX_COORD:g}")
     box = tracks.box_xywh
     if box is not None:
         n_nan = np.isnan(box).sum(axis=1)
-        if ((n_nan > 0) & (n_nan < 4)).any() or np.isinf(box).any() or (box[:, 2:] < 0).any():
-            raise TrajpredError(f"{where}: boxes must be all-NaN or finite with sizes >= 0")
+        big = (np.abs(box) > MAX_COORD) | np.isinf(box)
+        if ((n_nan > 0) & (n_nan < 4)).any() or big.any() or (box[:, 2:] < 0).any():
+            raise TrajpredError(
+                f"{where}: boxes must be all-NaN or within +-{MAX_COORD:g} with sizes >= 0"
+            )
     if not np.isfinite(tracks.conf).all():
         raise TrajpredError(f"{where}: conf holds NaN or infinite values")
     return tracks.sorted()

@@ -23,6 +23,7 @@ about a camera that looks at the ground keep the mapping safe to use on live tra
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,8 +52,14 @@ def read_homography(path: str | Path) -> np.ndarray:
         values = [float(v) for row in rows for v in row]
     except ValueError:
         raise InputError(path, "homography must hold 9 numbers") from None
-    if len(values) != 9 or not np.isfinite(values).all():
+    if len(values) != 9:
         raise InputError(path, f"homography must hold 9 finite numbers, found {len(values)}")
+    for i, v in enumerate(values):
+        if not math.isfinite(v):
+            what = "NaN" if math.isnan(v) else "an infinite value"
+            raise InputError(
+                path, f"homography holds {what} (row {i // 3 + 1}, column {i % 3 + 1})"
+            )
     h = np.array(values).reshape(3, 3)
     if abs(np.linalg.det(h)) < 1e-12:
         raise InputError(path, "homography is singular")

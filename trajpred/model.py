@@ -11,10 +11,13 @@ features (see trajpred/features.py); it knows nothing of files, pixels or metres
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+
+from .checks import between, check_fields, one_of, positive, require, shown
 
 MOTION_FEATURES = 3  # along-heading step, across-heading step, step length
 BOX_FEATURES = 3  # has_box flag, box aspect w/h, change of log box height
@@ -61,6 +64,40 @@ class ForecasterConfig:
     def reads_scene(self) -> bool:
         """Whether the model reads each track's scene vector (position, heading, class)."""
         return self.scene_input or self.scene_prior_size > 0
+
+    def __post_init__(self) -> None:
+        sizes = between(1, 4096)  # beyond, the model alone would not fit in memory
+        check_fields(
+            self,
+            obs_len=between(2, 1000),  # a step's motion needs two positions
+            pred_len=between(1, 1000),
+            dt_s=positive(),
+            appearance_dim=between(0, 4096),
+            embed_size=sizes,
+            hidden_size=sizes,
+            num_layers=between(1, 16),
+            dropout=between(0, 1, high_open=True),
+            num_modes=between(1, 1000),
+            social_neighbours=between(0, 1000),
+            social_size=sizes,
+            scene_units=one_of("", "px", "m"),
+            scene_size=sizes,
+            scene_prior_size=between(0, 10_000_000),
+            scene_prior_k=between(1, 100_000),
+            scene_prior_weight=between(0, 1),
+        )
+        bounds = self.scene_bounds
+        require(
+            not bounds
+            or (
+                len(bounds) == 4
+                and all(math.isfinite(v) for v in bounds)
+                and bounds[0] < bounds[2]
+                and bounds[1] < bounds[3]
+            ),
+            "scene_bounds",
+            f"must be empty or [x_min, y_min, x_max, y_max] with min < max, got {shown(bounds)}",
+        )
 
     @property
     def input_size(self) -> int:

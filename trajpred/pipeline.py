@@ -44,8 +44,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .checks import between, check_fields, non_empty, optional, positive
 from .detect import Detector, DetectorConfig, resolve_device
-from .errors import InputError, TrajpredError
+from .errors import InputError
 from .geometry import GroundPlane, read_homography
 from .geometry import apply_homography as apply_homography  # the names' old home
 from .ground_filter import GroundFilter
@@ -53,9 +54,10 @@ from .paths import PACKAGE_ROOT, resolve_data_path
 from .render import RenderConfig
 from .results import FrameForecasts, FrameResult
 from .tracking import TrackedBoxes, Tracker
-from .video import VideoInfo, VideoReader, VideoSource, expand_source
+from .video import MAX_FPS, VideoInfo, VideoReader, VideoSource, expand_source
 
 SHIPPED_FORECASTER = PACKAGE_ROOT / "data" / "checkpoints" / "video.pt"
+MAX_K = 100  # sampled trajectories drawn per track and frame: more only slows drawing down
 
 
 @dataclass
@@ -70,10 +72,14 @@ class ForecastConfig:
     # for the ground-plane Kalman filter (trajpred/ground_filter.py); 0 = raw positions
 
     def __post_init__(self) -> None:
-        if self.k < 0 or self.max_gap_steps < 1 or self.drop_after_s <= 0:
-            raise TrajpredError("forecast: need k >= 0, max_gap_steps >= 1 and drop_after_s > 0")
-        if not self.ground_noise_px >= 0:
-            raise TrajpredError("forecast: need ground_noise_px >= 0")
+        check_fields(
+            self,
+            checkpoint=non_empty,
+            k=between(0, MAX_K),
+            max_gap_steps=between(1),
+            drop_after_s=positive(),
+            ground_noise_px=between(0, 1000),
+        )
 
 
 @dataclass
@@ -85,6 +91,9 @@ class PipelineConfig:
     forecast: ForecastConfig = field(default_factory=ForecastConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
     fps: float | None = None  # overrides the container's frame rate
+
+    def __post_init__(self) -> None:
+        check_fields(self, tracker=non_empty, fps=optional(between(0, MAX_FPS, low_open=True)))
 
 
 def load_model(checkpoint: str):

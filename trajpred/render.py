@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .checks import between, check_fields
 from .results import FrameResult
 
 
@@ -25,6 +26,9 @@ class RenderConfig:
     trail_s: float = 2.0  # seconds of past trail drawn per track
     band_alpha: float = 0.25  # opacity of the forecast's uncertainty band
     line_px: int = 2
+
+    def __post_init__(self) -> None:
+        check_fields(self, trail_s=between(0, 60), band_alpha=between(0, 1), line_px=between(1, 50))
 
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX

@@ -10,13 +10,16 @@ frames where ultralytics gives `boxes.id is None` (no confirmed track yet): no t
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .checks import ConfigError, between, shown
+from .config import read_yaml
 from .detect import Detections
-from .errors import TrajpredError
+from .errors import TrajpredError, first_line
 from .tracks import bottom_centre
 
 BUILT_IN = ("bytetrack", "botsort")
@@ -99,23 +102,78 @@ def tracker_yaml(name: str) -> Path:
     return path
 
 
+# Settings that are fractions (scores, IoU, similarity) in a tracker yaml; the rest are checked
+# against the type of the same key in ultralytics' own yaml for that tracker.
+_FRACTIONS = (
+    "track_high_thresh",
+    "track_low_thresh",
+    "new_track_thresh",
+    "match_thresh",
+    "proximity_thresh",
+    "appearance_thresh",
+)
+_RANGES = {**dict.fromkeys(_FRACTIONS, between(0, 1)), "track_buffer": between(0, 100_000)}
+
+
+def read_tracker_config(path: Path) -> dict:
+    """A tracker yaml, checked before any frame: YAML problems, unknown keys (with the nearest
+    valid one), values of the wrong type or out of range are one ConfigError line naming the
+    key; keys the file leaves out take ultralytics' defaults for that tracker."""
+    where = f"tracker config {path}"
+    data = read_yaml(path)
+    kind = data.get("tracker_type")
+    defaults = _builtin_defaults(kind) if isinstance(kind, str) else {}
+    for key, value in data.items():
+        if defaults and key not in defaults:
+            close = difflib.get_close_matches(str(key), list(defaults), n=1, cutoff=0.6)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(where, f"unknown key {shown(key)}{hint}", str(key))
+        problem = _type_problem(value, defaults.get(key)) or (
+            _RANGES[key](value) if key in _RANGES else None
+        )
+        if problem:
+            raise ConfigError(where, f"'{key}' {problem}", str(key))
+    return {**defaults, **data}
+
+
+def _builtin_defaults(kind: str) -> dict:
+    """ultralytics' own yaml for tracker_type `kind` ({} if it ships none)."""
+    from ultralytics.utils import YAML
+    from ultralytics.utils.checks import check_yaml
+
+    try:
+        return dict(YAML.load(check_yaml(f"{kind}.yaml")) or {})
+    except Exception:  # no such file in this ultralytics version: nothing to compare with
+        return {}
+
+
+def _type_problem(value, default) -> str | None:
+    """What is wrong with `value` where ultralytics' default is `default`, or None."""
+    if default is None:
+        return None
+    if isinstance(default, bool):
+        ok, wanted = isinstance(value, bool), "true or false"
+    elif isinstance(default, (int, float)):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = ok and (isinstance(value, int) or not isinstance(default, int))
+        wanted = type(default).__name__
+    else:
+        ok, wanted = isinstance(value, type(default)), type(default).__name__
+    return None if ok else f"must be {wanted}, got {shown(value)}"
+
+
 def build_tracker(name: str):
     """The ultralytics tracker object for `name`, configured from its yaml."""
     from ultralytics.trackers.track import TRACKER_MAP
-    from ultralytics.utils import YAML, IterableSimpleNamespace
+    from ultralytics.utils import IterableSimpleNamespace
 
     path = tracker_yaml(name)
-    try:
-        cfg = IterableSimpleNamespace(**(YAML.load(path) or {}))
-    except Exception as e:  # YAML errors of several types; one line either way
-        raise TrajpredError(
-            f"tracker config {path}: cannot read ({str(e).splitlines()[0][:120]})"
-        ) from None
+    cfg = IterableSimpleNamespace(**read_tracker_config(path))
     kind = getattr(cfg, "tracker_type", None)
     cls = TRACKER_MAP.get(str(kind))
     if cls is None:
         raise TrajpredError(
-            f"tracker config {path}: tracker_type {kind!r} is not one of {sorted(TRACKER_MAP)}"
+            f"tracker config {path}: tracker_type {shown(kind)} is not one of {sorted(TRACKER_MAP)}"
         )
     if hasattr(cls, "setup_predictor") or hasattr(cls, "compute_frame_extras"):
         raise TrajpredError(
@@ -130,7 +188,7 @@ def build_tracker(name: str):
     try:
         return cls(args=cfg)
     except (AttributeError, KeyError, TypeError, ValueError) as e:
-        raise TrajpredError(f"tracker config {path}: {e}") from None
+        raise TrajpredError(f"tracker config {path}: {first_line(e)}") from None
 
 
 class Tracker:

@@ -107,6 +107,8 @@ class Tracks:
         """Yield (track_id, rows of that track ordered by frame)."""
         order = np.lexsort((self.frame_id, self.track_id))
         ids = self.track_id[order]
+        if len(ids) == 0:
+            return
         starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
         ends = np.r_[starts[1:], len(ids)]
         for s, e in zip(starts, ends, strict=False):

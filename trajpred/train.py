@@ -23,6 +23,7 @@ from torch import nn
 
 from .atomic import write_text
 from .checkpoint import load_checkpoint, model_from_payload, save_checkpoint
+from .checks import SEED_MAX, between, check_fields, non_empty, require
 from .config import save_config, to_dict
 from .data import DataConfig, load_split
 from .errors import TrajpredError
@@ -30,6 +31,7 @@ from .features import to_heading_frame, window_scale
 from .forecast import forecast_windows, window_inputs
 from .metrics import ade, fde, min_ade_fde
 from .model import Forecaster, ForecasterConfig, ForecastOutput
+from .outputs import writable_folder
 from .windows import Windows
 
 
@@ -102,12 +104,47 @@ class TrainConfig:
     init_from: str = ""  # start from this checkpoint's weights (fine-tuning); same model config
     out_dir: str = "runs/train"
 
+    def __post_init__(self) -> None:
+        check_fields(
+            self,
+            epochs=between(1, 100_000),
+            batch_size=between(1, 1_000_000),
+            lr=between(0),  # 0 keeps the initial weights
+            weight_decay=between(0),
+            warmup_epochs=between(0, 100_000),
+            grad_clip=between(0),  # 0: no clipping
+            patience=between(1),
+            seed=between(0, SEED_MAX),
+            min_obs_len=between(0, 1000),
+            augment_speed=between(0, 1, high_open=True),
+            augment_noise=between(0),
+            wta_relax=between(0, 1, high_open=True),
+            mode_weight=between(0),
+            eval_k=between(0, 1000),
+            threads=between(0, 1024),
+            out_dir=non_empty,
+        )
+
 
 @dataclass
 class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ForecasterConfig = field(default_factory=ForecasterConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        require(
+            self.train.min_obs_len <= self.model.obs_len,
+            "train.min_obs_len",
+            f"must be <= model.obs_len ({self.model.obs_len}), got {self.train.min_obs_len}",
+        )
+        fps_step = self.data.fps * self.model.dt_s
+        require(
+            self.data.fps == 0 or fps_step >= 1,
+            "data.fps",
+            f"must be 0 (tracks at the model step) or >= 1 / model.dt_s "
+            f"({1 / self.model.dt_s:g}: one frame per model step), got {self.data.fps:g}",
+        )
 
 
 @dataclass
@@ -308,12 +345,7 @@ def _lr_lambda(cfg: TrainConfig, steps_per_epoch: int):
 
 
 def _check_writable(out_dir: Path) -> None:
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise TrajpredError(f"{out_dir}: cannot create the output folder ({e.strerror})") from None
-    if not os.access(out_dir, os.W_OK):
-        raise TrajpredError(f"{out_dir}: output folder is not writable")
+    writable_folder(out_dir)
     for stale in out_dir.glob(".*.tmp*"):  # left by a process killed while writing
         stale.unlink(missing_ok=True)
 
@@ -466,6 +498,8 @@ def _epoch(
             save_checkpoint(out_dir / "best.pt", payload)
         save_checkpoint(out_dir / "last.pt", payload)
         _write_log(out_dir / "log.csv", t.history)
+        if epoch == t.start_epoch:  # only a run that produced a checkpoint rewrites it
+            save_config(run, out_dir / "config.yaml")
     return row, improved
 
 
@@ -510,8 +544,6 @@ def fit(run: RunConfig, resume: bool = False, progress: bool = True, log=print) 
     if resume and last_path.exists():
         t = _resume(last_path, run, steps_per_epoch, log, device)
     trained = t.model if ctx.world_size == 1 else nn.parallel.DistributedDataParallel(t.model)
-    if ctx.is_main:
-        save_config(run, out_dir / "config.yaml")
     for epoch in range(t.start_epoch, cfg.epochs + 1):
         if t.stale >= cfg.patience:
             break

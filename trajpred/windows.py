@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import InputError
 from .tracks import Tracks
 
 
@@ -194,6 +195,13 @@ def resample_tracks(tracks: Tracks, frames_per_step: float) -> Tracks:
     Samples are taken on a global grid (frame 1, 1 + k * frames_per_step, ...) so all tracks
     of one video share the same sample frames.
     """
+    if not frames_per_step >= 1:  # also NaN
+        raise InputError(
+            tracks.source or "tracks",
+            f"a model step spans {frames_per_step:g} frames at this frame rate (fps * dt_s); it "
+            f"must span at least one: give the frame rate of video-rate tracks, and none (fps "
+            f"0) for tracks already at the model step such as ETH/UCY",
+        )
     parts = []
     for track_id, rows in tracks.by_track():
         f = rows.frame_id.astype(np.float64)

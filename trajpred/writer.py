@@ -12,8 +12,10 @@ output files:
 - the rest of the FrameResult (tracks, detections: small arrays) is pickled over a pipe;
 - at most `depth` frames are in flight, so memory stays flat and the outputs are never more
   than `depth` frames behind;
-- the process ignores SIGINT: after Ctrl-C the main process closes the video, and the writer
-  finishes the frames it was given, then closes and publishes every file.
+- the process ignores SIGINT and SIGTERM: after Ctrl-C (or SIGTERM, which trajpred's CLI
+  treats the same) the main process closes the video, and the writer finishes the frames it
+  was given, then closes every file and publishes them, or removes them when the main process
+  says the run failed (`finish(publish=False)`).
 
 One process serves every video of a run (start-up imports torch: about 2 s, overlapping the
 detector's loading when started first). Errors in it come back as the same one-line errors.
@@ -28,7 +30,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import multiprocessing
+import multiprocessing.util
 import os
+import shutil
 import signal
 import threading
 import traceback
@@ -41,7 +45,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from .errors import TrajpredError
+from .errors import TrajpredError, reason
 from .pipeline import ForecastConfig
 from .render import RenderConfig
 from .results import FrameForecasts, FrameResult
@@ -137,7 +141,10 @@ class FrameDone:
 
 @dataclass(frozen=True)
 class CloseVideo:
-    """Main -> writer: every frame is sent; close and publish the files."""
+    """Main -> writer: every frame is sent; close the files and publish them (or, when the run
+    failed, remove them)."""
+
+    publish: bool = True
 
 
 @dataclass(frozen=True)
@@ -168,6 +175,11 @@ class WriterProcess:
         child.close()
         self._shm: shared_memory.SharedMemory | None = None
         self._slots: np.ndarray | None = None  # (depth, H, W, 3) uint8 over the shared memory
+        # The process ignores SIGTERM, so multiprocessing's exit handler could not terminate it
+        # as a daemon: whoever owns it stops it before that handler runs, `close()` or not.
+        self._stop = multiprocessing.util.Finalize(
+            self, _stop, args=(self._proc, self._conn), exitpriority=10
+        )
 
     def wait_ready(self) -> None:
         """Block until the process has started (imports done); benchmarks call this first."""
@@ -178,7 +190,7 @@ class WriterProcess:
     def open(self, job: VideoJob, on_result: Callable[[FrameResult], None] | None = None) -> None:
         """Start a video: the writer creates its output files (one-line error if it cannot)."""
         h, w = job.info.height, job.info.width
-        self._shm = shared_memory.SharedMemory(create=True, size=self.depth * h * w * 3)
+        self._shm = _frame_slots(self.depth * h * w * 3)
         self._slots = np.ndarray((self.depth, h, w, 3), np.uint8, buffer=self._shm.buf)
         self._free = list(range(self.depth))
         self._pending: deque[tuple[int, FrameResult]] = deque()
@@ -217,17 +229,18 @@ class WriterProcess:
         # The pixels went through shared memory: the pipe carries the rest without them.
         self._send(Frame(slot, dataclasses.replace(result, image=None)))  # type: ignore[arg-type]
 
-    def finish(self) -> float:
-        """Wait for every frame handed over, close and publish the files; the seconds the
-        forecaster spent. Raises the first error the writer met."""
+    def finish(self, publish: bool = True) -> float:
+        """Wait for every frame handed over, close the files and publish them (publish=False:
+        remove them, leaving an earlier run's files as they were); the seconds the forecaster
+        spent. Raises the first error the writer met."""
         with _HoldInterrupt():
-            return self._finish()
+            return self._finish(publish)
 
-    def _finish(self) -> float:
+    def _finish(self, publish: bool) -> float:
         try:
             while self._pending:
                 self._collect()
-            self._send(CloseVideo())
+            self._send(CloseVideo(publish))
             reply: Closed = self._recv()
             error = self._error or reply.error
             if error is not None:
@@ -273,21 +286,44 @@ class WriterProcess:
 
     def close(self) -> None:
         """Stop the process (after `finish`)."""
-        if self._proc.is_alive():
-            try:
-                self._conn.send(Stop())
-            except OSError:
-                pass
-            self._proc.join(10)
-        if self._proc.is_alive():
-            self._proc.kill()
-        self._conn.close()
+        self._stop()
 
     def __enter__(self) -> WriterProcess:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _frame_slots(size: int) -> shared_memory.SharedMemory:
+    """Shared memory for the frame ring, or one line on why not. /dev/shm may be smaller than
+    the ring (docker gives 64 MB): creating it would succeed and the first write past the end
+    of the space would kill the process (SIGBUS), so the free space is checked first."""
+    with contextlib.suppress(OSError):
+        free = shutil.disk_usage("/dev/shm").free
+        if free < size:
+            raise TrajpredError(
+                f"/dev/shm: {free / 1e6:.0f} MB free, the writer needs {size / 1e6:.0f} MB for "
+                f"frames of this size (e.g. docker run --shm-size=1g)"
+            )
+    try:
+        return shared_memory.SharedMemory(create=True, size=size)
+    except OSError as e:
+        raise TrajpredError(
+            f"cannot allocate {size / 1e6:.0f} MB of shared memory for frames ({reason(e)})"
+        ) from None
+
+
+def _stop(proc, conn) -> None:
+    if proc.is_alive():
+        try:
+            conn.send(Stop())
+        except OSError:
+            pass
+        proc.join(10)
+    if proc.is_alive():
+        proc.kill()
+    conn.close()
 
 
 class _HoldInterrupt:
@@ -357,16 +393,19 @@ class _Video:
         return self.forecaster.seconds if self.forecaster is not None else 0.0
 
     def release(self, publish_files: bool = True) -> None:
-        if self.outputs is not None:
-            self.outputs.close(publish_files)
-            self.outputs = None
-        self.frames = None
-        self.shm.close()
+        outputs, self.outputs = self.outputs, None
+        try:
+            if outputs is not None:
+                outputs.close(publish_files)
+        finally:
+            self.frames = None
+            self.shm.close()
 
 
 def _serve(conn) -> None:
     """The writer process's loop: videos one after another until "stop"."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     import torch
 
     torch.set_num_threads(1)  # small LSTM steps; the other cores belong to the detector
@@ -413,9 +452,14 @@ def _serve_video(conn, video: _Video, send_forecasts: bool) -> bool:
             conn.send(FrameDone(forecasts if send_forecasts else None, error))
     except (EOFError, OSError):  # the main process died (killed): publish nothing
         video.release(publish_files=False)
+        # It can no longer free the frame slots; left, they would also make the resource
+        # tracker print a "leaked shared_memory" warning on the user's terminal.
+        with contextlib.suppress(OSError):
+            video.shm.unlink()
         return False
     try:
-        video.release()  # closes and publishes the files: complete rows, playable video
+        # closes and publishes the files (complete rows, playable video), or removes them
+        video.release(publish_files=message.publish and error is None)
     except BaseException as e:
         error = error or Failure.of(e)
     try:

@@ -29,7 +29,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .predict import add_detector_arguments, load_pipeline_config, prepare_out_dir
+from .predict import add_detector_arguments, load_pipeline_config
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -197,6 +197,8 @@ def run(args: argparse.Namespace) -> int:
     from ..atomic import write_json
     from ..checkpoint import save_checkpoint
     from ..formats import write_csv
+    from ..outputs import input_files, output_guard
+    from ..paths import resolve_data_path
     from ..pipeline import read_homography
 
     cfg = AdaptConfig(
@@ -211,23 +213,27 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     config = load_pipeline_config(args)
-    out = prepare_out_dir(Path(args.out))
-    homography = read_homography(args.homography) if args.homography else None
-    load_start(cfg.checkpoint)  # a bad checkpoint fails before any tracking
-    work = out / "train"
-    work.mkdir(exist_ok=True)
-    progress = not args.no_progress
-    if args.tracks:
-        tracks, fps, video = _tracks_from_csv(args, config, out)
-    else:
-        tracks, fps, video = _track_videos(args, config, work, progress)
-    learn_on = tracks if homography is None else _on_ground(tracks, homography)
-    report, payload = adapt(learn_on, fps, work, cfg, progress)
-    save_checkpoint(out / "adapted.pt", payload)
+    out = Path(args.out)
     tracks_csv = out / "tracks.csv"
-    if not (args.tracks and tracks_csv.exists() and tracks_csv.samefile(args.tracks)):
-        write_csv(tracks_csv, tracks)
-    write_json(out / "report.json", {**report.to_dict(), "video": video})
+    keep_tracks = args.tracks and tracks_csv.exists() and tracks_csv.samefile(args.tracks)
+    writes = [out / "adapted.pt", out / "report.json", *([] if keep_tracks else [tracks_csv])]
+    reads = [*input_files(args.source), args.tracks, args.homography, getattr(args, "config", None)]
+    with output_guard(out, writes=writes, reads=[*reads, resolve_data_path(cfg.checkpoint)]):
+        homography = read_homography(args.homography) if args.homography else None
+        load_start(cfg.checkpoint)  # a bad checkpoint fails before any tracking
+        work = out / "train"
+        work.mkdir(exist_ok=True)
+        progress = not args.no_progress
+        if args.tracks:
+            tracks, fps, video = _tracks_from_csv(args, config, out)
+        else:
+            tracks, fps, video = _track_videos(args, config, work, progress)
+        learn_on = tracks if homography is None else _on_ground(tracks, homography)
+        report, payload = adapt(learn_on, fps, work, cfg, progress)
+        save_checkpoint(out / "adapted.pt", payload)
+        if not keep_tracks:
+            write_csv(tracks_csv, tracks)
+        write_json(out / "report.json", {**report.to_dict(), "video": video})
     print(report.table())
     print(f"-> {out / 'adapted.pt'}, {tracks_csv}, {out / 'report.json'}")
     return 0

@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import argparse
 
+from ..config import add_set_argument
+from ..detect import DEVICES, DetectorConfig
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/demo", metavar="DIR", help="output folder")
@@ -43,42 +46,52 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="detector inference size (default: the size the weights were trained at)",
     )
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--device", choices=DEVICES, default=DetectorConfig().device)
     p.add_argument(
         "--ground-plane",
         action="store_true",
         help="forecast in metres on the ground plane (the scene's homography.txt)",
     )
-    p.add_argument(
-        "--set",
-        metavar="KEY=VALUE",
-        nargs="+",
-        default=[],
-        dest="overrides",
-        help="synthetic scene settings (configs/synth.yaml keys), e.g. camera.tilt_deg=25",
-    )
+    add_set_argument(p, "synthetic scene settings (configs/synth.yaml keys)", "camera.tilt_deg=25")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..config import parse_overrides
-    from ..demo import run_demo
-    from ..errors import TrajpredError
+    from pathlib import Path
 
-    if args.duration <= 0:
-        raise TrajpredError("--duration must be > 0")
-    result = run_demo(
-        args.out,
-        seed=args.seed,
-        duration_s=args.duration,
-        weights=args.weights,
-        checkpoint=args.checkpoint,
-        imgsz=args.imgsz,
-        device=args.device,
-        progress=not args.no_progress,
-        ground_plane=args.ground_plane,
-        synth_overrides=parse_overrides(args.overrides),
+    from ..config import load_config, parse_overrides
+    from ..demo import run_demo
+    from ..detect import DetectorConfig
+    from ..exports import OUTPUT_NAMES
+    from ..outputs import output_guard
+    from ..synth.world import SynthConfig
+
+    # Every setting is checked before any work, with the flag that gave it named.
+    load_config(
+        SynthConfig,
+        overrides=args.overrides,
+        flags={"--seed": ("seed", args.seed), "--duration": ("duration_s", args.duration)},
     )
+    load_config(
+        DetectorConfig,
+        flags={"--imgsz": ("imgsz", args.imgsz), "--device": ("device", args.device)},
+    )
+    out = Path(args.out)
+    with output_guard(
+        out, writes=[out / name for name in OUTPUT_NAMES], reads=[args.weights, args.checkpoint]
+    ):
+        result = run_demo(
+            args.out,
+            seed=args.seed,
+            duration_s=args.duration,
+            weights=args.weights,
+            checkpoint=args.checkpoint,
+            imgsz=args.imgsz,
+            device=args.device,
+            progress=not args.no_progress,
+            ground_plane=args.ground_plane,
+            synth_overrides=parse_overrides(args.overrides),
+        )
     for line in result.lines():
         print(line)
     return 0

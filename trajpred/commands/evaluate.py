@@ -54,9 +54,13 @@ def run(args) -> int:
         write_predictions,
     )
     from ..metrics import format_table, scores_to_json
+    from ..outputs import input_files, refuse_overwriting_inputs
 
     if args.k < 0:
         raise TrajpredError("--k must be >= 0")
+    refuse_overwriting_inputs(
+        [args.save_predictions, args.json, args.plot], input_files(args.checkpoint, args.data)
+    )
     scenes = list(args.scene)
     if scenes == ["all"]:
         root = Path(args.data)

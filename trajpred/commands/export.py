@@ -42,12 +42,14 @@ def run(args) -> int:
 
     from ..errors import TrajpredError
     from ..export import export_forecaster
+    from ..outputs import refuse_overwriting_inputs
 
     backend = args.format or SUFFIX_FORMATS.get(Path(args.out).suffix.lower())
     if backend is None:
         raise TrajpredError(
             f"--out {args.out}: say --format onnx or torchscript (or name it .onnx / .ts)"
         )
+    refuse_overwriting_inputs([args.out], [args.checkpoint])
     result = export_forecaster(args.checkpoint, args.out, backend, args.int8)
     kind = f"ensemble of {result.members}" if result.members > 1 else "model"
     print(

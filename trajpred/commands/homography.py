@@ -125,10 +125,12 @@ def run(args: argparse.Namespace) -> int:
     from ..atomic import write_text
     from ..errors import TrajpredError
     from ..geometry import fit_homography, format_homography
+    from ..outputs import refuse_overwriting_inputs
 
     lists = args.image_points is not None or args.world_points is not None
     if args.csv and lists:
         raise TrajpredError("give either --csv or --image-points with --world-points, not both")
+    refuse_overwriting_inputs([args.out], [args.csv])
     if args.csv:
         image_xy, world_xy = read_pairs(args.csv)
     elif args.image_points is not None and args.world_points is not None:

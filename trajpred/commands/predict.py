@@ -2,7 +2,8 @@
 
 SOURCE is a video file, a folder or glob of videos (outputs go to OUT/<video stem>/ each), a
 webcam index (0) or a stream URL (rtsp://...). Frames are read, processed and written one at a
-time; Ctrl-C stops cleanly (complete CSV rows, playable video, exit code 130).
+time; Ctrl-C stops cleanly (complete CSV rows, playable video, exit code 130), and so does
+SIGTERM (exit code 143).
 
 Writes into OUT: annotated.mp4 (boxes, ids, past trail, dashed forecast with a band of +-1
 sigma), tracks.csv (frame,track_id,x,y,left,top,width,height,class_id,conf,units[,wx,wy];
@@ -26,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -33,64 +36,60 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..checks import between, check_flag
+from ..config import add_config_arguments, flag_settings, load_config
+from ..detect import DEFAULT_IMGSZ, DEVICES, MAX_IMGSZ
+from ..pipeline import PipelineConfig
+
 if TYPE_CHECKING:
     from ..pipeline import Pipeline
     from ..results import FrameResult
-    from ..video import VideoReader
+    from ..video import VideoReader, VideoSource
     from ..writer import WriterProcess
 
-DEFAULT_WEIGHTS = "yolo11n.pt"
+DEFAULTS = PipelineConfig()  # what --help shows as defaults: the config dataclasses' own
+MAX_WORKERS = 64
 
 
 def add_detector_arguments(p: argparse.ArgumentParser) -> None:
     """Flags shared with `trajpred track`: source, output, detector and tracker settings."""
     S = argparse.SUPPRESS  # unset flags leave the config's value (shown in --help as default)
+    d = DEFAULTS.detector
     p.add_argument("source", metavar="SOURCE", help="video file, folder, glob, webcam index or URL")
-    p.add_argument(
-        "--config",
-        metavar="YAML",
-        default=S,
-        help="config file (default: built-in defaults, as in configs/predict.yaml)",
-    )
-    p.add_argument(
-        "--set",
-        metavar="KEY=VALUE",
-        nargs="+",
-        default=[],
-        dest="overrides",
-        help="override config keys, e.g. detector.conf=0.3 forecast.k=5",
-    )
+    add_config_arguments(p, None, "detector.conf=0.3 forecast.k=5")
     p.add_argument(
         "--weights",
         default=S,
-        help=f"detector weights (.pt, .onnx, OpenVINO folder) "
-        f"(default: {DEFAULT_WEIGHTS}, downloaded by ultralytics; offline use "
-        f"data/detector/synth_yolo.pt)",
+        help=f"detector weights (.pt, .onnx, OpenVINO folder) (default: {d.weights}, "
+        f"downloaded by ultralytics; offline use data/detector/synth_yolo.pt)",
     )
     p.add_argument(
         "--classes",
         nargs="+",
         default=S,
         metavar="CLASS",
-        help="class names or ids to detect (default: person)",
+        help=f"class names or ids to detect (default: {' '.join(map(str, d.classes))})",
     )
     p.add_argument(
-        "--conf", type=float, default=S, help="detection confidence threshold (default: 0.25)"
+        "--conf", type=float, default=S, help=f"detection confidence threshold (default: {d.conf})"
     )
     p.add_argument(
         "--imgsz",
         type=int,
         default=S,
-        help="inference size in pixels (default: the size the weights were trained at, else 640)",
+        help=f"inference size in pixels, 32 to {MAX_IMGSZ}, rounded up to the detector's stride "
+        f"(default: the size the weights were trained at, else {DEFAULT_IMGSZ})",
     )
     p.add_argument(
         "--device",
-        choices=("auto", "cpu", "cuda"),
+        choices=DEVICES,
         default=S,
-        help="where to run the detector and forecaster (default: auto)",
+        help=f"where to run the detector and forecaster (default: {d.device})",
     )
     p.add_argument(
-        "--tracker", default=S, help="bytetrack, botsort or a tracker yaml (default: bytetrack)"
+        "--tracker",
+        default=S,
+        help=f"bytetrack, botsort or a tracker yaml (default: {DEFAULTS.tracker})",
     )
     p.add_argument(
         "--fps",
@@ -104,11 +103,10 @@ def add_detector_arguments(p: argparse.ArgumentParser) -> None:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_detector_arguments(p)
     S = argparse.SUPPRESS
+    f = DEFAULTS.forecast
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument(
-        "--checkpoint",
-        default=S,
-        help="forecaster checkpoint (default: the shipped data/checkpoints/video.pt)",
+        "--checkpoint", default=S, help=f"forecaster checkpoint (default: {f.checkpoint})"
     )
     p.add_argument(
         "--homography",
@@ -118,14 +116,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "the ground plane, drawn in the image; adds wx, wy (metres) to the CSVs",
     )
     p.add_argument(
-        "--k", type=int, default=S, help="sampled trajectories to draw per track (default: 0)"
+        "--k", type=int, default=S, help=f"sampled trajectories to draw per track (default: {f.k})"
     )
     p.add_argument(
         "--workers",
         type=int,
         default=1,
-        help="processes for a folder of videos, one video "
-        "each at a time (torch threads are split between them)",
+        help=f"processes for a folder of videos, 1 to {MAX_WORKERS}, one video each at a time "
+        "(torch threads are split between them)",
     )
 
 
@@ -143,46 +141,34 @@ FLAG_KEYS = {
 }
 
 
-def load_pipeline_config(args: argparse.Namespace):
+def load_pipeline_config(args: argparse.Namespace) -> PipelineConfig:
     """Defaults, then --config, then --set, then explicit flags -> PipelineConfig."""
-    from ..config import from_dict, merge, parse_overrides, read_yaml
-    from ..pipeline import PipelineConfig
-
-    data = read_yaml(args.config) if hasattr(args, "config") else {}
-    data = merge(data, parse_overrides(args.overrides))
-    for flag, key in FLAG_KEYS.items():
-        if hasattr(args, flag):
-            data = merge(data, _nested(key, getattr(args, flag)))
-    return from_dict(PipelineConfig, data, getattr(args, "config", "arguments"))
+    return load_config(
+        PipelineConfig,
+        getattr(args, "config", None),
+        args.overrides,
+        flags=flag_settings(args, FLAG_KEYS),
+    )
 
 
-def _nested(dotted: str, value) -> dict:
-    """'detector.conf', 0.3 -> {'detector': {'conf': 0.3}}."""
-    *parents, leaf = dotted.split(".")
-    node = out = {}
-    for part in parents:
-        node = node.setdefault(part, {})
-    node[leaf] = value
-    return out
+def pipeline_inputs(config: PipelineConfig, args: argparse.Namespace, videos) -> list:
+    """Every file a predict or track run reads: videos, weights, checkpoint, homography, the
+    config and tracker files (outputs must not be any of them)."""
+    from ..paths import resolve_data_path
+
+    tracker = None if config.tracker in ("bytetrack", "botsort") else config.tracker
+    return [
+        *(v.uri for v in videos if not v.is_stream),
+        resolve_data_path(config.detector.weights),
+        resolve_data_path(config.forecast.checkpoint),
+        config.forecast.homography,
+        getattr(args, "config", None),
+        tracker,
+    ]
 
 
-def prepare_out_dir(path: Path) -> Path:
-    """Create the output folder and prove it is writable; one-line error otherwise."""
-    import os
-    import tempfile
-
-    from ..errors import TrajpredError
-
-    if path.exists() and not path.is_dir():
-        raise TrajpredError(f"{path}: exists and is not a folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write_test", dir=path)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise TrajpredError(f"{path}: output folder is not writable ({e.strerror or e})") from None
-    return path
+def _video_out_dir(out: Path, video: VideoSource, several: bool) -> Path:
+    return out / video.name if several else out
 
 
 def _predict_video(pipeline, writer, video, out_dir: Path, progress: bool) -> str:
@@ -206,6 +192,8 @@ def _worker_init(config, threads: int) -> None:
     from ..pipeline import Pipeline
     from ..writer import WriterProcess
 
+    # Idle workers ignore Ctrl-C; the main process forwards it to those in a video.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
     _worker_writer = WriterProcess()  # a daemon: stopped when the worker exits
     _worker_pipeline = Pipeline(config)
@@ -215,6 +203,8 @@ def _worker_job(video, out_dir: Path) -> tuple[str, str | None, str | None]:
     """(video uri, summary line, one-line error) for one video, in a worker process."""
     from ..errors import TrajpredError
 
+    for sig in (signal.SIGINT, signal.SIGTERM):  # in a video both stop it like Ctrl-C
+        signal.signal(sig, signal.default_int_handler)
     try:
         return (
             video.uri,
@@ -223,13 +213,21 @@ def _worker_job(video, out_dir: Path) -> tuple[str, str | None, str | None]:
         )
     except TrajpredError as e:
         return video.uri, None, str(e)
+    except KeyboardInterrupt:
+        return video.uri, None, "interrupted"
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _run_parallel(config, videos, out: Path, workers: int) -> int:
-    """Videos of a folder spread over worker processes; each worker loads the models once."""
+    """Videos of a folder spread over worker processes; each worker loads the models once.
+    Ctrl-C or SIGTERM: queued videos are dropped and the workers stop their current video
+    the way a single run does (outputs closed)."""
     import multiprocessing
-    import os
     from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from ..outputs import writable_folder
 
     threads = max(1, (os.cpu_count() or 1) // workers)
     failed = 0
@@ -237,53 +235,63 @@ def _run_parallel(config, videos, out: Path, workers: int) -> int:
     with ProcessPoolExecutor(
         workers, mp_context=ctx, initializer=_worker_init, initargs=(config, threads)
     ) as pool:
-        jobs = [pool.submit(_worker_job, v, prepare_out_dir(out / v.name)) for v in videos]
-        for job in as_completed(jobs):
-            uri, line, error = job.result()
-            if error:
-                print(f"trajpred predict: skipped {uri}: {error}", file=sys.stderr)
-                failed += 1
-            else:
-                print(line, flush=True)
+        jobs = [pool.submit(_worker_job, v, writable_folder(out / v.name)) for v in videos]
+        try:
+            for job in as_completed(jobs):
+                uri, line, error = job.result()
+                if error:
+                    print(f"trajpred predict: skipped {uri}: {error}", file=sys.stderr)
+                    failed += 1
+                else:
+                    print(line, flush=True)
+        except KeyboardInterrupt:
+            for job in jobs:
+                job.cancel()
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                with contextlib.suppress(OSError):
+                    os.kill(proc.pid, signal.SIGINT)
+            raise
     return 2 if failed else 0
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import TrajpredError
+    from ..exports import OUTPUT_NAMES, is_predict_output
+    from ..outputs import OutputLock, refuse_overwriting_inputs, writable_folder
     from ..pipeline import Pipeline
     from ..video import VideoReader, expand_source
     from ..writer import WriterProcess
 
-    if args.workers < 1:
-        raise TrajpredError("--workers must be at least 1")
+    check_flag("--workers", args.workers, between(1, MAX_WORKERS))
     config = load_pipeline_config(args)
-    videos, several = expand_source(args.source)
-    out = prepare_out_dir(Path(args.out))
-    if not several:
-        VideoReader(videos[0], config.fps).close()  # a bad video fails before the models load
-    elif args.workers > 1:
-        return _run_parallel(config, videos, out, min(args.workers, len(videos)))
-    with WriterProcess() as writer:  # starts first: its imports overlap loading the models
-        pipeline = Pipeline(config)
-        return _predict_videos(pipeline, writer, videos, out, several, not args.no_progress)
+    videos, several = expand_source(args.source, skip=is_predict_output)
+    out = Path(args.out)
+    outputs = [out] + [_video_out_dir(out, v, several) / n for v in videos for n in OUTPUT_NAMES]
+    refuse_overwriting_inputs(outputs, pipeline_inputs(config, args, videos))
+    with OutputLock(writable_folder(out)):
+        if not several:
+            VideoReader(videos[0], config.fps).close()  # a bad video fails before the models load
+        elif args.workers > 1:
+            return _run_parallel(config, videos, out, min(args.workers, len(videos)))
+        with WriterProcess() as writer:  # starts first: its imports overlap loading the models
+            pipeline = Pipeline(config)
+            return _predict_videos(pipeline, writer, videos, out, several, not args.no_progress)
 
 
 def _predict_videos(pipeline, writer, videos, out: Path, several: bool, progress: bool) -> int:
     """Each video in turn; with several, a failing video is reported and skipped."""
     from ..errors import TrajpredError
+    from ..outputs import writable_folder
 
     failed = 0
     for video in videos:
-        out_dir = prepare_out_dir(out / video.name) if several else out
         try:
+            out_dir = writable_folder(_video_out_dir(out, video, several))
             print(_predict_video(pipeline, writer, video, out_dir, progress))
         except TrajpredError as e:
             if not several:
                 raise
             print(f"trajpred predict: skipped {video.uri}: {e}", file=sys.stderr)
             failed += 1
-        except KeyboardInterrupt:
-            return 130
     return 2 if failed else 0
 
 
@@ -328,15 +336,20 @@ def predict_video(
 
     Detection and tracking run here; forecasting, drawing and writing run in `writer` (a
     WriterProcess, see trajpred/writer.py; one is started for this call if none is given).
-    Ctrl-C: the outputs are closed (complete rows, playable video) and KeyboardInterrupt is
-    raised again; `VideoSummary` of the frames done is in the exception's `summary` attribute.
+    Every output, config.yaml included, is published only when the run ends: on success, or
+    on Ctrl-C once at least one frame was processed (the outputs are closed: complete rows,
+    playable video; KeyboardInterrupt is raised again, with the `VideoSummary` of the frames
+    done in its `summary` attribute). A run that fails, or stops before its first frame,
+    removes its partial files, so an earlier run's outputs in out_dir stay as they were.
     """
     from tqdm import tqdm
 
+    from ..atomic import Staging
     from ..config import save_config
     from ..writer import VideoJob, WriterProcess
 
-    save_config(pipeline.config, out_dir / "config.yaml")
+    staging = Staging()
+    save_config(pipeline.config, staging.stage(out_dir / "config.yaml"))
     own_writer = writer is None
     writer = writer or WriterProcess()
     try:
@@ -382,17 +395,33 @@ def predict_video(
                 frames += 1
                 bar.update()
         except KeyboardInterrupt as e:
-            forecast_seconds = writer.finish()  # every frame handed over is written, files close
+            # every frame handed over is written and the files close
+            forecast_seconds = _close_outputs(writer, staging, publish=frames > 0)
             e.summary = summary(True)
             raise
         except BaseException:
             with contextlib.suppress(Exception):  # the first error is the one to report
-                writer.finish()
+                _close_outputs(writer, staging, publish=False)
             raise
         finally:
             bar.close()
-        forecast_seconds = writer.finish()
+        forecast_seconds = _close_outputs(writer, staging, publish=True)
         return summary(False)
     finally:
+        staging.discard()  # config.yaml's partial file, if the writer never opened
         if own_writer:
             writer.close()
+
+
+def _close_outputs(writer: WriterProcess, staging, publish: bool) -> float:
+    """Close the writer's files and config.yaml: all published together, or all removed."""
+    try:
+        seconds = writer.finish(publish=publish)
+    except BaseException:
+        staging.discard()
+        raise
+    if publish:
+        staging.publish()
+    else:
+        staging.discard()
+    return seconds

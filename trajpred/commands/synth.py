@@ -14,14 +14,27 @@ Settings come from the built-in defaults (mirrored in configs/synth.yaml), then 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
+from pathlib import Path
 
-from ..config import load_config
+from ..checks import between, check_flag
+from ..config import add_config_arguments, flag_settings, load_config
 from ..errors import TrajpredError
-from ..synth.render import write_scene, write_yolo_dataset
+from ..outputs import output_guard
+from ..synth.render import scene_paths, write_scene, write_yolo_dataset
 from ..synth.world import SynthConfig, simulate
 
 DEFAULTS = SynthConfig()
+FLAG_KEYS = {
+    "seed": "seed",
+    "duration": "duration_s",
+    "fps": "fps",
+    "width": "width",
+    "height": "height",
+}
+MAX_IMAGES = 1_000_000
+MAX_SCENES = 10_000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,20 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=argparse.SUPPRESS,
         help=f"random seed (default: the config's, {DEFAULTS.seed})",
     )
-    parser.add_argument(
-        "--config",
-        metavar="YAML",
-        default=argparse.SUPPRESS,
-        help="config file (default: built-in defaults, as in configs/synth.yaml)",
-    )
-    parser.add_argument(
-        "--set",
-        metavar="KEY=VALUE",
-        action="append",
-        default=[],
-        dest="overrides",
-        help="override one config value (repeatable)",
-    )
+    add_config_arguments(parser, None, "n_agents=30 camera.tilt_deg=50")
     parser.add_argument(
         "--duration",
         type=float,
@@ -85,42 +85,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also write a YOLO detection dataset (images/, labels/, data.yaml) here",
     )
     parser.add_argument(
-        "--images", type=int, metavar="N", default=200, help="images in the YOLO dataset"
+        "--images",
+        type=int,
+        metavar="N",
+        default=200,
+        help=f"images in the YOLO dataset (1 to {MAX_IMAGES})",
     )
     parser.add_argument(
         "--scenes",
         type=int,
         metavar="K",
         default=8,
-        help="scenes the YOLO dataset samples from (the last 20%% are val)",
+        help=f"scenes the YOLO dataset samples from, 1 to {MAX_SCENES} (the last 20%% are val)",
     )
-
-
-def _config(args: argparse.Namespace) -> SynthConfig:
-    flags = {
-        "seed": "seed",
-        "duration": "duration_s",
-        "fps": "fps",
-        "width": "width",
-        "height": "height",
-    }
-    overrides = list(args.overrides)
-    overrides += [
-        f"{key}={getattr(args, flag)}" for flag, key in flags.items() if hasattr(args, flag)
-    ]
-    return load_config(SynthConfig, getattr(args, "config", None), overrides)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.out is None and args.yolo_dataset is None:
         raise TrajpredError("give --out DIR (and/or --yolo-dataset DIR)")
-    if args.images < 1 or args.scenes < 1:
-        raise TrajpredError("--images and --scenes must be at least 1")
-    cfg = _config(args)
+    check_flag("--images", args.images, between(1, MAX_IMAGES))
+    check_flag("--scenes", args.scenes, between(1, MAX_SCENES))
+    config_file = getattr(args, "config", None)
+    cfg = load_config(
+        SynthConfig, config_file, args.overrides, flags=flag_settings(args, FLAG_KEYS)
+    )
     if args.out is not None:
         start = time.perf_counter()
         scene = simulate(cfg)
-        paths = write_scene(scene, args.out, progress=True)
+        files = dataclasses.astuple(scene_paths(Path(args.out)))[1:]
+        with output_guard(args.out, writes=files, reads=[config_file]):
+            paths = write_scene(scene, args.out, progress=True)
         n_people = len(set(scene.person_id[scene.in_gt].tolist()))
         print(
             f"wrote {paths.out_dir}: {scene.n_frames} frames {cfg.width}x{cfg.height} at "

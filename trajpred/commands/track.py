@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from .predict import add_detector_arguments, load_pipeline_config, prepare_out_dir
+from .predict import add_detector_arguments, load_pipeline_config, pipeline_inputs
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -43,11 +43,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def track_video(pipeline, reader, out_csv: Path, progress: bool) -> tuple[int, int, float]:
-    """Write one video's tracks to out_csv frame by frame -> (frames, tracks, seconds)."""
+    """Write one video's tracks to out_csv frame by frame -> (frames, tracks, seconds).
+
+    Rows grow in a hidden partial file that replaces out_csv when the run ends: on success, or
+    on Ctrl-C once at least one frame was processed (complete rows; KeyboardInterrupt is raised
+    again with the summary line in its `summary` attribute). A run that fails, or stops before
+    its first frame, removes it, so an earlier out_csv stays as it was.
+    """
     from tqdm import tqdm
 
-    from ..atomic import partial_path, publish
-    from ..errors import InputError
+    from ..atomic import Staging, writing
     from ..exports import track_rows
     from ..formats import CSV_COLUMNS, CSV_WORLD_COLUMNS
     from ..geometry import GroundPlane
@@ -57,14 +62,11 @@ def track_video(pipeline, reader, out_csv: Path, progress: bool) -> tuple[int, i
         ground = GroundPlane(pipeline.homography, pipeline.config.forecast.homography)
     ids: set[int] = set()
     frames, start = 0, time.perf_counter()
-    partial = partial_path(out_csv)
-    try:
-        f = open(partial, "w", newline="")
-    except OSError as e:
-        raise InputError(out_csv, f"cannot write ({e.strerror or e})") from None
+    staging = Staging()
     try:
         with (
-            f,
+            writing(out_csv),
+            open(staging.stage(out_csv), "w", newline="") as f,
             tqdm(
                 total=reader.info.n_frames,
                 unit="frame",
@@ -84,45 +86,77 @@ def track_video(pipeline, reader, out_csv: Path, progress: bool) -> tuple[int, i
                 ids.update(result.tracks.track_id.tolist())
                 frames += 1
                 bar.update()
-    finally:
-        publish(partial, out_csv)  # complete rows, also after Ctrl-C
+    except KeyboardInterrupt as e:
+        if frames:
+            staging.publish()
+        else:
+            staging.discard()
+        seconds = time.perf_counter() - start
+        e.summary = _line(pipeline, reader, frames, len(ids), seconds, out_csv, interrupted=True)
+        raise
+    except BaseException:
+        staging.discard()
+        raise
+    staging.publish()
     return frames, len(ids), time.perf_counter() - start
 
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import TrajpredError
+    from ..exports import is_predict_output
+    from ..outputs import OutputLock, refuse_overwriting_inputs, writable_folder
     from ..pipeline import Pipeline
     from ..video import VideoReader, expand_source
 
     config = load_pipeline_config(args)
-    videos, several = expand_source(args.source)
+    videos, several = expand_source(args.source, skip=is_predict_output)
     out = Path(args.out)
+    out_csvs = [out / f"{v.name}.csv" if several else out for v in videos]
+    refuse_overwriting_inputs([out, *out_csvs], pipeline_inputs(config, args, videos))
     if several:
-        prepare_out_dir(out)
+        lock = OutputLock(writable_folder(out))
     else:
-        prepare_out_dir(out.parent if str(out.parent) else Path("."))
         if out.is_dir():
             raise TrajpredError(f"{out}: is a folder; give a CSV file name")
-        VideoReader(videos[0], config.fps).close()  # a bad video fails before the model loads
-    pipeline = Pipeline(config, forecast=False)
+        writable_folder(out.parent)
+        lock = OutputLock(out, file=True)
+    with lock:
+        if not several:
+            VideoReader(videos[0], config.fps).close()  # a bad video fails before the model loads
+        pipeline = Pipeline(config, forecast=False)
+        return _track_videos(pipeline, videos, out_csvs, several, not args.no_progress)
+
+
+def _track_videos(pipeline, videos, out_csvs: list[Path], several: bool, progress: bool) -> int:
+    """Each video in turn; with several, a failing video is reported and skipped."""
+    from ..errors import TrajpredError
+
     failed = 0
-    for video in videos:
-        out_csv = out / f"{video.name}.csv" if several else out
+    for video, out_csv in zip(videos, out_csvs, strict=True):
         try:
-            reader = pipeline.open(video)
+            with pipeline.open(video) as reader:
+                frames, n_tracks, seconds = track_video(pipeline, reader, out_csv, progress)
         except TrajpredError as e:
             if not several:
                 raise
             print(f"trajpred track: skipped {video.uri}: {e}", file=sys.stderr)
             failed += 1
             continue
-        with reader:
-            frames, n_tracks, seconds = track_video(pipeline, reader, out_csv, not args.no_progress)
-        fps = reader.info.fps
-        metres = " data.ground_plane=true" if pipeline.homography is not None else ""
-        print(
-            f"{video.name}: {frames} frames, {n_tracks} tracks, "
-            f"{frames / max(seconds, 1e-9):.1f} fps -> {out_csv}; train on it: trajpred train "
-            f"--set data.train_files='[{out_csv}]' data.fps={fps:g}{metres}"
-        )
+        except KeyboardInterrupt as e:
+            print(getattr(e, "summary", "interrupted"), file=sys.stderr)
+            raise
+        print(_line(pipeline, reader, frames, n_tracks, seconds, out_csv))
     return 2 if failed else 0
+
+
+def _line(
+    pipeline, reader, frames: int, tracks: int, seconds: float, out_csv: Path, interrupted=False
+) -> str:
+    """The summary line of one video, with the command that trains on its tracks."""
+    state = "interrupted after " if interrupted else ""
+    metres = " data.ground_plane=true" if pipeline.homography is not None else ""
+    return (
+        f"{reader.source.name}: {state}{frames} frames, {tracks} tracks, "
+        f"{frames / max(seconds, 1e-9):.1f} fps -> {out_csv}; train on it: trajpred train "
+        f"--set data.train_files='[{out_csv}]' data.fps={reader.info.fps:g}{metres}"
+    )

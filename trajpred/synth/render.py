@@ -31,10 +31,11 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from ..atomic import atomic_open, temp_path_for, write_json, write_text
+from ..atomic import Staging, atomic_open, atomic_path, write_json, write_text
 from ..config import save_config, to_dict
 from ..errors import TrajpredError
 from ..formats import write_eth_ucy, write_mot
+from ..video import VideoWriter
 from .world import FIGURE, SynthConfig, SynthScene, figure_layout, simulate
 
 SHIFT = 4  # OpenCV drawing with 1/16 pixel precision
@@ -215,28 +216,22 @@ def iter_frames(scene: SynthScene, people: bool = True) -> Iterator[np.ndarray]:
 def write_video(scene: SynthScene, path: str | os.PathLike, progress: bool = False) -> Path:
     """Render every frame into an mp4 ('mp4v') at path, atomically; returns path."""
     path = Path(path)
-    tmp = temp_path_for(path)
     cfg = scene.cfg
-    writer = cv2.VideoWriter(
-        str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), cfg.fps, (cfg.width, cfg.height)
-    )
-    try:
-        if not writer.isOpened():
-            raise TrajpredError(f"{path}: OpenCV cannot write an mp4v video here")
-        for frame in tqdm(
-            iter_frames(scene),
-            total=scene.n_frames,
-            unit="frame",
-            desc="rendering",
-            disable=None if progress else True,
-            leave=False,
-        ):
-            writer.write(frame)
-        writer.release()
-        os.replace(tmp, path)
-    finally:
-        writer.release()
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp:
+        writer = VideoWriter(tmp, cfg.fps, cfg.width, cfg.height, shown_as=path)
+        try:
+            for frame in tqdm(
+                iter_frames(scene),
+                total=scene.n_frames,
+                unit="frame",
+                desc="rendering",
+                disable=None if progress else True,
+                leave=False,
+            ):
+                writer.write(frame)
+        finally:
+            writer.close()
+        writer.verify()
     return path
 
 
@@ -294,19 +289,28 @@ def scene_info(scene: SynthScene) -> dict:
 def write_scene(
     scene: SynthScene, out_dir: str | os.PathLike, progress: bool = False
 ) -> ScenePaths:
-    """Write the video and every ground-truth file of `scene` into out_dir (see module doc)."""
+    """Write the video and every ground-truth file of `scene` into out_dir (see module doc).
+
+    The files are written under hidden partial names and published together at the end, so a
+    run that fails half-way (a full disk) leaves an earlier scene in out_dir as it was."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise TrajpredError(f"{out}: exists and is not a folder")
+    staging = Staging()
     try:
         out.mkdir(parents=True, exist_ok=True)
-        return _write_scene_files(scene, out, progress)
+        paths = _write_scene_files(scene, out, staging, progress)
+        staging.publish()
+        return paths
     except OSError as e:
         raise TrajpredError(f"{out}: cannot write the scene ({e.strerror or e})") from None
+    finally:
+        staging.discard()
 
 
-def _write_scene_files(scene: SynthScene, out: Path, progress: bool) -> ScenePaths:
-    paths = ScenePaths(
+def scene_paths(out: Path) -> ScenePaths:
+    """Where `write_scene` puts each file in the folder `out`."""
+    return ScenePaths(
         out,
         out / "video.mp4",
         out / "gt_mot.txt",
@@ -316,32 +320,44 @@ def _write_scene_files(scene: SynthScene, out: Path, progress: bool) -> ScenePat
         out / "scene.json",
         out / "config.yaml",
     )
-    write_mot(paths.gt_mot, scene.mot_tracks())
+
+
+def _write_scene_files(
+    scene: SynthScene, out: Path, staging: Staging, progress: bool
+) -> ScenePaths:
+    paths = scene_paths(out)
+    with staging.file(paths.gt_mot) as path:
+        write_mot(path, scene.mot_tracks())
     rows = np.flatnonzero(scene.in_gt)
     rows = rows[np.lexsort((scene.person_id[rows], scene.frame_index[rows]))]  # as write_mot
-    write_text(
-        paths.gt_visibility,
-        "frame,id,visibility\n"
-        + "".join(
-            f"{f},{i},{x:.4f}\n"
-            for f, i, x in zip(
-                (scene.frame_index[rows] + 1).tolist(),
-                scene.person_id[rows].tolist(),
-                scene.visibility[rows].tolist(),
-                strict=False,
-            )
-        ),
-    )
-    write_eth_ucy(paths.gt_world, scene.world_tracks())
-    with atomic_open(paths.homography, "w") as f:
+    with staging.file(paths.gt_visibility) as path:
+        write_text(
+            path,
+            "frame,id,visibility\n"
+            + "".join(
+                f"{f},{i},{x:.4f}\n"
+                for f, i, x in zip(
+                    (scene.frame_index[rows] + 1).tolist(),
+                    scene.person_id[rows].tolist(),
+                    scene.visibility[rows].tolist(),
+                    strict=False,
+                )
+            ),
+        )
+    with staging.file(paths.gt_world) as path:
+        write_eth_ucy(path, scene.world_tracks())
+    with staging.file(paths.homography) as path, atomic_open(path, "w") as f:
         np.savetxt(
             f,
             scene.camera.image_to_world,
             header="image (u, v, 1) pixels -> world ground (x, y, 1) metres",
         )
-    write_json(paths.scene_json, scene_info(scene))
-    save_config(scene.cfg, paths.config)
-    write_video(scene, paths.video, progress)
+    with staging.file(paths.scene_json) as path:
+        write_json(path, scene_info(scene))
+    with staging.file(paths.config) as path:
+        save_config(scene.cfg, path)
+    with staging.file(paths.video) as path:
+        write_video(scene, path, progress)
     return paths
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from ..config import ConfigError
+from ..checks import SEED_MAX, between, check_fields, positive, require
 from ..tracks import Tracks, bottom_centre
 from .crowd import run_crowd
 
@@ -38,6 +38,16 @@ class CameraConfig:
     hfov_deg: float = 60.0  # horizontal field of view
     roll_deg: float = 0.0
     max_depth_m: float = 30.0  # people walk no farther than this (ground distance along y)
+
+    def __post_init__(self) -> None:
+        check_fields(
+            self,
+            height_m=between(0.5, 1000, low_open=True),
+            tilt_deg=between(5, 80),
+            hfov_deg=between(10, 120),
+            roll_deg=between(-180, 180),
+            max_depth_m=between(0, 1000, low_open=True),
+        )
 
 
 @dataclass
@@ -81,61 +91,74 @@ class SynthConfig:
     gate_width_m: float = 2.5  # ... this wide
 
     def __post_init__(self) -> None:
-        checks = [
-            (
-                self.width >= 32
-                and self.height >= 32
-                and self.width % 2 == 0
-                and self.height % 2 == 0,
-                "width and height must be even numbers >= 32",
-            ),
-            (self.fps > 0 and self.duration_s > 0, "fps and duration_s must be > 0"),
-            (self.world_dt_s * self.fps >= 1 - 1e-9, "world_dt_s must be at least one frame"),
-            (
-                self.n_agents >= 0 and self.spawn_rate_per_s >= 0,
-                "n_agents and spawn_rate_per_s must be >= 0",
-            ),
-            (
-                0 < self.speed_min_mps <= self.speed_max_mps,
-                "need 0 < speed_min_mps <= speed_max_mps",
-            ),
-            (
-                self.max_turn_deg_s > 0 and self.max_accel_mps2 > 0,
-                "max_turn_deg_s and max_accel_mps2 must be > 0",
-            ),
-            (0 <= self.stop_min_s <= self.stop_max_s, "need 0 <= stop_min_s <= stop_max_s"),
-            (
-                0 <= self.poi_prob <= 1 and self.n_points_of_interest >= 0,
-                "poi_prob must be in [0, 1] and n_points_of_interest >= 0",
-            ),
-            (self.substep_s > 0, "substep_s must be > 0"),
-            (
-                self.obstacle_radius_m >= 0
-                and self.gate_width_m > 0
-                and all(0 <= v <= 1 for v in (self.obstacle_x, self.obstacle_y, self.gate_x))
-                and 0 <= self.gate_y < 1,
-                "obstacle_radius_m >= 0, gate_width_m > 0, positions in [0, 1]",
-            ),
-            (0.5 < self.person_height_m < 3, "person_height_m must be in (0.5, 3)"),
-            (5 <= self.camera.tilt_deg <= 80, "camera.tilt_deg must be in [5, 80]"),
-            (10 <= self.camera.hfov_deg <= 120, "camera.hfov_deg must be in [10, 120]"),
-            (self.camera.height_m > 0.5, "camera.height_m must be > 0.5"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(f"synth config: {message}")
+        check_fields(
+            self,
+            width=between(32, 7680),
+            height=between(32, 4320),
+            fps=between(0, 240, low_open=True),
+            duration_s=between(0, 3600, low_open=True),
+            seed=between(0, SEED_MAX),
+            world_dt_s=positive(),
+            n_agents=between(0, 1000),
+            spawn_rate_per_s=between(0, 100),
+            area_margin_m=between(0, 100),
+            n_points_of_interest=between(0, 100),
+            poi_prob=between(0, 1),
+            speed_mean_mps=between(0, 10),
+            speed_std_mps=between(0, 10),
+            speed_min_mps=between(0, 10, low_open=True),
+            speed_max_mps=between(0, 10, low_open=True),
+            max_turn_deg_s=between(0, 3600, low_open=True),
+            wander_deg=between(0, 360),
+            max_accel_mps2=between(0, 100, low_open=True),
+            stop_rate_per_s=between(0, 10),
+            stop_min_s=between(0, 3600),
+            stop_max_s=between(0, 3600),
+            avoidance=between(0, 100),
+            person_height_m=between(0.5, 3, low_open=True, high_open=True),
+            person_height_std_m=between(0, 1),
+            min_box_height_px=between(0),
+            min_visible_area_px=between(0),
+            substep_s=between(0.001, 1),
+            obstacle_radius_m=between(0, 100),
+            obstacle_x=between(0, 1),
+            obstacle_y=between(0, 1),
+            gate_y=between(0, 1, high_open=True),
+            gate_x=between(0, 1),
+            gate_width_m=between(0, 100, low_open=True),
+        )
+        require(self.width % 2 == 0, "width", f"must be even (mp4v), got {self.width}")
+        require(self.height % 2 == 0, "height", f"must be even (mp4v), got {self.height}")
+        require(
+            self.world_dt_s * self.fps >= 1 - 1e-9,
+            "world_dt_s",
+            f"must be at least one frame (1 / fps = {1 / self.fps:g} s), got {self.world_dt_s:g}",
+        )
+        require(
+            self.speed_min_mps <= self.speed_max_mps,
+            "speed_min_mps",
+            f"must be <= speed_max_mps ({self.speed_max_mps:g}), got {self.speed_min_mps:g}",
+        )
+        require(
+            self.stop_min_s <= self.stop_max_s,
+            "stop_min_s",
+            f"must be <= stop_max_s ({self.stop_max_s:g}), got {self.stop_min_s:g}",
+        )
         vfov_half = math.degrees(
             math.atan(self.height / self.width * math.tan(math.radians(self.camera.hfov_deg / 2)))
         )
-        if self.camera.tilt_deg + vfov_half >= 89:
-            raise ConfigError(
-                "synth config: the image bottom looks behind the camera; "
-                "lower camera.tilt_deg or camera.hfov_deg"
-            )
-        if self.camera.max_depth_m <= self.camera.height_m / math.tan(
-            math.radians(self.camera.tilt_deg + vfov_half)
-        ):
-            raise ConfigError("synth config: camera.max_depth_m ends before the image bottom")
+        require(
+            self.camera.tilt_deg + vfov_half < 89,
+            "camera.tilt_deg",
+            f"with camera.hfov_deg {self.camera.hfov_deg:g} puts the image bottom behind the "
+            f"camera (got {self.camera.tilt_deg:g}); lower one of them",
+        )
+        nearest = self.camera.height_m / math.tan(math.radians(self.camera.tilt_deg + vfov_half))
+        require(
+            self.camera.max_depth_m > nearest,
+            "camera.max_depth_m",
+            f"must reach past the image bottom ({nearest:.1f} m), got {self.camera.max_depth_m:g}",
+        )
 
     @property
     def n_frames(self) -> int:

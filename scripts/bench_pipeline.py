@@ -7,12 +7,15 @@ Measures, in one run:
 2. the full pipeline as `trajpred predict` runs it (detect and track here; forecast, draw and
    write the video and CSVs in its writer process): fps, and the share of the wall time the
    forecaster was busy (in the writer process, beside detection);
+   the same with --no-video (forecasts and CSVs, nothing drawn or encoded);
 3. a micro-benchmark of the forecaster with 50 live tracks: one `TrackStreams.observe` +
    `forecast` on all 50 per step; its share of a frame at the full pipeline's frame time
    (observe runs once per dt_s for each track, forecast on each frame for tracks just sampled;
    the figure assumes the worst case, both on every frame).
-Writes the figures as JSON with what they were measured on (CPU model, torch threads, video
-size, frames) and prints them.
+1 and 2 are repeated --runs times (default 3), back to back; each round gives its own ratios
+and the headline is the round with the median pipeline / YOLO.track ratio. Writes the figures
+as JSON with what they were measured on (CPU model, torch threads, video size, frames) and
+prints them.
 """
 
 from __future__ import annotations
@@ -48,6 +51,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
     p.add_argument("--max-frames", type=int, default=300, help="frames used from the video")
+    p.add_argument(
+        "--runs",
+        type=int,
+        default=3,
+        help="rounds of (pipeline, pipeline --no-video, bare YOLO.track); ratios are per round, "
+        "the headline is their median",
+    )
+    p.add_argument("--half", action="store_true", help="fp16 detector (GPU only)")
     p.add_argument("--tracks", type=int, default=50, help="live tracks in the micro-benchmark")
     p.add_argument("--out", default="bench_pipeline.json")
     return p.parse_args(argv)
@@ -79,6 +90,7 @@ def bench_yolo_track(args, n_frames: int, imgsz: int) -> dict:
         classes=[0],
         verbose=False,
         device=resolve_device(args.device),
+        half=args.half,
         tracker="bytetrack.yaml",
     ):
         ids.update(tracked_from_ultralytics(result).track_id.tolist())
@@ -97,10 +109,11 @@ def bench_yolo_track(args, n_frames: int, imgsz: int) -> dict:
     }
 
 
-def bench_pipeline(args, checkpoint: str, out_dir: Path) -> dict:
+def bench_pipeline(args, checkpoint: str, out_dir: Path, video: bool = True) -> dict:
     from trajpred.commands.predict import predict_video
     from trajpred.detect import DetectorConfig
     from trajpred.pipeline import ForecastConfig, Pipeline, PipelineConfig
+    from trajpred.render import RenderConfig
     from trajpred.video import VideoReader, VideoSource
     from trajpred.writer import WriterProcess
 
@@ -112,8 +125,11 @@ def bench_pipeline(args, checkpoint: str, out_dir: Path) -> dict:
                 yield frame
 
     config = PipelineConfig(
-        detector=DetectorConfig(weights=args.weights, imgsz=args.imgsz, device=args.device),
+        detector=DetectorConfig(
+            weights=args.weights, imgsz=args.imgsz, device=args.device, half=args.half
+        ),
         forecast=ForecastConfig(checkpoint=checkpoint),
+        render=RenderConfig(video=video),
     )
     with WriterProcess() as writer:
         pipeline = Pipeline(config)
@@ -178,9 +194,33 @@ def main(argv=None) -> int:
         if SHIPPED_FORECASTER.exists()
         else untrained_checkpoint(work / "untrained.pt")
     )
-    pipeline = bench_pipeline(args, checkpoint, work / "predict")
-    imgsz = pipeline.pop("imgsz")
-    yolo = bench_yolo_track(args, pipeline["frames"], imgsz)
+    rounds = []
+    for i in range(args.runs):  # each round measures all three arms back to back
+        pipeline = bench_pipeline(args, checkpoint, work / f"predict{i}")
+        no_video = bench_pipeline(args, checkpoint, work / f"csv_only{i}", video=False)
+        imgsz = pipeline.pop("imgsz")
+        no_video.pop("imgsz")
+        video_info = pipeline.pop("video")
+        no_video.pop("video")
+        yolo = bench_yolo_track(args, pipeline["frames"], imgsz)
+        rounds.append(
+            {
+                "yolo_track": yolo,
+                "pipeline": pipeline,
+                "pipeline_no_video": no_video,
+                "pipeline_vs_yolo_track": round(pipeline["fps"] / yolo["fps"], 3),
+                "no_video_vs_yolo_track": round(no_video["fps"] / yolo["fps"], 3),
+            }
+        )
+        print(
+            f"round {i + 1}: YOLO.track {yolo['fps']:.1f} fps, pipeline {pipeline['fps']:.1f} fps "
+            f"({rounds[-1]['pipeline_vs_yolo_track']:.3f}), --no-video {no_video['fps']:.1f} fps "
+            f"({rounds[-1]['no_video_vs_yolo_track']:.3f})",
+            flush=True,
+        )
+    ratios = sorted(r["pipeline_vs_yolo_track"] for r in rounds)
+    median = rounds[[r["pipeline_vs_yolo_track"] for r in rounds].index(ratios[len(ratios) // 2])]
+    yolo, pipeline = median["yolo_track"], median["pipeline"]
     streams = bench_streams(checkpoint, args.tracks)
     frame_ms = 1000.0 / pipeline["fps"]
     step_ms = streams["observe_ms"] + streams["forecast_ms"]
@@ -190,15 +230,21 @@ def main(argv=None) -> int:
             "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__,
             "device": args.device,
+            "half": args.half,
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         },
-        "video": {"path": args.video, **pipeline.pop("video"), "frames_used": pipeline["frames"]},
+        "video": {"path": args.video, **video_info, "frames_used": pipeline["frames"]},
         "weights": args.weights,
         "imgsz": imgsz,
         "checkpoint": checkpoint,
+        "rounds": rounds,
+        "pipeline_vs_yolo_track_per_round": [r["pipeline_vs_yolo_track"] for r in rounds],
+        "no_video_vs_yolo_track_per_round": [r["no_video_vs_yolo_track"] for r in rounds],
+        # the round with the median pipeline / YOLO.track ratio:
         "yolo_track": yolo,
         "pipeline": pipeline,
-        "pipeline_vs_yolo_track": round(pipeline["fps"] / yolo["fps"], 3),
+        "pipeline_no_video": median["pipeline_no_video"],
+        "pipeline_vs_yolo_track": median["pipeline_vs_yolo_track"],
         "forecaster_50_tracks": {
             **streams,
             "frame_ms_full_pipeline": round(frame_ms, 2),
@@ -211,6 +257,10 @@ def main(argv=None) -> int:
         f"on {report['machine']['cpu']}, torch {torch.__version__} with "
         f"{report['machine']['torch_threads']} threads, device {args.device}; video "
         f"{v['width']}x{v['height']} at {v['fps']:g} fps, {v['frames_used']} frames, imgsz {imgsz}"
+    )
+    print(
+        f"median of {len(rounds)} rounds: pipeline / YOLO.track "
+        f"{report['pipeline_vs_yolo_track']:.3f} (rounds {ratios})"
     )
     print(f"YOLO.track alone:        {yolo['fps']:.1f} fps ({yolo['tracks']} tracks)")
     print(

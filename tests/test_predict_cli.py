@@ -350,3 +350,15 @@ def test_killed_rerun_keeps_the_earlier_outputs(video_assets, tmp_path):
     proc.wait(timeout=30)
     for name, content in before.items():
         assert (out / name).read_bytes() == content, name
+
+
+def test_no_video_writes_the_same_csv_files_without_a_video(video_assets, tmp_path):
+    scene = video_assets.scene
+    full, csv_only = tmp_path / "full", tmp_path / "csv_only"
+    for out, extra in ((full, ()), (csv_only, ("--no-video",))):
+        result = trajpred(*predict_args(video_assets, scene.video, out, *extra))
+        assert result.returncode == 0, result.stderr
+    assert not (csv_only / "annotated.mp4").exists()
+    assert "video: false" in (csv_only / "config.yaml").read_text()
+    for name in ("tracks.csv", "tracks_mot.txt", "forecasts.csv"):
+        assert (csv_only / name).read_text() == (full / name).read_text(), name

@@ -36,6 +36,8 @@ def test_bench_pipeline_compares_pipeline_with_bare_tracking(video_assets, tmp_p
         30,
         "--tracks",
         10,
+        "--runs",
+        2,
         "--out",
         out,
     )
@@ -47,6 +49,12 @@ def test_bench_pipeline_compares_pipeline_with_bare_tracking(video_assets, tmp_p
     )
     assert report["video"]["frames_used"] == report["pipeline"]["frames"] > 20
     assert report["forecaster_50_tracks"]["tracks"] == 10
+    assert len(report["rounds"]) == 2 and report["pipeline_no_video"]["fps"] > 0
+    assert report["pipeline_vs_yolo_track"] in report["pipeline_vs_yolo_track_per_round"]
+    for r in report["rounds"]:
+        assert r["no_video_vs_yolo_track"] == round(
+            r["pipeline_no_video"]["fps"] / r["yolo_track"]["fps"], 3
+        )
 
 
 def test_appearance_ablation_reports_every_arm(video_assets, tmp_path):

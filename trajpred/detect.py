@@ -39,6 +39,7 @@ class DetectorConfig:
     imgsz: int | None = None  # inference size in pixels; None: the size the weights were
     # trained at (ultralytics records it in .pt files), else 640
     device: str = "auto"  # auto | cpu | cuda
+    half: bool = False  # fp16 inference (ultralytics' half=True; GPU only, ignored on the CPU)
 
     def __post_init__(self) -> None:
         check_fields(
@@ -212,6 +213,7 @@ class Detector:
     def __init__(self, cfg: DetectorConfig, low_conf: float | None = None):
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
+        self.half = cfg.half and self.device != "cpu"  # fp16 kernels are a GPU's
         self.weights = check_weights(cfg.weights)  # the local file actually loaded
         self.model = load_yolo(self.weights, self.device)
         trained = self.model.overrides.get("imgsz")
@@ -230,6 +232,7 @@ class Detector:
             classes=self.class_ids,
             imgsz=self.imgsz,
             device=self.device,
+            half=self.half,
             verbose=False,
         )
         return detections_from_ultralytics(results[0])

@@ -36,7 +36,13 @@ class PredictOutputs:
     finalises the video so it stays playable, then publishes every file together. A write that
     fails (full disk) is one OutputError naming the file."""
 
-    def __init__(self, out_dir: Path, info: VideoInfo, homography: np.ndarray | None = None):
+    def __init__(
+        self,
+        out_dir: Path,
+        info: VideoInfo,
+        homography: np.ndarray | None = None,
+        video: bool = True,
+    ):
         self.out_dir = out_dir
         self.ground = None if homography is None else GroundPlane(homography)
         world = CSV_WORLD_COLUMNS if self.ground is not None else ()
@@ -44,10 +50,11 @@ class PredictOutputs:
         self.video: VideoWriter | None = None
         self._files: list[tuple[Path, IO[str]]] = []  # (final path, open partial file)
         try:
-            video = out_dir / VIDEO_NAME
-            self.video = VideoWriter(
-                self.staging.stage(video), info.fps, info.width, info.height, shown_as=video
-            )
+            if video:  # False: the CSV files alone (predict --no-video)
+                path = out_dir / VIDEO_NAME
+                self.video = VideoWriter(
+                    self.staging.stage(path), info.fps, info.width, info.height, shown_as=path
+                )
             self.tracks_csv = self._open("tracks.csv", ",".join(CSV_COLUMNS + world))
             self.tracks_mot = self._open("tracks_mot.txt", None)
             self.forecasts_csv = self._open("forecasts.csv", ",".join(FORECAST_COLUMNS + world))
@@ -65,8 +72,10 @@ class PredictOutputs:
                 f.flush()
         return f
 
-    def write(self, result: FrameResult, annotated: np.ndarray) -> None:
-        self.video.write(annotated)
+    def write(self, result: FrameResult, annotated: np.ndarray | None) -> None:
+        """One frame's rows, and its annotated image unless the video is off (None)."""
+        if self.video is not None and annotated is not None:
+            self.video.write(annotated)
         t = result.tracks
         world = (
             None

@@ -26,6 +26,7 @@ class RenderConfig:
     trail_s: float = 2.0  # seconds of past trail drawn per track
     band_alpha: float = 0.25  # opacity of the forecast's uncertainty band
     line_px: int = 2
+    video: bool = True  # write annotated.mp4 (false: the CSV files only, --no-video)
 
     def __post_init__(self) -> None:
         check_fields(self, trail_s=between(0, 60), band_alpha=between(0, 1), line_px=between(1, 50))

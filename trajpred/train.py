@@ -23,7 +23,7 @@ from torch import nn
 
 from .atomic import write_text
 from .checkpoint import load_checkpoint, model_from_payload, save_checkpoint
-from .checks import SEED_MAX, between, check_fields, non_empty, require
+from .checks import SEED_MAX, between, check_fields, non_empty, one_of, require
 from .config import save_config, to_dict
 from .data import DataConfig, load_split
 from .errors import TrajpredError
@@ -122,6 +122,7 @@ class TrainConfig:
             mode_weight=between(0),
             eval_k=between(0, 1000),
             threads=between(0, 1024),
+            device=one_of("auto", "cpu", "cuda"),
             out_dir=non_empty,
         )
 

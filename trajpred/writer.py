@@ -372,7 +372,9 @@ class _Video:
         self.renderer = Renderer(job.info.fps, job.render)
         self.outputs: PredictOutputs | None = None
         try:
-            self.outputs = PredictOutputs(job.out_dir, job.info, job.homography)
+            self.outputs = PredictOutputs(
+                job.out_dir, job.info, job.homography, video=job.render.video
+            )
         except BaseException:
             self.release()
             raise
@@ -385,7 +387,8 @@ class _Video:
                 result, forecasts=self.forecaster.update(result.frame_id, result.tracks)
             )
         # The slot's frame is this process's until the reply: draw on it, no copy.
-        self.outputs.write(result, self.renderer.draw(result, in_place=True))
+        annotated = self.renderer.draw(result, in_place=True) if self.renderer.cfg.video else None
+        self.outputs.write(result, annotated)
         return result.forecasts
 
     @property

@@ -97,6 +97,13 @@ def add_detector_arguments(p: argparse.ArgumentParser) -> None:
         default=S,
         help="frame rate to assume (default: the video's; needed when it is unknown)",
     )
+    p.add_argument(
+        "--half",
+        action="store_const",
+        const=True,
+        default=S,
+        help="fp16 detector inference on a GPU (ignored on the CPU)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -119,6 +126,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--k", type=int, default=S, help=f"sampled trajectories to draw per track (default: {f.k})"
     )
     p.add_argument(
+        "--no-video",
+        dest="video",
+        action="store_const",
+        const=False,
+        default=S,
+        help="write the CSV files only, no annotated.mp4 (nothing is drawn or encoded: the "
+        "fastest way to get forecasts)",
+    )
+    p.add_argument(
         "--workers",
         type=int,
         default=1,
@@ -133,11 +149,13 @@ FLAG_KEYS = {
     "conf": "detector.conf",
     "imgsz": "detector.imgsz",
     "device": "detector.device",
+    "half": "detector.half",
     "tracker": "tracker",
     "fps": "fps",
     "checkpoint": "forecast.checkpoint",
     "homography": "forecast.homography",
     "k": "forecast.k",
+    "video": "render.video",
 }
 
 

@@ -78,7 +78,7 @@ def bench_yolo_track(args, n_frames: int, imgsz: int) -> dict:
     """ultralytics' own streaming loop over the first n_frames (stream=True: one at a time)."""
     from ultralytics import YOLO
 
-    from trajpred.detect import resolve_device
+    from trajpred.detect import fp16_argument, resolve_device
     from trajpred.tracking import tracked_from_ultralytics
 
     model = YOLO(args.weights, task="detect")
@@ -90,8 +90,8 @@ def bench_yolo_track(args, n_frames: int, imgsz: int) -> dict:
         classes=[0],
         verbose=False,
         device=resolve_device(args.device),
-        half=args.half,
         tracker="bytetrack.yaml",
+        **(fp16_argument() if args.half else {}),
     ):
         ids.update(tracked_from_ultralytics(result).track_id.tolist())
         if start is None:  # the first frame includes model warm-up; time the rest

@@ -94,6 +94,14 @@ def detections_from_ultralytics(result) -> Detections:
     )
 
 
+def fp16_argument() -> dict:
+    """ultralytics' keyword for fp16 inference: `quantize=16` where it exists (it replaced
+    `half`, which now warns on every call), else `half=True`."""
+    from ultralytics.cfg import DEFAULT_CFG_DICT
+
+    return {"quantize": 16} if "quantize" in DEFAULT_CFG_DICT else {"half": True}
+
+
 def resolve_device(device: str) -> str:
     """auto | cpu | cuda -> the torch device string ("cpu" or "cuda:0")."""
     import torch
@@ -232,8 +240,8 @@ class Detector:
             classes=self.class_ids,
             imgsz=self.imgsz,
             device=self.device,
-            half=self.half,
             verbose=False,
+            **(fp16_argument() if self.half else {}),
         )
         return detections_from_ultralytics(results[0])
 

@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from trajpred.adapt import AdaptConfig, adapt, camera_windows  # noqa: E402
 from trajpred.checkpoint import load_forecaster, model_from_payload  # noqa: E402
-from trajpred.forecast import forecast_windows  # noqa: E402
+from trajpred.forecast import forecast_on  # noqa: E402
 from trajpred.formats import read_mot, read_tracks  # noqa: E402
 from trajpred.metrics import ade, constant_velocity, fde  # noqa: E402
 from trajpred.pipeline import (  # noqa: E402
@@ -120,9 +120,7 @@ def paired_test_windows(scene_dir: Path, cut: int, fps: float):
 def predict(model, w) -> np.ndarray:
     if model is None:
         return constant_velocity(w.obs_xy, w.pred_len)
-    return forecast_windows(
-        model, w.obs_xy, w.obs_box_wh, nbr_xy=w.nbr_xy, nbr_mask=w.nbr_mask, class_id=w.class_id
-    ).mean
+    return forecast_on(model, w).mean
 
 
 def scene_tracks(name: str, overrides: dict, out: Path, duration: float, seed: int):

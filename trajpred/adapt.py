@@ -462,16 +462,9 @@ def _finetune(model, train: Tracks, val: Tracks, run: _Run, work_dir: Path, epoc
 
 
 def _predict(model, w: Windows) -> np.ndarray:
-    from .forecast import forecast_windows
+    from .forecast import forecast_on
 
-    return forecast_windows(
-        model,
-        w.obs_xy,
-        w.obs_box_wh,
-        nbr_xy=w.nbr_xy,
-        nbr_mask=w.nbr_mask,
-        class_id=w.class_id,
-    ).mean
+    return forecast_on(model, w).mean
 
 
 def _errors(xy: np.ndarray, fut: np.ndarray) -> np.ndarray:

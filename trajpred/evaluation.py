@@ -26,7 +26,7 @@ from .checkpoint import load_forecaster_and_metadata
 from .config import ConfigError, from_dict
 from .data import DataConfig, load_split, split_files
 from .errors import InputError
-from .forecast import Forecasts, forecast_windows
+from .forecast import Forecasts, forecast_on
 from .metrics import SceneScore, average_row, score_scene
 from .paths import PACKAGE_ROOT
 from .windows import Windows
@@ -158,14 +158,7 @@ def evaluate_scene(
         raise InputError(
             data, f"scene '{scene}' has no window of {model.cfg.obs_len + model.cfg.pred_len} steps"
         )
-    fc = forecast_windows(
-        model,
-        windows.obs_xy,
-        windows.obs_box_wh,
-        k=k,
-        nbr_xy=windows.nbr_xy,
-        nbr_mask=windows.nbr_mask,
-    )
+    fc = forecast_on(model, windows, k)
     score = score_scene(scene, fc.mean, windows.fut_xy, windows.obs_xy, fc.samples, windows.units)
     trained = trained_files(payload, None if cfg.test_files else Path(cfg.root))
     return SceneResult(score, windows, fc, path, seen_test_files(split_files(cfg, "test"), trained))

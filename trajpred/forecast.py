@@ -24,6 +24,7 @@ from .features import (
     window_scale,
 )
 from .model import Forecaster, ForecastOutput
+from .windows import Windows
 
 
 @dataclass
@@ -157,6 +158,19 @@ def forecast_windows(
         if k
         else None,
         np.concatenate(sigmas) if sigmas else np.zeros((n, steps), np.float32),
+    )
+
+
+def forecast_on(model: Forecaster, windows: Windows, k: int = 0) -> Forecasts:
+    """`forecast_windows` on a Windows batch: its positions, boxes, neighbours and classes."""
+    return forecast_windows(
+        model,
+        windows.obs_xy,
+        windows.obs_box_wh,
+        k=k,
+        nbr_xy=windows.nbr_xy,
+        nbr_mask=windows.nbr_mask,
+        class_id=windows.class_id,
     )
 
 

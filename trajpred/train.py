@@ -28,7 +28,7 @@ from .config import save_config, to_dict
 from .data import DataConfig, load_split
 from .errors import TrajpredError
 from .features import to_heading_frame, window_scale
-from .forecast import forecast_windows, window_inputs
+from .forecast import forecast_on, window_inputs
 from .metrics import ade, fde, min_ade_fde
 from .model import Forecaster, ForecasterConfig, ForecastOutput
 from .outputs import writable_folder
@@ -310,15 +310,7 @@ class EvalMetrics:
 
 def evaluate(model: Forecaster, windows: Windows, k: int = 20) -> EvalMetrics:
     """Mean ADE/FDE (and best-of-k) over windows, in the data's units."""
-    fc = forecast_windows(
-        model,
-        windows.obs_xy,
-        windows.obs_box_wh,
-        k=k,
-        nbr_xy=windows.nbr_xy,
-        nbr_mask=windows.nbr_mask,
-        class_id=windows.class_id,
-    )
+    fc = forecast_on(model, windows, k)
     metrics = EvalMetrics(
         ade=float(ade(fc.mean, windows.fut_xy).mean()),
         fde=float(fde(fc.mean, windows.fut_xy).mean()),

@@ -185,3 +185,42 @@ def test_command_refuses_bad_input_in_one_line(tmp_path, capsys, args, message):
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert message in err and err.startswith("trajpred homography: error:")
     assert not (tmp_path / "H.txt").exists()
+
+
+@pytest.mark.slow
+def test_console_script_fits_from_a_csv_and_refuses_degenerate_pairs(tmp_path):
+    """`python -m trajpred homography` as a user runs it: point pairs from a CSV give H.txt;
+    pairs with three collinear points are one line and exit 2, and write nothing."""
+    import subprocess
+    import sys
+
+    h = low_camera()
+    image = np.vstack([IMAGE_POINTS, [[320.0, 250.0]]])
+    world = apply_homography(h, image)
+    rows = [f"{a!r},{b!r},{c!r},{d!r}" for a, b, c, d in np.hstack([image, world]).tolist()]
+    (tmp_path / "pairs.csv").write_text("\n".join(["x,y,X,Y", *rows]) + "\n")
+
+    def cli(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "trajpred", "homography", *map(str, args)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    done = cli("--csv", tmp_path / "pairs.csv", "--out", tmp_path / "H.txt")
+    assert done.returncode == 0, done.stderr
+    assert "reprojection error" in done.stdout
+    np.testing.assert_allclose(
+        read_homography(tmp_path / "H.txt"), h / h[2, 2], rtol=1e-4, atol=1e-6
+    )
+    bad = cli(
+        "--image-points",
+        "0,0 1,1 2,2 3,0",
+        "--world-points",
+        "0,0 1,0 1,1 0,1",
+        "--out",
+        tmp_path / "H2.txt",
+    )
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    assert "collinear" in bad.stderr and not (tmp_path / "H2.txt").exists()

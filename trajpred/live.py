@@ -44,9 +44,11 @@ class Forecaster:
     checkpoint: a forecaster checkpoint (default: the shipped video model, trained on
     pedestrians). fps: the video's frame rate (forecast steps are dt_s apart; frames are
     1-based, frame f at (f - 1) / fps seconds). homography: a 3x3 image -> ground plane matrix,
-    or a text file holding one (`trajpred synth` writes homography.txt): forecasts also in
-    metres (`world_xy`). k: sampled trajectories per track and frame (`samples`; 0 = none).
-    device: "cpu", "cuda" or "auto" for the LSTM.
+    or a text file holding one (`trajpred synth` or `trajpred homography` write one): the model
+    then forecasts on the ground plane, in metres, as `predict --homography` does, and `xy`
+    is that forecast mapped back into the image, `world_xy` the metres. k: sampled
+    trajectories per track and frame (`samples`; 0 = none). device: "cpu", "cuda" or "auto"
+    for the LSTM.
 
     Unusable files raise `TrajpredError`; bad values and bad `update()` input raise ValueError.
     Not to be confused with `trajpred.model.Forecaster`, the nn.Module this runs.

@@ -29,7 +29,7 @@ import torch
 
 from . import __version__
 from .config import ConfigError, from_dict
-from .errors import InputError
+from .errors import InputError, first_line
 from .features import MOVING_EPS, PERSON_HEIGHT_M
 from .model import NEIGHBOUR_FEATURES, ForecasterConfig, ForecastOutput
 
@@ -253,7 +253,7 @@ def _load_onnx(path: Path) -> ExportedForecaster:
     try:
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime's own exception types, not importable by name
-        raise InputError(path, f"not a readable ONNX model ({_first_line(e)})") from None
+        raise InputError(path, f"not a readable ONNX model ({first_line(e)})") from None
     text = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
     if text is None:
         raise InputError(path, "ONNX model without trajpred metadata (not from trajpred export)")
@@ -270,13 +270,8 @@ def _load_torchscript(path: Path) -> ExportedForecaster:
         with quiet_torch():
             module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     except (RuntimeError, ValueError, OSError, zipfile.BadZipFile) as e:
-        raise InputError(path, f"not a readable TorchScript file ({_first_line(e)})") from None
+        raise InputError(path, f"not a readable TorchScript file ({first_line(e)})") from None
     if not extra[f"{METADATA_KEY}.json"]:
         raise InputError(path, "TorchScript file without trajpred metadata (not from export)")
     meta = ExportMetadata.from_json(extra[f"{METADATA_KEY}.json"], path)
     return ExportedForecaster(_TorchScriptRunner(module.eval()), meta, path)
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return (text.splitlines()[0] if text else type(e).__name__)[:160]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +12,33 @@ import pytest
 
 from trajpred.tracks import Tracks, bottom_centre
 
-SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DIR = ROOT.parent / "shared"
+
+
+# --set overrides for a model and a run small enough to train in a test in about a second
+TINY_TRAIN = (
+    "model.obs_len=3",
+    "model.pred_len=3",
+    "model.hidden_size=16",
+    "model.embed_size=8",
+    "model.num_modes=2",
+    "train.epochs=1",
+    "train.batch_size=16",
+)
+
+
+def run_trajpred(*args, cwd=None, env=None, timeout=180) -> subprocess.CompletedProcess:
+    """`python -m trajpred ARGS` as a user runs it: offline (YOLO_OFFLINE), from the repository
+    root unless `cwd`, with `env` added to this process's environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "trajpred", *map(str, args)],
+        cwd=cwd or ROOT,
+        env={**os.environ, "YOLO_OFFLINE": "1", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -4,14 +4,13 @@ that starts exactly at the generic model, the no-regression guard, and bad input
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import run_trajpred
 
 from trajpred.adapt import (
     AdaptConfig,
@@ -39,14 +38,7 @@ DETECTOR = ROOT / "data" / "detector" / "synth_yolo.pt"
 
 
 def trajpred(*args, timeout=240) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "trajpred", *map(str, args)],
-        cwd=ROOT,
-        env={**os.environ, "YOLO_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_trajpred(*args, env={"OMP_NUM_THREADS": "1"}, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

@@ -4,15 +4,13 @@ these on a lent GPU machine."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import curvy_walks
+from conftest import curvy_walks, run_trajpred
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,15 +21,7 @@ pytestmark = [
 
 
 def trajpred(*args) -> subprocess.CompletedProcess:
-    env = {**os.environ, "YOLO_OFFLINE": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "trajpred", *map(str, args)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return run_trajpred(*args, timeout=600)
 
 
 def test_predict_on_cuda_matches_cpu(video_assets, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import run_trajpred
 
 from trajpred.cli import main
 from trajpred.errors import TrajpredError
@@ -191,9 +192,6 @@ def test_command_refuses_bad_input_in_one_line(tmp_path, capsys, args, message):
 def test_console_script_fits_from_a_csv_and_refuses_degenerate_pairs(tmp_path):
     """`python -m trajpred homography` as a user runs it: point pairs from a CSV give H.txt;
     pairs with three collinear points are one line and exit 2, and write nothing."""
-    import subprocess
-    import sys
-
     h = low_camera()
     image = np.vstack([IMAGE_POINTS, [[320.0, 250.0]]])
     world = apply_homography(h, image)
@@ -201,12 +199,7 @@ def test_console_script_fits_from_a_csv_and_refuses_degenerate_pairs(tmp_path):
     (tmp_path / "pairs.csv").write_text("\n".join(["x,y,X,Y", *rows]) + "\n")
 
     def cli(*args):
-        return subprocess.run(
-            [sys.executable, "-m", "trajpred", "homography", *map(str, args)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        return run_trajpred("homography", *args, timeout=120)
 
     done = cli("--csv", tmp_path / "pairs.csv", "--out", tmp_path / "H.txt")
     assert done.returncode == 0, done.stderr

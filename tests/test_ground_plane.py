@@ -3,13 +3,12 @@ back into the image, world columns in tracks.csv, and the gain over forecasting 
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TINY_TRAIN, run_trajpred
 
 from trajpred.data import DataConfig, load_split
 from trajpred.demo import ForecastTally, GroundTruth
@@ -206,14 +205,7 @@ def test_ground_plane_forecasting_beats_pixels_under_strong_perspective(model_na
 
 
 def trajpred(*args) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "trajpred", *map(str, args)],
-        cwd=ROOT,
-        env={**os.environ, "YOLO_OFFLINE": "1"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_trajpred(*args, timeout=300)
 
 
 @pytest.mark.slow  # starts the console script
@@ -236,13 +228,7 @@ def test_track_writes_metres_that_train_reads(video_assets, tmp_path):
         f"data.val_files=[{csv}]",
         "data.fps=10",
         "data.ground_plane=true",
-        "model.obs_len=3",
-        "model.pred_len=3",
-        "model.hidden_size=16",
-        "model.embed_size=8",
-        "model.num_modes=2",
-        "train.epochs=1",
-        "train.batch_size=16",
+        *TINY_TRAIN,
         f"train.out_dir={run_dir}",
         "--no-progress",
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import TINY_TRAIN, run_trajpred
 
 from trajpred.demo import GroundTruth, match_boxes
 from trajpred.formats import read_csv, read_mot, read_tracks
@@ -21,16 +22,7 @@ pytestmark = pytest.mark.slow  # every test runs the CLI in a subprocess
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def trajpred(*args, cwd=None, env=None, timeout=180) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, "YOLO_OFFLINE": "1", **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "trajpred", *map(str, args)],
-        cwd=cwd or ROOT,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+trajpred = run_trajpred
 
 
 def predict_args(assets, source, out, *extra):
@@ -236,13 +228,7 @@ def test_track_output_feeds_read_csv_and_train(video_assets, tmp_path):
         f"data.train_files=[{csv}]",
         f"data.val_files=[{csv}]",
         "data.fps=10",
-        "model.obs_len=3",
-        "model.pred_len=3",
-        "model.hidden_size=16",
-        "model.embed_size=8",
-        "model.num_modes=2",
-        "train.epochs=1",
-        "train.batch_size=16",
+        *TINY_TRAIN,
         f"train.out_dir={run_dir}",
         "--no-progress",
     )

@@ -61,7 +61,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--half", action="store_true", help="fp16 detector (GPU only)")
     p.add_argument("--tracks", type=int, default=50, help="live tracks in the micro-benchmark")
     p.add_argument("--out", default="bench_pipeline.json")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    for flag in ("max_frames", "runs", "tracks"):
+        if getattr(args, flag) < 1:
+            p.error(f"--{flag.replace('_', '-')} must be at least 1")
+    return args
 
 
 def cpu_model() -> str:

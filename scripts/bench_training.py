@@ -12,7 +12,6 @@ measured on (device name, torch version, threads, batch size) as JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import platform
 import sys
@@ -25,6 +24,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from trajpred.atomic import write_json  # noqa: E402
 from trajpred.model import Forecaster, ForecasterConfig  # noqa: E402
 from trajpred.train import TrainConfig, _lr_lambda, train_one_epoch, training_device  # noqa: E402
 from trajpred.windows import Windows  # noqa: E402
@@ -70,6 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     p.add_argument("--out", default="bench_training.json")
     args = p.parse_args(argv)
+    for flag in ("windows", "batch_size", "epochs"):
+        if getattr(args, flag) < 1:
+            p.error(f"--{flag.replace('_', '-')} must be at least 1")
+    if args.threads < 0:
+        p.error("--threads must be 0 (torch's default) or more")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = training_device(args.device)
@@ -106,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         "windows_per_s": round(rate, 1),
         "losses": [round(v, 4) for v in losses],
     }
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    write_json(args.out, report)  # temp file, then rename
     print(
         f"{report['device_name']} ({device}), torch {torch.__version__}: {rate:,.0f} windows/s "
         f"at batch {cfg.batch_size} over {len(timed)} epochs of {len(windows)} windows "

@@ -196,6 +196,7 @@ class WriterProcess:
         self._pending: deque[tuple[int, FrameResult]] = deque()
         self._on_result = on_result
         self._error: Failure | None = None
+        self._copy_pixels = job.render.video  # without a video the writer never reads them
         try:
             with _HoldInterrupt():
                 self._send(OpenVideo(job, self._shm.name, self.depth))
@@ -219,12 +220,13 @@ class WriterProcess:
         slot = self._free.pop()
         slots = self._slots
         assert slots is not None, "put() before open()"
-        image = result.image
-        if image.shape != slots.shape[1:]:  # a stream that changed size mid-way
-            import cv2
+        if self._copy_pixels:
+            image = result.image
+            if image.shape != slots.shape[1:]:  # a stream that changed size mid-way
+                import cv2
 
-            image = cv2.resize(image, (slots.shape[2], slots.shape[1]))
-        slots[slot] = image
+                image = cv2.resize(image, (slots.shape[2], slots.shape[1]))
+            slots[slot] = image
         self._pending.append((slot, result))
         # The pixels went through shared memory: the pipe carries the rest without them.
         self._send(Frame(slot, dataclasses.replace(result, image=None)))  # type: ignore[arg-type]

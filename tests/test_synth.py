@@ -234,6 +234,26 @@ def test_motion_is_plausible():
     assert turn_deg_s.max() < 1.15 * cfg.max_turn_deg_s
     assert np.median(turn_deg_s) < 10  # mostly smooth walking
     assert len(np.unique(scene.person_id)) > cfg.n_agents  # people came and went
+    assert not scene.class_id.any() and not scene.mot_tracks().class_id.any()  # walkers only
+
+
+def test_cyclists_are_class_one_ride_faster_turn_slower_and_never_stop():
+    cfg = SynthConfig(seed=2, duration_s=60.0, cyclist_share=0.5)
+    scene = simulate(cfg)
+    riding = scene.class_id[scene.person_id - 1] == 1
+    assert 0.3 < scene.class_id.mean() < 0.7
+    gt = scene.mot_tracks()
+    assert set(np.unique(gt.class_id)) == {0, 1}
+    np.testing.assert_array_equal(gt.class_id, scene.class_id[gt.track_id - 1])
+    world = scene.world_tracks()
+    np.testing.assert_array_equal(world.class_id, scene.class_id[world.track_id - 1])
+    moving = scene.speed_mps > 0.3
+    assert np.median(scene.speed_mps[riding & moving]) > 2 * np.median(
+        scene.speed_mps[~riding & moving]
+    )
+    assert scene.speed_mps[riding].max() <= cfg.cyclist_speed_max_mps * 1.2 + 1e-9
+    assert not (scene.speed_mps[riding] == 0).any()  # riders never stop; walkers do
+    assert (scene.speed_mps[~riding] == 0).any()
 
 
 def test_yolo_dataset_layout_and_labels(tmp_path):

@@ -37,7 +37,8 @@ class CrowdRecord:
 
     frame_start (n_frames + 1,) row offsets; person_id (N,) 1-based; world_xy_m (N, 2);
     heading_rad (N,); speed_mps (N,); walk_phase (N,) radians of the stride cycle;
-    points_of_interest (Q, 2) metres; n_people: ids run 1..n_people.
+    points_of_interest (Q, 2) metres; n_people: ids run 1..n_people; kind (n_people,) each
+    person's kind by id - 1 (0 walker, 1 cyclist).
     """
 
     frame_start: np.ndarray
@@ -48,6 +49,7 @@ class CrowdRecord:
     walk_phase: np.ndarray
     points_of_interest: np.ndarray
     n_people: int
+    kind: np.ndarray
 
 
 class Crowd:
@@ -56,7 +58,8 @@ class Crowd:
     Each name in PER_PERSON is an array over the people now in the area, (n,) or (n, 2):
     id, position and goal (metres), whether the goal is an exit, the side they came in by,
     heading (rad), speed, mean and current preferred speed (m/s), seconds left standing,
-    stride phase (rad), direction drift and its target (rad), seconds in the area.
+    stride phase (rad), direction drift and its target (rad), seconds in the area, kind (0
+    walker, 1 cyclist: faster, turns more slowly, never stops, visits no point of interest).
     """
 
     PER_PERSON = (
@@ -74,6 +77,7 @@ class Crowd:
         "wander",
         "wander_target",
         "age",
+        "kind",
     )
 
     def __init__(self, cfg: SynthConfig, area: Area, rng: np.random.Generator):
@@ -96,7 +100,8 @@ class Crowd:
             half = max(cfg.gate_width_m / 2 - 0.3, 0.05)
             self.gate = (area.y_min + size[1] * cfg.gate_y, gx - half, gx + half)
         self.next_id = 1
-        dtypes = {"id": np.int64, "goal_is_exit": bool, "entry_side": np.int64}
+        self.kind_by_id: list[np.ndarray] = []
+        dtypes = {"id": np.int64, "goal_is_exit": bool, "entry_side": np.int64, "kind": np.int64}
         for name in self.PER_PERSON:
             shape = (0, 2) if name in ("pos", "goal") else (0,)
             setattr(self, name, np.zeros(shape, dtypes.get(name, np.float64)))
@@ -180,11 +185,13 @@ class Crowd:
                 break
         return goal
 
-    def _goals(self, pos: np.ndarray, entry_side: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """First goals of new people: a point of interest (poi_prob) or an exit."""
+    def _goals(
+        self, pos: np.ndarray, entry_side: np.ndarray, kind: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """First goals of new people: a point of interest (poi_prob, walkers only) or an exit."""
         n = len(pos)
         goal = self._exit_goals(pos, entry_side)
-        visit = (self.rng.random(n) < self.cfg.poi_prob) & (len(self.poi) > 0)
+        visit = (self.rng.random(n) < self.cfg.poi_prob) & (len(self.poi) > 0) & (kind == 0)
         if visit.any():
             goal[visit] = self.poi[self.rng.integers(0, len(self.poi), visit.sum())]
         return goal, ~visit
@@ -194,12 +201,22 @@ class Crowd:
         cfg, rng, n = self.cfg, self.rng, len(pos)
         if n == 0:
             return
-        goal, is_exit = self._goals(pos, entry_side)
+        kind = np.zeros(n, np.int64)
+        if cfg.cyclist_share > 0:  # no draw otherwise: walker-only scenes stay as they were
+            kind = (rng.random(n) < cfg.cyclist_share).astype(np.int64)
+        goal, is_exit = self._goals(pos, entry_side, kind)
         mean = np.clip(
             rng.normal(cfg.speed_mean_mps, cfg.speed_std_mps, n),
             cfg.speed_min_mps,
             cfg.speed_max_mps,
         )
+        if kind.any():
+            riding = kind == 1
+            mean[riding] = np.clip(
+                rng.normal(cfg.cyclist_speed_mps, cfg.cyclist_speed_std_mps, riding.sum()),
+                cfg.speed_min_mps,
+                cfg.cyclist_speed_max_mps,
+            )
         to_goal = goal - pos
         new = dict(
             id=np.arange(self.next_id, self.next_id + n),
@@ -216,7 +233,9 @@ class Crowd:
             wander=np.zeros(n),
             wander_target=np.zeros(n),
             age=np.zeros(n),
+            kind=kind,
         )
+        self.kind_by_id.append(kind)
         for name in self.PER_PERSON:
             setattr(self, name, np.concatenate([getattr(self, name), new[name]]))
         self.next_id += n
@@ -243,7 +262,7 @@ class Crowd:
         pos = pos[self._free(pos)][:n]
         first = len(self.id)
         self.add(pos, np.full(len(pos), -1))
-        standing = self.rng.random(len(pos)) < 0.1
+        standing = (self.rng.random(len(pos)) < 0.1) & (self.kind[first:] == 0)
         self.stop_left[first:][standing] = self.rng.uniform(0, self.cfg.stop_max_s, standing.sum())
         self.speed[first:][standing] = 0.0
 
@@ -303,7 +322,8 @@ class Crowd:
             [np.cos(aim), np.sin(aim)]
         ) + self._avoidance(forward)
         turn = np.angle(np.exp(1j * (np.arctan2(wish[:, 1], wish[:, 0]) - self.heading)))
-        max_turn = math.radians(cfg.max_turn_deg_s) * h
+        riding = self.kind == 1
+        max_turn = np.radians(np.where(riding, cfg.cyclist_turn_deg_s, cfg.max_turn_deg_s)) * h
         self.heading = np.angle(np.exp(1j * (self.heading + np.clip(turn, -max_turn, max_turn))))
         # Slow down for sharp turns and when arriving at a point of interest; stand when stopped.
         want = np.minimum(np.linalg.norm(wish, axis=1), 1.2 * self.pref_speed)
@@ -326,7 +346,8 @@ class Crowd:
         ) * h / SPEED_TAU_S + SPEED_DRIFT_MPS * math.sqrt(
             2 * h / SPEED_TAU_S
         ) * rng.standard_normal(n)
-        self.pref_speed = np.clip(self.pref_speed, cfg.speed_min_mps, cfg.speed_max_mps)
+        top = np.where(riding, cfg.cyclist_speed_max_mps, cfg.speed_max_mps)
+        self.pref_speed = np.clip(self.pref_speed, cfg.speed_min_mps, top)
         self.wander_target += -self.wander_target * h / WANDER_TAU_S + math.radians(
             cfg.wander_deg
         ) * math.sqrt(2 * h / WANDER_TAU_S) * rng.standard_normal(n)
@@ -334,7 +355,7 @@ class Crowd:
 
         stops = (
             (self.stop_left == 0) & (self.speed > 0.5) & (rng.random(n) < cfg.stop_rate_per_s * h)
-        )
+        ) & ~riding
         self.stop_left[stops] = rng.uniform(cfg.stop_min_s, cfg.stop_max_s, stops.sum())
         # At a point of interest: often linger, then head for an exit. Old-timers leave too.
         done = ~self.goal_is_exit & ((dist < ARRIVE_M) | (self.age > MAX_AGE_S))
@@ -370,4 +391,5 @@ def run_crowd(cfg: SynthConfig, area: Area, rng: np.random.Generator) -> CrowdRe
         cols[4],
         crowd.poi,
         crowd.next_id - 1,
+        np.concatenate(crowd.kind_by_id) if crowd.kind_by_id else np.zeros(0, np.int64),
     )

@@ -89,6 +89,12 @@ class SynthConfig:
     gate_y: float = 0.0  # > 0: a wall across the area at this depth, passable only through ...
     gate_x: float = 0.5  # ... one opening centred here ...
     gate_width_m: float = 2.5  # ... this wide
+    # A second kind of agent (class 1 in the ground truth; drawn as people in the video).
+    cyclist_share: float = 0.0  # share of arrivals who ride: faster, turn more slowly, ...
+    cyclist_speed_mps: float = 3.0  # ... never stop and visit no point of interest
+    cyclist_speed_std_mps: float = 0.4
+    cyclist_speed_max_mps: float = 4.5
+    cyclist_turn_deg_s: float = 30.0
 
     def __post_init__(self) -> None:
         check_fields(
@@ -126,6 +132,11 @@ class SynthConfig:
             gate_y=between(0, 1, high_open=True),
             gate_x=between(0, 1),
             gate_width_m=between(0, 100, low_open=True),
+            cyclist_share=between(0, 1),
+            cyclist_speed_mps=between(0, 30),
+            cyclist_speed_std_mps=between(0, 30),
+            cyclist_speed_max_mps=between(0, 30, low_open=True),
+            cyclist_turn_deg_s=between(0, 3600, low_open=True),
         )
         require(self.width % 2 == 0, "width", f"must be even (mp4v), got {self.width}")
         require(self.height % 2 == 0, "height", f"must be even (mp4v), got {self.height}")
@@ -336,7 +347,8 @@ class SynthScene:
     min_visible_area_px in area; occluded people stay in, with their visibility).
     frame_start (n_frames + 1,): rows of frame t (0-based) are frame_start[t]:frame_start[t + 1].
     Per person (P people, index person_id - 1): height_m (P,), width_scale (P,),
-    colours_bgr (P, 4, 3) uint8: shirt, trousers, skin, hair.
+    colours_bgr (P, 4, 3) uint8: shirt, trousers, skin, hair; class_id (P,) 0 walker,
+    1 cyclist (cfg.cyclist_share; only the ground truth tells them apart, not the video).
     """
 
     cfg: SynthConfig
@@ -357,6 +369,7 @@ class SynthScene:
     height_m: np.ndarray
     width_scale: np.ndarray
     colours_bgr: np.ndarray
+    class_id: np.ndarray
 
     @property
     def n_frames(self) -> int:
@@ -376,7 +389,8 @@ class SynthScene:
         return np.unique(1 + np.round(np.arange(0, self.n_frames, step)).astype(np.int64))
 
     def mot_tracks(self) -> Tracks:
-        """Image ground truth: clipped boxes of the rows in_gt, 1-based frames, class 0 (person)."""
+        """Image ground truth: clipped boxes of the rows in_gt, 1-based frames, class_id (0
+        person, 1 cyclist)."""
         rows = np.flatnonzero(self.in_gt)
         box = self.gt_box_xywh[rows]
         return Tracks(
@@ -384,7 +398,7 @@ class SynthScene:
             self.person_id[rows],
             bottom_centre(box),
             box,
-            np.zeros(len(rows)),
+            self.class_id[self.person_id[rows] - 1],
             np.ones(len(rows)),
             units="px",
             source="gt_mot.txt",
@@ -397,7 +411,7 @@ class SynthScene:
             self.frame_index[rows] + 1,
             self.person_id[rows],
             self.world_xy_m[rows],
-            class_id=np.zeros(len(rows)),
+            class_id=self.class_id[self.person_id[rows] - 1],
             units="m",
             source="gt_world.txt",
         )
@@ -460,6 +474,7 @@ def simulate(cfg: SynthConfig) -> SynthScene:
         height_m,
         width_scale,
         colours,
+        crowd.kind,
     )
 
 

@@ -118,7 +118,7 @@ def test_camera_benchmark_scores_every_arm_on_a_tiny_scene(tmp_path):
     done = run_script(
         "camera_benchmark.py",
         "--out", tmp_path, "--scenes", "gate", "--duration", 60, "--epochs", 1,
-        "--min-windows", 5,
+        "--min-windows", 5, "--classes",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     report = json.loads((tmp_path / "benchmark.json").read_text())
@@ -130,3 +130,12 @@ def test_camera_benchmark_scores_every_arm_on_a_tiny_scene(tmp_path):
         assert arm in arms, arms
     assert scene["test_windows"] > 0 and all(r["fde_px"] > 0 for r in scene["rows"])
     assert "guard" in scene["adapt"]["px"] and (tmp_path / "benchmark.md").exists()
+    ablation = report["classes"]  # the class input measured on a crowd with cyclists
+    assert ablation["adapt"]["class input"]["classes"] == [0, 1]
+    assert ablation["adapt"]["no class input"]["classes"] == []
+    arms = {r["arm"]: r for r in ablation["rows"]}
+    assert arms["scene input, class input"]["fde_all"] > 0
+    assert (
+        arms["scene input, class input"]["fde_all"]
+        != arms["scene input, no class input"]["fde_all"]
+    )

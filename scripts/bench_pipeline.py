@@ -78,6 +78,16 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def detector_imgsz(args) -> int:
+    """The inference size the pipeline's Detector resolves for these weights (both arms use
+    it)."""
+    from trajpred.detect import Detector, DetectorConfig
+
+    return Detector(
+        DetectorConfig(weights=args.weights, imgsz=args.imgsz, device=args.device)
+    ).imgsz
+
+
 def bench_yolo_track(args, n_frames: int, imgsz: int) -> dict:
     """ultralytics' own streaming loop over the first n_frames (stream=True: one at a time)."""
     from ultralytics import YOLO
@@ -198,26 +208,37 @@ def main(argv=None) -> int:
         if SHIPPED_FORECASTER.exists()
         else untrained_checkpoint(work / "untrained.pt")
     )
+    imgsz = detector_imgsz(args)
     rounds = []
-    for i in range(args.runs):  # each round measures all three arms back to back
+    for i in range(args.runs):
+        # Each round is bare, pipeline, --no-video, bare, back to back, and the pipeline arms
+        # are compared with the mean of the two bare runs around them: this machine's speed
+        # drifts by 10 % and more within a minute, and one bare run on one side of the
+        # pipeline's would carry that drift into the ratio.
+        before = bench_yolo_track(args, args.max_frames, imgsz)
         pipeline = bench_pipeline(args, checkpoint, work / f"predict{i}")
         no_video = bench_pipeline(args, checkpoint, work / f"csv_only{i}", video=False)
-        imgsz = pipeline.pop("imgsz")
-        no_video.pop("imgsz")
         video_info = pipeline.pop("video")
-        no_video.pop("video")
-        yolo = bench_yolo_track(args, pipeline["frames"], imgsz)
+        for arm in (pipeline, no_video):
+            arm.pop("imgsz"), arm.pop("video", None)
+        after = bench_yolo_track(args, args.max_frames, imgsz)
+        yolo_fps = (before["fps"] + after["fps"]) / 2
         rounds.append(
             {
-                "yolo_track": yolo,
+                "yolo_track": {
+                    **before,
+                    "fps": round(yolo_fps, 2),
+                    "fps_before_after": [before["fps"], after["fps"]],
+                },
                 "pipeline": pipeline,
                 "pipeline_no_video": no_video,
-                "pipeline_vs_yolo_track": round(pipeline["fps"] / yolo["fps"], 3),
-                "no_video_vs_yolo_track": round(no_video["fps"] / yolo["fps"], 3),
+                "pipeline_vs_yolo_track": round(pipeline["fps"] / yolo_fps, 3),
+                "no_video_vs_yolo_track": round(no_video["fps"] / yolo_fps, 3),
             }
         )
         print(
-            f"round {i + 1}: YOLO.track {yolo['fps']:.1f} fps, pipeline {pipeline['fps']:.1f} fps "
+            f"round {i + 1}: YOLO.track {before['fps']:.1f} / {after['fps']:.1f} fps (before / "
+            f"after), pipeline {pipeline['fps']:.1f} fps "
             f"({rounds[-1]['pipeline_vs_yolo_track']:.3f}), --no-video {no_video['fps']:.1f} fps "
             f"({rounds[-1]['no_video_vs_yolo_track']:.3f})",
             flush=True,

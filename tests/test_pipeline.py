@@ -213,3 +213,58 @@ def test_metrics_and_drawing_helpers():
     assert (
         track_rows(4, one_box(2, 20.0)) == "4,2,20.00,100.00,15.00,60.00,10.00,40.00,0,0.9000,px\n"
     )
+
+
+def _frames(path, n: int) -> list[np.ndarray]:
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    frames = [cap.read()[1] for _ in range(n)]
+    cap.release()
+    return frames
+
+
+def test_detector_fast_path_gives_the_boxes_of_predict(video_assets):
+    """After the first frame Detector.detect runs ultralytics' predictor steps directly; the
+    boxes must be those of YOLO.predict with the same settings, frame after frame."""
+    from trajpred.detect import CpuInput, Detector, DetectorConfig, detections_from_ultralytics
+
+    detector = Detector(DetectorConfig(weights=video_assets.weights, imgsz=video_assets.imgsz))
+    frames = _frames(video_assets.scene.video, 12)
+    ours = [detector.detect(f) for f in frames]
+    assert detector._predictor is not None  # the fast path was taken after the first frame
+    to_tensor = CpuInput(detector.model.predictor)
+    for frame in frames[:3]:  # the CPU input is ultralytics' preprocess, element for element
+        assert torch.equal(to_tensor(frame), detector.model.predictor.preprocess([frame]))
+    assert to_tensor.buffer is not None  # ... and it took its own path, not preprocess's
+    reference = Detector(DetectorConfig(weights=video_assets.weights, imgsz=video_assets.imgsz))
+    for frame, got in zip(frames, ours, strict=True):
+        want = detections_from_ultralytics(
+            reference.model.predict(
+                frame,
+                conf=reference.query_conf,
+                classes=reference.class_ids,
+                imgsz=reference.imgsz,
+                verbose=False,
+            )[0]
+        )
+        assert len(want) > 0
+        np.testing.assert_allclose(got.box_xywh, want.box_xywh, atol=1e-4)
+        np.testing.assert_allclose(got.conf, want.conf, atol=1e-6)
+        np.testing.assert_array_equal(got.class_id, want.class_id)
+
+
+def test_video_reader_reads_ahead_without_losing_or_reordering_frames(video_assets):
+    from trajpred.video import VideoReader, VideoSource
+
+    source = VideoSource(str(video_assets.scene.video), "scene")
+    expected = _frames(video_assets.scene.video, 60)
+    with VideoReader(source) as reader:
+        frames = list(reader)
+    assert len(frames) == 60
+    for got, want in zip(frames, expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+    with VideoReader(source) as reader:  # stopping early: the read ahead ends before release
+        for i, _ in enumerate(reader):
+            if i == 5:
+                break

@@ -237,6 +237,7 @@ class TrackStreams:
             [self.slot[int(t)] for t in track_ids], dtype=torch.long, device=self.device
         )
 
+    @torch.inference_mode()  # state made inside inference mode is changed only inside it
     def drop(self, track_ids) -> None:
         """Forget tracks that ended; their slots are reused."""
         for tid in map(int, track_ids):
@@ -260,7 +261,7 @@ class TrackStreams:
             dtype=np.int64,
         )
 
-    @torch.no_grad()
+    @torch.inference_mode()  # cheaper than no_grad: no version counters on ~100 small ops
     def observe(
         self,
         track_ids,
@@ -353,7 +354,7 @@ class TrackStreams:
         features = neighbour_features(pair, xy, xy - prev_xy, heading, scale)
         return features, torch.ones(near.shape, dtype=torch.bool, device=self.device)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def forecast(self, track_ids, k: int = 0) -> Forecasts:
         """Each track's forecast made at its latest observation, in source units (a track with
         fewer than 2 observations is forecast to stay at its last position, sigma 0)."""

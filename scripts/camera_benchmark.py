@@ -36,7 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from trajpred.adapt import AdaptConfig, adapt, camera_windows  # noqa: E402
+from trajpred.adapt import AdaptConfig, adapt, camera_windows, live_ground_tracks  # noqa: E402
 from trajpred.checkpoint import load_forecaster, model_from_payload  # noqa: E402
 from trajpred.forecast import forecast_on  # noqa: E402
 from trajpred.formats import read_mot, read_tracks  # noqa: E402
@@ -101,9 +101,10 @@ def _source(video: Path):
     return expand_source(str(video))[0][0]
 
 
-def on_ground(tracks: Tracks, h: np.ndarray) -> Tracks:
-    world = apply_homography(h, tracks.xy)
-    return Tracks(tracks.frame_id, tracks.track_id, world, None, tracks.class_id, tracks.conf, "m")
+def on_ground(tracks: Tracks, h: np.ndarray, fps: float) -> Tracks:
+    """The tracker's pixel tracks as the live forecaster (and `adapt`) reads them on the ground
+    plane: mapped and Kalman-filtered with the defaults of `predict --homography`."""
+    return live_ground_tracks(tracks, h, fps, 0.4)
 
 
 def paired_test_windows(scene_dir: Path, cut: int, fps: float):
@@ -177,7 +178,7 @@ def score_scene(
         "shipped + homography (m)": (shipped, "m"),
     }
     reports = {}
-    for space, learn_on in (("px", tracks), ("m", on_ground(tracks, h))):
+    for space, learn_on in (("px", tracks), ("m", on_ground(tracks, h, fps))):
         unit = "" if space == "px" else " + homography"
         for scene_input in (False, True) if plain else (True,):
             got: dict = {}
@@ -224,7 +225,8 @@ def score_scene(
     # (detector noise, far-away jitter on the ground plane), scored against their own future.
     later = all_tracks.select(all_tracks.frame_id > cut)
     tp = camera_windows(later, fps, 0.4, OBS_LEN, 12, NEIGHBOURS)
-    tm = camera_windows(on_ground(later, h), fps, 0.4, OBS_LEN, 12, NEIGHBOURS)
+    ground = on_ground(all_tracks, h, fps)  # filtered from the start, as live
+    tm = camera_windows(ground.select(ground.frame_id > cut), fps, 0.4, OBS_LEN, 12, NEIGHBOURS)
     for arm, (model, space) in arms.items():
         row = {"arm": arm}
         for tag, (px_w, m_w) in (("", (wp, wm)), ("_trk", (tp, tm))):

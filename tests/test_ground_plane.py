@@ -258,3 +258,46 @@ def test_predict_with_an_absurd_homography_is_one_line_and_keeps_earlier_outputs
     # A run that fails half-way replaces nothing and leaves no partial file behind.
     assert (out / "tracks.csv").read_text() == "an earlier run's tracks\n"
     assert sorted(p.name for p in out.iterdir()) == ["tracks.csv"]
+
+
+def test_adapt_learns_from_the_ground_positions_the_live_forecaster_reads():
+    """`adapt --homography` maps and filters the tracker's tracks as `predict --homography`
+    does, gaps that restart a track's filter included: the same metres, frame by frame."""
+    from trajpred.adapt import live_ground_tracks
+    from trajpred.tracks import Tracks
+
+    h = low_camera()
+    boxes, _ = walk_frames(h, 40)
+    rng = np.random.default_rng(3)
+    frames = []
+    for i, b in enumerate(boxes):
+        box = b.box_xywh + np.append(rng.normal(0, 2.0, 2), [0, 0])  # jitter the feet
+        second = box + [[40, 5, 0, 0]]
+        gone = 12 <= i < 20  # track 2 unseen for 0.8 s: longer than one 0.4 s step
+        frames.append(
+            TrackedBoxes(
+                [1] if gone else [1, 2],
+                box if gone else np.vstack([box, second]),
+                [0.9] * (1 if gone else 2),
+                [0] * (1 if gone else 2),
+            )
+        )
+    live = LiveForecaster(Forecaster(ForecasterConfig()), FPS, ForecastConfig(), homography=h)
+    fed = []
+    update = live.filter.update
+    live.filter.update = lambda *a: fed.append(update(*a)) or fed[-1]
+    for i, tracked in enumerate(frames):
+        live.update(i + 1, tracked)
+    rows = [
+        (i + 1, t, *xy)
+        for i, f in enumerate(frames)
+        for t, xy in zip(f.track_id, f.xy, strict=True)
+    ]
+    a = np.array(rows, np.float64)
+    px = Tracks(a[:, 0], a[:, 1], a[:, 2:4], None, np.zeros(len(a)), np.ones(len(a)), "px")
+    ground = live_ground_tracks(px, h, FPS, 0.4).sorted()
+    np.testing.assert_allclose(ground.xy, np.vstack(fed), atol=1e-9)
+    assert ground.units == "m"
+    raw = live_ground_tracks(px, h, FPS, 0.4, ForecastConfig(ground_noise_px=0.0))
+    np.testing.assert_allclose(raw.sorted().xy, apply_homography(h, px.sorted().xy))
+    assert np.abs(raw.sorted().xy - ground.xy).max() > 0.05  # the filter did something

@@ -245,6 +245,24 @@ def score_arms(models: dict, windows: Windows) -> list[ArmScore]:
     return scores
 
 
+def live_ground_tracks(tracks: Tracks, homography, fps: float, dt_s: float, forecast=None):
+    """Pixel tracks -> the ground-plane tracks (metres) that `predict --homography` feeds the
+    forecaster: mapped and Kalman-filtered as live (trajpred/ground_filter.py), with the
+    filter settings of `forecast` (a ForecastConfig; None: the defaults)."""
+    from .geometry import GroundPlane
+    from .ground_filter import ground_tracks
+    from .pipeline import ForecastConfig
+
+    forecast = forecast or ForecastConfig()
+    return ground_tracks(
+        tracks,
+        GroundPlane(homography, forecast.homography or "homography"),
+        fps,
+        forecast.ground_noise_px,
+        forecast.max_gap_steps * fps * dt_s,
+    )
+
+
 def load_start(checkpoint: str):
     """(payload, Forecaster) of the starting checkpoint; an ensemble is refused."""
     from .checkpoint import load_checkpoint, model_from_payload

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .geometry import GroundPlane
+from .tracks import Tracks
 
 
 class GroundFilter:
@@ -84,3 +85,36 @@ class GroundFilter:
         for j, tid in enumerate(map(int, track_ids)):
             self.state[tid] = (x[j], p[j], time_s)
         return x[:, :2].copy()
+
+
+def ground_tracks(
+    tracks: Tracks,
+    ground: GroundPlane,
+    fps: float,
+    noise_px: float,
+    restart_after_frames: float,
+) -> Tracks:
+    """Pixel tracks (bottom centres, 1-based video frames) -> the ground positions in metres
+    that the live forecaster reads from them (trajpred/pipeline.py, LiveForecaster): each
+    frame mapped through `ground` (its checks name the frame and track of a bad point) and,
+    with noise_px > 0, filtered here frame by frame in order, a track's filter restarting
+    after a gap of more than `restart_after_frames` frames, as the live forecaster restarts
+    it. `adapt` learns from these, so an adapted model sees the histories it will be given:
+    fitted to raw positions, it learnt to damp jitter that the live filter has removed."""
+    tracks = tracks.sorted()
+    world = np.zeros_like(tracks.xy, dtype=np.float64)
+    smoother = GroundFilter(ground, noise_px) if noise_px > 0 else None
+    last_seen: dict[int, int] = {}
+    frames, starts = np.unique(tracks.frame_id, return_index=True)
+    ends = np.append(starts[1:], len(tracks.frame_id))
+    for frame, a, b in zip(frames.tolist(), starts.tolist(), ends.tolist(), strict=True):
+        ids, xy = tracks.track_id[a:b], tracks.xy[a:b]
+        world[a:b] = ground.to_ground(xy, int(frame), ids)
+        if smoother is None:
+            continue
+        for tid in ids.tolist():
+            if frame - last_seen.get(tid, frame) > restart_after_frames:
+                smoother.drop(tid)
+            last_seen[tid] = frame
+        world[a:b] = smoother.update((frame - 1) / fps, ids, xy, world[a:b])
+    return Tracks(tracks.frame_id, tracks.track_id, world, None, tracks.class_id, tracks.conf, "m")

@@ -183,17 +183,8 @@ def _track_videos(args, config, work: Path, progress: bool):
     return tracks, float(info["fps"]), info
 
 
-def _on_ground(tracks, homography):
-    """Pixel tracks -> ground-plane tracks in metres (no boxes: the scale is 1)."""
-    from ..pipeline import apply_homography
-    from ..tracks import Tracks
-
-    world = apply_homography(homography, tracks.xy)
-    return Tracks(tracks.frame_id, tracks.track_id, world, None, tracks.class_id, tracks.conf, "m")
-
-
 def run(args: argparse.Namespace) -> int:
-    from ..adapt import AdaptConfig, adapt, load_start
+    from ..adapt import AdaptConfig, adapt, live_ground_tracks, load_start
     from ..atomic import write_json
     from ..checkpoint import save_checkpoint
     from ..formats import write_csv
@@ -220,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
     reads = [*input_files(args.source), args.tracks, args.homography, getattr(args, "config", None)]
     with output_guard(out, writes=writes, reads=[*reads, resolve_data_path(cfg.checkpoint)]):
         homography = read_homography(args.homography) if args.homography else None
-        load_start(cfg.checkpoint)  # a bad checkpoint fails before any tracking
+        _, start = load_start(cfg.checkpoint)  # a bad checkpoint fails before any tracking
         work = out / "train"
         work.mkdir(exist_ok=True)
         progress = not args.no_progress
@@ -228,7 +219,11 @@ def run(args: argparse.Namespace) -> int:
             tracks, fps, video = _tracks_from_csv(args, config, out)
         else:
             tracks, fps, video = _track_videos(args, config, work, progress)
-        learn_on = tracks if homography is None else _on_ground(tracks, homography)
+        learn_on = (
+            tracks
+            if homography is None
+            else live_ground_tracks(tracks, homography, fps, start.cfg.dt_s, config.forecast)
+        )
         report, payload = adapt(learn_on, fps, work, cfg, progress)
         save_checkpoint(out / "adapted.pt", payload)
         if not keep_tracks:

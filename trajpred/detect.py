@@ -246,24 +246,20 @@ class CpuInput:
     def __init__(self, predictor):
         self.predictor = predictor
         self.buffer: np.ndarray | None = None
-
-    def _fast(self, letterboxed: np.ndarray) -> bool:
-        device = getattr(self.predictor, "device", None)
-        return (
-            getattr(device, "type", None) == "cpu"
-            and not getattr(self.predictor.model, "fp16", False)
-            and letterboxed.dtype == np.uint8
-            and letterboxed.ndim == 3
-            and letterboxed.shape[2] == 3
+        # The set-up predictor's device and precision do not change from frame to frame.
+        self.cpu_fp32 = getattr(getattr(predictor, "device", None), "type", None) == "cpu" and (
+            not getattr(predictor.model, "fp16", False)
         )
 
     def __call__(self, frame_bgr: np.ndarray):
         import cv2
         import torch
 
-        letterboxed = self.predictor.pre_transform([frame_bgr])[0]
-        if not self._fast(letterboxed):
+        # decided before letterboxing, so that `preprocess` never letterboxes a frame twice
+        bgr_uint8 = frame_bgr.dtype == np.uint8 and frame_bgr.ndim == 3 and frame_bgr.shape[2] == 3
+        if not (self.cpu_fp32 and bgr_uint8):
             return self.predictor.preprocess([frame_bgr])
+        letterboxed = self.predictor.pre_transform([frame_bgr])[0]
         h, w = letterboxed.shape[:2]
         if self.buffer is None or self.buffer.shape != (1, 3, h, w):
             self.buffer = np.empty((1, 3, h, w), np.float32)

@@ -154,6 +154,18 @@ def scene_tracks(name: str, overrides: dict, out: Path, duration: float, seed: i
     return scene_dir, cfg, cut, tracks, fps, time.perf_counter() - t0
 
 
+def quiet_adapt(tracks, fps, work: Path, arms: dict, epochs: int, min_windows: int, **options):
+    """`adapt` with the benchmark's settings (AdaptConfig `options` on top), no progress or log;
+    every candidate it built lands in `arms`."""
+    config = AdaptConfig(
+        epochs=epochs,
+        min_train_windows=min_windows,
+        min_val_windows=min(20, min_windows),
+        **options,
+    )
+    return adapt(tracks, fps, work, config, progress=False, log=lambda *_: None, arms=arms)
+
+
 def score_scene(
     name: str,
     overrides: dict,
@@ -183,19 +195,14 @@ def score_scene(
         for scene_input in (False, True) if plain else (True,):
             got: dict = {}
             t0 = time.perf_counter()
-            report, payload = adapt(
+            report, payload = quiet_adapt(
                 learn_on,
                 fps,
                 scene_dir / f"adapt_{space}{'' if scene_input else '_plain'}",
-                AdaptConfig(
-                    epochs=epochs,
-                    scene_input=scene_input,
-                    min_train_windows=min_windows,
-                    min_val_windows=min(20, min_windows),
-                ),
-                progress=False,
-                log=lambda *_: None,
-                arms=got,
+                got,
+                epochs=epochs,
+                min_windows=min_windows,
+                scene_input=scene_input,
             )
             key = f"{space}{'' if scene_input else ' plain'}"
             reports[key] = {**report.to_dict(), "adapt_s": time.perf_counter() - t0}
@@ -274,19 +281,14 @@ def score_classes(out: Path, duration: float, epochs: int, seed: int, min_window
     for class_input in (False, True):
         got: dict = {}
         tag = "class input" if class_input else "no class input"
-        report, payload = adapt(
+        report, payload = quiet_adapt(
             tracks.select(tracks.frame_id <= cut),
             cfg.fps,
             out / f"classes_{duration:g}s_seed{seed}" / tag.replace(" ", "_"),
-            AdaptConfig(
-                epochs=epochs,
-                class_input=class_input,
-                min_train_windows=min_windows,
-                min_val_windows=min(20, min_windows),
-            ),
-            progress=False,
-            log=lambda *_: None,
-            arms=got,
+            got,
+            epochs=epochs,
+            min_windows=min_windows,
+            class_input=class_input,
         )
         reports[tag] = report.to_dict()
         arms[f"scene input, {tag}"] = got["fine-tuned"]

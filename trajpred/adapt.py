@@ -259,7 +259,7 @@ def live_ground_tracks(tracks: Tracks, homography, fps: float, dt_s: float, fore
         GroundPlane(homography, forecast.homography or "homography"),
         fps,
         forecast.ground_noise_px,
-        forecast.max_gap_steps * fps * dt_s,
+        forecast.restart_after_frames(fps, dt_s),
     )
 
 

@@ -71,6 +71,11 @@ class ForecastConfig:
     ground_noise_px: float = 3.0  # with a homography: std of a box's bottom centre in pixels,
     # for the ground-plane Kalman filter (trajpred/ground_filter.py); 0 = raw positions
 
+    def restart_after_frames(self, fps: float, dt_s: float) -> float:
+        """A track unseen for more video frames than this restarts its forecaster state (and
+        its ground-plane filter): max_gap_steps model steps, with a tolerance for rounding."""
+        return self.max_gap_steps * fps * dt_s + 1e-9
+
     def __post_init__(self) -> None:
         check_fields(
             self,
@@ -158,7 +163,7 @@ class LiveForecaster:
 
     def _restart_gaps(self, i: int, tracks: TrackedBoxes) -> None:
         """Restart the tracks of frame index i unseen for longer than max_gap_steps."""
-        limit = self.cfg.max_gap_steps * self.frames_per_step + 1e-9
+        limit = self.cfg.restart_after_frames(self.fps, self.dt_s)
         for tid in tracks.track_id.tolist():
             s = self.state.get(tid)
             if s is not None and i - s.last_frame > limit:

@@ -52,6 +52,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--time-h", type=float, default=0.35, help="stop training after this many hours")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument(
+        "--device", default="cpu", choices=("cpu", "cuda"), help="train and score on this device"
+    )
+    p.add_argument(
         "--work", default=None, help="folder for the dataset and run (default: a temp dir)"
     )
     p.add_argument("--seed", type=int, default=0)
@@ -70,9 +73,17 @@ def offline_ultralytics() -> None:
 
     # check_det_dataset() calls check_font() to fetch Arial.ttf for plots we do not draw.
     data_utils.check_font = lambda *args, **kwargs: None
+    try:
+        import polars  # noqa: F401
+    except ImportError:
+        # The lent GPU machine has no polars (its wheel is too large to carry there); the
+        # trainer only uses it to copy results.csv into each saved checkpoint.
+        from ultralytics.engine.trainer import BaseTrainer
+
+        BaseTrainer.read_results_csv = lambda self: {}
 
 
-def held_out_scores(weights: Path, seed: int, imgsz: int) -> dict:
+def held_out_scores(weights: Path, seed: int, imgsz: int, device: str = "cpu") -> dict:
     """Detection precision/recall (IoU 0.5, conf 0.25) on a fresh synthetic scene of 10 s."""
     from trajpred.demo import detection_scores
     from trajpred.detect import Detector, DetectorConfig
@@ -81,7 +92,7 @@ def held_out_scores(weights: Path, seed: int, imgsz: int) -> dict:
 
     scene = simulate(SynthConfig(seed=seed, duration_s=10.0))
     gt = scene.mot_tracks()
-    detector = Detector(DetectorConfig(weights=str(weights), imgsz=imgsz, device="cpu"))
+    detector = Detector(DetectorConfig(weights=str(weights), imgsz=imgsz, device=device))
     found = []
     for t, frame in enumerate(iter_frames(scene)):
         found.append((t + 1, detector.detect(frame).box_xywh))
@@ -115,7 +126,7 @@ def main(argv=None) -> int:
         epochs=args.epochs,
         imgsz=args.imgsz,
         batch=args.batch,
-        device="cpu",
+        device="cpu" if args.device == "cpu" else 0,  # ultralytics names GPUs by index
         workers=args.workers,
         project=str(work / "runs"),
         name="detector",
@@ -156,6 +167,7 @@ def write_report(
             "weights": out.name,
             "model": Path(args.model).name,
             "imgsz": args.imgsz,
+            "device": args.device,
             "epochs": epochs_done,
             "images": args.images,
             "scenes": args.scenes,
@@ -164,7 +176,9 @@ def write_report(
         }
     )
     report["held_out_scene_seed"] = HELD_OUT_SEED
-    report["held_out"] = held_out_scores(out, seed=HELD_OUT_SEED, imgsz=args.imgsz)
+    report["held_out"] = held_out_scores(
+        out, seed=HELD_OUT_SEED, imgsz=args.imgsz, device=args.device
+    )
     report_path.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
     return 0

@@ -203,10 +203,20 @@ class ExportedForecaster:
         self._runner.to(self.device)
         return self
 
-    def advance(self, features, state, last_speed, nbr_features=None, nbr_mask=None, scene=None):
+    def advance(
+        self,
+        features,
+        state,
+        last_speed,
+        nbr_features=None,
+        nbr_mask=None,
+        scene=None,
+        mixture: bool = True,
+    ):
         """As Forecaster.advance: features (B, T, input_size), state (h, c) or None, last_speed
         (B,), optional neighbours (B, K, 6) and mask (B, K), the scene vector of a
-        camera-specific model -> (new state, ForecastOutput)."""
+        camera-specific model -> (new state, ForecastOutput). The graph always decodes the
+        whole mixture, so `mixture` changes nothing here."""
         b = len(features)
         if state is None:
             shape = (self.cfg.num_layers, b, self.state_size)
@@ -214,6 +224,8 @@ class ExportedForecaster:
         if nbr_features is None:  # one neighbour row, masked out: pools to zeros, as None does
             nbr_features = features.new_zeros(b, 1, NEIGHBOUR_FEATURES)
             nbr_mask = torch.zeros(b, 1, dtype=torch.bool, device=features.device)
+        elif nbr_mask is None:  # every neighbour row is real
+            nbr_mask = torch.ones(nbr_features.shape[:2], dtype=torch.bool, device=features.device)
         if scene is None:
             if self.cfg.reads_scene:  # the graph always reads the scene vector
                 raise ValueError("a camera-specific forecaster needs its scene input")

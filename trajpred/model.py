@@ -115,18 +115,19 @@ class ForecastOutput:
 
     mean: (B, pred_len, 2) deterministic forecast.
     modes: (B, M, pred_len, 2); mode_logits: (B, M); mode_sigma: (B, M, pred_len) std-dev.
+    Decoded with mixture=False, modes is None and the mixture is its most probable mode alone
+    (M = 1): all a forecast without samples reads (its sigma).
     """
 
     mean: torch.Tensor
-    modes: torch.Tensor
+    modes: torch.Tensor | None
     mode_logits: torch.Tensor
     mode_sigma: torch.Tensor
 
     def cpu(self) -> ForecastOutput:
         """The same output with every tensor on the CPU (a model trained on a GPU)."""
-        return ForecastOutput(
-            self.mean.cpu(), self.modes.cpu(), self.mode_logits.cpu(), self.mode_sigma.cpu()
-        )
+        moved = [None if t is None else t.cpu() for t in vars(self).values()]
+        return ForecastOutput(*moved)
 
 
 def softplus(x: torch.Tensor) -> torch.Tensor:
@@ -134,6 +135,12 @@ def softplus(x: torch.Tensor) -> torch.Tensor:
     elementwise ops on an exported forecast (136 vs 36 us for 50 tracks' sigmas); same values
     as torch's softplus within 1e-6."""
     return x.clamp_min(0) + torch.log1p(torch.exp(-x.abs()))
+
+
+def mode_sigma(raw: torch.Tensor) -> torch.Tensor:
+    """Per-step standard deviations (..., steps) from the mode head's raw sigma outputs: each
+    step adds a positive increment, so uncertainty grows along the forecast."""
+    return (softplus(raw) + 1e-3).cumsum(-1)
 
 
 def _mlp(in_size: int, hidden: int, out_size: int) -> nn.Sequential:
@@ -214,10 +221,14 @@ class Forecaster(nn.Module):
     def pool_neighbours(
         self, features: torch.Tensor | None, mask: torch.Tensor | None, batch: int
     ) -> torch.Tensor:
-        """(B, K, NEIGHBOUR_FEATURES), (B, K) bool -> (B, social_size); zeros without neighbours."""
+        """(B, K, NEIGHBOUR_FEATURES), (B, K) bool or None (every row real) -> (B, social_size);
+        zeros without neighbours."""
         if features is None or features.shape[1] == 0:
             return torch.zeros(batch, self.cfg.social_size, device=self.mean_head[0].weight.device)
-        encoded = self.social(features).masked_fill(~mask[..., None], -1e9).max(1).values
+        encoded = self.social(features)
+        if mask is None:
+            return encoded.amax(1)
+        encoded = encoded.masked_fill(~mask[..., None], -1e9).amax(1)
         return torch.where(mask.any(1, keepdim=True), encoded, torch.zeros_like(encoded))
 
     def decode(
@@ -227,10 +238,12 @@ class Forecaster(nn.Module):
         nbr_features: torch.Tensor | None = None,
         nbr_mask: torch.Tensor | None = None,
         scene: torch.Tensor | None = None,
+        mixture: bool = True,
     ) -> ForecastOutput:
         """hidden (B, H), last_speed (B,) model units per step, optional neighbour features
-        (B, K, NEIGHBOUR_FEATURES) with mask (B, K), optional scene vector (B, scene_features)
-        -> ForecastOutput."""
+        (B, K, NEIGHBOUR_FEATURES) with mask (B, K) (None: all real), optional scene vector
+        (B, scene_features) -> ForecastOutput; mixture=False: without the modes' trajectories
+        (see `top_mode`)."""
         b, m, steps = hidden.shape[0], self.cfg.num_modes, self.cfg.pred_len
         if self.cfg.social_neighbours > 0:
             hidden = torch.cat([hidden, self.pool_neighbours(nbr_features, nbr_mask, b)], -1)
@@ -238,15 +251,32 @@ class Forecaster(nn.Module):
             hidden = hidden + self.scene(scene)
         k = torch.arange(1, steps + 1, device=hidden.device, dtype=hidden.dtype)
         # Constant velocity in the heading frame: keep going along +x at the last speed.
-        cv = torch.stack([last_speed[:, None] * k, torch.zeros_like(last_speed[:, None] * k)], -1)
+        along = last_speed[:, None] * k
+        cv = torch.stack([along, torch.zeros_like(along)], -1)
         mean = cv + self.mean_head(hidden).view(b, steps, 2).cumsum(1)
         if self.cfg.scene_prior_size > 0 and scene is not None:
             w = self.cfg.scene_prior_weight
             mean = (1 - w) * mean + w * (cv + self.scene_prior(scene, last_speed))
+        if not mixture:
+            return ForecastOutput(mean, None, *self.top_mode(hidden))
         raw = self.mode_head(hidden).view(b, m, steps * 3 + 1)
         modes = cv[:, None] + raw[..., : steps * 2].reshape(b, m, steps, 2).cumsum(2)
-        sigma = softplus(raw[..., steps * 2 : steps * 3]) + 1e-3
-        return ForecastOutput(mean, modes, raw[..., -1], sigma.cumsum(2))
+        return ForecastOutput(mean, modes, raw[..., -1], mode_sigma(raw[..., steps * 2 : -1]))
+
+    def top_mode(self, head_input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logit (B, 1), sigma (B, 1, pred_len)) of the most probable mode. The mode head's last
+        layer is evaluated on its logit and sigma rows only (a third of them: the trajectories
+        are skipped), which gives the same numbers as the whole head."""
+        m, steps = self.cfg.num_modes, self.cfg.pred_len
+        first, relu, last = self.mode_head
+        # Each mode's outputs are its trajectory (2 * steps), its sigmas (steps) and its logit.
+        rows = slice(steps * 2, None)
+        weight = last.weight.view(m, steps * 3 + 1, -1)[:, rows].reshape(m * (steps + 1), -1)
+        bias = last.bias.view(m, steps * 3 + 1)[:, rows].reshape(-1)
+        raw = nn.functional.linear(relu(first(head_input)), weight, bias).view(-1, m, steps + 1)
+        best = raw[..., -1].argmax(1, keepdim=True)[..., None]  # (B, 1, 1)
+        top = raw.gather(1, best.expand(-1, -1, steps + 1))  # (B, 1, steps + 1)
+        return top[..., -1], mode_sigma(top[..., :-1])
 
     def advance(
         self,
@@ -256,12 +286,14 @@ class Forecaster(nn.Module):
         nbr_features: torch.Tensor | None = None,
         nbr_mask: torch.Tensor | None = None,
         scene: torch.Tensor | None = None,
+        mixture: bool = True,
     ) -> tuple[tuple[torch.Tensor, torch.Tensor], ForecastOutput]:
         """Encode features (B, T, input_size) from `state` (None: zeros) and forecast from the
         new state: (new state, ForecastOutput). Streaming calls it with T = 1 per observation,
-        so observing and forecasting is one call; it is the graph `trajpred export` writes."""
+        so observing and forecasting is one call; it is the graph `trajpred export` writes
+        (with the whole mixture)."""
         hidden, state = self.encode(features, state)
-        return state, self.decode(hidden, last_speed, nbr_features, nbr_mask, scene)
+        return state, self.decode(hidden, last_speed, nbr_features, nbr_mask, scene, mixture)
 
     def forward(
         self,
@@ -331,10 +363,14 @@ class Ensemble(nn.Module):
         nbr_features: torch.Tensor | None = None,
         nbr_mask: torch.Tensor | None = None,
         scene: torch.Tensor | None = None,
+        mixture: bool = True,
     ) -> ForecastOutput:
+        # Only the first member's mixture is used: the others decode without their modes.
         outs = [
-            member.decode(h, last_speed, nbr_features, nbr_mask, scene)
-            for member, h in zip(self.members, hidden.chunk(len(self.members), -1), strict=False)
+            member.decode(h, last_speed, nbr_features, nbr_mask, scene, mixture and i == 0)
+            for i, (member, h) in enumerate(
+                zip(self.members, hidden.chunk(len(self.members), -1), strict=True)
+            )
         ]
         first = outs[0]
         return ForecastOutput(

@@ -69,9 +69,8 @@ def step_features(
     unit = step_xy / length.clamp_min(1e-9)[:, None]
     # A track's first moving step defines its first heading.
     ref = torch.where((~heading.known & moving)[:, None], unit, heading.direction)
-    motion = torch.cat([rotate_into(ref, step_xy), length[:, None]], -1)
     if box_wh is None or prev_box_wh is None:
-        box = motion.new_zeros(len(motion), BOX_FEATURES)
+        box = step_xy.new_zeros(len(step_xy), BOX_FEATURES)
     else:
         box = torch.stack(
             [
@@ -81,7 +80,8 @@ def step_features(
             ],
             -1,
         )
-    parts = [motion, box] + ([appearance] if appearance is not None else [])
+    motion = [rotate_into(ref, step_xy), length[:, None]]
+    parts = [*motion, box] + ([appearance] if appearance is not None else [])
     new_heading = Heading(torch.where(moving[:, None], unit, ref), heading.known | moving)
     return torch.cat(parts, -1), new_heading
 
@@ -117,8 +117,9 @@ def window_features(
 
 
 def speed_along(step_xy: torch.Tensor, heading: Heading) -> torch.Tensor:
-    """(B,) the last step's length along the current heading: the constant-velocity speed."""
-    return rotate_into(heading.direction, step_xy)[:, 0]
+    """(B,) the last step's length along the current heading: the constant-velocity speed
+    (rotate_into's first component, in two ops)."""
+    return (heading.direction * step_xy).sum(-1)
 
 
 def to_positions(
@@ -156,11 +157,12 @@ def neighbour_features(
     """Neighbours at the last two observations, nbr_xy (B, K, 2, 2) source units, seen from each
     agent at `origin` (B, 2) with last step own_step (B, 2): (B, K, 6) in its heading frame, model
     units: relative position, the neighbour's step, and its step relative to the agent's."""
-    direction = heading.direction[:, None]
-    s = scale[:, None, None]
-    rel = rotate_into(direction, (nbr_xy[:, :, 1] - origin[:, None]) / s)
-    step = rotate_into(direction, (nbr_xy[:, :, 1] - nbr_xy[:, :, 0]) / s)
-    own = rotate_into(heading.direction, own_step / scale[:, None])[:, None]
+    last, k = nbr_xy[:, :, 1], nbr_xy.shape[1]
+    # One rotation for the neighbours' offsets, their steps and our own step (few small ops:
+    # the live forecaster builds these on every observation).
+    moves = torch.cat([last - origin[:, None], last - nbr_xy[:, :, 0], own_step[:, None]], 1)
+    turned = rotate_into(heading.direction[:, None], moves / scale[:, None, None])
+    rel, step, own = turned.split([k, k, 1], 1)
     return torch.cat([rel, step, step - own], -1)
 
 

@@ -92,7 +92,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     runs = []
     for path in args.forecasters:
-        streams, walkers = TrackStreams(load_forecaster(path)), Walkers(args.tracks)
+        # as predict: the mixture is kept only when samples are drawn
+        streams = TrackStreams(load_forecaster(path), samples=args.k > 0)
+        walkers = Walkers(args.tracks)
         for _ in range(5):  # warm-up, and two samples per track before forecasts mean anything
             timed_frame(streams, walkers, args.k)
         runs.append((path, streams, walkers, []))

@@ -172,7 +172,7 @@ def bench_streams(checkpoint: str, n_tracks: int, repeats: int = 50) -> dict:
     from trajpred.checkpoint import load_forecaster
     from trajpred.forecast import TrackStreams
 
-    streams = TrackStreams(load_forecaster(checkpoint))
+    streams = TrackStreams(load_forecaster(checkpoint), samples=False)  # predict's default k=0
     ids = list(range(1, n_tracks + 1))
     rng = np.random.default_rng(0)
     xy = rng.uniform(0, 500, (n_tracks, 2))

@@ -76,8 +76,8 @@ def draw_samples(
 
 
 def top_mode_sigma(out: ForecastOutput, scale: torch.Tensor) -> torch.Tensor:
-    best = out.mode_logits.argmax(1)
-    return out.mode_sigma[torch.arange(len(best)), best] * scale[:, None]
+    best = out.mode_logits.argmax(1)[:, None, None].expand(-1, 1, out.mode_sigma.shape[2])
+    return out.mode_sigma.gather(1, best)[:, 0] * scale[:, None]
 
 
 def window_inputs(
@@ -183,58 +183,79 @@ class TrackStreams:
     costs no second call. Positions are in source units (pixels or metres); `box_wh` (pixels)
     sets the per-track scale (box height / 1.7 = pixels per metre, smoothed) and the box
     features.
+
+    samples: whether `forecast` may draw samples (k > 0). Without them each step decodes the
+    mixture's most probable mode alone (its sigma is all a forecast reads then), which skips
+    most of the mode head's work, and no mixture is kept.
     """
 
-    FORECAST_FIELDS = ("fc_xy", "fc_top_sigma", "fc_mean", "fc_modes", "fc_logits", "fc_sigma")
+    MIXTURE_FIELDS = ("fc_mean", "fc_modes", "fc_logits", "fc_sigma")
 
-    def __init__(self, model: Forecaster, device: str | torch.device = "cpu", capacity: int = 64):
+    def __init__(
+        self,
+        model: Forecaster,
+        device: str | torch.device = "cpu",
+        capacity: int = 64,
+        samples: bool = True,
+    ):
         self.model = model.eval().to(device)
         self.device = torch.device(device)
+        self.samples = samples
         self.slot: dict[int, int] = {}
         self._free: list[int] = []
+        self.count = np.zeros(0, np.int64)  # observations per slot (bookkeeping: on the host)
         self._alloc(capacity)
 
     def _alloc(self, capacity: int) -> None:
         cfg, dev = self.model.cfg, self.device
-        old = getattr(self, "h", None)
-        n_old = 0 if old is None else old.shape[1]
+        n_old = len(self.count)
         m, p = cfg.num_modes, cfg.pred_len
         new = {
             "h": torch.zeros(cfg.num_layers, capacity, self.model.state_size, device=dev),
             "c": torch.zeros(cfg.num_layers, capacity, self.model.state_size, device=dev),
             "last_xy": torch.zeros(capacity, 2, device=dev),
             "last_box": torch.zeros(capacity, 2, device=dev),
-            "last_step": torch.zeros(capacity, 2, device=dev),
             "direction": torch.tensor([[1.0, 0.0]], device=dev).repeat(capacity, 1),
             "known": torch.zeros(capacity, dtype=torch.bool, device=dev),
             "scale": torch.ones(capacity, device=dev),
-            "count": torch.zeros(capacity, dtype=torch.long, device=dev),
+            "class_id": torch.full((capacity,), -1, dtype=torch.long, device=dev),
             # The forecast made at each track's latest observation: mean positions and top
-            # mode's sigma in source units (what every frame reads), and the mixture in the
-            # heading frame and model units (read only to draw samples).
+            # mode's sigma in source units (what every frame reads), and with samples the
+            # mixture in the heading frame and model units (read only to draw samples).
             "fc_xy": torch.zeros(capacity, p, 2, device=dev),
             "fc_top_sigma": torch.zeros(capacity, p, device=dev),
-            "fc_mean": torch.zeros(capacity, p, 2, device=dev),
-            "fc_modes": torch.zeros(capacity, m, p, 2, device=dev),
-            "fc_logits": torch.zeros(capacity, m, device=dev),
-            "fc_sigma": torch.zeros(capacity, m, p, device=dev),
-            "class_id": torch.full((capacity,), -1, dtype=torch.long, device=dev),
         }
+        if self.samples:
+            new |= {
+                "fc_mean": torch.zeros(capacity, p, 2, device=dev),
+                "fc_modes": torch.zeros(capacity, m, p, 2, device=dev),
+                "fc_logits": torch.zeros(capacity, m, device=dev),
+                "fc_sigma": torch.zeros(capacity, m, p, device=dev),
+            }
         for name, tensor in new.items():
-            if old is not None:
+            if n_old:
                 dim = 1 if name in ("h", "c") else 0
                 tensor.narrow(dim, 0, n_old).copy_(getattr(self, name))
             setattr(self, name, tensor)
+        self.count = np.concatenate([self.count, np.zeros(capacity - n_old, np.int64)])
         self._free.extend(range(capacity - 1, n_old - 1, -1))
 
-    def _slots(self, track_ids) -> torch.Tensor:
-        for tid in map(int, track_ids):
+    def _slots(self, track_ids) -> np.ndarray:
+        """(N,) slots of the tracks; unknown ids get free ones."""
+        ids = [int(t) for t in track_ids]
+        for tid in ids:
             if tid not in self.slot:
                 if not self._free:
-                    self._alloc(2 * self.h.shape[1])
+                    self._alloc(2 * len(self.count))
                 self.slot[tid] = self._free.pop()
-        return torch.tensor(
-            [self.slot[int(t)] for t in track_ids], dtype=torch.long, device=self.device
+        return np.array([self.slot[t] for t in ids], dtype=np.int64)
+
+    def _on_device(self, a: np.ndarray | None, dtype=np.float32) -> torch.Tensor | None:
+        # numpy converts (float64 positions to float32) in a fraction of torch's time
+        return (
+            None
+            if a is None
+            else torch.as_tensor(np.ascontiguousarray(a, dtype), device=self.device)
         )
 
     @torch.inference_mode()  # state made inside inference mode is changed only inside it
@@ -249,15 +270,18 @@ class TrackStreams:
                 self.direction[s] = torch.tensor([1.0, 0.0], device=self.device)
                 for name in ("h", "c"):
                     getattr(self, name)[:, s] = 0
-                for name in ("last_step", *self.FORECAST_FIELDS):
+                for name in (
+                    "fc_xy",
+                    "fc_top_sigma",
+                    *(self.MIXTURE_FIELDS if self.samples else ()),
+                ):
                     getattr(self, name)[s] = 0
                 self._free.append(s)
 
     def n_observed(self, track_ids) -> np.ndarray:
         """(N,) observations seen per track (0 for unknown ids)."""
-        counts = self.count.cpu().numpy()
         return np.array(
-            [counts[self.slot[int(t)]] if int(t) in self.slot else 0 for t in track_ids],
+            [self.count[self.slot[int(t)]] if int(t) in self.slot else 0 for t in track_ids],
             dtype=np.int64,
         )
 
@@ -274,101 +298,109 @@ class TrackStreams:
         (N,) are kept for camera-specific models that read the class)."""
         if len(track_ids) == 0:
             return
-        slots = self._slots(track_ids)
-        xy_t = torch.as_tensor(np.asarray(xy), dtype=torch.float32, device=self.device)
-        box_t = (
-            None
-            if box_wh is None
-            else torch.as_tensor(np.asarray(box_wh), dtype=torch.float32, device=self.device)
-        )
-        first = self.count[slots] == 0
+        index = self._slots(track_ids)
+        first = self.count[index] == 0
+        slots = self._on_device(index, np.int64)
+        xy_t, box_t, app = map(self._on_device, (xy, box_wh, appearance))
         if box_t is not None:
             # pixels per metre from the box height, smoothed so one bad box cannot jump the scale
             fresh = box_t[:, 1].clamp_min(1.0) / PERSON_HEIGHT_M
-            self.scale[slots] = torch.where(first, fresh, 0.8 * self.scale[slots] + 0.2 * fresh)
-        if class_id is not None:  # before stepping: the class of this observation is read
-            self.class_id[slots] = torch.as_tensor(np.asarray(class_id), device=self.device)
-        app = None
-        if appearance is not None:
-            app = torch.as_tensor(appearance, dtype=torch.float32, device=self.device)
+            smoothed = 0.8 * self.scale[slots] + 0.2 * fresh
+            self.scale.index_copy_(
+                0,
+                slots,
+                torch.where(self._on_device(first, bool), fresh, smoothed)
+                if first.any()
+                else smoothed,
+            )
+        if class_id is not None and self.model.cfg.reads_scene:  # read when stepping, below
+            self.class_id[slots] = self._on_device(class_id, np.int64)
         if not first.any():  # the usual call: every track continues
             self._advance(slots, xy_t, box_t, app)
         else:
             # a new track stays where it is until its second observation
-            self.fc_xy[slots[first]] = xy_t[first, None]
-            rows = (~first).nonzero().squeeze(1)
+            new = self._on_device(first, bool)
+            self.fc_xy[slots[new]] = xy_t[new, None]
+            rows = self._on_device(np.flatnonzero(~first), np.int64)
             if len(rows):
                 pick = lambda t: None if t is None else t[rows]  # noqa: E731
                 self._advance(slots[rows], xy_t[rows], pick(box_t), pick(app))
-        self.last_xy[slots] = xy_t
+        self.last_xy.index_copy_(0, slots, xy_t)
         if box_t is not None:
-            self.last_box[slots] = box_t
-        self.count[slots] += 1
+            self.last_box.index_copy_(0, slots, box_t)
+        self.count[index] += 1
 
     def _advance(self, cont, xy, box, appearance) -> None:
         """Step and forecast the tracks in slots `cont`, observed now at xy (C, 2)."""
-        scale, prev_xy = self.scale[cont], self.last_xy[cont]
+        # index_select / index_copy_ rather than [cont]: the same copies, at a fraction of the
+        # cost of advanced indexing on ~50 rows (this runs on every sampling frame).
+        rows = lambda name, dim=0: getattr(self, name).index_select(dim, cont)  # noqa: E731
+        scale, prev_xy = rows("scale"), rows("last_xy")
         step = (xy - prev_xy) / scale[:, None]
         use_box = box is not None and self.model.cfg.box_features
         feats, heading = step_features(
             step,
-            Heading(self.direction[cont], self.known[cont]),
+            Heading(rows("direction"), rows("known")),
             box if use_box else None,
-            self.last_box[cont] if use_box else None,
+            rows("last_box") if use_box else None,
             appearance,
         )
         nbr, mask = self._neighbours(prev_xy, xy, heading, scale)
         cfg = self.model.cfg
         scene = (
-            scene_features(xy, heading.direction, self.class_id[cont], cfg)
+            scene_features(xy, heading.direction, rows("class_id"), cfg)
             if cfg.reads_scene
             else None
         )
         (h, c), out = self.model.advance(
             feats[:, None],
-            (self.h[:, cont], self.c[:, cont]),
+            (rows("h", 1), rows("c", 1)),
             speed_along(step, heading),
             nbr,
             mask,
             scene,
+            mixture=self.samples,
         )
-        self.h[:, cont], self.c[:, cont] = h, c
-        self.direction[cont], self.known[cont] = heading.direction, heading.known
-        self.last_step[cont] = step
-        self.fc_xy[cont] = to_positions(out.mean, xy, heading, scale)
-        self.fc_top_sigma[cont] = top_mode_sigma(out, scale)
-        self.fc_mean[cont], self.fc_modes[cont] = out.mean, out.modes
-        self.fc_logits[cont], self.fc_sigma[cont] = out.mode_logits, out.mode_sigma
+        new = {
+            "h": h,
+            "c": c,
+            "direction": heading.direction,
+            "known": heading.known,
+            "fc_xy": to_positions(out.mean, xy, heading, scale),
+            "fc_top_sigma": top_mode_sigma(out, scale),
+        }
+        if self.samples:
+            new |= dict(zip(self.MIXTURE_FIELDS, vars(out).values(), strict=True))
+        for name, value in new.items():
+            getattr(self, name).index_copy_(1 if name in ("h", "c") else 0, cont, value)
 
     def _neighbours(self, prev_xy, xy, heading: Heading, scale):
         """Neighbour features of tracks observed together at xy (C, 2), previously at prev_xy:
-        each one's nearest others of the same call (the same quantities windows carry), or
-        (None, None) for a model without them."""
+        each one's nearest others of the same call (the same quantities windows carry), and
+        their mask: None, as every row is a real neighbour; (None, None) for a model without
+        them."""
         k = self.model.cfg.social_neighbours
         if k <= 0 or len(xy) < 2:
             return None, None
         dist = torch.cdist(xy, xy)  # (C, C) source units
         dist.fill_diagonal_(float("inf"))  # not oneself
         near = dist.topk(min(k, len(xy) - 1), dim=1, largest=False).indices
-        pair = torch.stack([prev_xy[near], xy[near]], 2)  # (C, k', 2, 2)
-        features = neighbour_features(pair, xy, xy - prev_xy, heading, scale)
-        return features, torch.ones(near.shape, dtype=torch.bool, device=self.device)
+        pair = torch.stack([prev_xy, xy], 1).index_select(0, near.flatten())
+        pair = pair.view(*near.shape, 2, 2)  # (C, k', 2, 2)
+        return neighbour_features(pair, xy, xy - prev_xy, heading, scale), None
 
     @torch.inference_mode()
     def forecast(self, track_ids, k: int = 0) -> Forecasts:
         """Each track's forecast made at its latest observation, in source units (a track with
         fewer than 2 observations is forecast to stay at its last position, sigma 0)."""
-        slots = self._slots(track_ids)
+        slots = self._on_device(self._slots(track_ids), np.int64)
         samples = None
         if k:
+            if not self.samples:
+                raise ValueError("these TrackStreams keep no mixture to sample: use samples=True")
             heading = Heading(self.direction[slots], self.known[slots])
             scale, origin = self.scale[slots], self.last_xy[slots]
-            out = ForecastOutput(
-                self.fc_mean[slots],
-                self.fc_modes[slots],
-                self.fc_logits[slots],
-                self.fc_sigma[slots],
-            )
+            out = ForecastOutput(*(getattr(self, name)[slots] for name in self.MIXTURE_FIELDS))
             modes = to_positions(out.modes, origin, heading, scale)
             samples = draw_samples(out, modes, scale, k).cpu().numpy()
         return Forecasts(

@@ -149,7 +149,7 @@ class LiveForecaster:
         )
         self.dt_s, self.pred_len = model.cfg.dt_s, model.cfg.pred_len
         self.frames_per_step = fps * self.dt_s
-        self.streams = TrackStreams(model, device)
+        self.streams = TrackStreams(model, device, samples=cfg.k > 0)
         self.state: dict[int, _TrackState] = {}
         self.cache: dict[int, tuple] = {}  # id -> (offsets (P, 2), sigma (P,), samples or None)
         self.n_observed: dict[int, int] = {}  # samples per track id, over the whole video

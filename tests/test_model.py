@@ -92,9 +92,11 @@ def test_samples_have_the_requested_count():
     assert fc.samples.shape == (6, 10, 12, 2) and np.isfinite(fc.samples).all()
 
 
-def test_streaming_with_neighbours_matches_windows():
+@pytest.mark.parametrize("samples", [True, False])
+def test_streaming_with_neighbours_matches_windows(samples):
     """A social model: neighbours pooled at decode time from the other live tracks equal the
-    neighbours windows carry, when every agent is observed at every step."""
+    neighbours windows carry, when every agent is observed at every step (with or without the
+    mixture kept for samples)."""
     from trajpred.tracks import Tracks
     from trajpred.windows import make_windows
 
@@ -114,11 +116,13 @@ def test_streaming_with_neighbours_matches_windows():
     expect = forecast_windows(
         model, windows.obs_xy[first], nbr_xy=windows.nbr_xy[first], nbr_mask=windows.nbr_mask[first]
     )
-    streams = TrackStreams(model)
+    streams = TrackStreams(model, samples=samples)
     for t in range(8):
         streams.observe(np.arange(5), obs[:, t])
     order = np.argsort(windows.track_id[first])
-    np.testing.assert_allclose(streams.forecast(np.arange(5)).mean, expect.mean[order], atol=1e-4)
+    got = streams.forecast(np.arange(5))
+    np.testing.assert_allclose(got.mean, expect.mean[order], atol=1e-4)
+    np.testing.assert_allclose(got.sigma, expect.sigma[order], atol=1e-4)
     alone = forecast_windows(model, windows.obs_xy[first])  # the neighbours change the forecast
     assert np.abs(alone.mean - expect.mean).max() > 1e-3
 
@@ -145,3 +149,84 @@ def test_ensemble_averages_its_members_deterministic_forecasts(tmp_path):
     first = forecast_windows(members[0], obs, k=12)  # the mixture is the first member's
     np.testing.assert_allclose(fc.samples, first.samples, atol=1e-5)
     np.testing.assert_allclose(fc.sigma, first.sigma, atol=1e-5)
+
+
+def social_model(seed=1, **cfg):
+    torch.manual_seed(seed)
+    model = Forecaster(
+        ForecasterConfig(hidden_size=32, embed_size=16, num_modes=6, social_neighbours=3, **cfg)
+    )
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return model.eval()
+
+
+@pytest.mark.parametrize("kind", ["single", "ensemble"])
+def test_streams_without_samples_forecast_exactly_as_with_them(kind):
+    """samples=False decodes the most probable mode alone (`Forecaster.top_mode`) instead of the
+    whole mixture: the forecasts and sigmas must not change at all, through tracks that start
+    late, pause and end."""
+    model = social_model() if kind == "single" else Ensemble([social_model(1), social_model(2)])
+    obs = walks(n=9, t=12, seed=4) * 40.0  # pixels
+    box = np.random.default_rng(0).uniform([10, 30], [30, 90], (9, 12, 2))
+    ids = np.array([4, 8, 15, 16, 23, 42, 7, 9, 1])
+    full, lean = TrackStreams(model, capacity=4), TrackStreams(model, capacity=4, samples=False)
+    for t in range(12):
+        rows = np.arange(9) if t % 4 else np.arange(9)[(np.arange(9) + t) % 3 > 0]
+        rows = rows[rows < 5 + t]  # tracks start one by one
+        for streams in (full, lean):
+            if t == 7:
+                streams.drop(ids[:2])
+            streams.observe(ids[rows], obs[rows, t], box[rows, t])
+        a, b = full.forecast(ids[rows]), lean.forecast(ids[rows])
+        np.testing.assert_array_equal(a.mean, b.mean)
+        np.testing.assert_array_equal(a.sigma, b.sigma)
+    assert (a.sigma > 0).all()
+    with pytest.raises(ValueError, match="samples=True"):
+        lean.forecast(ids, k=2)
+
+
+def test_top_mode_is_the_whole_mixtures_most_probable_mode():
+    model = social_model()
+    hidden, speed = torch.randn(40, 32), torch.rand(40)
+    nbr = torch.randn(40, 3, 6)
+    with torch.no_grad():
+        full = model.decode(hidden, speed, nbr, None)
+        top = model.decode(hidden, speed, nbr, None, mixture=False)
+        masked = model.decode(hidden, speed, nbr, torch.ones(40, 3, dtype=torch.bool))
+    best = full.mode_logits.argmax(1)
+    rows = torch.arange(40)
+    assert top.modes is None and top.mode_logits.shape == (40, 1)
+    torch.testing.assert_close(top.mean, full.mean, rtol=0, atol=0)
+    torch.testing.assert_close(top.mode_logits[:, 0], full.mode_logits[rows, best], rtol=0, atol=0)
+    torch.testing.assert_close(top.mode_sigma[:, 0], full.mode_sigma[rows, best], rtol=0, atol=0)
+    torch.testing.assert_close(masked.mean, full.mean, rtol=0, atol=0)  # mask None: all real
+
+
+def test_neighbour_features_match_the_written_out_geometry():
+    """The live forecaster's neighbour features (one rotation for every vector at once) against
+    the geometry written out per agent and neighbour."""
+    from trajpred.features import Heading, neighbour_features, speed_along
+
+    g = np.random.default_rng(2)
+    nbr, origin, own = (
+        g.normal(0, 50, (6, 4, 2, 2)),
+        g.normal(0, 50, (6, 2)),
+        g.normal(0, 3, (6, 2)),
+    )
+    angle, scale = g.uniform(-np.pi, np.pi, 6), g.uniform(5, 40, 6)
+    direction = np.stack([np.cos(angle), np.sin(angle)], -1)
+    heading = Heading(torch.as_tensor(direction), torch.ones(6, dtype=torch.bool))
+    got = neighbour_features(
+        *map(torch.as_tensor, (nbr, origin, own)), heading, torch.tensor(scale)
+    )
+    for i in range(6):
+        c, s = direction[i]
+        into = np.array([[c, s], [-s, c]]) / scale[i]  # rotation into the heading frame, scaled
+        for j in range(4):
+            step = into @ (nbr[i, j, 1] - nbr[i, j, 0])
+            want = [*into @ (nbr[i, j, 1] - origin[i]), *step, *(step - into @ own[i])]
+            np.testing.assert_allclose(got[i, j].numpy(), want, rtol=1e-12, atol=1e-12)
+    speed = speed_along(torch.as_tensor(own), heading).numpy()
+    np.testing.assert_allclose(speed, (direction * own).sum(1), rtol=1e-12, atol=1e-12)

@@ -201,6 +201,8 @@ class TrackStreams:
         self.model = model.eval().to(device)
         self.device = torch.device(device)
         self.samples = samples
+        # what each slot keeps of its latest forecast
+        self.forecast_fields = ("fc_xy", "fc_top_sigma", *(self.MIXTURE_FIELDS if samples else ()))
         self.slot: dict[int, int] = {}
         self._free: list[int] = []
         self.count = np.zeros(0, np.int64)  # observations per slot (bookkeeping: on the host)
@@ -251,12 +253,10 @@ class TrackStreams:
         return np.array([self.slot[t] for t in ids], dtype=np.int64)
 
     def _on_device(self, a: np.ndarray | None, dtype=np.float32) -> torch.Tensor | None:
+        if a is None:
+            return None
         # numpy converts (float64 positions to float32) in a fraction of torch's time
-        return (
-            None
-            if a is None
-            else torch.as_tensor(np.ascontiguousarray(a, dtype), device=self.device)
-        )
+        return torch.as_tensor(np.ascontiguousarray(a, dtype), device=self.device)
 
     @torch.inference_mode()  # state made inside inference mode is changed only inside it
     def drop(self, track_ids) -> None:
@@ -270,11 +270,7 @@ class TrackStreams:
                 self.direction[s] = torch.tensor([1.0, 0.0], device=self.device)
                 for name in ("h", "c"):
                     getattr(self, name)[:, s] = 0
-                for name in (
-                    "fc_xy",
-                    "fc_top_sigma",
-                    *(self.MIXTURE_FIELDS if self.samples else ()),
-                ):
+                for name in self.forecast_fields:
                     getattr(self, name)[s] = 0
                 self._free.append(s)
 
@@ -305,14 +301,10 @@ class TrackStreams:
         if box_t is not None:
             # pixels per metre from the box height, smoothed so one bad box cannot jump the scale
             fresh = box_t[:, 1].clamp_min(1.0) / PERSON_HEIGHT_M
-            smoothed = 0.8 * self.scale[slots] + 0.2 * fresh
-            self.scale.index_copy_(
-                0,
-                slots,
-                torch.where(self._on_device(first, bool), fresh, smoothed)
-                if first.any()
-                else smoothed,
-            )
+            scale = 0.8 * self.scale.index_select(0, slots) + 0.2 * fresh
+            if first.any():
+                scale = torch.where(self._on_device(first, bool), fresh, scale)
+            self.scale.index_copy_(0, slots, scale)
         if class_id is not None and self.model.cfg.reads_scene:  # read when stepping, below
             self.class_id[slots] = self._on_device(class_id, np.int64)
         if not first.any():  # the usual call: every track continues
@@ -403,6 +395,7 @@ class TrackStreams:
             out = ForecastOutput(*(getattr(self, name)[slots] for name in self.MIXTURE_FIELDS))
             modes = to_positions(out.modes, origin, heading, scale)
             samples = draw_samples(out, modes, scale, k).cpu().numpy()
-        return Forecasts(
-            self.fc_xy[slots].cpu().numpy(), samples, self.fc_top_sigma[slots].cpu().numpy()
+        mean, sigma = (
+            t.index_select(0, slots).cpu().numpy() for t in (self.fc_xy, self.fc_top_sigma)
         )
+        return Forecasts(mean, samples, sigma)

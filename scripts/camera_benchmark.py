@@ -9,8 +9,9 @@ constant velocity, the shipped model in pixels and on the ground plane (homograp
 models adapted in pixels and on the ground plane (plain fine-tuning, scene input, the scene
 prior, both, and what `adapt`'s guard ships). Pixel forecasts are scored in metres through
 the homography, metre forecasts in pixels through its inverse. The same arms are also scored
-on the tracker's own tracks of the last 40 % against their own future (what a deployed model
-reads: detector noise included).
+on the tracker's own tracks of the last 40 % (what a deployed model reads: detector noise
+included), against their own future and against the true future of the person each track
+follows (matched by box IoU at its last observed frame, as `trajpred demo` scores forecasts).
 
 Real clips (`--real`): no ground truth, so adapt holds out the last 40 % of the tracker's own
 tracks and scores forecasts against the tracker's future positions there.

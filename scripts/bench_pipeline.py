@@ -50,6 +50,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="inference size (default: the size the weights were trained at, else 640)",
     )
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
+    p.add_argument(
+        "--forecast-device",
+        default="detector",
+        choices=("detector", "cpu", "cuda"),
+        help="where the pipeline's forecaster runs (forecast.device)",
+    )
     p.add_argument("--max-frames", type=int, default=300, help="frames used from the video")
     p.add_argument(
         "--runs",
@@ -142,7 +148,7 @@ def bench_pipeline(args, checkpoint: str, out_dir: Path, video: bool = True) -> 
         detector=DetectorConfig(
             weights=args.weights, imgsz=args.imgsz, device=args.device, half=args.half
         ),
-        forecast=ForecastConfig(checkpoint=checkpoint),
+        forecast=ForecastConfig(checkpoint=checkpoint, device=args.forecast_device),
         render=RenderConfig(video=video),
     )
     with WriterProcess() as writer:
@@ -255,6 +261,7 @@ def main(argv=None) -> int:
             "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__,
             "device": args.device,
+            "forecast_device": args.forecast_device,
             "half": args.half,
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         },

@@ -9,8 +9,9 @@ constant velocity, the shipped model in pixels and on the ground plane (homograp
 models adapted in pixels and on the ground plane (plain fine-tuning, scene input, the scene
 prior, both, and what `adapt`'s guard ships). Pixel forecasts are scored in metres through
 the homography, metre forecasts in pixels through its inverse. The same arms are also scored
-on the tracker's own tracks of the last 40 % against their own future (what a deployed model
-reads: detector noise included).
+on the tracker's own tracks of the last 40 % (what a deployed model reads: detector noise
+included), against their own future and against the true future of the person each track
+follows (matched by box IoU at its last observed frame, as `trajpred demo` scores forecasts).
 
 Real clips (`--real`): no ground truth, so adapt holds out the last 40 % of the tracker's own
 tracks and scores forecasts against the tracker's future positions there.
@@ -48,6 +49,7 @@ from trajpred.pipeline import (  # noqa: E402
     read_homography,
 )
 from trajpred.tracks import Tracks  # noqa: E402
+from trajpred.windows import Windows  # noqa: E402
 
 SCENES = {  # name -> (SynthConfig overrides, what it shows)
     "gate": (
@@ -114,12 +116,57 @@ def paired_test_windows(scene_dir: Path, cut: int, fps: float):
     m = read_tracks(scene_dir / "gt_world.txt", "eth_ucy")
     px, m = px.select(px.frame_id > cut), m.select(m.frame_id > cut)
     m.units = "m"
-    wp = camera_windows(px, fps, 0.4, OBS_LEN, 12, NEIGHBOURS)
-    wm = camera_windows(m, fps, 0.4, OBS_LEN, 12, NEIGHBOURS)
+    return paired(
+        camera_windows(px, fps, 0.4, OBS_LEN, 12, NEIGHBOURS),
+        camera_windows(m, fps, 0.4, OBS_LEN, 12, NEIGHBOURS),
+    )
+
+
+def paired(wp: Windows, wm: Windows) -> tuple[Windows, Windows]:
+    """The windows of one set of tracks in pixels and in metres with the same (track, frame)
+    keys, in the same order."""
     kp = {k: i for i, k in enumerate(zip(wp.track_id.tolist(), wp.frame_id.tolist(), strict=True))}
     km = {k: i for i, k in enumerate(zip(wm.track_id.tolist(), wm.frame_id.tolist(), strict=True))}
     both = sorted(set(kp) & set(km))
     return wp.select(np.array([kp[k] for k in both])), wm.select(np.array([km[k] for k in both]))
+
+
+def by_frame_and_track(tracks: Tracks) -> dict[tuple[int, int], np.ndarray]:
+    keys = zip(tracks.frame_id.tolist(), tracks.track_id.tolist(), strict=True)
+    return dict(zip(keys, tracks.xy, strict=True))
+
+
+def true_futures(
+    scene_dir: Path, tracks: Tracks, wp: Windows, frames_per_step: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For the tracker's windows `wp`: the true future of the person each one follows, as the
+    demo scores the pipeline's forecasts. The person is the ground-truth box the track's box
+    matched (IoU >= 0.5, one-to-one within the frame) at the last observed frame. Returns the
+    rows of `wp` whose person is in the ground truth at every forecast frame, and that
+    person's bottom centres (px) and ground positions (m) there, (rows, pred_len, 2) each."""
+    from trajpred.demo import match_boxes
+
+    gt = read_mot(scene_dir / "gt_mot.txt")
+    world = read_tracks(scene_dir / "gt_world.txt", "eth_ucy")
+    feet_px, feet_m = by_frame_and_track(gt), by_frame_and_track(world)
+    person = {}  # (frame, tracker id) -> ground-truth id
+    for frame in np.unique(wp.frame_id).tolist():
+        seen, truth = tracks.frame_id == frame, gt.frame_id == frame
+        for i, j in match_boxes(tracks.box_xywh[seen], gt.box_xywh[truth]):
+            person[frame, int(tracks.track_id[seen][i])] = int(gt.track_id[truth][j])
+    rows, px, m = [], [], []
+    steps = frames_per_step * np.arange(1, wp.pred_len + 1)
+    for row, (tid, frame) in enumerate(
+        zip(wp.track_id.tolist(), wp.frame_id.tolist(), strict=True)
+    ):
+        g = person.get((frame, tid))
+        keys = [(frame + int(s), g) for s in steps]
+        if g is None or not all(k in feet_px and k in feet_m for k in keys):
+            continue
+        rows.append(row)
+        px.append([feet_px[k] for k in keys])
+        m.append([feet_m[k] for k in keys])
+    return np.array(rows, np.int64), np.array(px), np.array(m)
 
 
 def predict(model, w) -> np.ndarray:
@@ -227,25 +274,35 @@ def score_scene(
                     space,
                 )
     wp, wm = paired_test_windows(scene_dir, cut, fps)
-    rows = []
     # The same arms on the tracker's own tracks of the last 40 %: what a deployed model reads
-    # (detector noise, far-away jitter on the ground plane), scored against their own future.
+    # (detector noise, far-away jitter on the ground plane), scored against their own future
+    # ("_trk") and against the true future of the person each track follows ("_seen": what a
+    # user of the live pipeline gets).
     later = all_tracks.select(all_tracks.frame_id > cut)
-    tp = camera_windows(later, fps, 0.4, OBS_LEN, 12, NEIGHBOURS)
     ground = on_ground(all_tracks, h, fps)  # filtered from the start, as live
-    tm = camera_windows(ground.select(ground.frame_id > cut), fps, 0.4, OBS_LEN, 12, NEIGHBOURS)
+    tp, tm = paired(
+        camera_windows(later, fps, 0.4, OBS_LEN, 12, NEIGHBOURS),
+        camera_windows(ground.select(ground.frame_id > cut), fps, 0.4, OBS_LEN, 12, NEIGHBOURS),
+    )
+    seen, seen_px, seen_m = true_futures(scene_dir, later, tp, int(round(fps * 0.4)))
+    tests = {  # tag -> (pixel windows, metre windows, true future px, true future m)
+        "": (wp, wm, wp.fut_xy, wm.fut_xy),
+        "_trk": (tp, tm, tp.fut_xy, tm.fut_xy),
+        "_seen": (tp.select(seen), tm.select(seen), seen_px, seen_m),
+    }
+    rows = []
     for arm, (model, space) in arms.items():
         row = {"arm": arm}
-        for tag, (px_w, m_w) in (("", (wp, wm)), ("_trk", (tp, tm))):
+        for tag, (px_w, m_w, truth_px, truth_m) in tests.items():
             pred = predict(model, px_w if space == "px" else m_w)
             pred_px = pred if space == "px" else apply_homography(h_inv, pred)
             pred_m = pred if space == "m" else apply_homography(h, pred)
             row.update(
                 {
-                    f"ade_px{tag}": float(ade(pred_px, px_w.fut_xy).mean()),
-                    f"fde_px{tag}": float(fde(pred_px, px_w.fut_xy).mean()),
-                    f"ade_m{tag}": float(ade(pred_m, m_w.fut_xy).mean()),
-                    f"fde_m{tag}": float(fde(pred_m, m_w.fut_xy).mean()),
+                    f"ade_px{tag}": float(ade(pred_px, truth_px).mean()),
+                    f"fde_px{tag}": float(fde(pred_px, truth_px).mean()),
+                    f"ade_m{tag}": float(ade(pred_m, truth_m).mean()),
+                    f"fde_m{tag}": float(fde(pred_m, truth_m).mean()),
                 }
             )
         rows.append(row)
@@ -257,6 +314,7 @@ def score_scene(
         "adapt_frames": cut,
         "test_windows": len(wp),
         "tracker_test_windows": len(tp),
+        "seen_test_windows": len(seen),
         "track_s": track_s,
         "adapt": reports,
         "rows": rows,
@@ -393,15 +451,22 @@ def markdown(scenes: list[dict], real: list[dict], ablation: dict | None = None)
             ],
             "",
             f"ground truth: {s['test_windows']} test windows; tracker: "
-            f"{s['tracker_test_windows']} windows of the tracker's own tracks",
+            f"{s['tracker_test_windows']} windows of the tracker's own tracks, scored against "
+            f"their own future; seen -> true: {s['seen_test_windows']} of them scored against "
+            "the true future of the person the track follows",
             "",
-            "| arm | ADE px | FDE px | ADE m | FDE m | tracker: ADE px | FDE px | ADE m | FDE m |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| arm | ADE px | FDE px | ADE m | FDE m | tracker: ADE px | FDE px | ADE m | FDE m "
+            "| seen -> true: ADE px | FDE px | ADE m | FDE m |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         lines += [
-            f"| {r['arm']} | {r['ade_px']:.2f} | {r['fde_px']:.2f} | {r['ade_m']:.3f} | "
-            f"{r['fde_m']:.3f} | {r['ade_px_trk']:.2f} | {r['fde_px_trk']:.2f} | "
-            f"{r['ade_m_trk']:.3f} | {r['fde_m_trk']:.3f} |"
+            f"| {r['arm']} | "
+            + " | ".join(
+                f"{r[f'ade_px{tag}']:.2f} | {r[f'fde_px{tag}']:.2f} | {r[f'ade_m{tag}']:.3f} | "
+                f"{r[f'fde_m{tag}']:.3f}"
+                for tag in ("", "_trk", "_seen")
+            )
+            + " |"
             for r in s["rows"]
         ]
         lines.append("")

@@ -7,7 +7,8 @@
 #      yolo11n-sized AND finds the people (random weights find few, which would leave the tracker
 #      and the forecaster idle and flatter the pipeline); the 768x576 benchmark video;
 #   B. bench_training.py alone: training windows/s at batch 8192 (goal >= 200k on an H100);
-#   C. bench_pipeline.py alone, fp32 and fp16: pipeline fps / bare YOLO.track fps (goal >= 0.9).
+#   C. bench_pipeline.py alone, fp16, fp32 and fp32 with the forecaster on the CPU: pipeline fps /
+#      bare YOLO.track fps (goal >= 0.9).
 # Results go to $OUT (the device tool brings them back; at most 8 files) or runs/gpu_check;
 # scratch to $WORK.
 #
@@ -72,11 +73,15 @@ stamp "B. training throughput (alone)"
 timeout 150 python3 scripts/bench_training.py --device "$device" --batch-size 8192 \
     --windows "${WINDOWS:-400000}" --out "$out/bench_training.json" 2>&1 | tail -n 8
 
-for precision in fp16 fp32; do
-    stamp "C. pipeline vs bare YOLO.track, $precision (alone)"
-    half=""; [ "$precision" = fp16 ] && half="--half"
+# fp32_cpufc: the writer's forecaster on the CPU (forecast.device=cpu), so that only the
+# detector's process uses the GPU (two processes on one GPU take turns on it).
+for arm in fp16 fp32 fp32_cpufc; do
+    stamp "C. pipeline vs bare YOLO.track, $arm (alone)"
+    extra=""
+    [ "$arm" = fp16 ] && extra="--half"
+    [ "$arm" = fp32_cpufc ] && extra="--forecast-device cpu"
     timeout 200 python3 scripts/bench_pipeline.py "$video" --weights "$weights" --imgsz 640 \
-        --device "$device" --max-frames "${FRAMES:-450}" $half \
-        --out "$out/bench_$precision.json" 2>&1 | tail -n 12
+        --device "$device" --max-frames "${FRAMES:-300}" $extra \
+        --out "$out/bench_$arm.json" 2>&1 | tail -n 12
 done
 stamp "done"

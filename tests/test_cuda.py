@@ -26,25 +26,30 @@ def trajpred(*args) -> subprocess.CompletedProcess:
 
 def test_predict_on_cuda_matches_cpu(video_assets, tmp_path):
     rows = {}
-    for device in ("cpu", "cuda"):
+    arms = {  # name -> extra arguments; the last one keeps the writer's forecaster on the CPU
+        "cpu": ["--device", "cpu"],
+        "cuda": ["--device", "cuda"],
+        "cuda_cpu_forecaster": ["--device", "cuda", "--set", "forecast.device=cpu"],
+    }
+    for name, extra in arms.items():
         done = trajpred(
             "predict",
             video_assets.scene.video,
             "--out",
-            tmp_path / device,
+            tmp_path / name,
             "--weights",
             video_assets.weights,
             "--checkpoint",
             "data/checkpoints/video.pt",
-            "--device",
-            device,
+            *extra,
             "--no-progress",
         )
         assert done.returncode == 0, done.stderr
-        rows[device] = (tmp_path / device / "forecasts.csv").read_text().splitlines()
+        rows[name] = (tmp_path / name / "forecasts.csv").read_text().splitlines()
     assert len(rows["cuda"]) > 1  # forecasts were made on the GPU, in the writer process
     # Same detections give the same tracks; fp32 on two devices may differ in the last digits.
-    assert abs(len(rows["cuda"]) - len(rows["cpu"])) <= 0.02 * len(rows["cpu"])
+    for name in ("cuda", "cuda_cpu_forecaster"):
+        assert abs(len(rows[name]) - len(rows["cpu"])) <= 0.02 * len(rows["cpu"])
 
 
 def test_training_on_cuda_gives_a_checkpoint_the_cpu_loads(tmp_path):

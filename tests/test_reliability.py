@@ -148,6 +148,7 @@ SETTINGS = [
     (["predict", "clip.mp4", "--k", "1000000"], ["--k", "'forecast.k'"]),
     (["predict", "clip.mp4", "--set", "render.line_px=0"], ["'render.line_px'"]),
     (["predict", "clip.mp4", "--set", "forecast.drop_after_s=.nan"], ["'forecast.drop_after_s'"]),
+    (["predict", "clip.mp4", "--set", "forecast.device=gpu"], ["'forecast.device' must be one of"]),
     (["predict", "clip.mp4", "--workers", "0"], ["--workers", "[1, 64]"]),
     (["track", "clip.mp4", "--set", "detector.device=gpu"], ["'detector.device' must be one of"]),
     (["synth", "--seed", "-1"], ["--seed", "'seed'"]),
@@ -167,6 +168,18 @@ def test_out_of_range_settings_are_one_line_before_any_work(args, words, tmp_pat
     done = trajpred(*args, "--out", out)
     assert_one_line(done, *words)
     assert not out.exists()
+
+
+def test_a_forecaster_on_a_missing_gpu_is_one_line(video_assets, tmp_path, trajpred):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("checks the error of a machine without a GPU")
+    done = trajpred(
+        "predict", video_assets.scene.video, "--weights", video_assets.weights,
+        "--out", tmp_path / "out", "--set", "forecast.device=cuda",
+    )  # fmt: skip
+    assert_one_line(done, "forecast.device cuda: no CUDA GPU")
 
 
 # ---------------------------------------------------------------- YAML and --set

@@ -129,6 +129,7 @@ def test_camera_benchmark_scores_every_arm_on_a_tiny_scene(tmp_path):
                 "adapt as shipped (guarded) + homography (m)"):  # fmt: skip
         assert arm in arms, arms
     assert scene["test_windows"] > 0 and all(r["fde_px"] > 0 for r in scene["rows"])
+    assert scene["seen_test_windows"] > 0 and all(r["fde_m_seen"] > 0 for r in scene["rows"])
     assert "guard" in scene["adapt"]["px"] and (tmp_path / "benchmark.md").exists()
     ablation = report["classes"]  # the class input measured on a crowd with cyclists
     assert ablation["adapt"]["class input"]["classes"] == [0, 1]
@@ -139,3 +140,29 @@ def test_camera_benchmark_scores_every_arm_on_a_tiny_scene(tmp_path):
         arms["scene input, class input"]["fde_all"]
         != arms["scene input, no class input"]["fde_all"]
     )
+
+
+def test_true_futures_of_perfect_tracks_are_their_own_futures(tmp_path):
+    """camera_benchmark's "seen -> true" test: tracks that are the ground truth itself match
+    their own person in every window, so the true future is the window's own future."""
+    import importlib.util
+
+    from trajpred.adapt import camera_windows
+    from trajpred.formats import read_mot
+    from trajpred.synth.render import write_scene
+    from trajpred.synth.world import SynthConfig, simulate
+
+    spec = importlib.util.spec_from_file_location(
+        "camera_benchmark", ROOT / "scripts/camera_benchmark.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    cfg = SynthConfig(width=320, height=192, fps=10.0, duration_s=14.0, seed=3, n_agents=8)
+    scene = write_scene(simulate(cfg), tmp_path / "scene")
+    truth = read_mot(tmp_path / "scene" / "gt_mot.txt")
+    windows = camera_windows(truth, cfg.fps, 0.4, 8, 12, 8)
+    assert len(windows) > 0, scene
+    rows, px, m = bench.true_futures(tmp_path / "scene", truth, windows, 4)
+    assert rows.tolist() == list(range(len(windows)))
+    np.testing.assert_allclose(px, windows.fut_xy, atol=1e-3)
+    assert m.shape == px.shape and np.isfinite(m).all()

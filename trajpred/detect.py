@@ -104,8 +104,9 @@ def fp16_argument() -> dict:
     return {"quantize": 16} if "quantize" in DEFAULT_CFG_DICT else {"half": True}
 
 
-def resolve_device(device: str) -> str:
-    """auto | cpu | cuda -> the torch device string ("cpu" or "cuda:0")."""
+def resolve_device(device: str, setting: str = "--device") -> str:
+    """auto | cpu | cuda -> the torch device string ("cpu" or "cuda:0"); `setting` names the
+    option in the error."""
     import torch
 
     if device == "cpu":
@@ -113,7 +114,7 @@ def resolve_device(device: str) -> str:
     if torch.cuda.is_available():
         return "cuda:0"
     if device == "cuda":
-        raise TrajpredError("--device cuda: no CUDA GPU is available (use --device cpu or auto)")
+        raise TrajpredError(f"{setting} cuda: no CUDA GPU is available (use cpu or auto)")
     return "cpu"
 
 

@@ -44,8 +44,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .checks import between, check_fields, non_empty, optional, positive
-from .detect import Detector, DetectorConfig, resolve_device
+from .checks import between, check_fields, non_empty, one_of, optional, positive
+from .detect import DEVICES, Detector, DetectorConfig, resolve_device
 from .errors import InputError
 from .geometry import GroundPlane, read_homography
 from .geometry import apply_homography as apply_homography  # the names' old home
@@ -70,6 +70,9 @@ class ForecastConfig:
     drop_after_s: float = 2.0  # forget the forecaster state of tracks unseen this long
     ground_noise_px: float = 3.0  # with a homography: std of a box's bottom centre in pixels,
     # for the ground-plane Kalman filter (trajpred/ground_filter.py); 0 = raw positions
+    device: str = "detector"  # where the forecaster runs: detector (the detector's device) |
+    # cpu | cuda. `predict` runs it in its writer process: on a GPU that process shares the
+    # card with the detector's, and cpu keeps the detector's process alone on it
 
     def restart_after_frames(self, fps: float, dt_s: float) -> float:
         """A track unseen for more video frames than this restarts its forecaster state (and
@@ -84,6 +87,7 @@ class ForecastConfig:
             max_gap_steps=between(1),
             drop_after_s=positive(),
             ground_noise_px=between(0, 1000),
+            device=one_of("detector", *DEVICES[1:]),
         )
 
 
@@ -293,7 +297,11 @@ class Pipeline:
             None if cfg.forecast.homography is None else read_homography(cfg.forecast.homography)
         )
         self.detector = Detector(cfg.detector, low_conf=self.tracker.low_conf)
-        self.device = resolve_device(cfg.detector.device)
+        self.forecast_device = (
+            resolve_device(cfg.detector.device)
+            if cfg.forecast.device == "detector"
+            else resolve_device(cfg.forecast.device, "forecast.device")
+        )
         # The resolved config (saved beside outputs) names the files actually loaded.
         checkpoint = (
             str(resolve_data_path(cfg.forecast.checkpoint)) if forecast else cfg.forecast.checkpoint
@@ -324,7 +332,11 @@ class Pipeline:
             None
             if self.model is None
             else LiveForecaster(
-                self.model, reader.info.fps, self.config.forecast, self.device, self.homography
+                self.model,
+                reader.info.fps,
+                self.config.forecast,
+                self.forecast_device,
+                self.homography,
             )
         )
         for i, image in enumerate(reader):

@@ -84,7 +84,8 @@ def add_detector_arguments(p: argparse.ArgumentParser) -> None:
         "--device",
         choices=DEVICES,
         default=S,
-        help=f"where to run the detector and forecaster (default: {d.device})",
+        help=f"where to run the detector and forecaster (default: {d.device}; "
+        "--set forecast.device=cpu keeps the forecaster on the CPU)",
     )
     p.add_argument(
         "--tracker",
@@ -379,7 +380,7 @@ def predict_video(
                 pipeline.config.render,
                 forecast,
                 forecast.checkpoint if pipeline.model is not None else None,
-                pipeline.device,
+                pipeline.forecast_device,
                 pipeline.homography,
                 on_result is not None,
             ),

@@ -71,14 +71,7 @@ def scene_windows(seed: int, detector: Detector, duration_s: float) -> Appearanc
     samples: dict[int, list] = {}  # track id -> [(step k, x, y, w, h, features)]
     predictor = detector.model.predictor
     for i, frame in enumerate(iter_frames(scene)):
-        result = detector.model.predict(
-            frame,
-            conf=detector.query_conf,
-            classes=detector.class_ids,
-            imgsz=detector.imgsz,
-            device=detector.device,
-            verbose=False,
-        )[0]
+        result = detector.predict(frame)
         detections = detections_from_ultralytics(result)
         feats = result.feats.cpu().numpy() if len(detections) else None
         predictor._feats = None

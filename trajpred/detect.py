@@ -292,22 +292,28 @@ class Detector:
         self.query_conf = cfg.conf if low_conf is None else min(cfg.conf, low_conf)
         self._predictor: Callable[[np.ndarray], Any] | None = None
 
+    def predict(self, frame_bgr: np.ndarray):
+        """ultralytics' Results of one frame through `YOLO.predict` with this detector's
+        settings (the whole call: its callbacks and hooks, such as the Detect layer's features,
+        run too)."""
+        return self.model.predict(
+            frame_bgr,
+            conf=self.query_conf,
+            classes=self.class_ids,
+            imgsz=self.imgsz,
+            device=self.device,
+            verbose=False,
+            **(fp16_argument() if self.half else {}),
+        )[0]
+
     def detect(self, frame_bgr: np.ndarray) -> Detections:
         """(H, W, 3) uint8 BGR frame -> Detections of the configured classes."""
         if self._predictor is None:
-            results = self.model.predict(
-                frame_bgr,
-                conf=self.query_conf,
-                classes=self.class_ids,
-                imgsz=self.imgsz,
-                device=self.device,
-                verbose=False,
-                **(fp16_argument() if self.half else {}),
-            )
+            result = self.predict(frame_bgr)
             # That call left ultralytics' predictor set up with these settings (letterbox
             # size, thresholds, classes, warm-up done): later frames go straight through it.
             self._predictor = _direct_predictor(self.model)
-            return detections_from_ultralytics(results[0])
+            return detections_from_ultralytics(result)
         return detections_from_ultralytics(self._predictor(frame_bgr))
 
     def confident(self, detections: Detections) -> Detections:

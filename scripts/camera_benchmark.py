@@ -144,16 +144,17 @@ def true_futures(
     matched (IoU >= 0.5, one-to-one within the frame) at the last observed frame. Returns the
     rows of `wp` whose person is in the ground truth at every forecast frame, and that
     person's bottom centres (px) and ground positions (m) there, (rows, pred_len, 2) each."""
-    from trajpred.demo import match_boxes
+    from trajpred.demo import GroundTruth, match_boxes
 
-    gt = read_mot(scene_dir / "gt_mot.txt")
+    truth = GroundTruth(read_mot(scene_dir / "gt_mot.txt"))
     world = read_tracks(scene_dir / "gt_world.txt", "eth_ucy")
-    feet_px, feet_m = by_frame_and_track(gt), by_frame_and_track(world)
+    feet_px, feet_m = truth.feet, by_frame_and_track(world)
     person = {}  # (frame, tracker id) -> ground-truth id
     for frame in np.unique(wp.frame_id).tolist():
-        seen, truth = tracks.frame_id == frame, gt.frame_id == frame
-        for i, j in match_boxes(tracks.box_xywh[seen], gt.box_xywh[truth]):
-            person[frame, int(tracks.track_id[seen][i])] = int(gt.track_id[truth][j])
+        seen = tracks.frame_id == frame
+        gt_ids, gt_boxes = truth.at(frame)
+        for i, j in match_boxes(tracks.box_xywh[seen], gt_boxes):
+            person[frame, int(tracks.track_id[seen][i])] = int(gt_ids[j])
     rows, px, m = [], [], []
     steps = frames_per_step * np.arange(1, wp.pred_len + 1)
     for row, (tid, frame) in enumerate(

@@ -264,6 +264,15 @@ def score_scene(
                     got["fine-tuned + prior"],
                     space,
                 )
+                if "fine-tuned, averaged" in got:
+                    arms[f"averaged scene input{unit} ({space})"] = (
+                        got["fine-tuned, averaged"],
+                        space,
+                    )
+                    arms[f"averaged + prior{unit} ({space})"] = (
+                        got["fine-tuned, averaged + prior"],
+                        space,
+                    )
                 arms[f"adapt as shipped (guarded){unit} ({space})"] = (
                     model_from_payload(payload),
                     space,

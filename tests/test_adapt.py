@@ -20,13 +20,15 @@ from trajpred.adapt import (
     check_windows,
     prior_bank,
     split_in_time,
+    time_blocks,
+    weight_average,
     with_prior,
     with_scene,
     with_scene_input,
 )
 from trajpred.checkpoint import load_checkpoint, load_forecaster
 from trajpred.forecast import TrackStreams, forecast_windows
-from trajpred.formats import read_mot, write_csv
+from trajpred.formats import read_mot, read_tracks, write_csv
 from trajpred.model import PRIOR_VELOCITY_WEIGHT
 from trajpred.synth.render import write_scene
 from trajpred.synth.world import SynthConfig, simulate
@@ -104,6 +106,7 @@ def test_no_better_weights_ship_the_starting_model_unchanged(clip, tmp_path):
         "starting model",
         "adapted model",
         "fine-tuned",
+        "fine-tuned, averaged",
     ]
     assert "cross-validated in time" in report.guard and report.val_windows > 0
 
@@ -268,3 +271,39 @@ def test_short_footage_gets_a_shorter_history_automatically(clip):
         check_windows(tracks, 10.0, AdaptConfig(min_val_windows=1, min_train_windows=1), start)[0]
         == 8
     )
+
+
+def test_weight_average_of_equal_models_is_the_model_and_of_two_the_midpoint():
+    a = load_forecaster(SHIPPED)
+    b = with_scene(a, [0.0, 0.0, 1.0, 1.0], "px", [])
+    with torch.no_grad():
+        for p in b.parameters():
+            p.add_(1.0)
+    same = weight_average([a, a, a, a, a, a])
+    mid = weight_average([a, b])
+    for name, value in a.state_dict().items():
+        assert torch.equal(same.state_dict()[name], value)
+        torch.testing.assert_close(mid.state_dict()[name], value + 0.5)
+
+
+def test_averaged_fine_tunes_never_saw_the_block_they_forecast(clip, tmp_path):
+    tracks = read_mot(clip / "gt_mot.txt")
+    cfg = AdaptConfig(epochs=2, min_train_windows=10, min_val_windows=5, prior=False)
+    arms: dict = {}
+    report, _ = adapt(tracks, 10.0, tmp_path, cfg, progress=False, log=lambda *_: None, arms=arms)
+    block_of = time_blocks(tracks, cfg.folds)
+    folds = sorted(tmp_path.glob("fold*"))
+    assert [f.name for f in folds] == [
+        *("fold0", "fold01", "fold02", "fold03", "fold1", "fold12", "fold13"),
+        *("fold2", "fold23", "fold3"),
+    ]
+    for fold in folds:  # each trained on the blocks it did not leave out, and only those
+        seen = np.unique(read_tracks(fold / "train.csv").frame_id)
+        left = [int(c) for c in fold.name[4:]]
+        assert not np.isin(seen, tracks.frame_id[np.isin(block_of, left)]).any()
+        assert np.isin(tracks.frame_id[~np.isin(block_of, left)], seen).mean() > 0.9
+    members = [load_forecaster(fold / "last.pt") for fold in folds if len(fold.name) == 6]
+    assert report.averaged == 6 and "fine-tuned, averaged" in report.table()
+    shipped = arms["fine-tuned, averaged"].state_dict()
+    for name, value in weight_average(members).state_dict().items():
+        assert torch.equal(shipped[name], value)

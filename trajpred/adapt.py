@@ -2,14 +2,22 @@
 
 `adapt(tracks, fps, out_dir, cfg)` takes the tracker's tracks of one camera (pixels, or metres
 on the ground plane) and builds up to three candidates from them: the starting forecaster (the
-shipped video model by default) fine-tuned with `train.fit` (early-stopped on the last
-`val_fraction` of the footage), the starting model blended with a scene prior, and both. Each
+shipped video model by default) fine-tuned with `train.fit` (for as many epochs as early
+stopping on the last `val_fraction` of the footage chose; by default the weight average of
+several fine-tunes, below), the starting model blended with a scene prior, and both. Each
 candidate is scored by cross-validation in time (the footage in `folds` blocks, each block
 forecast from what the other blocks taught) on the same windows as constant velocity and the
 starting model. `adapted.pt` holds the best candidate only if it beats the starting model on
 ADE and FDE and, resampling whole tracks (bootstrap), is at most `max_regression` worse with
 `confidence`; else it holds the starting checkpoint unchanged, so adaptation does not ship a
 regression silently.
+
+Weight averaging (`AdaptConfig.average`): with a few hundred windows, one fine-tune's weights
+depend much on which windows it saw. A further candidate averages the weights of fine-tunes
+that each left out two of the time blocks (every pair; all from the same start, for the same
+epochs): in the cross-validation a block is forecast by the average of the fine-tunes that left
+it out, and the average of all of them ships, so every window was seen by some of its members
+and its cross-validated score is that of smaller averages trained on less footage.
 
 Scene input (`ForecasterConfig.scene_input`): the fine-tuned heads also read where the track
 stands in this camera's view, which way it heads there, and its class when the footage holds
@@ -27,6 +35,7 @@ same cross-validation.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import time
 from dataclasses import dataclass, field
@@ -65,6 +74,7 @@ class AdaptConfig:
     prior_k: int = 64  # windows averaged by the scene prior (chosen by CV in time: 4-256)
     finetune: bool = True  # fine-tune the weights (else the starting model + scene prior only)
     folds: int = 4  # time blocks of the footage for the guard's cross-validation
+    average: bool = True  # also a weight average of fine-tunes that each left 2 blocks out
     max_regression: float = 0.01  # ship only if confidently at most this much worse (relative)
     confidence: float = 0.95  # one-sided, bootstrap over the tracks
     min_train_windows: int = 100
@@ -95,6 +105,11 @@ class AdaptConfig:
             min_val_windows=between(1),
             seed=between(0, SEED_MAX),
             threads=between(0, 1024),
+        )
+        require(
+            not (self.average and self.finetune) or self.folds >= 3,
+            "folds",
+            f"must be >= 3 to average fine-tunes (each leaves 2 blocks out), got {self.folds}",
         )
         require(self.obs_len != 1, "obs_len", "must be 0 (automatic) or >= 2 (a step needs two)")
         longest = self.obs_len or max(OBS_LENS)
@@ -137,6 +152,7 @@ class AdaptReport:
     change: list[float] = field(default_factory=list)  # relative ADE, FDE change vs start
     change_upper: list[float] = field(default_factory=list)  # their one-sided upper bounds
     guard: str = ""  # how the ship / keep decision was made
+    averaged: int = 0  # fine-tunes in the averaged candidate's weights (0: no such candidate)
 
     def score(self, arm: str) -> ArmScore:
         return next(s for s in self.scores if s.arm == arm)
@@ -157,8 +173,8 @@ class AdaptReport:
     def table(self) -> str:
         lines = [
             f"cross-validated in time: {self.val_windows} windows "
-            f"(fine-tuned on {self.train_windows}; history {self.obs_len} samples, "
-            f"{self.obs_len_how}), {self.units}",
+            f"(fine-tuned on {self.train_windows}; "
+            f"history {self.obs_len} samples, {self.obs_len_how}), {self.units}",
             f"{'forecaster':<24} {'ADE':>9} {'FDE':>9}",
         ]
         lines += [f"{s.arm:<24} {s.ade:9.3f} {s.fde:9.3f}" for s in self.scores]
@@ -404,16 +420,43 @@ def bootstrap_change(
     return change, np.quantile(boot, confidence, axis=0)
 
 
-def time_folds(tracks: Tracks, folds: int) -> list[tuple[Tracks, Tracks]]:
-    """(rest, block) for `folds` consecutive blocks of the distinct frames: each block is
-    scored by what was learnt from the rest of the footage (earlier and later)."""
+def time_blocks(tracks: Tracks, folds: int) -> np.ndarray:
+    """(N,) the time block (0..folds-1) of each row: `folds` consecutive runs of the distinct
+    frames."""
     frames = tracks.frames()
-    edges = [frames[int(i * len(frames) / folds)] for i in range(folds)] + [frames[-1] + 1]
-    out = []
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        inside = (tracks.frame_id >= lo) & (tracks.frame_id < hi)
-        out.append((tracks.select(~inside), tracks.select(inside)))
-    return out
+    if len(frames) == 0:
+        return np.zeros(0, np.int64)
+    edges = np.array([frames[int(i * len(frames) / folds)] for i in range(1, folds)])
+    return np.searchsorted(edges, tracks.frame_id, side="right")
+
+
+def left_out(folds: int, average: bool) -> list[tuple[int, ...]]:
+    """The blocks each fine-tune of the cross-validation leaves out: one each (the fine-tuned
+    candidate) and, averaging, every pair (the averaged one). A block is forecast by the
+    fine-tunes that left it out."""
+    pairs = list(itertools.combinations(range(folds), 2)) if average else []
+    return [(i,) for i in range(folds)] + pairs
+
+
+def weight_average(models: list):
+    """One Forecaster whose weights are the mean of `models`' (one config, one start)."""
+    if len(models) == 1:
+        return models[0]
+    import torch
+
+    from .model import Forecaster
+
+    out = Forecaster(models[0].cfg)
+    states = [m.state_dict() for m in models]
+    out.load_state_dict(  # in float64: equal weights average to exactly themselves
+        {
+            k: torch.stack([s[k].double() for s in states]).mean(0).to(v.dtype)
+            if v.is_floating_point()
+            else v
+            for k, v in states[0].items()
+        }
+    )
+    return out.eval()
 
 
 @dataclass
@@ -428,16 +471,19 @@ class _Run:
     log: object
 
 
-def _finetune(model, train: Tracks, val: Tracks, run: _Run, work_dir: Path, epochs: int):
+def _finetune(model, train: Tracks, val: Tracks, run: _Run, work_dir: Path, epochs: int = 0):
     """(fine-tuned model, its checkpoint payload): `model` trained on windows of `train` (one
-    file per phase), early-stopped on `val` when epochs == cfg.epochs, else `epochs` exactly."""
+    file per phase): `epochs` epochs exactly, or with epochs=0 at most cfg.epochs, early-stopped
+    on `val` (in the cross-validation `val` is the block a fine-tune is scored on: never chosen
+    on)."""
     from .checkpoint import load_checkpoint, model_from_payload, save_checkpoint
     from .config import to_dict
     from .data import DataConfig
     from .formats import write_csv
     from .train import RunConfig, TrainConfig, fit
 
-    cfg, fixed = run.cfg, epochs != run.cfg.epochs
+    cfg, fixed = run.cfg, epochs > 0
+    epochs = epochs or cfg.epochs
     work_dir.mkdir(parents=True, exist_ok=True)
     init = work_dir / "start.pt"
     save_checkpoint(init, {"model_config": to_dict(model.cfg), "model": model.state_dict()})
@@ -493,30 +539,48 @@ def _errors(xy: np.ndarray, fut: np.ndarray) -> np.ndarray:
 
 def _cross_validate(tracks, start, scene_start, tuned_start, run: _Run, work_dir, epochs):
     """Forecasts of every arm for every window of the footage, each made by what was learnt
-    from the other time blocks: dict arm -> (N, pred_len, 2), plus the windows' futures
-    (N, pred_len, 2), fold index and track ids."""
+    without its time block: dict arm -> (N, pred_len, 2), plus the windows' futures
+    (N, pred_len, 2), fold index and track ids; and the fine-tunes that left out two blocks
+    (averaging; see `left_out`)."""
+    from .metrics import constant_velocity
+
     mc, cfg = start.cfg, run.cfg
-    out: dict[str, list] = {"fut": [], "fold": [], "track": [], "cv": []}
-    for i, (rest, block) in enumerate(time_folds(tracks, cfg.folds)):
+    block_of = time_blocks(tracks, cfg.folds)
+    tuned: dict[tuple[int, ...], object] = {}
+    if cfg.finetune and epochs > 0:
+        for out_blocks in left_out(cfg.folds, cfg.average):
+            out = np.isin(block_of, out_blocks)
+            tuned[out_blocks], _ = _finetune(
+                tuned_start,
+                tracks.select(~out),
+                tracks.select(block_of == out_blocks[0]),
+                run,
+                work_dir / f"fold{''.join(map(str, out_blocks))}",
+                epochs,
+            )
+    pooled: dict[str, list] = {"fut": [], "fold": [], "track": [], "cv": []}
+    for i in range(cfg.folds):
+        block, rest = tracks.select(block_of == i), tracks.select(block_of != i)
         w = camera_windows(block, run.fps, mc.dt_s, run.obs_len, mc.pred_len, mc.social_neighbours)
         if len(w) == 0:
             continue
-        from .metrics import constant_velocity
-
         preds = {"cv": constant_velocity(w.obs_xy, w.pred_len), "start": _predict(start, w)}
         if cfg.prior:
             bank_w = camera_windows(rest, run.fps, mc.dt_s, 2, mc.pred_len, 0, cfg.phases)
             bank = prior_bank(scene_start.cfg, bank_w)
             preds["prior"] = _predict(with_prior(scene_start, *bank, cfg.prior_k, 1.0), w)
-        if cfg.finetune and epochs > 0:
-            tuned, _ = _finetune(tuned_start, rest, block, run, work_dir / f"fold{i}", epochs)
-            preds["tuned"] = _predict(tuned, w)
+        if tuned:
+            preds["tuned"] = _predict(tuned[(i,)], w)
+        pairs = [m for out_blocks, m in tuned.items() if len(out_blocks) == 2 and i in out_blocks]
+        if pairs:
+            preds["averaged"] = _predict(weight_average(pairs), w)
         for key, xy in preds.items():
-            out.setdefault(key, []).append(xy)
-        out["fut"].append(w.fut_xy)
-        out["fold"].append(np.full(len(w), i))
-        out["track"].append(w.track_id)
-    return {k: np.concatenate(v) for k, v in out.items() if v}
+            pooled.setdefault(key, []).append(xy)
+        pooled["fut"].append(w.fut_xy)
+        pooled["fold"].append(np.full(len(w), i))
+        pooled["track"].append(w.track_id)
+    pairs = [m for out_blocks, m in tuned.items() if len(out_blocks) == 2]
+    return {k: np.concatenate(v) for k, v in pooled.items() if v}, pairs
 
 
 def _blend_across_folds(model_xy, prior_xy, fut, fold) -> tuple[np.ndarray, float]:
@@ -530,15 +594,26 @@ def _blend_across_folds(model_xy, prior_xy, fut, fold) -> tuple[np.ndarray, floa
     return out, choose_weight(model_xy, prior_xy, fut)
 
 
+CANDIDATES = {  # candidate -> (model forecasts in the cross-validation, blended with the prior)
+    "fine-tuned": ("tuned", False),
+    "fine-tuned, averaged": ("averaged", False),
+    "starting model + prior": ("start", True),
+    "fine-tuned + prior": ("tuned", True),
+    "fine-tuned, averaged + prior": ("averaged", True),
+}
+
+
 def _candidates(pooled: dict) -> dict[str, tuple[np.ndarray, float]]:
     """arm -> (cross-validated forecasts, prior weight) of what adapt could ship."""
     fut, fold = pooled["fut"], pooled["fold"]
     found = {}
-    if "tuned" in pooled:
-        found["fine-tuned"] = (pooled["tuned"], 0.0)
-    for base, name in (("start", "starting model + prior"), ("tuned", "fine-tuned + prior")):
-        if "prior" in pooled and base in pooled:
+    for name, (base, prior) in CANDIDATES.items():
+        if base not in pooled or (prior and "prior" not in pooled):
+            continue
+        if prior:
             found[name] = _blend_across_folds(pooled[base], pooled["prior"], fut, fold)
+        elif base != "start":
+            found[name] = (pooled[base], 0.0)
     return found
 
 
@@ -556,14 +631,15 @@ def adapt(
 
     The candidates (fine-tuned weights, the starting model + scene prior, fine-tuned + prior)
     are scored by cross-validation in time: the footage is cut into cfg.folds blocks, and each
-    block is forecast by what was learnt from the others (fine-tuning for as many epochs as
-    early stopping chose on the last val_fraction, the prior remembering the other blocks'
-    windows, its weight chosen on the other blocks). The candidate with the lowest ADE + FDE
+    block is forecast by what was learnt without it (fine-tuning for as many epochs as early
+    stopping chose on the last val_fraction, the weights averaged over the fine-tunes that left
+    it out with cfg.average; the prior remembering the other blocks' windows, its weight chosen
+    on the other blocks). The candidate with the lowest ADE + FDE
     ships if it beats the starting model on both and, resampling tracks (bootstrap), is at
     most cfg.max_regression worse with cfg.confidence; else adapted.pt is the starting model.
 
     `arms`, when given, receives every candidate as it would ship, whatever the guard decided
-    (for ablations): "fine-tuned", "starting model + prior", "fine-tuned + prior"."""
+    (for ablations), named as in CANDIDATES."""
     from .config import to_dict
 
     t0 = time.perf_counter()
@@ -581,9 +657,10 @@ def adapt(
     run = _Run(fps, cfg, obs_len, phase_offsets(fps * mc.dt_s, cfg.phases), progress, log)
     tuned, best_payload, epochs = None, {}, 0
     if cfg.finetune:
-        tuned, best_payload = _finetune(tuned_start, train, val, run, work_dir, cfg.epochs)
+        tuned, best_payload = _finetune(tuned_start, train, val, run, work_dir)
         epochs = int(best_payload.get("epoch", 0))
-    pooled = _cross_validate(tracks, start, scene_start, tuned_start, run, work_dir, epochs)
+    pooled, pairs = _cross_validate(tracks, start, scene_start, tuned_start, run, work_dir, epochs)
+    averaged = weight_average(pairs) if pairs else None  # each window seen by some members
     found = _candidates(pooled)
     fut = pooled["fut"]
 
@@ -626,7 +703,9 @@ def adapt(
         upper.tolist(),
         guard,
     )
-    ship = _as_shipped(tracks, start, scene_start, tuned, found, run)
+    bases = {"start": scene_start, "tuned": tuned, "averaged": averaged}
+    ship = _as_shipped(tracks, start, bases, found, run)
+    report.averaged = len(pairs)
     report.prior_windows = next((len(m.prior_keys) for m in ship.values() if _has_prior(m)), 0)
     if arms is not None:
         arms.update(ship)
@@ -648,21 +727,23 @@ def _count_phases(train: Tracks, fps: float, mc, obs_len: int, phases: int) -> i
     return len(camera_windows(train, fps, mc.dt_s, obs_len, mc.pred_len, 0, phases))
 
 
-def _as_shipped(tracks, start, scene_start, tuned, found, run: _Run) -> dict:
-    """Each candidate as it would ship: the prior remembers every window of the footage."""
+def _as_shipped(tracks, start, bases: dict, found, run: _Run) -> dict:
+    """Each candidate as it would ship (`bases`: "start" with the scene's bounds, "tuned",
+    "averaged" or None): the prior remembers every window of the footage."""
     mc, cfg = start.cfg, run.cfg
-    ship = {}
-    if tuned is not None:
-        ship["fine-tuned"] = tuned
-    if any("prior" in name for name in found):
+    bank = None
+    if any(CANDIDATES[name][1] for name in found):
         bank_w = camera_windows(tracks, run.fps, mc.dt_s, 2, mc.pred_len, 0, cfg.phases)
-        bank = prior_bank(scene_start.cfg, bank_w)
-        if tuned is not None and not tuned.cfg.reads_scene:
-            tuned = with_scene(tuned, scene_start.cfg.scene_bounds, tracks.units, [])
-        for name, base in (("starting model + prior", scene_start), ("fine-tuned + prior", tuned)):
-            if name in found:
-                w = found[name][1]
-                ship[name] = base if w == 0 else with_prior(base, *bank, cfg.prior_k, w)
+        bank = prior_bank(bases["start"].cfg, bank_w)
+    ship = {}
+    for name, (weights, blended) in CANDIDATES.items():
+        base = bases[weights]
+        if name not in found or base is None:
+            continue
+        w = found[name][1]
+        if w > 0 and not base.cfg.reads_scene:  # plain fine-tuning: tell it the scene's bounds
+            base = with_scene(base, bases["start"].cfg.scene_bounds, tracks.units, [])
+        ship[name] = with_prior(base, *bank, cfg.prior_k, w) if blended and w > 0 else base
     return ship
 
 

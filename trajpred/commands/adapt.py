@@ -7,8 +7,9 @@ starting forecaster (--checkpoint; default the shipped video model) on the rest,
 OUT: adapted.pt (a checkpoint for `trajpred predict --checkpoint`), tracks.csv, report.json,
 and train/ (training log, config and the split it trained on).
 
-Candidates: the fine-tuned weights, the starting model with a scene prior (the mean future
-of earlier tracks that stood and moved alike), and both. The printed table gives their ADE/FDE
+Candidates: the fine-tuned weights, the mean weights of several fine-tunes (each left out
+part of the footage), the starting model with a scene prior (the mean future of earlier
+tracks that stood and moved alike), and either fine-tune with the prior. The printed table gives their ADE/FDE
 cross-validated in time (each quarter of the footage forecast from what the other three
 taught) beside constant velocity and the starting model on the same windows. The best ships
 only if it beats the starting model on ADE and FDE and, resampling tracks (bootstrap), is at
@@ -79,6 +80,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--no-scene-input",
         action="store_true",
         help="plain fine-tuning: the model is not told where in the view a track is",
+    )
+    p.add_argument(
+        "--no-average",
+        action="store_true",
+        help="ship one early-stopped fine-tune, not the weight average of the cross-validation's "
+        "fine-tunes",
     )
     p.add_argument(
         "--no-class-input", action="store_true", help="the model is not told the track's class"
@@ -201,6 +208,7 @@ def run(args: argparse.Namespace) -> int:
         prior=not args.no_prior,
         finetune=not args.no_finetune,
         class_input=not args.no_class_input,
+        average=not args.no_average,
         seed=args.seed,
     )
     config = load_pipeline_config(args)

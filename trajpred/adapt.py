@@ -546,24 +546,31 @@ def _cross_validate(tracks, start, scene_start, tuned_start, run: _Run, work_dir
 
     mc, cfg = start.cfg, run.cfg
     block_of = time_blocks(tracks, cfg.folds)
+    windows = [
+        camera_windows(
+            tracks.select(block_of == i), run.fps, mc.dt_s, run.obs_len, mc.pred_len,
+            mc.social_neighbours,
+        )
+        for i in range(cfg.folds)
+    ]  # fmt: skip
     tuned: dict[tuple[int, ...], object] = {}
-    if cfg.finetune and epochs > 0:
-        for out_blocks in left_out(cfg.folds, cfg.average):
-            out = np.isin(block_of, out_blocks)
-            tuned[out_blocks], _ = _finetune(
-                tuned_start,
-                tracks.select(~out),
-                tracks.select(block_of == out_blocks[0]),
-                run,
-                work_dir / f"fold{''.join(map(str, out_blocks))}",
-                epochs,
-            )
+    for out_blocks in left_out(cfg.folds, cfg.average) if cfg.finetune and epochs > 0 else []:
+        if not any(len(windows[i]) for i in out_blocks):
+            continue  # forecasts nothing (and fit needs held-out windows to log)
+        out = np.isin(block_of, out_blocks)
+        tuned[out_blocks], _ = _finetune(
+            tuned_start,
+            tracks.select(~out),
+            tracks.select(out),
+            run,
+            work_dir / f"fold{''.join(map(str, out_blocks))}",
+            epochs,
+        )
     pooled: dict[str, list] = {"fut": [], "fold": [], "track": [], "cv": []}
-    for i in range(cfg.folds):
-        block, rest = tracks.select(block_of == i), tracks.select(block_of != i)
-        w = camera_windows(block, run.fps, mc.dt_s, run.obs_len, mc.pred_len, mc.social_neighbours)
+    for i, w in enumerate(windows):
         if len(w) == 0:
             continue
+        rest = tracks.select(block_of != i)
         preds = {"cv": constant_velocity(w.obs_xy, w.pred_len), "start": _predict(start, w)}
         if cfg.prior:
             bank_w = camera_windows(rest, run.fps, mc.dt_s, 2, mc.pred_len, 0, cfg.phases)

@@ -9,13 +9,13 @@ and train/ (training log, config and the split it trained on).
 
 Candidates: the fine-tuned weights, the mean weights of several fine-tunes (each left out
 part of the footage), the starting model with a scene prior (the mean future of earlier
-tracks that stood and moved alike), and either fine-tune with the prior. The printed table gives their ADE/FDE
-cross-validated in time (each quarter of the footage forecast from what the other three
-taught) beside constant velocity and the starting model on the same windows. The best ships
-only if it beats the starting model on ADE and FDE and, resampling tracks (bootstrap), is at
-most 1 % worse with 95 % confidence; otherwise adapted.pt holds the starting model unchanged
-and the last line says so. History length: --obs-len, or by default the longest of 8, 6, 4,
-3, 2 samples that gives enough windows (the table says which). With
+tracks that stood and moved alike), and either fine-tune with the prior. The printed table
+gives their ADE/FDE cross-validated in time (each quarter of the footage forecast from what
+was learnt without it) beside constant velocity and the starting model on the same windows.
+The best ships only if it beats the starting model on ADE and FDE and, resampling tracks
+(bootstrap), is at most 1 % worse with 95 % confidence; otherwise adapted.pt holds the
+starting model unchanged and the last line says so. History length: --obs-len, or by default
+the longest of 8, 6, 4, 3, 2 samples that gives enough windows (the table says which). With
 --homography the forecaster learns and is scored on the ground plane (metres).
 
 Examples:

@@ -223,6 +223,7 @@ def score_scene(
     seed: int = 7,
     min_windows: int = 100,
     plain: bool = True,
+    average: bool = False,
 ) -> dict:
     scene_dir, cfg, cut, all_tracks, fps, track_s = scene_tracks(
         name, overrides, out, duration, seed
@@ -251,6 +252,7 @@ def score_scene(
                 epochs=epochs,
                 min_windows=min_windows,
                 scene_input=scene_input,
+                average=average,
             )
             key = f"{space}{'' if scene_input else ' plain'}"
             reports[key] = {**report.to_dict(), "adapt_s": time.perf_counter() - t0}
@@ -519,6 +521,11 @@ def main() -> int:
         help="leave out the plain fine-tune arms (no scene input): half the adapt time",
     )
     p.add_argument(
+        "--average",
+        action="store_true",
+        help="also adapt's weight-averaged candidates (`adapt --average`)",
+    )
+    p.add_argument(
         "--classes",
         action="store_true",
         help="also the class-input ablation (ground-truth tracks of a crowd with cyclists)",
@@ -540,6 +547,7 @@ def main() -> int:
             seed,
             args.min_windows,
             plain=not args.skip_plain,
+            average=args.average,
         )
         for seed in args.seeds
         for n in args.scenes

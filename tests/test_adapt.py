@@ -106,7 +106,6 @@ def test_no_better_weights_ship_the_starting_model_unchanged(clip, tmp_path):
         "starting model",
         "adapted model",
         "fine-tuned",
-        "fine-tuned, averaged",
     ]
     assert "cross-validated in time" in report.guard and report.val_windows > 0
 
@@ -288,7 +287,7 @@ def test_weight_average_of_equal_models_is_the_model_and_of_two_the_midpoint():
 
 def test_averaged_fine_tunes_never_saw_the_block_they_forecast(clip, tmp_path):
     tracks = read_mot(clip / "gt_mot.txt")
-    cfg = AdaptConfig(epochs=2, min_train_windows=10, min_val_windows=5, prior=False)
+    cfg = AdaptConfig(epochs=2, min_train_windows=10, min_val_windows=5, prior=False, average=True)
     arms: dict = {}
     report, _ = adapt(tracks, 10.0, tmp_path, cfg, progress=False, log=lambda *_: None, arms=arms)
     block_of = time_blocks(tracks, cfg.folds)

@@ -3,8 +3,8 @@
 `adapt(tracks, fps, out_dir, cfg)` takes the tracker's tracks of one camera (pixels, or metres
 on the ground plane) and builds up to three candidates from them: the starting forecaster (the
 shipped video model by default) fine-tuned with `train.fit` (for as many epochs as early
-stopping on the last `val_fraction` of the footage chose; by default the weight average of
-several fine-tunes, below), the starting model blended with a scene prior, and both. Each
+stopping on the last `val_fraction` of the footage chose; optionally also the weight average
+of several fine-tunes, below), the starting model blended with a scene prior, and both. Each
 candidate is scored by cross-validation in time (the footage in `folds` blocks, each block
 forecast from what the other blocks taught) on the same windows as constant velocity and the
 starting model. `adapted.pt` holds the best candidate only if it beats the starting model on
@@ -74,7 +74,7 @@ class AdaptConfig:
     prior_k: int = 64  # windows averaged by the scene prior (chosen by CV in time: 4-256)
     finetune: bool = True  # fine-tune the weights (else the starting model + scene prior only)
     folds: int = 4  # time blocks of the footage for the guard's cross-validation
-    average: bool = True  # also a weight average of fine-tunes that each left 2 blocks out
+    average: bool = False  # also a weight average of fine-tunes that each left 2 blocks out
     max_regression: float = 0.01  # ship only if confidently at most this much worse (relative)
     confidence: float = 0.95  # one-sided, bootstrap over the tracks
     min_train_windows: int = 100

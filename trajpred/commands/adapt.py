@@ -7,16 +7,17 @@ starting forecaster (--checkpoint; default the shipped video model) on the rest,
 OUT: adapted.pt (a checkpoint for `trajpred predict --checkpoint`), tracks.csv, report.json,
 and train/ (training log, config and the split it trained on).
 
-Candidates: the fine-tuned weights, the mean weights of several fine-tunes (each left out
-part of the footage), the starting model with a scene prior (the mean future of earlier
-tracks that stood and moved alike), and either fine-tune with the prior. The printed table
-gives their ADE/FDE cross-validated in time (each quarter of the footage forecast from what
-was learnt without it) beside constant velocity and the starting model on the same windows.
-The best ships only if it beats the starting model on ADE and FDE and, resampling tracks
-(bootstrap), is at most 1 % worse with 95 % confidence; otherwise adapted.pt holds the
-starting model unchanged and the last line says so. History length: --obs-len, or by default
-the longest of 8, 6, 4, 3, 2 samples that gives enough windows (the table says which). With
---homography the forecaster learns and is scored on the ground plane (metres).
+Candidates: the fine-tuned weights (--average: also the mean weights of several fine-tunes,
+each of which left out part of the footage), the starting model with a scene prior (the
+mean future of earlier tracks that stood and moved alike), and either fine-tune with the
+prior. The printed table gives their ADE/FDE cross-validated in time (each quarter of the
+footage forecast from what was learnt without it) beside constant velocity and the starting
+model on the same windows. The best ships only if it beats the starting model on ADE and FDE
+and, resampling tracks (bootstrap), is at most 1 % worse with 95 % confidence; otherwise
+adapted.pt holds the starting model unchanged and the last line says so. History length:
+--obs-len, or by default the longest of 8, 6, 4, 3, 2 samples that gives enough windows (the
+table says which). With --homography the forecaster learns and is scored on the ground plane
+(metres).
 
 Examples:
   trajpred adapt clip.mp4 --out runs/cam1 --weights data/detector/synth_yolo.pt
@@ -82,10 +83,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="plain fine-tuning: the model is not told where in the view a track is",
     )
     p.add_argument(
-        "--no-average",
+        "--average",
         action="store_true",
-        help="ship one early-stopped fine-tune, not the weight average of the cross-validation's "
-        "fine-tunes",
+        help="one more candidate: the mean weights of 6 fine-tunes that each left out part of "
+        "the footage (twice the training time; see README)",
     )
     p.add_argument(
         "--no-class-input", action="store_true", help="the model is not told the track's class"
@@ -208,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
         prior=not args.no_prior,
         finetune=not args.no_finetune,
         class_input=not args.no_class_input,
-        average=not args.no_average,
+        average=args.average,
         seed=args.seed,
     )
     config = load_pipeline_config(args)

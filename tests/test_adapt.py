@@ -67,6 +67,22 @@ def test_scene_input_starts_exactly_at_the_generic_model():
     np.testing.assert_array_equal(a, b)
 
 
+def test_scene_branch_is_drawn_from_the_seed_not_the_global_random_state():
+    # Unseeded, adapting the same tracks twice trained different weights (FDE moved by points).
+    generic = load_forecaster(SHIPPED)
+    torch.manual_seed(1)
+    a = with_scene_input(generic, [0.0, 0.0, 640.0, 384.0], "px", [], seed=3)
+    after = torch.rand(1)
+    torch.manual_seed(2)
+    b = with_scene_input(generic, [0.0, 0.0, 640.0, 384.0], "px", [], seed=3)
+    c = with_scene_input(generic, [0.0, 0.0, 640.0, 384.0], "px", [], seed=4)
+    for name, value in a.state_dict().items():
+        assert torch.equal(b.state_dict()[name], value)
+    assert not torch.equal(a.scene[0].weight, c.scene[0].weight)
+    torch.manual_seed(1)
+    assert torch.equal(torch.rand(1), after)  # the global random state is left alone
+
+
 def test_scene_model_streams_like_it_batches():
     scene = with_scene_input(load_forecaster(SHIPPED), [0.0, 0.0, 640.0, 384.0], "px", [0, 2])
     with torch.no_grad():  # a trained scene branch: forecasts now depend on place and class

@@ -228,14 +228,20 @@ def scene_bounds(tracks: Tracks) -> list[float]:
     return [float(v) for v in (*(lo - pad), *(hi + pad))]
 
 
-def with_scene_input(model, bounds: list[float], units: str, classes: list[int]):
-    """The starting model with a zero-initialised scene branch: the same forecasts until trained."""
+def with_scene_input(model, bounds: list[float], units: str, classes: list[int], seed: int = 0):
+    """The starting model with a zero-initialised scene branch: the same forecasts until trained.
+    The branch's hidden layer is drawn from `seed` (so that adapting the same tracks twice
+    trains the same weights), without touching the global random state."""
+    import torch
+
     from .model import Forecaster
 
     cfg = dataclasses.replace(
         model.cfg, scene_input=True, scene_bounds=bounds, scene_units=units, scene_classes=classes
     )
-    out = Forecaster(cfg)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        out = Forecaster(cfg)
     missing, unexpected = out.load_state_dict(model.state_dict(), strict=False)
     if unexpected or any(not k.startswith("scene.") for k in missing):
         raise TrajpredError(f"cannot add a scene input to this model ({missing + unexpected})")
@@ -659,7 +665,9 @@ def adapt(
     classes = classes if cfg.class_input and len(classes) > 1 else []
     bounds, units = scene_bounds(tracks), tracks.units
     scene_start = with_scene(start, bounds, units, classes)
-    tuned_start = with_scene_input(start, bounds, units, classes) if cfg.scene_input else start
+    tuned_start = (
+        with_scene_input(start, bounds, units, classes, cfg.seed) if cfg.scene_input else start
+    )
     tuned_start.cfg = dataclasses.replace(tuned_start.cfg, obs_len=obs_len)
     run = _Run(fps, cfg, obs_len, phase_offsets(fps * mc.dt_s, cfg.phases), progress, log)
     tuned, best_payload, epochs = None, {}, 0

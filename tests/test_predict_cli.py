@@ -182,6 +182,8 @@ def test_interrupted_predict_leaves_complete_outputs(video_assets, tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "YOLO_OFFLINE": "1"},
+        # Ctrl-C as from a terminal, even where this test runs with SIGINT ignored (nohup, &).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
@@ -322,6 +324,8 @@ def test_killed_rerun_keeps_the_earlier_outputs(video_assets, tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, "YOLO_OFFLINE": "1"},
+        # Ctrl-C as from a terminal, even where this test runs with SIGINT ignored (nohup, &).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 120
     while (

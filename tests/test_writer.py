@@ -102,6 +102,7 @@ def test_a_dead_writer_is_an_error_not_a_hang(video_assets, pipeline, tmp_path):
 def test_ctrl_c_during_a_message_is_raised_after_it():
     from trajpred.writer import _HoldInterrupt
 
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
     reached_end = False
     with pytest.raises(KeyboardInterrupt):
         with _HoldInterrupt():
@@ -110,7 +111,8 @@ def test_ctrl_c_during_a_message_is_raised_after_it():
                 pass
             reached_end = True
     assert reached_end, "Ctrl-C cut the block short"
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    restored = signal.signal(signal.SIGINT, before)  # even where SIGINT was ignored (nohup, &)
+    assert restored is signal.default_int_handler  # the handler of before the block is back
 
 
 def test_a_failure_in_the_writer_comes_back_as_the_same_kind_of_error():

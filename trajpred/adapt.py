@@ -356,7 +356,7 @@ def with_scene(model, bounds: list[float], units: str, classes: list[int]):
     return out.eval()
 
 
-def prior_bank(model_cfg, windows: Windows):
+def prior_bank(model_cfg, windows: Windows) -> tuple:
     """(keys (N, 4), corrections (N, pred_len, 2)) of a scene prior remembering `windows`: where
     each window's track stood and how fast it went (model.prior_keys), and how its future
     departed from constant velocity (heading frame, model units). model_cfg gives the scene
@@ -440,8 +440,8 @@ def left_out(folds: int, average: bool) -> list[tuple[int, ...]]:
     """The blocks each fine-tune of the cross-validation leaves out: one each (the fine-tuned
     candidate) and, averaging, every pair (the averaged one). A block is forecast by the
     fine-tunes that left it out."""
-    pairs = list(itertools.combinations(range(folds), 2)) if average else []
-    return [(i,) for i in range(folds)] + pairs
+    singles: list[tuple[int, ...]] = [(i,) for i in range(folds)]
+    return singles + (list(itertools.combinations(range(folds), 2)) if average else [])
 
 
 def weight_average(models: list):
@@ -523,8 +523,8 @@ def _finetune(model, train: Tracks, val: Tracks, run: _Run, work_dir: Path, epoc
             out_dir=str(work_dir),
         ),
     )
-    for stale in ("best.pt", "last.pt"):  # a new run, not a resume of an earlier one
-        (work_dir / stale).unlink(missing_ok=True)
+    for name in ("best.pt", "last.pt"):  # a new run, not a resume of an earlier one
+        (work_dir / name).unlink(missing_ok=True)
     fit(config, progress=run.progress, log=run.log)
     path = work_dir / ("last.pt" if fixed else "best.pt")
     payload = load_checkpoint(path)
@@ -580,8 +580,9 @@ def _cross_validate(tracks, start, scene_start, tuned_start, run: _Run, work_dir
         preds = {"cv": constant_velocity(w.obs_xy, w.pred_len), "start": _predict(start, w)}
         if cfg.prior:
             bank_w = camera_windows(rest, run.fps, mc.dt_s, 2, mc.pred_len, 0, cfg.phases)
-            bank = prior_bank(scene_start.cfg, bank_w)
-            preds["prior"] = _predict(with_prior(scene_start, *bank, cfg.prior_k, 1.0), w)
+            keys, corrections = prior_bank(scene_start.cfg, bank_w)
+            prior = with_prior(scene_start, keys, corrections, cfg.prior_k, 1.0)
+            preds["prior"] = _predict(prior, w)
         if tuned:
             preds["tuned"] = _predict(tuned[(i,)], w)
         pairs = [m for out_blocks, m in tuned.items() if len(out_blocks) == 2 and i in out_blocks]
@@ -661,7 +662,7 @@ def adapt(
     obs_len, obs_len_how = check_windows(tracks, fps, cfg, start)
     train, val = split_in_time(tracks, cfg.val_fraction)
     train_w = camera_windows(train, fps, mc.dt_s, obs_len, mc.pred_len, 0)
-    classes = sorted({int(c) for c in train.class_id if c >= 0})
+    classes = sorted({int(c) for c in np.asarray(train.class_id) if c >= 0})
     classes = classes if cfg.class_input and len(classes) > 1 else []
     bounds, units = scene_bounds(tracks), tracks.units
     scene_start = with_scene(start, bounds, units, classes)
@@ -746,10 +747,10 @@ def _as_shipped(tracks, start, bases: dict, found, run: _Run) -> dict:
     """Each candidate as it would ship (`bases`: "start" with the scene's bounds, "tuned",
     "averaged" or None): the prior remembers every window of the footage."""
     mc, cfg = start.cfg, run.cfg
-    bank = None
+    keys = corrections = None
     if any(CANDIDATES[name][1] for name in found):
         bank_w = camera_windows(tracks, run.fps, mc.dt_s, 2, mc.pred_len, 0, cfg.phases)
-        bank = prior_bank(bases["start"].cfg, bank_w)
+        keys, corrections = prior_bank(bases["start"].cfg, bank_w)
     ship = {}
     for name, (weights, blended) in CANDIDATES.items():
         base = bases[weights]
@@ -758,7 +759,9 @@ def _as_shipped(tracks, start, bases: dict, found, run: _Run) -> dict:
         w = found[name][1]
         if w > 0 and not base.cfg.reads_scene:  # plain fine-tuning: tell it the scene's bounds
             base = with_scene(base, bases["start"].cfg.scene_bounds, tracks.units, [])
-        ship[name] = with_prior(base, *bank, cfg.prior_k, w) if blended and w > 0 else base
+        if blended and w > 0:
+            base = with_prior(base, keys, corrections, cfg.prior_k, w)
+        ship[name] = base
     return ship
 
 

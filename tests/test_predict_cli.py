@@ -324,8 +324,6 @@ def test_killed_rerun_keeps_the_earlier_outputs(video_assets, tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, "YOLO_OFFLINE": "1"},
-        # Ctrl-C as from a terminal, even where this test runs with SIGINT ignored (nohup, &).
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 120
     while (

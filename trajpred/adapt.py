@@ -480,8 +480,8 @@ class _Run:
 def _finetune(model, train: Tracks, val: Tracks, run: _Run, work_dir: Path, epochs: int = 0):
     """(fine-tuned model, its checkpoint payload): `model` trained on windows of `train` (one
     file per phase): `epochs` epochs exactly, or with epochs=0 at most cfg.epochs, early-stopped
-    on `val` (in the cross-validation `val` is the block a fine-tune is scored on: never chosen
-    on)."""
+    on `val` (the cross-validation passes the blocks a fine-tune left out: only logged there,
+    never chosen on)."""
     from .checkpoint import load_checkpoint, model_from_payload, save_checkpoint
     from .config import to_dict
     from .data import DataConfig
@@ -576,18 +576,18 @@ def _cross_validate(tracks, start, scene_start, tuned_start, run: _Run, work_dir
     for i, w in enumerate(windows):
         if len(w) == 0:
             continue
-        rest = tracks.select(block_of != i)
         preds = {"cv": constant_velocity(w.obs_xy, w.pred_len), "start": _predict(start, w)}
         if cfg.prior:
+            rest = tracks.select(block_of != i)
             bank_w = camera_windows(rest, run.fps, mc.dt_s, 2, mc.pred_len, 0, cfg.phases)
             keys, corrections = prior_bank(scene_start.cfg, bank_w)
             prior = with_prior(scene_start, keys, corrections, cfg.prior_k, 1.0)
             preds["prior"] = _predict(prior, w)
         if tuned:
             preds["tuned"] = _predict(tuned[(i,)], w)
-        pairs = [m for out_blocks, m in tuned.items() if len(out_blocks) == 2 and i in out_blocks]
-        if pairs:
-            preds["averaged"] = _predict(weight_average(pairs), w)
+        without_i = [m for out, m in tuned.items() if len(out) == 2 and i in out]
+        if without_i:
+            preds["averaged"] = _predict(weight_average(without_i), w)
         for key, xy in preds.items():
             pooled.setdefault(key, []).append(xy)
         pooled["fut"].append(w.fut_xy)

@@ -264,11 +264,10 @@ def walkable_area(camera: Camera, cam_cfg: CameraConfig, margin_m: float) -> Are
         ]
     )
     rays = camera.ground_rays(border)
-    ground_s = np.where(
-        rays[:, 2] < -1e-9, cam_cfg.height_m / np.maximum(-rays[:, 2], 1e-9), np.inf
-    )
-    xy = rays[:, :2] * ground_s[:, None]
-    far = ~np.isfinite(ground_s) | (xy[:, 1] > cam_cfg.max_depth_m)
+    hit = rays[:, 2] < -1e-9  # rays that reach the ground (a low camera sees the sky too)
+    xy = np.zeros((len(rays), 2))
+    xy[hit] = rays[hit, :2] * (cam_cfg.height_m / -rays[hit, 2])[:, None]
+    far = ~hit | (xy[:, 1] > cam_cfg.max_depth_m)
     # Rays that miss the ground or land beyond max_depth_m: where they cross y = max_depth_m.
     xy[far] = np.column_stack(
         [rays[far, 0] / rays[far, 1] * cam_cfg.max_depth_m, np.full(far.sum(), cam_cfg.max_depth_m)]

@@ -202,10 +202,14 @@ def scene_tracks(name: str, overrides: dict, out: Path, duration: float, seed: i
     return scene_dir, cfg, cut, tracks, fps, time.perf_counter() - t0
 
 
+START = str(ROOT / "data/checkpoints/video.pt")  # the shipped model: every arm starts from it
+
+
 def quiet_adapt(tracks, fps, work: Path, arms: dict, epochs: int, min_windows: int, **options):
     """`adapt` with the benchmark's settings (AdaptConfig `options` on top), no progress or log;
     every candidate it built lands in `arms`."""
     config = AdaptConfig(
+        checkpoint=START,
         epochs=epochs,
         min_train_windows=min_windows,
         min_val_windows=min(20, min_windows),
@@ -231,7 +235,7 @@ def score_scene(
     tracks = all_tracks.select(all_tracks.frame_id <= cut)  # adapt sees the first 60 % only
     h = read_homography(scene_dir / "homography.txt")
     h_inv = np.linalg.inv(h)
-    shipped = load_forecaster(ROOT / "data/checkpoints/video.pt")
+    shipped = load_forecaster(START)
     arms = {
         "constant velocity (px)": (None, "px"),
         "constant velocity (m)": (None, "m"),
@@ -345,7 +349,7 @@ def score_classes(out: Path, duration: float, epochs: int, seed: int, min_window
     cfg = from_dict(SynthConfig, {"duration_s": duration, "seed": seed, **CYCLISTS})
     tracks = simulate(cfg).mot_tracks()
     cut = int(round(cfg.n_frames * 0.6))
-    shipped = load_forecaster(ROOT / "data/checkpoints/video.pt")
+    shipped = load_forecaster(START)
     arms = {"constant velocity": None, "shipped": shipped}
     reports = {}
     for class_input in (False, True):
@@ -396,7 +400,7 @@ def score_real(video: Path, weights: str, classes, epochs: int) -> dict:
             tracks,
             fps,
             Path(os.environ.get("TMPDIR", "/tmp")) / f"adapt_{video.stem}",
-            AdaptConfig(epochs=epochs, val_fraction=0.4),
+            AdaptConfig(checkpoint=START, epochs=epochs, val_fraction=0.4),
             progress=False,
             log=lambda *_: None,
         )
@@ -501,6 +505,7 @@ def markdown(scenes: list[dict], real: list[dict], ablation: dict | None = None)
 
 
 def main() -> int:
+    global START  # --checkpoint: every function reads the starting model from here
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default="runs/camera")
     p.add_argument(
@@ -534,7 +539,13 @@ def main() -> int:
         "--real", default=None, help="folder with highway.avi and one-by-one-person-detection.mp4"
     )
     p.add_argument("--real-weights", default=None)
+    p.add_argument(
+        "--checkpoint",
+        default=START,
+        help="the starting forecaster ('shipped' in the tables; default: the shipped video model)",
+    )
     args = p.parse_args()
+    START = args.checkpoint
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     scenes = [

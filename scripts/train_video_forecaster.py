@@ -44,15 +44,14 @@ def _split(k: int) -> str:
     return "val" if k % 4 == 3 else "train"
 
 
-def camera_tracks(scene_dir: Path, k: int, args) -> Tracks:
-    """Ground-plane tracks (metres, one sample per 0.4 s) of synthetic video k as the live
-    forecaster reads them with `--homography`: tracked by the shipped detector + ByteTrack,
-    bottom centres mapped through the scene's homography and filtered as live."""
+def camera_tracks(scene_dir: Path, k: int, duration: float) -> Tracks:
+    """Ground-plane tracks (metres, one sample per 0.4 s) of synthetic video k (`duration`
+    seconds) as the live forecaster reads them with `--homography`: tracked by the shipped
+    detector + ByteTrack, bottom centres mapped through the scene's homography and filtered as
+    live."""
     rng = np.random.default_rng(600000 + k)
     camera = {"height_m": float(rng.uniform(3, 10)), "tilt_deg": float(rng.uniform(15, 45))}
-    cfg = from_dict(
-        SynthConfig, {"seed": 600000 + k, "duration_s": args.duration, "camera": camera}
-    )
+    cfg = from_dict(SynthConfig, {"seed": 600000 + k, "duration_s": duration, "camera": camera})
     if not (scene_dir / "video.mp4").exists():
         write_scene(simulate(cfg), scene_dir)
     config = PipelineConfig()
@@ -100,7 +99,7 @@ def main() -> int:
         path = data_dir / _split(k) / f"{name}.txt"
         wanted.add(path)
         if not path.exists():
-            write_eth_ucy(path, camera_tracks(data_dir / "videos" / name, k, args))
+            write_eth_ucy(path, camera_tracks(data_dir / "videos" / name, k, args.duration))
     # The config reads every file in these folders: only this run's scenes may be there.
     for split in ("train", "val"):
         for stale in sorted(set((data_dir / split).glob("*.txt")) - wanted):

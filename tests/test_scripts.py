@@ -174,14 +174,13 @@ def test_video_forecaster_learns_tracked_videos_on_the_ground_plane(tmp_path):
     by the shipped detector, as metres one model step apart, as `predict --homography` feeds
     the forecaster."""
     import importlib.util
-    from types import SimpleNamespace
 
     spec = importlib.util.spec_from_file_location(
         "train_video_forecaster", ROOT / "scripts/train_video_forecaster.py"
     )
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    tracks = script.camera_tracks(tmp_path / "scene", 0, SimpleNamespace(duration=6.0))
+    tracks = script.camera_tracks(tmp_path / "scene", 0, 6.0)
     assert tracks.units == "m" and len(np.unique(tracks.track_id)) >= 3
     assert np.isfinite(tracks.xy).all()
     # 10 fps video, 0.4 s model step: samples on the global grid 1, 5, 9, ...

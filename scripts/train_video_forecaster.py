@@ -26,9 +26,9 @@ import numpy as np  # noqa: E402
 
 from trajpred.adapt import live_ground_tracks  # noqa: E402
 from trajpred.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from trajpred.commands.track import track_video  # noqa: E402
+from trajpred.commands.track import tracks_of_video  # noqa: E402
 from trajpred.config import from_dict, load_config  # noqa: E402
-from trajpred.formats import read_tracks, write_eth_ucy  # noqa: E402
+from trajpred.formats import write_eth_ucy  # noqa: E402
 from trajpred.pipeline import Pipeline, PipelineConfig, read_homography  # noqa: E402
 from trajpred.synth.render import write_scene  # noqa: E402
 from trajpred.synth.world import SynthConfig, simulate  # noqa: E402
@@ -57,11 +57,12 @@ def camera_tracks(scene_dir: Path, k: int, duration: float) -> Tracks:
     config = PipelineConfig()
     config.detector.weights = str(REPO / "data/detector/synth_yolo.pt")
     pipeline = Pipeline(config, forecast=False)
-    csv = scene_dir / "tracks.csv"
-    with pipeline.open(expand_source(str(scene_dir / "video.mp4"))[0][0]) as reader:
-        track_video(pipeline, reader, csv, progress=sys.stderr.isatty())
+    video = expand_source(str(scene_dir / "video.mp4"))[0][0]
+    tracks, _, _ = tracks_of_video(
+        pipeline, video, scene_dir / "tracks.csv", progress=sys.stderr.isatty()
+    )
     ground = live_ground_tracks(
-        read_tracks(csv, "csv"), read_homography(scene_dir / "homography.txt"), cfg.fps, DT_S
+        tracks, read_homography(scene_dir / "homography.txt"), cfg.fps, DT_S
     )
     return resample_tracks(ground, cfg.fps * DT_S)
 

@@ -160,11 +160,10 @@ def _track_videos(args, config, work: Path, progress: bool):
     """Track every video of SOURCE in order -> (tracks, fps, video info); ids and frames are
     offset so the videos follow one another in time without sharing a track."""
     from ..errors import TrajpredError
-    from ..formats import read_tracks
     from ..pipeline import Pipeline
     from ..tracks import Tracks
     from ..video import VideoReader, expand_source
-    from .track import track_video
+    from .track import tracks_of_video
 
     if not args.source:
         raise TrajpredError("give SOURCE (a video, folder or glob) or --tracks")
@@ -174,14 +173,11 @@ def _track_videos(args, config, work: Path, progress: bool):
     parts, frame_offset, id_offset, info = [], 0, 0, {}
     for k, video in enumerate(videos):
         csv = work / f"tracks_{k}.csv"
-        with pipeline.open(video) as reader:
-            frames, _, _ = track_video(pipeline, reader, csv, progress)
-            v = reader.info
+        t, v, frames = tracks_of_video(pipeline, video, csv, progress)
+        csv.unlink()
         if info and abs(v.fps - info["fps"]) > 1e-3 * info["fps"]:
             raise TrajpredError(f"{video.uri}: {v.fps:g} fps, the first video has {info['fps']:g}")
         info = {"fps": v.fps, "width": v.width, "height": v.height, "frames": frame_offset + frames}
-        t = read_tracks(csv, "csv")
-        csv.unlink()
         t.frame_id += frame_offset
         t.track_id += id_offset
         parts.append(t)

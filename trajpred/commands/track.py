@@ -101,6 +101,18 @@ def track_video(pipeline, reader, out_csv: Path, progress: bool) -> tuple[int, i
     return frames, len(ids), time.perf_counter() - start
 
 
+def tracks_of_video(pipeline, video, out_csv: Path, progress: bool):
+    """(pixel Tracks, VideoInfo, frames processed) of one video (a VideoSource): tracked into
+    out_csv by `track_video` and read back, so the positions are those of a tracks.csv that
+    `adapt --tracks` or `train` would read later (rounded to 0.01 px)."""
+    from ..formats import read_tracks
+
+    with pipeline.open(video) as reader:
+        frames, _, _ = track_video(pipeline, reader, out_csv, progress)
+        info = reader.info
+    return read_tracks(out_csv, "csv"), info, frames
+
+
 def run(args: argparse.Namespace) -> int:
     from ..errors import TrajpredError
     from ..exports import is_predict_output

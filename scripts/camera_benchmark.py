@@ -74,7 +74,9 @@ CYCLISTS = {  # the class ablation's scene: the plain crowd, 60 % of arrivals ri
 
 
 def track(video: Path, weights: str, classes, max_frames: int | None = None) -> tuple:
-    """(pixel Tracks of the first max_frames frames, fps) from the detector + ByteTrack."""
+    """(pixel Tracks of the first max_frames frames, fps) from the detector + ByteTrack. Kept in
+    memory at full precision (not through tracks.csv, which rounds to 0.01 px): the scene cache
+    stores them exactly, so a rerun on cached tracks gives every figure again."""
     config = PipelineConfig()
     config.detector.weights = weights
     if classes:
@@ -202,14 +204,16 @@ def scene_tracks(name: str, overrides: dict, out: Path, duration: float, seed: i
     return scene_dir, cfg, cut, tracks, fps, time.perf_counter() - t0
 
 
-START = str(ROOT / "data/checkpoints/video.pt")  # the shipped model: every arm starts from it
+SHIPPED = str(ROOT / "data/checkpoints/video.pt")  # the default start of every arm
 
 
-def quiet_adapt(tracks, fps, work: Path, arms: dict, epochs: int, min_windows: int, **options):
-    """`adapt` with the benchmark's settings (AdaptConfig `options` on top), no progress or log;
-    every candidate it built lands in `arms`."""
+def quiet_adapt(
+    tracks, fps, work: Path, arms: dict, start: str, epochs: int, min_windows: int, **options
+):
+    """`adapt` of the starting checkpoint `start` with the benchmark's settings (AdaptConfig
+    `options` on top), no progress or log; every candidate it built lands in `arms`."""
     config = AdaptConfig(
-        checkpoint=START,
+        checkpoint=start,
         epochs=epochs,
         min_train_windows=min_windows,
         min_val_windows=min(20, min_windows),
@@ -228,6 +232,7 @@ def score_scene(
     min_windows: int = 100,
     plain: bool = True,
     average: bool = False,
+    start: str = SHIPPED,
 ) -> dict:
     scene_dir, cfg, cut, all_tracks, fps, track_s = scene_tracks(
         name, overrides, out, duration, seed
@@ -235,7 +240,7 @@ def score_scene(
     tracks = all_tracks.select(all_tracks.frame_id <= cut)  # adapt sees the first 60 % only
     h = read_homography(scene_dir / "homography.txt")
     h_inv = np.linalg.inv(h)
-    shipped = load_forecaster(START)
+    shipped = load_forecaster(start)
     arms = {
         "constant velocity (px)": (None, "px"),
         "constant velocity (m)": (None, "m"),
@@ -253,6 +258,7 @@ def score_scene(
                 fps,
                 scene_dir / f"adapt_{space}{'' if scene_input else '_plain'}",
                 got,
+                start,
                 epochs=epochs,
                 min_windows=min_windows,
                 scene_input=scene_input,
@@ -337,7 +343,9 @@ def score_scene(
     }
 
 
-def score_classes(out: Path, duration: float, epochs: int, seed: int, min_windows: int) -> dict:
+def score_classes(
+    out: Path, duration: float, epochs: int, seed: int, min_windows: int, start: str = SHIPPED
+) -> dict:
     """Does the class input help where the footage holds two classes? A plain crowd in which
     most ride (class 1: faster, turning more slowly, never stopping); no video and no tracker:
     adapt learns from the ground-truth tracks of the first 60 % (pixels, with their classes)
@@ -349,7 +357,7 @@ def score_classes(out: Path, duration: float, epochs: int, seed: int, min_window
     cfg = from_dict(SynthConfig, {"duration_s": duration, "seed": seed, **CYCLISTS})
     tracks = simulate(cfg).mot_tracks()
     cut = int(round(cfg.n_frames * 0.6))
-    shipped = load_forecaster(START)
+    shipped = load_forecaster(start)
     arms = {"constant velocity": None, "shipped": shipped}
     reports = {}
     for class_input in (False, True):
@@ -360,6 +368,7 @@ def score_classes(out: Path, duration: float, epochs: int, seed: int, min_window
             cfg.fps,
             out / f"classes_{duration:g}s_seed{seed}" / tag.replace(" ", "_"),
             got,
+            start,
             epochs=epochs,
             min_windows=min_windows,
             class_input=class_input,
@@ -393,14 +402,14 @@ def _per_class(class_id: np.ndarray) -> list[tuple[str, np.ndarray]]:
     return [(f"class{int(c)}", class_id == c) for c in np.unique(class_id)]
 
 
-def score_real(video: Path, weights: str, classes, epochs: int) -> dict:
+def score_real(video: Path, weights: str, classes, epochs: int, start: str = SHIPPED) -> dict:
     tracks, fps = track(video, weights, classes)
     try:
         report, _ = adapt(
             tracks,
             fps,
             Path(os.environ.get("TMPDIR", "/tmp")) / f"adapt_{video.stem}",
-            AdaptConfig(checkpoint=START, epochs=epochs, val_fraction=0.4),
+            AdaptConfig(checkpoint=start, epochs=epochs, val_fraction=0.4),
             progress=False,
             log=lambda *_: None,
         )
@@ -505,7 +514,6 @@ def markdown(scenes: list[dict], real: list[dict], ablation: dict | None = None)
 
 
 def main() -> int:
-    global START  # --checkpoint: every function reads the starting model from here
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default="runs/camera")
     p.add_argument(
@@ -541,11 +549,10 @@ def main() -> int:
     p.add_argument("--real-weights", default=None)
     p.add_argument(
         "--checkpoint",
-        default=START,
+        default=SHIPPED,
         help="the starting forecaster ('shipped' in the tables; default: the shipped video model)",
     )
     args = p.parse_args()
-    START = args.checkpoint
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     scenes = [
@@ -559,13 +566,16 @@ def main() -> int:
             args.min_windows,
             plain=not args.skip_plain,
             average=args.average,
+            start=args.checkpoint,
         )
         for seed in args.seeds
         for n in args.scenes
     ]
     ablation = None
     if args.classes:
-        ablation = score_classes(out, args.duration, args.epochs, args.seeds[0], args.min_windows)
+        ablation = score_classes(
+            out, args.duration, args.epochs, args.seeds[0], args.min_windows, args.checkpoint
+        )
     real = []
     if args.real:
         real.append(
@@ -574,6 +584,7 @@ def main() -> int:
                 args.real_weights,
                 ["car", "bus", "truck", "motorcycle"],
                 args.epochs,
+                args.checkpoint,
             )
         )
         real.append(
@@ -582,6 +593,7 @@ def main() -> int:
                 args.real_weights,
                 ["person"],
                 args.epochs,
+                args.checkpoint,
             )
         )
     report = {"scenes": scenes, "real": real, "classes": ablation}

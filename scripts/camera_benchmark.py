@@ -8,10 +8,12 @@ boxes in pixels, and the true ground positions in metres), on the same windows f
 constant velocity, the shipped model in pixels and on the ground plane (homography), and the
 models adapted in pixels and on the ground plane (plain fine-tuning, scene input, the scene
 prior, both, and what `adapt`'s guard ships). Pixel forecasts are scored in metres through
-the homography, metre forecasts in pixels through its inverse. The same arms are also scored
-on the tracker's own tracks of the last 40 % (what a deployed model reads: detector noise
-included), against their own future and against the true future of the person each track
-follows (matched by box IoU at its last observed frame, as `trajpred demo` scores forecasts).
+the homography, metre forecasts in pixels as `predict --homography` draws and writes them
+(`image_points`: steps that come nearer the camera than half the track's depth are held).
+The same arms are also scored on the tracker's own tracks of the last 40 % (what a deployed
+model reads: detector noise included), against their own future and against the true future
+of the person each track follows (matched by box IoU at its last observed frame, as `trajpred
+demo` scores forecasts).
 
 Real clips (`--real`): no ground truth, so adapt holds out the last 40 % of the tracker's own
 tracks and scores forecasts against the tracker's future positions there.
@@ -41,6 +43,7 @@ from trajpred.adapt import AdaptConfig, adapt, camera_windows, live_ground_track
 from trajpred.checkpoint import load_forecaster, model_from_payload  # noqa: E402
 from trajpred.forecast import forecast_on  # noqa: E402
 from trajpred.formats import read_mot, read_tracks  # noqa: E402
+from trajpred.geometry import GroundPlane  # noqa: E402
 from trajpred.metrics import ade, constant_velocity, fde  # noqa: E402
 from trajpred.pipeline import (  # noqa: E402
     Pipeline,
@@ -172,6 +175,14 @@ def true_futures(
     return np.array(rows, np.int64), np.array(px), np.array(m)
 
 
+def image_points(ground: GroundPlane, pred_m: np.ndarray, windows_m: Windows) -> np.ndarray:
+    """(N, pred_len, 2) metre forecasts of `windows_m` -> pixels, as the live pipeline maps
+    them (GroundPlane.to_image from each track's last observed ground position): mapped raw
+    through the inverse homography, a step heading at the camera lands far below the image, or
+    behind the camera, and one such window outweighs thousands in a mean pixel error."""
+    return ground.to_image(pred_m, windows_m.obs_xy[:, -1])[0]
+
+
 def predict(model, w) -> np.ndarray:
     if model is None:
         return constant_velocity(w.obs_xy, w.pred_len)
@@ -239,7 +250,7 @@ def score_scene(
     )
     tracks = all_tracks.select(all_tracks.frame_id <= cut)  # adapt sees the first 60 % only
     h = read_homography(scene_dir / "homography.txt")
-    h_inv = np.linalg.inv(h)
+    ground_plane = GroundPlane(h, str(scene_dir / "homography.txt"))
     shipped = load_forecaster(start)
     arms = {
         "constant velocity (px)": (None, "px"),
@@ -317,7 +328,7 @@ def score_scene(
         row = {"arm": arm}
         for tag, (px_w, m_w, truth_px, truth_m) in tests.items():
             pred = predict(model, px_w if space == "px" else m_w)
-            pred_px = pred if space == "px" else apply_homography(h_inv, pred)
+            pred_px = pred if space == "px" else image_points(ground_plane, pred, m_w)
             pred_m = pred if space == "m" else apply_homography(h, pred)
             row.update(
                 {

@@ -244,6 +244,7 @@ def score_scene(
     plain: bool = True,
     average: bool = False,
     start: str = SHIPPED,
+    ceiling: bool = False,
 ) -> dict:
     scene_dir, cfg, cut, all_tracks, fps, track_s = scene_tracks(
         name, overrides, out, duration, seed
@@ -306,6 +307,21 @@ def score_scene(
                     got["fine-tuned + prior"],
                     space,
                 )
+    if ceiling:  # how much the scene offers to learn on the ground plane, at best
+        world = read_tracks(scene_dir / "gt_world.txt", "eth_ucy")
+        world.units = "m"
+        t0 = time.perf_counter()
+        report, payload = quiet_adapt(
+            world.select(world.frame_id <= cut),
+            fps,
+            scene_dir / "adapt_truth",
+            {},
+            start,
+            epochs=epochs,
+            min_windows=min_windows,
+        )
+        reports["m, true positions"] = {**report.to_dict(), "adapt_s": time.perf_counter() - t0}
+        arms["adapt on the true positions + homography (m)"] = (model_from_payload(payload), "m")
     wp, wm = paired_test_windows(scene_dir, cut, fps)
     # The same arms on the tracker's own tracks of the last 40 %: what a deployed model reads
     # (detector noise, far-away jitter on the ground plane), scored against their own future
@@ -550,6 +566,12 @@ def main() -> int:
         help="also adapt's weight-averaged candidates (`adapt --average`)",
     )
     p.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="also adapt on the ground truth's own ground positions of the first 60 %% (every "
+        "person, no tracker noise): how much the scene offers to learn in metres, at best",
+    )
+    p.add_argument(
         "--classes",
         action="store_true",
         help="also the class-input ablation (ground-truth tracks of a crowd with cyclists)",
@@ -578,6 +600,7 @@ def main() -> int:
             plain=not args.skip_plain,
             average=args.average,
             start=args.checkpoint,
+            ceiling=args.ceiling,
         )
         for seed in args.seeds
         for n in args.scenes

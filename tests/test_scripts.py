@@ -119,7 +119,7 @@ def test_camera_benchmark_scores_every_arm_on_a_tiny_scene(tmp_path):
     done = run_script(
         "camera_benchmark.py",
         "--out", tmp_path, "--scenes", "gate", "--duration", 60, "--epochs", 1,
-        "--min-windows", 5, "--classes",
+        "--min-windows", 5, "--classes", "--ceiling",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     report = json.loads((tmp_path / "benchmark.json").read_text())
@@ -127,8 +127,10 @@ def test_camera_benchmark_scores_every_arm_on_a_tiny_scene(tmp_path):
     arms = [r["arm"] for r in scene["rows"]]
     for arm in ("shipped (px)", "plain fine-tune (px)", "scene input (px)",
                 "prior (shipped + prior) (px)", "both (scene input + prior) (px)",
-                "adapt as shipped (guarded) + homography (m)"):  # fmt: skip
+                "adapt as shipped (guarded) + homography (m)",
+                "adapt on the true positions + homography (m)"):  # fmt: skip
         assert arm in arms, arms
+    assert scene["adapt"]["m, true positions"]["units"] == "m"
     assert scene["test_windows"] > 0 and all(r["fde_px"] > 0 for r in scene["rows"])
     assert scene["seen_test_windows"] > 0 and all(r["fde_m_seen"] > 0 for r in scene["rows"])
     assert "guard" in scene["adapt"]["px"] and (tmp_path / "benchmark.md").exists()

@@ -114,13 +114,19 @@ def on_ground(tracks: Tracks, h: np.ndarray, fps: float) -> Tracks:
     return live_ground_tracks(tracks, h, fps, 0.4)
 
 
+def true_ground(scene_dir: Path) -> Tracks:
+    """The synthetic ground truth's ground positions of every person, in metres."""
+    world = read_tracks(scene_dir / "gt_world.txt", "eth_ucy")
+    world.units = "m"
+    return world
+
+
 def paired_test_windows(scene_dir: Path, cut: int, fps: float):
     """Windows of the ground truth after frame `cut`, in pixels and metres, the same (track,
     frame) keys in both."""
     px = read_mot(scene_dir / "gt_mot.txt")
-    m = read_tracks(scene_dir / "gt_world.txt", "eth_ucy")
+    m = true_ground(scene_dir)
     px, m = px.select(px.frame_id > cut), m.select(m.frame_id > cut)
-    m.units = "m"
     return paired(
         camera_windows(px, fps, 0.4, OBS_LEN, 12, NEIGHBOURS),
         camera_windows(m, fps, 0.4, OBS_LEN, 12, NEIGHBOURS),
@@ -152,8 +158,7 @@ def true_futures(
     from trajpred.demo import GroundTruth, match_boxes
 
     truth = GroundTruth(read_mot(scene_dir / "gt_mot.txt"))
-    world = read_tracks(scene_dir / "gt_world.txt", "eth_ucy")
-    feet_px, feet_m = truth.feet, by_frame_and_track(world)
+    feet_px, feet_m = truth.feet, by_frame_and_track(true_ground(scene_dir))
     person = {}  # (frame, tracker id) -> ground-truth id
     for frame in np.unique(wp.frame_id).tolist():
         seen = tracks.frame_id == frame
@@ -308,8 +313,7 @@ def score_scene(
                     space,
                 )
     if ceiling:  # how much the scene offers to learn on the ground plane, at best
-        world = read_tracks(scene_dir / "gt_world.txt", "eth_ucy")
-        world.units = "m"
+        world = true_ground(scene_dir)
         t0 = time.perf_counter()
         report, payload = quiet_adapt(
             world.select(world.frame_id <= cut),

@@ -100,7 +100,7 @@ def test_constant_velocity_track_as_plain_arrays(cv_checkpoint):
     np.testing.assert_allclose(f.xy[0, :, 0], 145.0 + 20.0 * np.arange(1, 13), atol=1e-3)
     np.testing.assert_allclose(f.xy[0, :, 1], 300.0, atol=1e-3)
     np.testing.assert_array_equal(f.target_frame, 9 + 4 * np.arange(1, 13))
-    assert f.samples is None and f.world_xy is None and f.sigma.shape == (1, 12)
+    assert f.samples is None and f.world_xy is None and f.r50.shape == f.r90.shape == (1, 12)
     assert forecaster.frame_id == 9
 
 
@@ -123,7 +123,8 @@ def test_api_forecasts_equal_the_pipelines_live_forecaster():
         want = live.update(frame, boxes.sorted())
         np.testing.assert_array_equal(got.track_id, want.track_id)
         np.testing.assert_allclose(got.xy, want.xy)
-        np.testing.assert_allclose(got.sigma, want.sigma)
+        np.testing.assert_allclose(got.r50, want.r50)
+        np.testing.assert_allclose(got.r90, want.r90)
         np.testing.assert_allclose(got.samples, want.samples)
     assert len(got) == len(ids) and got.samples.shape == (len(ids), 3, 12, 2)
 

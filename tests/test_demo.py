@@ -78,7 +78,11 @@ def test_forecast_tally_scores_a_hand_made_case():
         fc = FrameForecasts.empty()
         if f == 10:  # forecast 2 steps (4 frames each) of 6 px: the truth moves 4 px per step
             fc = FrameForecasts(
-                [9], np.array([[[26.0, 100.0], [32.0, 100.0]]]), np.ones((1, 2)), np.array([14, 18])
+                [9],
+                np.array([[[26.0, 100.0], [32.0, 100.0]]]),
+                np.ones((1, 2)),
+                2 * np.ones((1, 2)),
+                np.array([14, 18]),
             )
         tally.add(f, tracks, fc)
     result = tally.result()

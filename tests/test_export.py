@@ -81,7 +81,7 @@ def test_exported_forecaster_streams_a_whole_video_like_pytorch(
     n = 0
     for e, g in zip(expect, got, strict=True):
         np.testing.assert_array_equal(e.track_id, g.track_id)
-        for a, b in ((e.xy, g.xy), (e.sigma, g.sigma), (e.samples, g.samples)):
+        for a, b in ((e.xy, g.xy), (e.r50, g.r50), (e.r90, g.r90), (e.samples, g.samples)):
             assert np.abs(a - b).max(initial=0) / px_per_unit <= 1e-4
         n += len(e)
     assert n > 100  # forecasts on most frames of the 60, not a vacuous comparison
@@ -160,7 +160,7 @@ def test_evaluate_and_predict_accept_an_exported_file(
     args += ["--weights", video_assets.weights, "--imgsz", "320", "--device", "cpu"]
     assert main([*args, "--checkpoint", str(exported(VIDEO_MODEL, "onnx"))]) == 0
     rows = (out / "forecasts.csv").read_text().splitlines()
-    assert rows[0] == "frame,track_id,step,target_frame,x,y" and len(rows) > 1000
+    assert rows[0] == "frame,track_id,step,target_frame,x,y,r50,r90" and len(rows) > 1000
 
 
 def test_int8_file_is_smaller_and_close(exported, eth_ucy_like_root):

@@ -66,14 +66,20 @@ def test_a_straight_walk_in_metres_projects_back_onto_its_image_line(noise_px):
     assert miss > 100
 
 
-def test_sigma_and_samples_come_back_in_pixels():
+def test_radii_and_samples_come_back_in_pixels():
     h = low_camera()
     boxes, _ = walk_frames(h, 30)
     live, results = run_live(h, boxes, k=3, ground_noise_px=0.0)
     fc = results[-1]
-    sigma_m = live.cache[1][1]
+    r50_m, r90_m = live.calibration.radii(live.cache[1][1])
+    np.testing.assert_allclose(fc.world_r50[0], r50_m, rtol=1e-6)
+    np.testing.assert_allclose(fc.world_r90[0], r90_m, rtol=1e-6)
     ppm = GroundPlane(h).pixels_per_metre(fc.world_xy[0])
-    np.testing.assert_allclose(fc.sigma[0], sigma_m * ppm, rtol=1e-6)
+    np.testing.assert_allclose(fc.r50[0], r50_m * ppm, rtol=1e-6)
+    np.testing.assert_allclose(fc.r90[0], r90_m * ppm, rtol=1e-6)
+    np.testing.assert_allclose(
+        fc.world_samples[0], live.cache[1][2] + fc.world_xy[0, :1] - live.cache[1][0][:1], atol=1e-6
+    )
     assert fc.samples.shape == (1, 3, 12, 2) and np.isfinite(fc.samples).all()
     # The samples lie where their metres project (none comes near the camera here).
     samples_m = live.cache[1][2] + fc.world_xy[0, :1] - live.cache[1][0][:1]
@@ -87,7 +93,7 @@ def test_forecasts_towards_the_camera_stay_finite_and_below_the_image():
     boxes, _ = walk_frames(h, 40, start=(0.0, 12.0), v_mps=(0.0, -2.0))
     _, results = run_live(h, boxes, ground_noise_px=0.0)
     fc = results[-1]  # 4 m ahead of the camera, walking at it: it passes under in 2 s
-    assert len(fc) == 1 and np.isfinite(fc.xy).all() and np.isfinite(fc.sigma).all()
+    assert len(fc) == 1 and np.isfinite(fc.xy).all() and np.isfinite(fc.r90).all()
     assert fc.world_xy[0, -1, 1] < 0  # the model's metres go behind the camera ...
     assert fc.xy[0, :, 1].max() < 384 * 10  # ... the drawn points stop below the image
 

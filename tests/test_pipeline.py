@@ -57,7 +57,9 @@ def test_forecast_is_constant_velocity_shifted_to_the_current_frame():
     np.testing.assert_allclose(fc.xy[0, :, 0], expected_x, atol=1e-2)
     np.testing.assert_allclose(fc.xy[0, :, 1], 100.0, atol=1e-3)
     np.testing.assert_array_equal(fc.target_frame, frame_id + 10 * np.arange(1, 13))
-    assert fc.sigma.shape == (1, 12) and np.all(np.diff(fc.sigma[0]) > 0)
+    for radius in (fc.r50, fc.r90):  # widening with the horizon, r90 outside r50
+        assert radius.shape == (1, 12) and np.all(np.diff(radius[0]) > 0)
+    assert np.all(fc.r90 > fc.r50)
 
 
 def test_long_gap_restarts_the_track_and_unseen_tracks_are_dropped():
@@ -89,7 +91,7 @@ def test_homography_adds_world_positions(tmp_path):
         fc = live.update(i + 1, one_box(3, 10.0 + i))
     np.testing.assert_allclose(fc.world_xy, 0.5 * fc.xy + [1.0, 0.0])
     row = forecast_rows(9, fc).splitlines()[0].split(",")
-    assert row[:4] == ["9", "3", "1", "13"] and len(row) == 8
+    assert row[:4] == ["9", "3", "1", "13"] and len(row) == 12  # x,y,r50,r90,wx,wy,wr50,wr90
     (tmp_path / "bad.txt").write_text("1 2 3\n")
     with pytest.raises(InputError, match="9 finite numbers"):
         read_homography(tmp_path / "bad.txt")

@@ -100,7 +100,7 @@ def test_predict_end_to_end(video_assets, tmp_path):
     np.testing.assert_array_equal(tracks.track_id, mot.track_id)
     np.testing.assert_allclose(tracks.xy, mot.xy, atol=0.02)
     header, fc = read_forecasts(out / "forecasts.csv")
-    assert header == ["frame", "track_id", "step", "target_frame", "x", "y", "wx", "wy"]
+    assert header == "frame,track_id,step,target_frame,x,y,r50,r90,wx,wy,wr50,wr90".split(",")
     assert len(fc) > 100
     seen = {(int(f), int(t)) for f, t in zip(tracks.frame_id, tracks.track_id, strict=False)}
     assert all((int(f), int(t)) in seen for f, t in fc[:, :2])
@@ -148,7 +148,7 @@ def test_blank_video_gives_empty_valid_outputs(video_assets, tmp_path):
     assert (tmp_path / "out" / "tracks_mot.txt").read_text() == ""
     assert (
         tmp_path / "out" / "forecasts.csv"
-    ).read_text() == "frame,track_id,step,target_frame,x,y\n"
+    ).read_text() == "frame,track_id,step,target_frame,x,y,r50,r90\n"
 
 
 @pytest.mark.parametrize("workers", [1, 2])

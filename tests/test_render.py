@@ -24,11 +24,9 @@ def _result(n_tracks: int, seed: int) -> FrameResult:
     tracks = TrackedBoxes(np.arange(1, n_tracks + 1), box, np.ones(n_tracks), np.zeros(n_tracks))
     steps = np.arange(1, 13)[None, :, None]
     velocity = g.normal(0, 8, (n_tracks, 1, 2))
+    r50 = 2.0 + steps[..., 0] * g.uniform(0.5, 2, (n_tracks, 1))
     forecasts = FrameForecasts(
-        tracks.track_id,
-        tracks.xy[:, None] + steps * velocity,
-        2.0 + steps[..., 0] * g.uniform(0.5, 2, (n_tracks, 1)),
-        np.arange(2, 14),
+        tracks.track_id, tracks.xy[:, None] + steps * velocity, r50, 2 * r50, np.arange(2, 14)
     )
     return FrameResult(1, 0.0, image, Detections.empty(), tracks, forecasts)
 
@@ -38,7 +36,7 @@ def _whole_frame_bands(result: FrameResult, alpha: float) -> np.ndarray:
     img = result.image.copy()
     overlay = img.copy()
     fc = result.forecasts
-    bands = np.round(uncertainty_band(fc.xy, fc.sigma, result.tracks.xy)).astype(np.int32)
+    bands = np.round(uncertainty_band(fc.xy, fc.r50, result.tracks.xy)).astype(np.int32)
     for tid, band in zip(fc.track_id.tolist(), bands, strict=True):
         cv2.fillPoly(overlay, [band[:, None]], track_colour(tid), cv2.LINE_AA)
     cv2.addWeighted(overlay, alpha, img, 1 - alpha, 0, dst=img)
@@ -53,7 +51,7 @@ def test_band_blend_equals_the_whole_frame_blend():
         renderer._blend_bands(
             got,
             np.round(
-                uncertainty_band(result.forecasts.xy, result.forecasts.sigma, result.tracks.xy)
+                uncertainty_band(result.forecasts.xy, result.forecasts.r50, result.tracks.xy)
             ).astype(np.int32),
             result.forecasts.track_id.tolist(),
         )

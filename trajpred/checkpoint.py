@@ -1,7 +1,9 @@
 """Self-describing checkpoints: config, weights, optimiser state, epoch and best metric.
 
 A checkpoint holds one model's weights under "model", or an ensemble's under "members" (one
-state dict per member, all of the config under "model_config"; see `ensemble_payload`).
+state dict per member, all of the config under "model_config"; see `ensemble_payload`), and
+optionally its uncertainty calibration under "calibration" (trajpred/calibration.py), which a
+loaded model carries as `model.calibration` (None without).
 
 Written atomically (temp file, then rename) and read with `weights_only=True`, so a checkpoint
 can only hold tensors and plain data; anything else is refused with a one-line error.
@@ -17,6 +19,7 @@ from pathlib import Path
 import torch
 
 from .atomic import atomic_path
+from .calibration import calibration_of
 from .config import ConfigError, from_dict
 from .errors import InputError, first_line
 from .model import Ensemble, Forecaster, ForecasterConfig
@@ -112,6 +115,8 @@ def model_from_payload(
         ) from None
     model = members[0] if "members" not in payload else Ensemble(members)
     model.eval()
+    # plain attribute, not a buffer: checkpoints without one load as before
+    model.calibration = calibration_of(payload.get("calibration"), cfg.pred_len, path)
     return model
 
 
@@ -134,7 +139,7 @@ def ensemble_payload(paths: list[str | os.PathLike]) -> dict:
         k: v
         for k, v in payloads[0].items()
         if k in ("model_config", "run_config", "epoch", "history")
-    }
+    }  # not "calibration": it was fitted on one member, not on their mean
     return {**keep, "members": members}
 
 

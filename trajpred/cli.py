@@ -27,6 +27,7 @@ COMMANDS = {
     "train": "train the LSTM forecaster on labelled tracks",
     "adapt": "fit the forecaster to one camera from its own tracks (no labels needed)",
     "evaluate": "ADE/FDE of a checkpoint beside the constant-velocity baseline",
+    "calibrate": "fit a checkpoint's uncertainty (r50/r90) on data it was not trained on",
     "export": "export the forecaster as one ONNX or TorchScript file (edge devices)",
     "demo": "synthesize a scene and run the whole pipeline on it, offline, with scores",
     "synth": "generate a synthetic scene: video, ground-truth tracks, homography",

@@ -293,12 +293,16 @@ class DemoResult:
 
 def untrained_checkpoint(path) -> str:
     """Save a freshly initialised forecaster (it forecasts constant velocity) at `path`."""
+    from .calibration import gaussian
     from .checkpoint import save_checkpoint
     from .config import to_dict
     from .model import Forecaster, ForecasterConfig
 
     cfg = ForecasterConfig()
-    save_checkpoint(path, {"model_config": to_dict(cfg), "model": Forecaster(cfg).state_dict()})
+    payload = {"model_config": to_dict(cfg), "model": Forecaster(cfg).state_dict()}
+    # stated, not fitted: an untrained model's sigma read as a Gaussian's (no warning on load)
+    payload["calibration"] = gaussian(cfg.pred_len).to_dict()
+    save_checkpoint(path, payload)
     return str(path)
 
 

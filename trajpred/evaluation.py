@@ -22,17 +22,55 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import write_text
+from .calibration import (
+    LEVELS,
+    Calibration,
+    calibration_for,
+    fit_calibration,
+    gaussian,
+    gaussian_log_density,
+    gaussian_radius,
+    mixture_log_density,
+    sample_mixture,
+    warn_if_uncalibrated,
+)
 from .checkpoint import load_forecaster_and_metadata
 from .config import ConfigError, from_dict
 from .data import DataConfig, load_split, split_files
 from .errors import InputError
 from .forecast import Forecasts, forecast_on
-from .metrics import SceneScore, average_row, score_scene
+from .metrics import (
+    KDE_SAMPLES,
+    SceneScore,
+    average_row,
+    constant_velocity,
+    coverage,
+    displacement_errors,
+    kde_nll,
+    miss_rate,
+    score_scene,
+)
 from .paths import PACKAGE_ROOT
 from .windows import Windows
 
 ETH_UCY_SCENES = ("eth", "hotel", "univ", "zara1", "zara2")
 PREDICTION_HEADER = ["file", "frame", "track_id", "step", "x", "y"]
+
+
+RELIABILITY_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+
+
+@dataclass
+class Reliability:
+    """Observed coverage per forecast step (P,) of the circles centred on the forecast:
+    `calibrated` (len(LEVELS), P) for the calibrated radii r50, r90; `mixture`
+    (len(RELIABILITY_LEVELS), P) for the circle holding each nominal level of the predictive
+    mixture's own probability (from its samples); `cv` (len(LEVELS), P) for constant velocity's
+    Gaussian radii, or None."""
+
+    calibrated: np.ndarray
+    mixture: np.ndarray
+    cv: np.ndarray | None = None
 
 
 @dataclass
@@ -50,6 +88,7 @@ class SceneResult:
     forecasts: Forecasts
     checkpoint: str = ""
     trained_on: list[str] = field(default_factory=list)
+    reliability: Reliability | None = None
 
     @property
     def warning(self) -> str | None:
@@ -61,6 +100,15 @@ class SceneResult:
             f"{', '.join(self.trained_on)}, test data of scene '{self.score.scene}': "
             "this is not a held-out score"
         )
+
+
+def scenes_of(names: list[str], data: str) -> list[str]:
+    """Scenes to evaluate: the names given, or for ['all'] every ETH/UCY scene with a test
+    folder under `data` (else one scene named after the data)."""
+    if list(names) != ["all"]:
+        return list(names)
+    root = Path(data)
+    return [s for s in ETH_UCY_SCENES if (root / s / "test").is_dir()] or [root.stem or "data"]
 
 
 def checkpoint_for(checkpoint: str, scene: str) -> str:
@@ -132,6 +180,25 @@ def seen_test_files(test_files: list[str], trained: list[Path]) -> list[str]:
     ]
 
 
+def scene_windows(model, data: str, scene: str, split: str, fps: float, fmt: str):
+    """(windows, DataConfig) of one scene's split for `model` (split applies to an ETH/UCY
+    root; track files are read whole); InputError when it holds no window."""
+    cfg = data_config_for(data, scene, fps, fmt)
+    windows, _ = load_split(
+        cfg,
+        split if not cfg.test_files else "test",
+        model.cfg.obs_len,
+        model.cfg.pred_len,
+        model.cfg.dt_s,
+        model.cfg.social_neighbours,
+    )
+    if len(windows) == 0:
+        raise InputError(
+            data, f"scene '{scene}' has no window of {model.cfg.obs_len + model.cfg.pred_len} steps"
+        )
+    return windows, cfg
+
+
 def evaluate_scene(
     checkpoint: str, data: str, scene: str, k: int = 20, fps: float = 0.0, fmt: str = "auto"
 ) -> SceneResult:
@@ -145,28 +212,126 @@ def evaluate_scene(
     """
     path = checkpoint_for(checkpoint, scene)
     model, payload = load_forecaster_and_metadata(path)
-    cfg = data_config_for(data, scene, fps, fmt)
-    windows, _ = load_split(
-        cfg,
-        "test",
-        model.cfg.obs_len,
-        model.cfg.pred_len,
-        model.cfg.dt_s,
-        model.cfg.social_neighbours,
-    )
-    if len(windows) == 0:
-        raise InputError(
-            data, f"scene '{scene}' has no window of {model.cfg.obs_len + model.cfg.pred_len} steps"
-        )
-    fc = forecast_on(model, windows, k)
+    windows, cfg = scene_windows(model, data, scene, "test", fps, fmt)
+    warn_if_uncalibrated(model, path)
+    fc = forecast_on(model, windows, k, mixture=True)
     score = score_scene(scene, fc.mean, windows.fut_xy, windows.obs_xy, fc.samples, windows.units)
+    reliability = score_uncertainty(score, windows, fc, calibration_for(model))
     trained = trained_files(payload, None if cfg.test_files else Path(cfg.root))
-    return SceneResult(score, windows, fc, path, seen_test_files(split_files(cfg, "test"), trained))
+    seen = seen_test_files(split_files(cfg, "test"), trained)
+    return SceneResult(score, windows, fc, path, seen, reliability)
+
+
+def score_uncertainty(
+    score: SceneScore,
+    windows: Windows,
+    fc: Forecasts,
+    calibration: Calibration,
+    seed: int = 0,
+    batch: int = 64,
+) -> Reliability:
+    """Fill `score`'s uncertainty fields from forecasts made with mixture=True, and return the
+    per-step coverages behind them. Constant velocity is scored with the calibration's
+    cv_sigma Gaussian when it was fitted in the windows' units."""
+    assert fc.mixture is not None and fc.r50 is not None and fc.r90 is not None
+    truth, mix = windows.fut_xy.astype(np.float64), fc.mixture
+    steps = truth.shape[1]
+    cv_xy = constant_velocity(windows.obs_xy, steps)
+    cv_sigma = (
+        np.asarray(calibration.cv_sigma)
+        if calibration.cv_sigma and calibration.units == windows.units
+        else None
+    )
+    rng = np.random.default_rng(seed)
+    err = displacement_errors(fc.mean, truth)  # (N, P)
+    kde, cv_kde = 0.0, 0.0
+    inside = np.zeros((len(RELIABILITY_LEVELS), steps))
+    for start in range(0, len(truth), batch):
+        part = slice(start, start + batch)
+        draws = sample_mixture(mix.mode_xy[part], mix.mode_prob[part], mix.mode_sigma[part],
+                               KDE_SAMPLES, rng)  # fmt: skip
+        kde += kde_nll(draws, truth[part]) * len(draws)
+        # the circle centred on the forecast that holds each level of the draws
+        spread = np.linalg.norm(draws - fc.mean[part][:, None], axis=-1)  # (B, S, P)
+        radius = np.quantile(spread, RELIABILITY_LEVELS, axis=1)  # (L, B, P)
+        inside += (err[part][None] <= radius).sum(1)
+        if cv_sigma is not None:
+            noise = rng.standard_normal((len(draws), KDE_SAMPLES, steps, 2))
+            cv_draws = cv_xy[part][:, None] + noise * cv_sigma[:, None]
+            cv_kde += kde_nll(cv_draws, truth[part]) * len(draws)
+    n = len(truth)
+    calibrated = np.stack([coverage(fc.mean, truth, r) for r in (fc.r50, fc.r90)])
+    score.nll = float(
+        -mixture_log_density(truth, mix.mode_xy, mix.mode_prob, mix.mode_sigma).mean()
+    )
+    score.kde_nll = kde / n
+    score.cov50, score.cov90 = (float(c.mean()) for c in calibrated)
+    if fc.samples is not None and windows.units == "m":
+        score.miss_rate = miss_rate(fc.samples, truth, 2.0)
+    cv = None
+    if cv_sigma is not None:
+        cv_err = displacement_errors(cv_xy, truth)
+        cv = np.stack([(cv_err <= gaussian_radius(p) * cv_sigma).mean(0) for p in LEVELS])
+        score.cv_nll = float(-gaussian_log_density(truth, cv_xy, cv_sigma).mean())
+        score.cv_kde_nll = cv_kde / n
+        score.cv_cov50, score.cv_cov90 = (float(c.mean()) for c in cv)
+    return Reliability(calibrated, inside / n, cv)
+
+
+def calibrate_on(model, windows: Windows, source: str = "") -> Calibration:
+    """A Calibration of `model` fitted on `windows` it was not trained on (their futures are
+    the labels): see trajpred/calibration.py."""
+    fc = forecast_on(model, windows, mixture=True, calibration=gaussian(model.cfg.pred_len))
+    assert fc.mixture is not None and fc.sigma is not None
+    return fit_calibration(
+        windows.fut_xy.astype(np.float64),
+        fc.mean.astype(np.float64),
+        fc.sigma.astype(np.float64),
+        fc.mixture.mode_xy.astype(np.float64),
+        fc.mixture.mode_prob.astype(np.float64),
+        fc.mixture.mode_sigma.astype(np.float64),
+        constant_velocity(windows.obs_xy, windows.fut_xy.shape[1]),
+        source=source,
+        units=windows.units,
+    )
 
 
 def summary_rows(results: list[SceneResult]) -> list[SceneScore]:
     rows = [r.score for r in results]
     return rows + [average_row(rows)] if len(rows) > 1 else rows
+
+
+def calibrate_checkpoint(
+    checkpoint: str,
+    data: str,
+    scene: str,
+    out: str | os.PathLike,
+    split: str = "val",
+    fps: float = 0.0,
+    fmt: str = "auto",
+) -> str:
+    """Fit the calibration of `checkpoint` (file, or folder of <scene>.pt) on one scene's
+    split and save the checkpoint with it at `out` (atomically); returns a one-line report of
+    the coverage of r50/r90 on those windows before and after."""
+    from .checkpoint import load_checkpoint, model_from_payload, save_checkpoint
+
+    path = checkpoint_for(checkpoint, scene)
+    payload = load_checkpoint(path)
+    model = model_from_payload(payload, path)
+    windows, _ = scene_windows(model, data, scene, split, fps, fmt)
+    before = forecast_on(model, windows, calibration=gaussian(model.cfg.pred_len))
+    calibration = calibrate_on(model, windows, f"{scene} {split}: {len(windows)} windows")
+    r50, r90 = calibration.radii(before.sigma)
+    save_checkpoint(out, {**payload, "calibration": calibration.to_dict()})
+
+    def inside(r) -> str:
+        return f"{100 * coverage(before.mean, windows.fut_xy, r).mean():.1f} %"
+
+    return (
+        f"{out}: calibrated on {scene} ({split}, {len(windows)} windows): true positions "
+        f"inside r50 {inside(before.r50)} -> {inside(r50)}, inside r90 {inside(before.r90)} "
+        f"-> {inside(r90)}"
+    )
 
 
 def write_predictions(path: str | os.PathLike, results: list[SceneResult]) -> None:
@@ -193,10 +358,40 @@ def write_predictions(path: str | os.PathLike, results: list[SceneResult]) -> No
     write_text(path, buf.getvalue())
 
 
+def plot_reliability(axes, results: list[SceneResult]) -> None:
+    """One reliability diagram per scene (as many as there are axes): observed against nominal
+    coverage of circles centred on the forecast, per forecast step (light to dark: step 1 to
+    pred_len) for the predictive mixture's own circles (lines) and the calibrated r50, r90
+    (dots); constant velocity's Gaussian as crosses."""
+    import matplotlib.pyplot as plt
+
+    nominal = np.array(RELIABILITY_LEVELS)
+    for ax, r in zip(axes, results, strict=False):
+        rel = r.reliability
+        if rel is None:
+            ax.axis("off")
+            continue
+        steps = rel.mixture.shape[1]
+        colours = plt.cm.viridis(np.linspace(0.9, 0.1, steps))
+        ax.plot([0, 1], [0, 1], color="0.6", lw=0.8, ls="--")
+        for t in range(steps):
+            ax.plot(nominal, rel.mixture[:, t], color=colours[t], lw=0.8)
+            ax.scatter(LEVELS, rel.calibrated[:, t], color=colours[t], s=10, zorder=3)
+            if rel.cv is not None:
+                ax.scatter(LEVELS, rel.cv[:, t], color=colours[t], marker="x", s=10)
+        ax.set_xlim(0, 1), ax.set_ylim(0, 1)
+        ax.set_xlabel("nominal", fontsize=7), ax.set_ylabel("observed", fontsize=7)
+        ax.tick_params(labelsize=6)
+        ax.set_title(f"{r.score.scene}: coverage per step", fontsize=8)
+    for ax in axes[len(results) :]:
+        ax.axis("off")
+
+
 def plot_forecasts(
     path: str | os.PathLike, results: list[SceneResult], per_scene: int = 6, seed: int = 0
 ) -> None:
-    """PNG grid: observed (black), future (green), forecast (red), best-of-K samples (blue)."""
+    """PNG grid: observed (black), future (green), forecast (red), best-of-K samples (blue); a
+    last row of reliability diagrams (`plot_reliability`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -205,9 +400,9 @@ def plot_forecasts(
     from .atomic import atomic_path
 
     rng = np.random.default_rng(seed)
-    fig, axes = plt.subplots(
-        len(results), per_scene, figsize=(2.6 * per_scene, 2.6 * len(results)), squeeze=False
-    )
+    rows = len(results) + 1  # the last row: reliability diagrams
+    fig, axes = plt.subplots(rows, per_scene, figsize=(2.6 * per_scene, 2.6 * rows), squeeze=False)
+    plot_reliability(axes[-1], results)
     for row, r in zip(axes, results, strict=False):
         moving = np.flatnonzero(
             np.linalg.norm(r.windows.fut_xy[:, -1] - r.windows.obs_xy[:, -1], axis=-1) > 1.0
@@ -228,7 +423,11 @@ def plot_forecasts(
             ax.set_title(f"{r.score.scene} id {r.windows.track_id[i]}", fontsize=8)
         for ax in row[len(picks) :]:
             ax.axis("off")
-    fig.suptitle("black: observed, green: truth, red: forecast, blue: samples", fontsize=9)
+    fig.suptitle(
+        "black: observed, green: truth, red: forecast, blue: samples; last row: coverage "
+        "(lines: mixture, dots: calibrated r50/r90, crosses: CV)",
+        fontsize=9,
+    )
     fig.tight_layout()
     try:
         with atomic_path(path) as tmp:

@@ -84,7 +84,16 @@ def metadata_for(
     keep = {k: payload[k] for k in ("epoch", "best_val_ade", "run_config") if k in payload}
     members = len(model.members) if isinstance(model, Ensemble) else 1
     plain = json.loads(json.dumps(keep, default=str))  # what JSON keeps of it
-    return ExportMetadata(asdict(model.cfg), members, backend, int8, Path(source).name, plain)
+    calibration = getattr(model, "calibration", None)
+    return ExportMetadata(
+        asdict(model.cfg),
+        members,
+        backend,
+        int8,
+        Path(source).name,
+        plain,
+        calibration=None if calibration is None else calibration.to_dict(),
+    )
 
 
 def write_onnx(

@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from . import __version__
+from .calibration import calibration_of
 from .config import ConfigError, from_dict
 from .errors import InputError, first_line
 from .features import MOVING_EPS, PERSON_HEIGHT_M
@@ -72,7 +73,8 @@ class ExportMetadata:
     or "torchscript"; int8: weights quantised by onnxruntime's dynamic quantisation. source:
     the checkpoint's file name; checkpoint: its epoch, best validation ADE and run config.
     scale_mode, person_height_m, moving_eps: how trajpred turns positions into features.
-    inputs/outputs: the graph's tensors, in order, with shapes.
+    inputs/outputs: the graph's tensors, in order, with shapes. calibration: how sigma becomes
+    the calibrated radii r50/r90 (trajpred/calibration.py `Calibration`), or None.
     """
 
     model_config: dict
@@ -86,6 +88,7 @@ class ExportMetadata:
     moving_eps: float = MOVING_EPS
     inputs: dict = field(default_factory=lambda: dict(INPUTS))
     outputs: dict = field(default_factory=lambda: dict(OUTPUTS))
+    calibration: dict | None = None  # the checkpoint's Calibration (None in older exports)
     format: str = FORMAT
     version: int = VERSION
     trajpred_version: str = __version__
@@ -188,6 +191,7 @@ class ExportedForecaster:
         self._runner = runner
         self.meta = meta
         self.cfg = meta.cfg
+        self.calibration = calibration_of(meta.calibration, self.cfg.pred_len, path)
         self.path = Path(path)
         self.device = torch.device("cpu")
 

@@ -1,6 +1,8 @@
 """The files `predict` writes for one video, one frame at a time: annotated.mp4, tracks.csv,
-tracks_mot.txt and forecasts.csv (formats of the rows: `track_rows`, `mot_rows`, `forecast_rows`).
-With a homography, tracks.csv and forecasts.csv also hold ground-plane positions (wx, wy, metres).
+tracks_mot.txt, forecasts.csv and, with --k, samples.csv (formats of the rows: `track_rows`,
+`mot_rows`, `forecast_rows`, `sample_rows`). With a homography, tracks.csv, forecasts.csv and
+samples.csv also hold ground-plane positions (wx, wy, metres), forecasts.csv its radii there
+(wr50, wr90, metres).
 """
 
 from __future__ import annotations
@@ -17,10 +19,20 @@ from .results import FrameForecasts, FrameResult
 from .tracking import TrackedBoxes
 from .video import VideoInfo, VideoWriter
 
-FORECAST_COLUMNS = ("frame", "track_id", "step", "target_frame", "x", "y")
+FORECAST_COLUMNS = ("frame", "track_id", "step", "target_frame", "x", "y", "r50", "r90")
+FORECAST_WORLD_COLUMNS = ("wx", "wy", "wr50", "wr90")
+SAMPLE_COLUMNS = ("frame", "track_id", "sample", "step", "x", "y")
 VIDEO_NAME = "annotated.mp4"
+SAMPLES_NAME = "samples.csv"  # only with --k > 0
 # Every file `predict` writes into its output folder (config.yaml by the command itself).
-OUTPUT_NAMES = (VIDEO_NAME, "tracks.csv", "tracks_mot.txt", "forecasts.csv", "config.yaml")
+OUTPUT_NAMES = (
+    VIDEO_NAME,
+    "tracks.csv",
+    "tracks_mot.txt",
+    "forecasts.csv",
+    SAMPLES_NAME,
+    "config.yaml",
+)
 
 
 def is_predict_output(path: Path) -> bool:
@@ -42,6 +54,7 @@ class PredictOutputs:
         info: VideoInfo,
         homography: np.ndarray | None = None,
         video: bool = True,
+        samples: bool = False,
     ):
         self.out_dir = out_dir
         self.ground = None if homography is None else GroundPlane(homography)
@@ -55,9 +68,12 @@ class PredictOutputs:
                 self.video = VideoWriter(
                     self.staging.stage(path), info.fps, info.width, info.height, shown_as=path
                 )
-            self.tracks_csv = self._open("tracks.csv", ",".join(CSV_COLUMNS + world))
-            self.tracks_mot = self._open("tracks_mot.txt", None)
-            self.forecasts_csv = self._open("forecasts.csv", ",".join(FORECAST_COLUMNS + world))
+            self._open("tracks.csv", ",".join(CSV_COLUMNS + world))
+            self._open("tracks_mot.txt", None)
+            forecast_world = FORECAST_WORLD_COLUMNS if world else ()
+            self._open("forecasts.csv", ",".join(FORECAST_COLUMNS + forecast_world))
+            if samples:  # True: sampled trajectories (predict --k > 0)
+                self._open(SAMPLES_NAME, ",".join(SAMPLE_COLUMNS + world))
         except BaseException:
             self.close(publish_files=False)
             raise
@@ -82,11 +98,13 @@ class PredictOutputs:
             if self.ground is None
             else self.ground.to_ground(t.xy, result.frame_id, t.track_id)
         )
-        rows = (
+        rows = [
             track_rows(result.frame_id, t, world),
             mot_rows(result.frame_id, t),
             forecast_rows(result.frame_id, result.forecasts),
-        )
+        ]
+        if len(self._files) > len(rows):
+            rows.append(sample_rows(result.frame_id, result.forecasts))
         for (path, file), text in zip(self._files, rows, strict=True):
             with writing(path):
                 file.write(text)
@@ -148,14 +166,34 @@ def mot_rows(frame_id: int, t: TrackedBoxes) -> str:
 
 
 def forecast_rows(frame_id: int, fc: FrameForecasts) -> str:
-    """forecasts.csv rows of one frame: frame,track_id,step,target_frame,x,y[,wx,wy]."""
+    """forecasts.csv rows of one frame: frame,track_id,step,target_frame,x,y,r50,r90 (pixels)
+    [,wx,wy,wr50,wr90 (metres)]."""
+    lines = []
+    world = fc.world_xy is not None and fc.world_r50 is not None and fc.world_r90 is not None
+    for j, tid in enumerate(fc.track_id.tolist()):
+        for s, target in enumerate(fc.target_frame.tolist(), 1):
+            x, y = fc.xy[j, s - 1]
+            row = f"{frame_id},{tid},{s},{target},{x:.2f},{y:.2f}"
+            row += f",{fc.r50[j, s - 1]:.2f},{fc.r90[j, s - 1]:.2f}"
+            if world:
+                wx, wy = fc.world_xy[j, s - 1]
+                wr50, wr90 = fc.world_r50[j, s - 1], fc.world_r90[j, s - 1]
+                row += f",{wx:.4f},{wy:.4f},{wr50:.4f},{wr90:.4f}"
+            lines.append(row + "\n")
+    return "".join(lines)
+
+
+def sample_rows(frame_id: int, fc: FrameForecasts) -> str:
+    """samples.csv rows of one frame: frame,track_id,sample,step,x,y (pixels)[,wx,wy (metres)],
+    sample and step 1-based (empty without samples)."""
+    if fc.samples is None:
+        return ""
     lines = []
     for j, tid in enumerate(fc.track_id.tolist()):
-        for s, (target, (x, y)) in enumerate(
-            zip(fc.target_frame.tolist(), fc.xy[j].tolist(), strict=False), 1
-        ):
-            row = f"{frame_id},{tid},{s},{target},{x:.2f},{y:.2f}"
-            if fc.world_xy is not None:
-                row += ",{:.4f},{:.4f}".format(*fc.world_xy[j, s - 1])
-            lines.append(row + "\n")
+        for k, path in enumerate(fc.samples[j].tolist(), 1):
+            for s, (x, y) in enumerate(path, 1):
+                row = f"{frame_id},{tid},{k},{s},{x:.2f},{y:.2f}"
+                if fc.world_samples is not None:
+                    row += ",{:.4f},{:.4f}".format(*fc.world_samples[j, k - 1, s - 1])
+                lines.append(row + "\n")
     return "".join(lines)

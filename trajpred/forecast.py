@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .calibration import Calibration, calibration_for
 from .features import (
     PERSON_HEIGHT_M,
     Heading,
@@ -35,12 +36,30 @@ class Forecasts:
     samples: (N, K, pred_len, 2) K trajectories (the K most probable modes when K <= modes,
         else every mode and then draws of a mode with its Gaussian noise; see draw_samples),
         or None.
-    sigma: (N, pred_len) standard deviation of the most probable mode, source units, or None.
+    sigma: (N, pred_len) standard deviation of the most probable mode, source units: the
+        model's raw spread, which the calibration turns into r50/r90 (trajpred/calibration.py).
+    r50, r90: (N, pred_len) radii of the circles centred on `mean` that hold 50 % and 90 % of
+        true positions (calibrated), source units.
+    mixture: with mixture=True, the predictive mixture in source units (Mixture), else None.
     """
 
     mean: np.ndarray
     samples: np.ndarray | None = None
     sigma: np.ndarray | None = None
+    r50: np.ndarray | None = None
+    r90: np.ndarray | None = None
+    mixture: Mixture | None = None
+
+
+@dataclass
+class Mixture:
+    """The predictive distribution of N windows' future positions, source units: mode_xy
+    (N, M, P, 2) mode centres, mode_prob (N, M) weights, mode_sigma (N, M, P) isotropic standard
+    deviations (the calibration's sigma_scale applied)."""
+
+    mode_xy: np.ndarray
+    mode_prob: np.ndarray
+    mode_sigma: np.ndarray
 
 
 def draw_samples(
@@ -49,10 +68,12 @@ def draw_samples(
     scale: torch.Tensor,
     k: int,
     generator: torch.Generator | None = None,
+    sigma_scale: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """(B, k, pred_len, 2) trajectories in source units from the mixture head: the k most
     probable modes, most probable first; for k above the M modes, all M modes and then k - M
-    draws (a mode picked by probability, plus its Gaussian noise).
+    draws (a mode picked by probability, plus its Gaussian noise, its sigma times the
+    calibration's sigma_scale (pred_len,) when given).
 
     The samples of a smaller k are the first ones of a larger k (from the same generator state),
     so best-of-K never gets worse as K grows.
@@ -65,6 +86,8 @@ def draw_samples(
     # One draw at a time, on the CPU, so the first draws do not depend on k or the device.
     probs = out.mode_logits.softmax(1).cpu()
     sigma_xy = (out.mode_sigma * scale[:, None, None]).cpu()  # (B, M, pred_len) source units
+    if sigma_scale is not None:
+        sigma_xy = sigma_xy * sigma_scale.cpu()
     centres = modes_xy.cpu()
     rows = torch.arange(len(probs))
     draws = []
@@ -116,12 +139,19 @@ def forecast_windows(
     nbr_xy: np.ndarray | None = None,
     nbr_mask: np.ndarray | None = None,
     class_id: np.ndarray | None = None,
+    mixture: bool = False,
+    calibration: Calibration | None = None,
 ) -> Forecasts:
     """Forecast from observed windows obs_xy (N, T, 2) in source units (neighbours and class
-    ids (N,) optional)."""
+    ids (N,) optional). mixture: also return the predictive mixture. calibration: what turns
+    sigma into radii and scales the mixture (default: the model's own)."""
     model.eval()
+    calibration = calibration or calibration_for(model)
+    sigma_scale = torch.tensor(calibration.sigma_scale, dtype=torch.float32)
     generator = torch.Generator().manual_seed(seed)
-    means, samples, sigmas = [], [], []
+    parts: dict[str, list[np.ndarray]] = {
+        name: [] for name in ("mean", "sigma", "samples", "mode_xy", "mode_prob", "mode_sigma")
+    }
     # A model on a GPU reads its inputs there; everything after its forward pass stays on the
     # CPU, so sampling draws the same numbers wherever the model runs.
     params = next(iter(model.parameters()), None) if isinstance(model, torch.nn.Module) else None
@@ -147,21 +177,48 @@ def forecast_windows(
         if device.type != "cpu":
             out = out.cpu()
         mean, modes = output_positions(out, obs[:, -1], heading, scale)
-        means.append(mean.numpy())
-        sigmas.append(top_mode_sigma(out, scale).numpy())
+        parts["mean"].append(mean.numpy())
+        parts["sigma"].append(top_mode_sigma(out, scale).numpy())
         if k:
-            samples.append(draw_samples(out, modes, scale, k, generator).numpy())
-    n, steps = len(obs_xy), model.cfg.pred_len
+            parts["samples"].append(
+                draw_samples(out, modes, scale, k, generator, sigma_scale).numpy()
+            )
+        if mixture:
+            parts["mode_xy"].append(modes.numpy())
+            parts["mode_prob"].append(out.mode_logits.softmax(1).numpy())
+            sigma_xy = out.mode_sigma * scale[:, None, None] * sigma_scale
+            parts["mode_sigma"].append(sigma_xy.numpy())
+    n, steps, m = len(obs_xy), model.cfg.pred_len, model.cfg.num_modes
+    empty = {
+        "mean": (n, steps, 2),
+        "sigma": (n, steps),
+        "samples": (n, k, steps, 2),
+        "mode_xy": (n, m, steps, 2),
+        "mode_prob": (n, m),
+        "mode_sigma": (n, m, steps),
+    }
+    joined = {
+        name: np.concatenate(arrays) if arrays else np.zeros(empty[name], np.float32)
+        for name, arrays in parts.items()
+    }
+    r50, r90 = calibration.radii(joined["sigma"])
     return Forecasts(
-        np.concatenate(means) if means else np.zeros((n, steps, 2), np.float32),
-        (np.concatenate(samples) if samples else np.zeros((n, k, steps, 2), np.float32))
-        if k
-        else None,
-        np.concatenate(sigmas) if sigmas else np.zeros((n, steps), np.float32),
+        joined["mean"],
+        joined["samples"] if k else None,
+        joined["sigma"],
+        r50,
+        r90,
+        Mixture(joined["mode_xy"], joined["mode_prob"], joined["mode_sigma"]) if mixture else None,
     )
 
 
-def forecast_on(model: Forecaster, windows: Windows, k: int = 0) -> Forecasts:
+def forecast_on(
+    model: Forecaster,
+    windows: Windows,
+    k: int = 0,
+    mixture: bool = False,
+    calibration: Calibration | None = None,
+) -> Forecasts:
     """`forecast_windows` on a Windows batch: its positions, boxes, neighbours and classes."""
     return forecast_windows(
         model,
@@ -171,6 +228,8 @@ def forecast_on(model: Forecaster, windows: Windows, k: int = 0) -> Forecasts:
         nbr_xy=windows.nbr_xy,
         nbr_mask=windows.nbr_mask,
         class_id=windows.class_id,
+        mixture=mixture,
+        calibration=calibration,
     )
 
 
@@ -200,6 +259,8 @@ class TrackStreams:
     ):
         self.model = model.eval().to(device)
         self.device = torch.device(device)
+        self.calibration = calibration_for(model)
+        self._sigma_scale = torch.tensor(self.calibration.sigma_scale, device=self.device)
         self.samples = samples
         # what each slot keeps of its latest forecast
         self.forecast_fields = ("fc_xy", "fc_top_sigma", *(self.MIXTURE_FIELDS if samples else ()))
@@ -384,7 +445,8 @@ class TrackStreams:
     @torch.inference_mode()
     def forecast(self, track_ids, k: int = 0) -> Forecasts:
         """Each track's forecast made at its latest observation, in source units (a track with
-        fewer than 2 observations is forecast to stay at its last position, sigma 0)."""
+        fewer than 2 observations is forecast to stay at its last position, sigma and radii
+        0)."""
         slots = self._on_device(self._slots(track_ids), np.int64)
         samples = None
         if k:
@@ -394,8 +456,9 @@ class TrackStreams:
             scale, origin = self.scale[slots], self.last_xy[slots]
             out = ForecastOutput(*(getattr(self, name)[slots] for name in self.MIXTURE_FIELDS))
             modes = to_positions(out.modes, origin, heading, scale)
-            samples = draw_samples(out, modes, scale, k).cpu().numpy()
+            samples = draw_samples(out, modes, scale, k, sigma_scale=self._sigma_scale)
+            samples = samples.cpu().numpy()
         mean, sigma = (
             t.index_select(0, slots).cpu().numpy() for t in (self.fc_xy, self.fc_top_sigma)
         )
-        return Forecasts(mean, samples, sigma)
+        return Forecasts(mean, samples, sigma, *self.calibration.radii(sigma))

@@ -57,6 +57,19 @@ class SceneScore:
     min_fde: float | None = None
     k: int | None = None
     units: str = "m"
+    # Uncertainty (see trajpred/calibration.py), ours and constant velocity's Gaussian: NLL of
+    # the truth under the predictive density (nats, mean over steps), KDE-NLL (Trajectron++),
+    # coverage of r50 / r90 (fraction of true positions inside, mean over steps), miss rate
+    # (best-of-k endpoint farther than 2 m; metres only).
+    nll: float | None = None
+    kde_nll: float | None = None
+    cov50: float | None = None
+    cov90: float | None = None
+    miss_rate: float | None = None
+    cv_nll: float | None = None
+    cv_kde_nll: float | None = None
+    cv_cov50: float | None = None
+    cv_cov90: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -112,7 +125,52 @@ def average_row(rows: list[SceneScore]) -> SceneScore:
         mean_if_all("min_fde"),
         rows[0].k,
         rows[0].units,
+        **{name: mean_if_all(name) for name in UNCERTAINTY_FIELDS},
     )
+
+
+UNCERTAINTY_FIELDS = (
+    "nll",
+    "kde_nll",
+    "cov50",
+    "cov90",
+    "miss_rate",
+    "cv_nll",
+    "cv_kde_nll",
+    "cv_cov50",
+    "cv_cov90",
+)
+UNCERTAINTY_HEAD = {
+    "nll": "NLL",
+    "kde_nll": "KDE-NLL",
+    "cov50": "in r50",
+    "cov90": "in r90",
+    "miss_rate": "MR@2m",
+    "cv_nll": "CV NLL",
+    "cv_kde_nll": "CV KDE-NLL",
+    "cv_cov50": "CV in r50",
+    "cv_cov90": "CV in r90",
+}
+
+
+def format_uncertainty_table(rows: list[SceneScore]) -> str:
+    """A markdown table of the rows' uncertainty scores (empty when none has any)."""
+    names = [n for n in UNCERTAINTY_FIELDS if any(getattr(r, n) is not None for r in rows)]
+    if not names:
+        return ""
+    lines = ["| scene | " + " | ".join(UNCERTAINTY_HEAD[n] for n in names) + " |"]
+    lines.append("|" + "---|" * (len(names) + 1))
+    for r in rows:
+        cells = [
+            "-"
+            if getattr(r, n) is None
+            else f"{100 * getattr(r, n):.1f} %"
+            if n.startswith(("cov", "cv_cov", "miss"))
+            else f"{getattr(r, n):.3f}"
+            for n in names
+        ]
+        lines.append(f"| {r.scene} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def format_table(rows: list[SceneScore]) -> str:
@@ -142,3 +200,47 @@ def format_table(rows: list[SceneScore]) -> str:
 
 def scores_to_json(rows: list[SceneScore]) -> str:
     return json.dumps([r.to_dict() for r in rows], indent=2)
+
+
+def coverage(pred: np.ndarray, gt: np.ndarray, radius: np.ndarray) -> np.ndarray:
+    """(T,) fraction of windows whose true position lies within `radius` (N, T) of the
+    forecast pred (N, T, 2), per step."""
+    return (displacement_errors(pred, gt) <= radius).mean(0)
+
+
+def miss_rate(samples: np.ndarray, gt: np.ndarray, threshold: float = 2.0) -> float:
+    """Fraction of windows whose best of K sampled endpoints (N, K, T, 2) is farther than
+    `threshold` from the true endpoint (Argoverse's miss rate; 2 m)."""
+    end = np.linalg.norm(np.asarray(samples)[:, :, -1] - np.asarray(gt)[:, None, -1], axis=-1)
+    return float((end.min(1) > threshold).mean())
+
+
+KDE_SAMPLES = 2000  # draws per window for KDE-NLL, as in Trajectron++
+KDE_LOG_FLOOR = -20.0  # Trajectron++ clips each log density at this
+
+
+def kde_nll(samples: np.ndarray, gt: np.ndarray, batch: int = 64) -> float:
+    """KDE-NLL of the Trajectron++ protocol (nats): per window and step, a Gaussian kernel
+    density of the samples (N, S, T, 2) with Scott's bandwidth (scipy's gaussian_kde default,
+    S^(-1/6) times the samples' covariance in 2-D), the truth's log density clipped at -20,
+    averaged over steps and windows, negated."""
+    samples = np.asarray(samples, np.float64)
+    gt = np.asarray(gt, np.float64)
+    n, s = samples.shape[:2]
+    factor2 = s ** (-2.0 / 6.0)
+    total = 0.0
+    for start in range(0, n, batch):
+        x = samples[start : start + batch].transpose(0, 2, 1, 3)  # (B, T, S, 2)
+        centred = x - x.mean(2, keepdims=True)
+        cov = np.einsum("btsi,btsj->btij", centred, centred) / (s - 1) * factor2
+        cov += np.eye(2) * 1e-9  # a window whose samples coincide
+        inv = np.linalg.inv(cov)
+        d = gt[start : start + batch, :, None] - x  # (B, T, S, 2)
+        maha = np.einsum("btsi,btij,btsj->bts", d, inv, d)
+        log_norm = -np.log(2 * np.pi) - 0.5 * np.log(np.linalg.det(cov))
+        top = (-0.5 * maha).max(2, keepdims=True)
+        log_pdf = (
+            top[..., 0] + np.log(np.exp(-0.5 * maha - top).sum(2)) - np.log(s) + log_norm
+        )  # (B, T)
+        total += np.maximum(log_pdf, KDE_LOG_FLOOR).mean(1).sum()
+    return float(-total / n)

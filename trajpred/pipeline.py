@@ -26,12 +26,13 @@ sampling, interpolation, the LSTM state, neighbours and the shift to the current
 happen in metres, at scale 1: the units the model was trained in, where a straight walk at
 constant speed stays straight and steady instead of bending and slowing with perspective. The
 forecast (mean, samples) is mapped back into the image for drawing and `xy`; `world_xy` keeps
-the metres; sigma becomes pixels with the local scale of the ground -> image map at each
-predicted point (trajpred/geometry.py `GroundPlane.pixels_per_metre`). Steps that would come
-closer to the camera than half the track's depth (far below the image, or behind the camera)
-are held at the last step before them (`GroundPlane.to_image`), so every drawn point is finite;
-a track that maps to a non-finite, absurdly far or above-the-horizon ground point stops the
-run with an error naming the frame and track.
+the metres (`world_r50`, `world_r90` the radii there); the radii become pixels with the local
+scale of the ground -> image map at each predicted point (trajpred/geometry.py
+`GroundPlane.pixels_per_metre`). Steps that would come closer to the camera than half the
+track's depth (far below the image, or behind the camera) are held at the last step before
+them (`GroundPlane.to_image`), so every drawn point is finite; a track that maps to a
+non-finite, absurdly far or above-the-horizon ground point stops the run with an error naming
+the frame and track.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .calibration import calibration_for, warn_if_uncalibrated
 from .checks import between, check_fields, non_empty, one_of, optional, positive
 from .detect import DEVICES, Detector, DetectorConfig, resolve_device
 from .errors import InputError
@@ -106,7 +108,8 @@ class PipelineConfig:
 
 
 def load_model(checkpoint: str):
-    """The forecaster from a checkpoint; a missing default gets a hint."""
+    """The forecaster from a checkpoint; a missing default gets a hint, one without
+    calibration a warning."""
     from .checkpoint import load_forecaster
 
     path = resolve_data_path(checkpoint)
@@ -116,7 +119,9 @@ def load_model(checkpoint: str):
             "forecaster checkpoint not found; pass one with --checkpoint "
             "(e.g. best.pt from `trajpred train`)",
         )
-    return load_forecaster(path)
+    model = load_forecaster(path)
+    warn_if_uncalibrated(model, path)
+    return model
 
 
 @dataclass
@@ -155,7 +160,9 @@ class LiveForecaster:
         self.frames_per_step = fps * self.dt_s
         self.streams = TrackStreams(model, device, samples=cfg.k > 0)
         self.state: dict[int, _TrackState] = {}
-        self.cache: dict[int, tuple] = {}  # id -> (offsets (P, 2), sigma (P,), samples or None)
+        self.calibration = calibration_for(model)
+        # id -> (offsets (P, 2), the top mode's sigma (P,), samples or None)
+        self.cache: dict[int, tuple] = {}
         self.n_observed: dict[int, int] = {}  # samples per track id, over the whole video
         self.seconds = 0.0  # time spent in observe + forecast
 
@@ -259,6 +266,7 @@ class LiveForecaster:
         cached = [self.cache[int(t)] for t in ids]
         xy = np.array([c[0] for c in cached]).reshape(len(ids), self.pred_len, 2) + here[:, None]
         sigma = np.array([c[1] for c in cached]).reshape(len(ids), self.pred_len)
+        r50, r90 = self.calibration.radii(sigma)
         samples = None
         if self.cfg.k:
             samples = (
@@ -266,19 +274,30 @@ class LiveForecaster:
                 + here[:, None, None]
             )
         if self.ground is None:
-            return FrameForecasts(ids, xy, sigma, target, samples)
+            return FrameForecasts(ids, xy, r50, r90, target, samples)
         world = xy
         xy, valid = self.ground.to_image(world, here)
-        # sigma (metres, isotropic) -> pixels with the local scale at each predicted point;
-        # steps held at the last visible one keep that step's sigma too.
-        sigma_px = sigma * self.ground.pixels_per_metre(world)
-        last = np.zeros(len(ids))
-        for s in range(self.pred_len):
-            last = np.where(valid[:, s], sigma_px[:, s], last)
-            sigma_px[:, s] = last
+        # radii (metres, circles) -> pixels with the local scale at each predicted point; steps
+        # held at the last visible one keep that step's radii too.
+        ppm = self.ground.pixels_per_metre(world)
+        r50_px, r90_px = (_hold_invalid(r * ppm, valid) for r in (r50, r90))
+        world_samples = samples
         if samples is not None:
             samples = self.ground.to_image(samples, here)[0]
-        return FrameForecasts(ids, xy, sigma_px, target, samples, world)
+        return FrameForecasts(
+            ids, xy, r50_px, r90_px, target, samples, world, r50, r90, world_samples
+        )
+
+
+def _hold_invalid(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """values (M, P) with each invalid step replaced by the last valid one before it (0 when
+    none)."""
+    last = np.zeros(len(values))
+    held = values.copy()
+    for s in range(values.shape[1]):
+        last = np.where(valid[:, s], values[:, s], last)
+        held[:, s] = last
+    return held
 
 
 class Pipeline:

@@ -4,8 +4,10 @@
 - box and id label: one colour per track id;
 - trail: the track's bottom centre over the last `trail_s` seconds, a solid line;
 - forecast: a dashed line with white dots at the predicted bottom centres, inside a translucent
-  band whose half-width is the forecast's standard deviation `sigma` at each step (so it widens
-  with the horizon), plus thin lines for sampled trajectories when --k > 0.
+  band whose half-width is the forecast's calibrated radius `r50` at each step (the circle that
+  holds half of the true positions, so it widens with the horizon), plus thin lines for sampled
+  trajectories when --k > 0;
+- a legend line in the bottom-left corner saying what the band is (LEGEND).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class RenderConfig:
 
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
+LEGEND = "band: 50% of true positions fall inside (r50)"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -80,17 +83,17 @@ def _pts(xy: np.ndarray) -> np.ndarray:
     return np.round(xy).astype(np.int32).reshape(-1, 1, 2)
 
 
-def uncertainty_band(centre: np.ndarray, sigma: np.ndarray, start: np.ndarray) -> np.ndarray:
+def uncertainty_band(centre: np.ndarray, radius: np.ndarray, start: np.ndarray) -> np.ndarray:
     """Polygon (..., 2P + 1, 2) around the path start (..., 2) -> centre (..., P, 2), half-width
-    sigma (..., P) pixels; leading dimensions are tracks, all done at once."""
+    radius (..., P) pixels; leading dimensions are tracks, all done at once."""
     path = np.concatenate([start[..., None, :], centre], axis=-2)
     d = np.gradient(path, axis=-2)[..., 1:, :]
     normal = (
         np.stack([-d[..., 1], d[..., 0]], -1)
         / np.maximum(np.linalg.norm(d, axis=-1), 1e-6)[..., None]
     )
-    left = centre + normal * sigma[..., None]
-    right = centre - normal * sigma[..., None]
+    left = centre + normal * radius[..., None]
+    right = centre - normal * radius[..., None]
     return np.concatenate([start[..., None, :], left, right[..., ::-1, :]], axis=-2)
 
 
@@ -119,7 +122,7 @@ class Renderer:
         current = dict(zip(result.tracks.track_id.tolist(), result.tracks.xy, strict=False))
         if len(fc):
             starts = np.array([current[tid] for tid in fc.track_id.tolist()])
-            bands = np.round(uncertainty_band(fc.xy, fc.sigma, starts)).astype(np.int32)
+            bands = np.round(uncertainty_band(fc.xy, fc.r50, starts)).astype(np.int32)
             self._blend_bands(img, bands, fc.track_id.tolist())
         for j, tid in enumerate(fc.track_id.tolist()):
             colour = track_colour(tid)
@@ -148,7 +151,16 @@ class Renderer:
             cv2.polylines(img, [_pts(pts)], False, track_colour(tid), self.cfg.line_px, cv2.LINE_AA)
         for tid, box in zip(result.tracks.track_id.tolist(), result.tracks.box_xywh, strict=False):
             self._box(img, tid, box)
+        if len(fc):
+            self._legend(img)
         return img
+
+    def _legend(self, img: np.ndarray) -> None:
+        """LEGEND in white on a dark strip, bottom left."""
+        (tw, th), base = _text_size(LEGEND)
+        h = img.shape[0]
+        cv2.rectangle(img, (0, h - th - base - 6), (tw + 8, h), (40, 40, 40), -1)
+        cv2.putText(img, LEGEND, (4, h - base - 3), FONT, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
 
     def _blend_bands(self, img: np.ndarray, bands: np.ndarray, track_ids: list[int]) -> None:
         """Fill the band polygons (M, V, 2) into an overlay and blend it at band_alpha.

@@ -505,6 +505,21 @@ def _epoch_line(row: EpochLog, k: int, improved: bool) -> str:
     )
 
 
+def _calibrate(best_path: Path, val: Windows, log) -> None:
+    """Fit the uncertainty calibration of best.pt on the validation windows (which it never
+    trained on; see trajpred/calibration.py) and store it there, atomically."""
+    from .evaluation import calibrate_on
+
+    payload = load_checkpoint(best_path)
+    calibration = calibrate_on(model_from_payload(payload, best_path), val, "validation split")
+    save_checkpoint(best_path, {**payload, "calibration": calibration.to_dict()})
+    r50, r90 = calibration.radius_scale
+    log(
+        f"calibrated on {len(val)} validation windows: r50 = {r50[0]:.2f}..{r50[-1]:.2f} sigma, "
+        f"r90 = {r90[0]:.2f}..{r90[-1]:.2f} sigma (first..last step)"
+    )
+
+
 def fit(run: RunConfig, resume: bool = False, progress: bool = True, log=print) -> FitResult:
     """Train with early stopping on validation ADE; returns the best validation ADE and where
     the checkpoints are.
@@ -552,4 +567,6 @@ def fit(run: RunConfig, resume: bool = False, progress: bool = True, log=print) 
         raise TrajpredError(
             f"{out_dir}: training ran no epoch (already finished? use a new train.out_dir)"
         )
+    if ctx.is_main:
+        _calibrate(best_path, data[1], log)
     return FitResult(t.best, len(t.history), best_path, last_path, ctx.is_main)

@@ -375,7 +375,11 @@ class _Video:
         self.outputs: PredictOutputs | None = None
         try:
             self.outputs = PredictOutputs(
-                job.out_dir, job.info, job.homography, video=job.render.video
+                job.out_dir,
+                job.info,
+                job.homography,
+                video=job.render.video,
+                samples=job.checkpoint is not None and job.forecast.k > 0,
             )
         except BaseException:
             self.release()

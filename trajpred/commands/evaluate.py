@@ -1,4 +1,5 @@
-"""ADE/FDE of a trained forecaster, per scene and averaged, beside constant velocity.
+"""ADE/FDE of a trained forecaster, per scene and averaged, beside constant velocity, and how
+honest its uncertainty is: NLL, KDE-NLL, coverage of r50/r90 and miss rate.
 
 Examples:
   trajpred evaluate --checkpoint data/checkpoints/eth_ucy --data ../shared/data/eth_ucy --scene all
@@ -37,23 +38,26 @@ def add_arguments(p) -> None:
     )
     p.add_argument("--save-predictions", metavar="FILE.csv", help="write every window's forecast")
     p.add_argument("--json", metavar="FILE.json", help="write the metrics as JSON")
-    p.add_argument("--plot", metavar="FILE.png", help="plot sample forecasts")
+    p.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="plot sample forecasts and a reliability diagram (nominal vs observed coverage)",
+    )
 
 
 def run(args) -> int:
     import sys
-    from pathlib import Path
 
     from ..atomic import write_text
     from ..errors import TrajpredError
     from ..evaluation import (
-        ETH_UCY_SCENES,
         evaluate_scene,
         plot_forecasts,
+        scenes_of,
         summary_rows,
         write_predictions,
     )
-    from ..metrics import format_table, scores_to_json
+    from ..metrics import format_table, format_uncertainty_table, scores_to_json
     from ..outputs import input_files, refuse_overwriting_inputs
 
     if args.k < 0:
@@ -61,12 +65,7 @@ def run(args) -> int:
     refuse_overwriting_inputs(
         [args.save_predictions, args.json, args.plot], input_files(args.checkpoint, args.data)
     )
-    scenes = list(args.scene)
-    if scenes == ["all"]:
-        root = Path(args.data)
-        scenes = [s for s in ETH_UCY_SCENES if (root / s / "test").is_dir()] or [
-            root.stem or "data"
-        ]
+    scenes = scenes_of(args.scene, args.data)
     results = [
         evaluate_scene(args.checkpoint, args.data, s, args.k, args.fps, args.format) for s in scenes
     ]
@@ -80,6 +79,13 @@ def run(args) -> int:
         "CV = constant velocity (last observed step) on the same windows"
     )
     print(format_table(rows))
+    print(
+        "\nuncertainty: NLL of the truth under the predictive mixture and KDE-NLL (Trajectron++ "
+        "protocol), nats; share of true positions inside the calibrated radii r50 / r90 "
+        "(goal 50 % / 90 %); MR@2m = best-of-K endpoint farther than 2 m; CV = constant "
+        "velocity with the Gaussian fitted at calibration"
+    )
+    print(format_uncertainty_table(rows))
     if args.save_predictions:
         write_predictions(args.save_predictions, results)
     if args.json:

@@ -112,6 +112,20 @@ def shared_dir() -> Path:
     return SHARED_DIR
 
 
+def camera_checkpoint(path, units: str) -> str:
+    """A small camera-specific forecaster as `trajpred adapt` writes one: its scene input reads
+    positions in `units` ("px": the image, 640x384; "m": a 20 x 20 m ground plane)."""
+    from trajpred.checkpoint import save_checkpoint
+    from trajpred.config import to_dict
+    from trajpred.model import Forecaster, ForecasterConfig
+
+    bounds = [0.0, 0.0, 640.0, 384.0] if units == "px" else [-10.0, -10.0, 10.0, 10.0]
+    cfg = ForecasterConfig(hidden_size=16, embed_size=8, num_modes=2, scene_input=True)
+    cfg.scene_bounds, cfg.scene_units = bounds, units
+    save_checkpoint(path, {"model_config": to_dict(cfg), "model": Forecaster(cfg).state_dict()})
+    return str(path)
+
+
 def curvy_walks(
     n_tracks: int = 12, n_steps: int = 40, seed: int = 0, first_frame: int = 0
 ) -> Tracks:

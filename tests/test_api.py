@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from conftest import camera_checkpoint
 
 import trajpred
 from trajpred import Forecaster
@@ -223,6 +224,25 @@ def test_homography_adds_world_positions(cv_checkpoint, tmp_path):
     for frame in range(1, 6):
         f = forecaster.update([1], np.array([box_at(100.0 + 5 * frame)]))
     np.testing.assert_allclose(f.world_xy, f.xy / 2)
+
+
+@pytest.mark.parametrize("units", ["px", "m"])
+def test_a_camera_model_runs_only_in_the_units_it_was_adapted_in(units, cv_checkpoint, tmp_path):
+    """A model adapted in pixels reads its scene input in pixels: with a homography (metres) it
+    would read wrong scene features without a word, so it is refused; likewise a ground-plane
+    model without one. Models without a scene input serve both."""
+    ground = np.diag([0.5, 0.5, 1.0])  # 2 px per metre
+    camera = camera_checkpoint(tmp_path / f"{units}.pt", units)
+    own, other = (None, ground) if units == "px" else (ground, None)
+    with pytest.raises(TrajpredError, match="adapted to this camera") as refused:
+        Forecaster(camera, fps=FPS, homography=other)
+    assert camera in str(refused.value) and "\n" not in str(refused.value)
+    f = Forecaster(camera, fps=FPS, homography=own)
+    for frame in range(1, 6):
+        f.update([1], np.array([box_at(100.0 + 5 * frame)]))
+    assert f.update([1], np.array([box_at(130.0)])).track_id.tolist() == [1]
+    for homography in (None, ground):
+        Forecaster(cv_checkpoint, fps=FPS, homography=homography)
 
 
 @pytest.fixture(scope="module")

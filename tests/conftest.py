@@ -14,6 +14,7 @@ from trajpred.tracks import Tracks, bottom_centre
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = ROOT.parent / "shared"
+ETH_UCY_SCENES = ("eth", "hotel", "univ", "zara1", "zara2")
 
 
 # --set overrides for a model and a run small enough to train in a test in about a second
@@ -39,6 +40,28 @@ def run_trajpred(*args, cwd=None, env=None, timeout=180) -> subprocess.Completed
         text=True,
         timeout=timeout,
     )
+
+
+def markdown_table(text: str, header: str) -> dict[str, dict[str, str]]:
+    """The markdown table of `text` whose header row starts with `header` (e.g. "| scene |
+    windows |"), as {first cell: {column name: cell}}, cells as printed; fails if absent. Tests
+    read the README's figures with it, so a test and the README cannot drift apart."""
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith(header)), None)
+    assert start is not None, f"no table with the header {header!r}"
+    names = [c.strip() for c in lines[start].strip("|").split("|")]
+    rows = {}
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[cells[0]] = dict(zip(names, cells, strict=True))
+    return rows
+
+
+def readme_table(header: str) -> dict[str, dict[str, str]]:
+    """`markdown_table` of README.md."""
+    return markdown_table((ROOT / "README.md").read_text(), header)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -87,6 +110,20 @@ def shared_dir() -> Path:
     if not SHARED_DIR.is_dir():
         pytest.skip(f"shared data folder {SHARED_DIR} is absent")
     return SHARED_DIR
+
+
+def camera_checkpoint(path, units: str) -> str:
+    """A small camera-specific forecaster as `trajpred adapt` writes one: its scene input reads
+    positions in `units` ("px": the image, 640x384; "m": a 20 x 20 m ground plane)."""
+    from trajpred.checkpoint import save_checkpoint
+    from trajpred.config import to_dict
+    from trajpred.model import Forecaster, ForecasterConfig
+
+    bounds = [0.0, 0.0, 640.0, 384.0] if units == "px" else [-10.0, -10.0, 10.0, 10.0]
+    cfg = ForecasterConfig(hidden_size=16, embed_size=8, num_modes=2, scene_input=True)
+    cfg.scene_bounds, cfg.scene_units = bounds, units
+    save_checkpoint(path, {"model_config": to_dict(cfg), "model": Forecaster(cfg).state_dict()})
+    return str(path)
 
 
 def curvy_walks(

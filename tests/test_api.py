@@ -10,14 +10,14 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from conftest import camera_checkpoint
 
 import trajpred
 from trajpred import Forecaster
 from trajpred.demo import untrained_checkpoint
 from trajpred.detect import SHIPPED_DETECTOR
 from trajpred.errors import TrajpredError
-from trajpred.pipeline import ForecastConfig, LiveForecaster, load_model
-from trajpred.tracking import TrackedBoxes, tracked_from_ultralytics
+from trajpred.pipeline import ForecastConfig, load_model
 
 FPS = 10.0  # 4 frames per 0.4 s model step
 
@@ -104,29 +104,52 @@ def test_constant_velocity_track_as_plain_arrays(cv_checkpoint):
     assert forecaster.frame_id == 9
 
 
-def test_api_forecasts_equal_the_pipelines_live_forecaster():
-    forecaster = Forecaster(fps=FPS, k=3)  # the shipped video model
-    live = LiveForecaster(load_model(ForecastConfig().checkpoint), FPS, ForecastConfig(k=3))
+def test_api_forecasts_equal_forecasts_of_whole_windows():
+    """The shipped video model (8 neighbours, pixels scaled by box height) streamed through the
+    API frame by frame gives, on every frame, the batch forecast (`forecast_windows`) of each
+    track's whole history of 0.4 s samples with the others as neighbours, shifted to the track's
+    current position: computed here without the API, LiveForecaster or TrackStreams."""
+    from trajpred.forecast import forecast_windows
+
+    forecaster = Forecaster(fps=FPS, k=3)
+    model = load_model(ForecastConfig().checkpoint)
     g = np.random.default_rng(0)
-    start, velocity = g.uniform(100, 500, (4, 2)), g.normal(0, 3, (4, 2))
-    for frame in range(1, 25):
-        ids = np.array([3, 9, 4, 12])[: 2 + frame % 3]  # tracks come and go
-        xy = start[: len(ids)] + velocity[: len(ids)] * frame
-        xyxy = np.array([box_at(x, y) for x, y in xy])
-        torch.manual_seed(frame)  # samples draw from torch's global generator
-        got = forecaster.update(ids, xyxy)
-        wh = xyxy[:, 2:] - xyxy[:, :2]
-        boxes = TrackedBoxes(
-            ids, np.column_stack([xyxy[:, :2], wh]), np.ones(len(ids)), np.zeros(len(ids))
+    n, frames, per_step = 5, 26, 4  # 10 fps: a sample every 4th frame (1, 5, 9, ...)
+    turn = g.uniform(-0.08, 0.08, n)[:, None] * np.arange(frames)  # curving walks, pixels
+    speed = g.uniform(3, 6, n)[:, None]
+    heading = g.uniform(0, 2 * np.pi, n)[:, None] + np.cumsum(turn, 1) * 0.1
+    xy = g.uniform(150, 450, (n, 1, 2)) + np.cumsum(
+        speed[..., None] * np.stack([np.cos(heading), np.sin(heading)], -1), 1
+    )  # (n, frames, 2): bottom centres on frames 1..frames
+    ids = np.array([12, 3, 9, 4, 30])
+    # tiled, not np.broadcast_to: torch takes the median of a zero-stride array as 0
+    box_wh = np.tile(np.float32([30, 90]), (n, frames // per_step + 1, 1))
+    checked = 0
+    for f in range(1, frames + 1):
+        order = g.permutation(n)  # the API sorts the tracks of a frame itself
+        got = forecaster.update(ids[order], np.array([box_at(*xy[i, f - 1]) for i in order]))
+        samples = xy[:, :f:per_step]  # (n, k, 2): frames 1, 5, ... up to f
+        k = samples.shape[1]
+        if k < 2:
+            assert len(got) == 0
+            continue
+        others = np.array([[j for j in range(n) if j != i] for i in range(n)])
+        nbr = np.float32(samples[others][:, :, -2:])  # (n, n - 1, 2, 2): others' last two
+        want = forecast_windows(
+            model, samples, box_wh[:, :k], k=3, nbr_xy=nbr, nbr_mask=np.ones(others.shape, bool)
         )
-        torch.manual_seed(frame)
-        want = live.update(frame, boxes.sorted())
-        np.testing.assert_array_equal(got.track_id, want.track_id)
-        np.testing.assert_allclose(got.xy, want.xy)
-        np.testing.assert_allclose(got.r50, want.r50)
-        np.testing.assert_allclose(got.r90, want.r90)
-        np.testing.assert_allclose(got.samples, want.samples)
-    assert len(got) == len(ids) and got.samples.shape == (len(ids), 3, 12, 2)
+        shift = (xy[:, f - 1] - samples[:, -1])[:, None]  # to the track's position on frame f
+        by_id = np.argsort(ids)
+        np.testing.assert_array_equal(got.track_id, ids[by_id])
+        np.testing.assert_allclose(got.xy, (want.mean + shift)[by_id], atol=1e-3)
+        np.testing.assert_allclose(got.r50, want.r50[by_id], atol=1e-3)
+        np.testing.assert_allclose(got.r90, want.r90[by_id], atol=1e-3)
+        np.testing.assert_allclose(got.samples, (want.samples + shift[:, None])[by_id], atol=1e-3)
+        np.testing.assert_array_equal(got.target_frame, f + per_step * np.arange(1, 13))
+        checked += 1
+    assert checked == frames - per_step
+    alone = forecast_windows(model, samples, box_wh[:, :k]).mean  # neighbours do matter here
+    assert np.abs(alone - want.mean).max() > 0.1
 
 
 def test_results_without_ids_after_tracking_began_are_empty(cv_checkpoint):
@@ -226,6 +249,25 @@ def test_homography_adds_world_positions(cv_checkpoint, tmp_path):
     np.testing.assert_allclose(f.world_xy, f.xy / 2)
 
 
+@pytest.mark.parametrize("units", ["px", "m"])
+def test_a_camera_model_runs_only_in_the_units_it_was_adapted_in(units, cv_checkpoint, tmp_path):
+    """A model adapted in pixels reads its scene input in pixels: with a homography (metres) it
+    would read wrong scene features without a word, so it is refused; likewise a ground-plane
+    model without one. Models without a scene input serve both."""
+    ground = np.diag([0.5, 0.5, 1.0])  # 2 px per metre
+    camera = camera_checkpoint(tmp_path / f"{units}.pt", units)
+    own, other = (None, ground) if units == "px" else (ground, None)
+    with pytest.raises(TrajpredError, match="adapted to this camera") as refused:
+        Forecaster(camera, fps=FPS, homography=other)
+    assert camera in str(refused.value) and "\n" not in str(refused.value)
+    f = Forecaster(camera, fps=FPS, homography=own)
+    for frame in range(1, 6):
+        f.update([1], np.array([box_at(100.0 + 5 * frame)]))
+    assert f.update([1], np.array([box_at(130.0)])).track_id.tolist() == [1]
+    for homography in (None, ground):
+        Forecaster(cv_checkpoint, fps=FPS, homography=homography)
+
+
 @pytest.fixture(scope="module")
 def scene_frames(video_assets):
     """The first 20 frames of the shared synthetic scene, BGR."""
@@ -241,13 +283,15 @@ def test_real_yolo_track_results(scene_frames, video_assets):
     from ultralytics import YOLO
 
     model = YOLO(str(SHIPPED_DETECTOR))
-    forecaster = Forecaster(fps=FPS)
-    live = LiveForecaster(load_model(ForecastConfig().checkpoint), FPS, ForecastConfig())
+    # The plain-array path, checked against whole-window forecasts above, on the same boxes.
+    forecaster, by_arrays = Forecaster(fps=FPS), Forecaster(fps=FPS)
     seen = 0
-    for frame_id, image in enumerate(scene_frames, 1):
+    for image in scene_frames:
         result = model.track(image, persist=True, imgsz=video_assets.imgsz, verbose=False)[0]
         got = forecaster.update(result)
-        want = live.update(frame_id, tracked_from_ultralytics(result))
+        boxes = result.boxes
+        ids = np.zeros(0) if boxes.id is None else boxes.id.numpy()
+        want = by_arrays.update(ids, boxes.xyxy.numpy()[: len(ids)])
         np.testing.assert_array_equal(got.track_id, want.track_id)
         np.testing.assert_allclose(got.xy, want.xy)
         seen += len(got)

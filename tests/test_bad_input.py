@@ -6,6 +6,7 @@ from collections import OrderedDict
 
 import pytest
 import torch
+from conftest import build_tracks, camera_checkpoint
 
 from trajpred.checkpoint import save_checkpoint
 from trajpred.cli import main
@@ -189,3 +190,37 @@ def test_config_with_unknown_key_and_wrong_type(tmp_path, trajpred):
     cfg.write_text("train:\n  epochs: three\n")
     done = trajpred("train", "--config", str(cfg))
     assert done.returncode == 2 and "'train.epochs' must be int" in done.stderr
+
+
+@pytest.mark.parametrize("units", ["px", "m"])
+def test_adapt_refuses_a_camera_model_of_the_other_units(units, tmp_path, trajpred):
+    """A model adapted in pixels, adapted again with --homography (metres), or one adapted in
+    metres without it, would read its scene input in the wrong units: one line, exit 2."""
+    from trajpred.formats import write_csv
+
+    camera = camera_checkpoint(tmp_path / f"{units}.pt", units)
+    tracks = build_tracks(n_tracks=4, n_frames=40, units="px", with_boxes=True)
+    tracks.xy *= 10.0  # pixels
+    write_csv(tmp_path / "tracks.csv", tracks)
+    (tmp_path / "H.txt").write_text("0.1 0 0\n0 0.1 0\n0 0 1\n")
+    args = ["adapt", "--tracks", str(tmp_path / "tracks.csv"), "--fps", "10"]
+    args += ["--checkpoint", camera, "--out", str(tmp_path / "out"), "--no-progress"]
+    done = trajpred(*args, *(["--homography", str(tmp_path / "H.txt")] if units == "px" else []))
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert f"{units}.pt" in done.stderr and "adapted to this camera" in done.stderr
+    assert not (tmp_path / "out" / "adapted.pt").exists()
+
+
+@pytest.mark.slow  # predict starts its writer process
+def test_predict_refuses_a_pixel_camera_model_with_a_homography(video_assets, tmp_path, trajpred):
+    camera = camera_checkpoint(tmp_path / "px.pt", "px")
+    args = ["predict", str(video_assets.scene.video), "--out", str(tmp_path / "out")]
+    args += ["--weights", video_assets.weights, "--imgsz", "320", "--no-progress"]
+    done = trajpred(
+        *args, "--checkpoint", camera, "--homography", str(video_assets.scene.homography)
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "px.pt" in done.stderr
+    assert "adapted to this camera in pixels" in done.stderr
+    assert not (tmp_path / "out" / "forecasts.csv").exists()

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import readme_table
 
 from trajpred.checkpoint import load_forecaster
 from trajpred.cli import main
@@ -85,6 +86,52 @@ def test_exported_forecaster_streams_a_whole_video_like_pytorch(
             assert np.abs(a - b).max(initial=0) / px_per_unit <= 1e-4
         n += len(e)
     assert n > 100  # forecasts on most frames of the 60, not a vacuous comparison
+
+
+@pytest.mark.parametrize("backend", ["onnx", "torchscript"])
+def test_api_forecaster_takes_an_exported_file(exported, video_tracks, backend):
+    """`trajpred.Forecaster(FILE)` with the exported video model gives the .pt checkpoint's
+    forecasts within README's 1e-4 model units, fed the tracked video as plain arrays."""
+    from trajpred import Forecaster
+
+    fps, frames = video_tracks
+    pt, other = (
+        Forecaster(VIDEO_MODEL, fps=fps, k=3),
+        Forecaster(exported(VIDEO_MODEL, backend), fps=fps, k=3),
+    )
+    heights = np.concatenate([t.box_xywh[:, 3] for _, t in frames])
+    px_per_unit = max(1.0, heights.min()) / PERSON_HEIGHT_M
+    n = 0
+    for frame_id, tracks in frames:
+        xyxy = np.column_stack(
+            [tracks.box_xywh[:, :2], tracks.box_xywh[:, :2] + tracks.box_xywh[:, 2:]]
+        )
+        e = pt.update(tracks.track_id, xyxy, frame_id=frame_id)
+        g = other.update(tracks.track_id, xyxy, frame_id=frame_id)
+        np.testing.assert_array_equal(e.track_id, g.track_id)
+        for a, b in ((e.xy, g.xy), (e.r50, g.r50), (e.r90, g.r90), (e.samples, g.samples)):
+            assert np.abs(a - b).max(initial=0) / px_per_unit <= 1e-4
+        n += len(e)
+    assert n > 100
+
+
+# zara1: where README says int8 costs most (an export and 2,356 windows: a few seconds)
+@pytest.mark.parametrize("scene", ["eth", pytest.param("zara1", marks=pytest.mark.slow)])
+def test_int8_gives_the_readme_figures_on_eth_ucy(exported, shared_dir, scene):
+    """The int8 export of a shipped ensemble scores README's int8 table on the real test windows
+    (ADE, FDE, best-of-20), to its printed digits: a coarser quantisation shows."""
+    from trajpred.evaluation import evaluate_scene
+
+    checkpoint = ENSEMBLE.with_name(f"{scene}.pt")
+    if not checkpoint.is_file():
+        pytest.skip(f"shipped checkpoint {checkpoint} is absent")
+    int8 = exported(checkpoint, "onnx", int8=True)
+    s = evaluate_scene(str(int8), str(shared_dir / "data/eth_ucy"), scene, k=20).score
+    row = readme_table("| scene | ADE fp32 | ADE int8 |")[scene]
+    printed = [f"{v:.3f}" for v in (s.ade, s.fde, s.min_ade, s.min_fde)]
+    readme = [row["ADE int8"], row["FDE int8"]]
+    readme += [row[f"{name}20 fp32 / int8"].split(" / ")[1] for name in ("minADE", "minFDE")]
+    assert printed == readme
 
 
 @pytest.mark.parametrize("backend", ["onnx", "torchscript"])

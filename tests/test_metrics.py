@@ -36,20 +36,21 @@ def test_hand_computed_ade_fde():
 
 
 def test_min_ade_and_min_fde_are_minimised_separately():
+    """The sample with the lowest ADE is not the one with the lowest FDE: each minimum is taken
+    over all samples on its own (the benchmark's convention), not both from one sample."""
     gt = np.zeros((1, 2, 2))
     samples = np.array(
         [
             [
-                [[1, 0], [1, 0]],  # ADE 1, FDE 1
-                [[0, 0], [0, 3]],  # ADE 1.5, FDE 3
-                [[0.5, 0], [4, 0]],
+                [[0, 0], [0, 2]],  # errors 0, 2: ADE 1, FDE 2 (the best ADE)
+                [[3, 0], [0.5, 0]],  # errors 3, 0.5: ADE 1.75, FDE 0.5 (the best FDE)
+                [[0, 4], [0, 4]],  # errors 4, 4
             ]
         ]
-    )  # ADE 2.25, FDE 4
-    samples[0, 2, 1] = [0.2, 0]  # now ADE 0.35, FDE 0.2
+    )
     min_ade, min_fde = min_ade_fde(samples, gt)
-    assert min_ade[0] == pytest.approx(0.35)
-    assert min_fde[0] == pytest.approx(0.2)
+    assert min_ade[0] == pytest.approx(1.0)  # by the best ADE's sample: FDE would be 2
+    assert min_fde[0] == pytest.approx(0.5)  # by the best FDE's sample: ADE would be 1.75
 
 
 def test_constant_velocity_uses_only_the_last_step():

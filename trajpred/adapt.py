@@ -655,9 +655,11 @@ def adapt(
     `arms`, when given, receives every candidate as it would ship, whatever the guard decided
     (for ablations), named as in CANDIDATES."""
     from .config import to_dict
+    from .pipeline import check_scene_units
 
     t0 = time.perf_counter()
     start_payload, start = load_start(cfg.checkpoint)
+    check_scene_units(start, tracks.units == "m", cfg.checkpoint)
     mc = start.cfg
     obs_len, obs_len_how = check_windows(tracks, fps, cfg, start)
     train, val = split_in_time(tracks, cfg.val_fraction)

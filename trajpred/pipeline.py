@@ -124,6 +124,23 @@ def load_model(checkpoint: str):
     return model
 
 
+def check_scene_units(model, ground_plane: bool, source) -> None:
+    """Refuse a camera-specific model (`trajpred adapt`) fed positions in other units than it
+    was adapted in: its scene input and prior read positions against scene_bounds in those
+    units (pixels, or metres with a homography). A model without them (scene_units "") serves
+    both. Every forecaster of a video (LiveForecaster) and `adapt` check here."""
+    units = model.cfg.scene_units
+    if units == ("px" if ground_plane else "m"):
+        raise InputError(
+            source,
+            "a model adapted to this camera in pixels (without a homography) cannot forecast on "
+            "the ground plane in metres: drop the homography, or adapt it with one"
+            if units == "px"
+            else "a model adapted to this camera on the ground plane (with a homography) cannot "
+            "forecast in pixels: give it that homography (--homography), or adapt it without one",
+        )
+
+
 @dataclass
 class _TrackState:
     last_frame: int  # 0-based index of the frame the track was last seen on
@@ -147,6 +164,7 @@ class LiveForecaster:
     ):
         from .forecast import TrackStreams
 
+        check_scene_units(model, homography is not None, cfg.checkpoint)
         self.cfg, self.fps, self.homography = cfg, fps, homography
         self.ground = (
             None if homography is None else GroundPlane(homography, cfg.homography or "homography")
@@ -315,6 +333,8 @@ class Pipeline:
         self.homography = (
             None if cfg.forecast.homography is None else read_homography(cfg.forecast.homography)
         )
+        if self.model is not None:  # refused before the detector loads
+            check_scene_units(self.model, self.homography is not None, cfg.forecast.checkpoint)
         self.detector = Detector(cfg.detector, low_conf=self.tracker.low_conf)
         self.forecast_device = (
             resolve_device(cfg.detector.device)

@@ -11,7 +11,10 @@ Measures, in one run:
 3. a micro-benchmark of the forecaster with 50 live tracks: one `TrackStreams.observe` +
    `forecast` on all 50 per step; its share of a frame at the full pipeline's frame time
    (observe runs once per dt_s for each track, forecast on each frame for tracks just sampled;
-   the figure assumes the worst case, both on every frame).
+   the figure assumes the worst case, both on every frame);
+4. a micro-benchmark of the calibrated radii r50/r90 with 50 live tracks, as predict's
+   online calibration runs them: each track's sample scoring earlier forecasts, its new
+   forecast remembered, and the radii of all 50 (worst case: all three on every frame).
 1 and 2 are repeated --runs times (default 3), back to back; each round gives its own ratios
 and the headline is the round with the median pipeline / YOLO.track ratio. Writes the figures
 as JSON with what they were measured on (CPU model, torch threads, video size, frames) and
@@ -201,6 +204,36 @@ def bench_streams(checkpoint: str, n_tracks: int, repeats: int = 50) -> dict:
     }
 
 
+def bench_radii(checkpoint: str, n_tracks: int, repeats: int = 200) -> dict:
+    """Milliseconds per frame for the online radii of n_tracks tracks (see the module doc)."""
+    import numpy as np
+
+    from trajpred.calibration import ForecastOutcomes, OnlineCalibration, calibration_for
+    from trajpred.checkpoint import load_forecaster
+
+    model = load_forecaster(checkpoint)
+    steps = model.cfg.pred_len
+    online = OnlineCalibration(calibration_for(model))
+    outcomes = ForecastOutcomes(online, steps)
+    ids = list(range(1, n_tracks + 1))
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 500, (n_tracks, 2))
+    mean = xy[:, None] + rng.normal(0, 5, (n_tracks, steps, 2))
+    sigma = np.tile(np.linspace(1, 10, steps), (n_tracks, 1))
+    for k in range(2 * steps):  # warm-up: every forecast slot in use, online factors set
+        outcomes.arrive(ids, np.full(n_tracks, k), xy)
+        outcomes.made(ids, np.full(n_tracks, k), mean, sigma)
+    t0 = time.perf_counter()
+    for k in range(2 * steps, 2 * steps + repeats):
+        outcomes.arrive(ids, np.full(n_tracks, k), xy)
+        outcomes.made(ids, np.full(n_tracks, k), mean, sigma)
+        online.radii(sigma)
+    return {
+        "tracks": n_tracks,
+        "online_radii_ms_per_frame": round(1000 * (time.perf_counter() - t0) / repeats, 4),
+    }
+
+
 def main(argv=None) -> int:
     import torch
 
@@ -253,6 +286,7 @@ def main(argv=None) -> int:
     median = rounds[[r["pipeline_vs_yolo_track"] for r in rounds].index(ratios[len(ratios) // 2])]
     yolo, pipeline = median["yolo_track"], median["pipeline"]
     streams = bench_streams(checkpoint, args.tracks)
+    radii = bench_radii(checkpoint, args.tracks)
     frame_ms = 1000.0 / pipeline["fps"]
     step_ms = streams["observe_ms"] + streams["forecast_ms"]
     report = {
@@ -282,6 +316,7 @@ def main(argv=None) -> int:
             "frame_ms_full_pipeline": round(frame_ms, 2),
             "share_of_frame_worst_case": round(step_ms / (frame_ms + step_ms), 4),
         },
+        "radii_50_tracks": radii,
     }
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     v = report["video"]
@@ -304,7 +339,11 @@ def main(argv=None) -> int:
     print(
         f"forecaster, {args.tracks} tracks: observe {streams['observe_ms']:.2f} ms + forecast "
         f"{streams['forecast_ms']:.2f} ms per step = {worst:.1%} "
-        f"of a frame at worst -> {args.out}"
+        f"of a frame at worst"
+    )
+    print(
+        f"calibrated radii (online), {args.tracks} tracks: "
+        f"{radii['online_radii_ms_per_frame']:.3f} ms per frame at worst -> {args.out}"
     )
     return 0
 

@@ -142,6 +142,15 @@ def test_adapt_command_end_to_end(clip, tmp_path):
     assert report["video"]["fps"] == 10 and report["video"]["width"] == 640
     model = load_forecaster(out / "adapted.pt")  # what `predict --checkpoint` loads
     assert model.cfg.scene_input == report["adapted"]
+    # The uncertainty is calibrated on this camera's own tracks, whether or not the fine-tune
+    # shipped, and its coverage on the later footage is reported before and after.
+    calibration = report["calibration"]
+    assert calibration["fitted"] and model.calibration is not None
+    assert model.calibration.windows == calibration["windows"] >= 2 * 40
+    for key, level in (("coverage_r50", 0.5), ("coverage_r90", 0.9)):
+        before, after = calibration[key]
+        assert abs(after - level) < abs(before - level) and abs(after - level) < 0.15, key
+    assert "uncertainty calibrated on this camera" in proc.stdout
     assert (out / "tracks.csv").read_text().startswith("frame,track_id,x,y")
     # The tracks of this run adapt again without tracking, their frame rate read from report.json.
     again = trajpred(

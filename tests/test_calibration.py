@@ -4,16 +4,20 @@ with checkpoints and exports."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 
 import numpy as np
 import pytest
 import torch
-from conftest import curvy_walks
+from conftest import curvy_walks, run_trajpred
 
 from trajpred.calibration import (
     LEVELS,
     Calibration,
+    ForecastOutcomes,
+    OnlineCalibration,
     conformal_quantile,
     fit_sigma_scale,
     gaussian,
@@ -190,3 +194,121 @@ def test_a_calibration_is_validated_where_it_is_defined(change, words):
     good = gaussian(12).to_dict()
     with pytest.raises(ValueError, match=words):
         Calibration(**(good | change))
+
+
+def test_online_factors_are_the_stored_ones_until_enough_truth_then_recent_quantiles():
+    stored = Calibration([[1.0] * 3, [2.0] * 3], [1.0] * 3)
+    online = OnlineCalibration(stored, window=100, min_scores=10)
+    online.add(np.zeros(9, int), np.arange(9.0))  # step 0: 9 scores, one short
+    np.testing.assert_array_equal(online.factors(), [[1.0] * 3, [2.0] * 3])
+    online.add(np.array([0]), np.array([9.0]))  # scores 0..9: ranks ceil(11 * p)
+    np.testing.assert_array_equal(online.factors()[:, 0], [5.0, 9.0])
+    np.testing.assert_array_equal(online.factors()[:, 1:], [[1.0] * 2, [2.0] * 2])
+    online.add(np.zeros(200, int), np.full(200, 0.5))  # the window keeps the latest 100
+    np.testing.assert_array_equal(online.factors()[:, 0], [0.5, 0.5])
+    r50, r90 = online.radii(np.full((2, 3), 2.0))
+    np.testing.assert_array_equal(r50[:, 0], [1.0, 1.0])
+    np.testing.assert_array_equal(r90[:, 2], [4.0, 4.0])
+
+
+def test_forecast_outcomes_score_each_forecast_against_the_sample_it_predicted():
+    online = OnlineCalibration(gaussian(3), window=10, min_scores=1)
+    outcomes = ForecastOutcomes(online, 3, capacity=1)
+    mean = np.array([[[1.0, 0.0], [2.0, 0.0], [3.0, 0.0]]])
+    outcomes.made([7], np.array([5]), mean, np.full((1, 3), 0.5))  # at sample 5: 6, 7, 8
+    outcomes.made([8], np.array([5]), mean, np.ones((1, 3)))  # grows past its capacity
+    outcomes.arrive([7, 9], np.array([7, 7]), np.array([[2.0, 1.0], [0.0, 0.0]]))  # 9: unknown
+    assert online.count.tolist() == [0, 1, 0]  # step 2 (index 1) of track 7 only
+    assert online.scores[0, 1] == 2.0  # 1 off, sigma 0.5
+    outcomes.forget(7)
+    outcomes.arrive([7, 8], np.array([8, 8]), np.array([[3.0, 0.0], [3.0, 3.0]]))
+    assert online.count.tolist() == [0, 1, 1] and online.scores[0, 2] == 3.0  # track 8 only
+
+
+def test_live_radii_learn_the_errors_of_the_video_they_forecast():
+    """A stored calibration 5 times too wide: the live forecaster's online radii come to hold
+    50 % / 90 % of the tracks' later positions; with calibration=fixed they hold far more."""
+    from trajpred.pipeline import ForecastConfig, LiveForecaster
+    from trajpred.tracking import TrackedBoxes
+
+    torch.manual_seed(0)
+    model = Forecaster(ForecasterConfig())
+    fps, n, frames = 2.5, 30, 90  # one frame per model step
+    g = np.random.default_rng(4)
+    start, velocity = g.uniform(0, 400, (n, 2)), g.normal(0, 8, (n, 2))
+    turn = g.normal(0, 3, (frames, n, 2)).cumsum(0)  # random-walk drift: errors grow with steps
+    xy = start + velocity * np.arange(frames)[:, None, None] + turn  # (frames, n, 2) pixels
+    ids = np.arange(1, n + 1)
+    results = {}
+    for mode in ("online", "fixed"):
+        fitted = calibrate_on(model, noisy_windows(5, n_tracks=50), "walks")
+        model.calibration = dataclasses.replace(
+            fitted, radius_scale=(5 * np.asarray(fitted.radius_scale)).tolist()
+        )
+        live = LiveForecaster(model, fps, ForecastConfig(calibration=mode))
+        made = []
+        for f in range(frames):
+            box = np.column_stack([xy[f] - [10, 60], np.tile([20.0, 60.0], (n, 1))])
+            fc = live.update(f + 1, TrackedBoxes(ids, box, np.ones(n), np.zeros(n)))
+            made.append(fc)
+        inside = [[], []]
+        for f in range(45, frames - 12):  # the second half, once the online window is full
+            fc = made[f]
+            truth = xy[f + 1 : f + 13].transpose(1, 0, 2)[fc.track_id - 1]  # (M, 12, 2)
+            err = np.linalg.norm(fc.xy - truth, axis=-1)
+            inside[0].append((err <= fc.r50).mean())
+            inside[1].append((err <= fc.r90).mean())
+        results[mode] = np.mean(inside, axis=1)
+    assert abs(results["online"][0] - 0.5) < 0.08 and abs(results["online"][1] - 0.9) < 0.06
+    assert results["fixed"][0] > 0.8  # the stored radii alone over-cover
+
+
+@pytest.mark.slow  # the console script, as a user runs it
+def test_calibrate_then_evaluate_from_the_command_line(eth_ucy_like_root, tmp_path):
+    from trajpred.demo import untrained_checkpoint
+
+    start = untrained_checkpoint(tmp_path / "start.pt")
+    out = tmp_path / "calibrated.pt"
+    args = ["calibrate", "--checkpoint", start, "--data", eth_ucy_like_root, "--scene", "toy"]
+    done = run_trajpred(*args, "--split", "val", "--out", out)
+    assert done.returncode == 0, done.stderr
+    assert "inside r50" in done.stdout and "-> 5" in done.stdout  # 5x.x % after
+    assert load_forecaster(out).calibration.fitted
+    # refused in one line: the output over its own checkpoint
+    again = run_trajpred(*args, "--out", start)
+    assert again.returncode == 2 and len(again.stderr.strip().splitlines()) == 1, again.stderr
+    plot = tmp_path / "toy.png"
+    done = run_trajpred(
+        "evaluate", "--checkpoint", out, "--data", eth_ucy_like_root, "--scene", "toy",
+        "--json", tmp_path / "toy.json", "--plot", plot,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    for head in ("NLL", "KDE-NLL", "in r50", "in r90", "MR@2m", "CV NLL", "online calibration"):
+        assert head in done.stdout, head
+    row = json.loads((tmp_path / "toy.json").read_text())[0]
+    for name in ("nll", "kde_nll", "cov50", "cov90", "miss_rate", "cv_nll", "cv_cov90"):
+        assert row[name] is not None and math.isfinite(row[name]), name
+    assert 0 <= row["cov50"] <= row["cov90"] <= 1
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluate_scores_fixed_and_online_radii_apart(eth_ucy_like_root, tmp_path):
+    """Online coverage comes from the radii learnt on each file's earlier windows, fixed from
+    the stored calibration: a stored calibration 4x too wide over-covers when fixed only."""
+    from trajpred.demo import untrained_checkpoint
+    from trajpred.evaluation import calibrate_checkpoint, evaluate_scene
+
+    start = untrained_checkpoint(tmp_path / "start.pt")
+    out = tmp_path / "calibrated.pt"
+    calibrate_checkpoint(start, str(eth_ucy_like_root), "toy", out, "val")
+    payload = torch.load(out, weights_only=True)
+    wide = np.asarray(payload["calibration"]["radius_scale"]) * 4
+    payload["calibration"]["radius_scale"] = wide.tolist()
+    save_checkpoint(out, payload)
+    fixed = evaluate_scene(str(out), str(eth_ucy_like_root), "toy", 0, calibration="fixed")
+    online = evaluate_scene(str(out), str(eth_ucy_like_root), "toy", 0, calibration="online")
+    assert fixed.score.cov50 > 0.9
+    assert online.score.cov50 < fixed.score.cov50  # the toy test file is short: only partly
+    assert fixed.score.ade == online.score.ade
+    with pytest.raises(ValueError, match="calibration must be"):
+        evaluate_scene(str(out), str(eth_ucy_like_root), "toy", 0, calibration="live")

@@ -148,7 +148,8 @@ def _trained_checkpoint(path: Path, data: dict) -> str:
 
     payload = load_checkpoint(untrained_checkpoint(path))
     run = {"data": {**to_dict(DataConfig()), **data}}
-    save_checkpoint(path, {k: payload[k] for k in ("model_config", "model")} | {"run_config": run})
+    keep = ("model_config", "model", "calibration")
+    save_checkpoint(path, {k: payload[k] for k in keep} | {"run_config": run})
     return str(path)
 
 

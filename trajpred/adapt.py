@@ -153,6 +153,9 @@ class AdaptReport:
     change_upper: list[float] = field(default_factory=list)  # their one-sided upper bounds
     guard: str = ""  # how the ship / keep decision was made
     averaged: int = 0  # fine-tunes in the averaged candidate's weights (0: no such candidate)
+    # the uncertainty calibration shipped in adapted.pt (`calibrate_camera`): coverage of r50
+    # and r90 on the later half of the footage the model did not train on, [before, after]
+    calibration: dict = field(default_factory=dict)
 
     def score(self, arm: str) -> ArmScore:
         return next(s for s in self.scores if s.arm == arm)
@@ -180,7 +183,18 @@ class AdaptReport:
         lines += [f"{s.arm:<24} {s.ade:9.3f} {s.fde:9.3f}" for s in self.scores]
         if self.guard:
             lines.append(f"guard: {self.guard}")
-        return "\n".join(lines + [self.verdict()])
+        return "\n".join(lines + [self.verdict(), self.calibration_line()])
+
+    def calibration_line(self) -> str:
+        c = self.calibration
+        if not c.get("fitted"):
+            return f"uncertainty: not calibrated for this camera ({c.get('why', 'not run')})"
+        (b50, a50), (b90, a90) = c["coverage_r50"], c["coverage_r90"]
+        return (
+            f"uncertainty calibrated on this camera ({c['windows']} windows): on the later "
+            f"{c['held_out_windows']}, true positions inside r50 {100 * b50:.0f} % -> "
+            f"{100 * a50:.0f} %, inside r90 {100 * b90:.0f} % -> {100 * a90:.0f} % (goal 50 / 90)"
+        )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -733,8 +747,58 @@ def adapt(
         payload.update(model_config=to_dict(ship[best].cfg), model=ship[best].state_dict())
     else:
         payload = {k: v for k, v in start_payload.items() if k not in ("format", "version")}
+    final = ship[best] if better else start
+    # An adapted model learnt the earlier footage (weights or prior): only the held-out time is
+    # new to it; the starting model has seen none of it.
+    calibration, report.calibration = calibrate_camera(
+        final, val if better else tracks, fps, obs_len
+    )
+    if calibration is not None:
+        payload["calibration"] = calibration.to_dict()
     payload["adapt"] = _plain(report.to_dict())
     return report, payload
+
+
+MIN_CALIBRATION_WINDOWS = 40  # per half: fewer leave the 90 % radius to a handful of errors
+
+
+def calibrate_camera(model, tracks: Tracks, fps: float, obs_len: int) -> tuple:
+    """The uncertainty calibration of `model` for this camera, fitted on windows of `tracks`
+    (footage the model did not train on; its own future is the label), and a report: the
+    windows are cut in time, the calibration fitted on the first half is scored on the second
+    beside the model's own (coverage of r50, r90 before -> after), and the one shipped is
+    fitted on all of them. (None, report) when there are too few windows: the model keeps the
+    calibration it had."""
+    from .evaluation import calibrate_on
+    from .forecast import forecast_on
+    from .metrics import coverage
+
+    mc = model.cfg
+    w = camera_windows(tracks, fps, mc.dt_s, obs_len, mc.pred_len, mc.social_neighbours)
+    cut = np.median(w.frame_id) if len(w) else 0
+    first, second = w.select(w.frame_id <= cut), w.select(w.frame_id > cut)
+    if min(len(first), len(second)) < MIN_CALIBRATION_WINDOWS:
+        return None, {
+            "fitted": False,
+            "windows": len(w),
+            "why": f"fewer than {MIN_CALIBRATION_WINDOWS} windows in a half of the footage "
+            "it did not train on: the model keeps the calibration it had",
+        }
+    before = forecast_on(model, second)
+    fitted = calibrate_on(model, first, "this camera, first half")
+    after_r50, after_r90 = fitted.radii(before.sigma)
+
+    def inside(r) -> float:
+        return float(coverage(before.mean, second.fut_xy, r).mean())
+
+    report = {
+        "fitted": True,
+        "windows": len(w),
+        "held_out_windows": len(second),
+        "coverage_r50": [inside(before.r50), inside(after_r50)],
+        "coverage_r90": [inside(before.r90), inside(after_r90)],
+    }
+    return calibrate_on(model, w, f"this camera: {len(w)} windows"), report
 
 
 def _has_prior(model) -> bool:

@@ -120,6 +120,9 @@ class ForecastScores:
     # constant velocity extrapolated in metres on the ground plane (demo --ground-plane)
     cv_ground_ade_px: float | None = None
     cv_ground_fde_px: float | None = None
+    # share of true positions inside the forecasts' calibrated radii, over every step
+    inside_r50: float | None = None
+    inside_r90: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -134,6 +137,11 @@ class ForecastScores:
             f"ADE {self.cv_ade_px:.1f} px  FDE {self.cv_fde_px:.1f} px   ({self.forecasts} "
             f"forecasts of {horizon_s:g} s matched to ground truth)"
         )
+        if self.inside_r50 is not None and self.inside_r90 is not None:
+            text += (
+                f"\nuncertainty: {100 * self.inside_r50:.0f} % of true positions inside r50, "
+                f"{100 * self.inside_r90:.0f} % inside r90 (calibrated for 50 % and 90 %)"
+            )
         if self.cv_ground_fde_px is not None:
             text += (
                 f"\nforecasting on the ground plane; constant velocity in metres: "
@@ -207,6 +215,7 @@ class ForecastTally:
         self.ground = None if homography is None else GroundPlane(homography)
         self.history: dict[int, dict[int, np.ndarray]] = {}  # track id -> {frame: xy}
         self.model_err: list[np.ndarray] = []
+        self.radii: list[np.ndarray] = []  # (2, pred_len) r50, r90 of each scored forecast
         self.cv_err: list[np.ndarray] = []
         self.cv_ground_err: list[np.ndarray] = []
 
@@ -240,6 +249,7 @@ class ForecastTally:
             now = tracks.xy[fc_rows[j]]
             cv = now + steps[:, None] * (now - prev)
             self.model_err.append(np.linalg.norm(forecasts.xy[j] - truth, axis=1))
+            self.radii.append(np.stack([forecasts.r50[j], forecasts.r90[j]]))
             self.cv_err.append(np.linalg.norm(cv - truth, axis=1))
             if self.ground is not None:
                 now_m, prev_m = self.ground.to_ground(np.array([now, prev]), frame_id, [tid] * 2)
@@ -257,6 +267,8 @@ class ForecastTally:
             fde_px=float(m[:, -1].mean()),
             cv_ade_px=float(c.mean()),
             cv_fde_px=float(c[:, -1].mean()),
+            inside_r50=float((m <= np.array(self.radii)[:, 0]).mean()),
+            inside_r90=float((m <= np.array(self.radii)[:, 1]).mean()),
         )
         if self.cv_ground_err:
             g = np.array(self.cv_ground_err)

@@ -13,6 +13,7 @@ same file or a part of its recording: ETH/UCY cuts each recording `<name>.txt` i
 from __future__ import annotations
 
 import csv
+import dataclasses
 import glob
 import io
 import os
@@ -25,6 +26,7 @@ from .atomic import write_text
 from .calibration import (
     LEVELS,
     Calibration,
+    OnlineCalibration,
     calibration_for,
     fit_calibration,
     gaussian,
@@ -69,7 +71,7 @@ class Reliability:
     Gaussian radii, or None."""
 
     calibrated: np.ndarray
-    mixture: np.ndarray
+    mixture: np.ndarray | None
     cv: np.ndarray | None = None
 
 
@@ -200,26 +202,68 @@ def scene_windows(model, data: str, scene: str, split: str, fps: float, fmt: str
 
 
 def evaluate_scene(
-    checkpoint: str, data: str, scene: str, k: int = 20, fps: float = 0.0, fmt: str = "auto"
+    checkpoint: str,
+    data: str,
+    scene: str,
+    k: int = 20,
+    fps: float = 0.0,
+    fmt: str = "auto",
+    calibration: str = "online",
 ) -> SceneResult:
     """Evaluate a checkpoint on one scene: what `trajpred evaluate` runs (`trajpred.evaluate`).
 
     checkpoint: a .pt file, or a folder with one `<scene>.pt` per leave-one-out scene. data: an
     ETH/UCY root holding `<scene>/test/`, or track files (file, folder or glob) evaluated as one
     scene named `scene`. k: samples for best-of-K (0: deterministic only); fps: frame rate of
-    video-rate track files (resampled to the model step); fmt: their format. Distances are in
-    the data's units (metres for ETH/UCY). Raises InputError for unusable files.
+    video-rate track files (resampled to the model step); fmt: their format. calibration:
+    "online" scores the radii r50/r90 as `predict` makes them (the stored calibration, then
+    each step's recent errors on earlier windows of the same file), "fixed" the stored
+    calibration alone. Distances are in the data's units (metres for ETH/UCY). Raises
+    InputError for unusable files.
     """
+    if calibration not in ("online", "fixed"):
+        raise ValueError(f"calibration must be 'online' or 'fixed', got {calibration!r}")
     path = checkpoint_for(checkpoint, scene)
     model, payload = load_forecaster_and_metadata(path)
     windows, cfg = scene_windows(model, data, scene, "test", fps, fmt)
     warn_if_uncalibrated(model, path)
     fc = forecast_on(model, windows, k, mixture=True)
     score = score_scene(scene, fc.mean, windows.fut_xy, windows.obs_xy, fc.samples, windows.units)
-    reliability = score_uncertainty(score, windows, fc, calibration_for(model))
+    reliability = score_uncertainty(
+        score, windows, fc, calibration_for(model), online=calibration == "online"
+    )
     trained = trained_files(payload, None if cfg.test_files else Path(cfg.root))
     seen = seen_test_files(split_files(cfg, "test"), trained)
     return SceneResult(score, windows, fc, path, seen, reliability)
+
+
+def online_radii(
+    windows: Windows, fc: Forecasts, calibration: Calibration
+) -> tuple[np.ndarray, np.ndarray]:
+    """(r50, r90) (N, pred_len) as an OnlineCalibration running through each file gives them:
+    windows in order of their last observed frame, a window's scores added once its last
+    future frame has passed (pred_len steps of the file's frame spacing), the radii of a window
+    from the scores known when it was made."""
+    assert fc.sigma is not None
+    err = displacement_errors(fc.mean, windows.fut_xy)
+    score = err / np.maximum(fc.sigma, 1e-9)
+    r50, r90 = np.zeros_like(err), np.zeros_like(err)
+    steps = np.arange(windows.fut_xy.shape[1])
+    for f in np.unique(windows.file_index):
+        rows = np.flatnonzero(windows.file_index == f)
+        frames = np.unique(windows.frame_id[rows])
+        spacing = np.diff(frames).min() if len(frames) > 1 else 1
+        known_at = windows.frame_id[rows] + len(steps) * spacing
+        by_known = rows[np.argsort(known_at, kind="stable")]
+        known_sorted = np.sort(known_at, kind="stable")
+        online, added = OnlineCalibration(calibration), 0
+        for i in rows[np.argsort(windows.frame_id[rows], kind="stable")]:
+            ready = np.searchsorted(known_sorted, windows.frame_id[i], side="right")
+            for j in by_known[added:ready]:
+                online.add(steps, score[j])
+            added = max(added, ready)
+            r50[i], r90[i] = online.radii(fc.sigma[i])
+    return r50, r90
 
 
 def score_uncertainty(
@@ -229,10 +273,15 @@ def score_uncertainty(
     calibration: Calibration,
     seed: int = 0,
     batch: int = 64,
+    online: bool = True,
+    kde: bool = True,
 ) -> Reliability:
     """Fill `score`'s uncertainty fields from forecasts made with mixture=True, and return the
     per-step coverages behind them. Constant velocity is scored with the calibration's
-    cv_sigma Gaussian when it was fitted in the windows' units."""
+    cv_sigma Gaussian when it was fitted in the windows' units. online: the radii of an
+    OnlineCalibration that learns from each file's earlier windows as `predict` does
+    (`online_radii`), else the stored calibration's. kde=False skips what needs samples of the
+    mixture (KDE-NLL, the mixture's own reliability curve): the slow part."""
     assert fc.mixture is not None and fc.r50 is not None and fc.r90 is not None
     truth, mix = windows.fut_xy.astype(np.float64), fc.mixture
     steps = truth.shape[1]
@@ -242,15 +291,19 @@ def score_uncertainty(
         if calibration.cv_sigma and calibration.units == windows.units
         else None
     )
+    radii = online_radii(windows, fc, calibration) if online else (fc.r50, fc.r90)
+    if online:  # the density widens or narrows with the radii: r50 online / r50 stored
+        ratio = radii[0] / np.maximum(fc.r50, 1e-12)
+        mix = dataclasses.replace(mix, mode_sigma=mix.mode_sigma * ratio[:, None, :])
     rng = np.random.default_rng(seed)
     err = displacement_errors(fc.mean, truth)  # (N, P)
-    kde, cv_kde = 0.0, 0.0
+    kde_sum, cv_kde = 0.0, 0.0
     inside = np.zeros((len(RELIABILITY_LEVELS), steps))
-    for start in range(0, len(truth), batch):
+    for start in range(0, len(truth) if kde else 0, batch):
         part = slice(start, start + batch)
         draws = sample_mixture(mix.mode_xy[part], mix.mode_prob[part], mix.mode_sigma[part],
                                KDE_SAMPLES, rng)  # fmt: skip
-        kde += kde_nll(draws, truth[part]) * len(draws)
+        kde_sum += kde_nll(draws, truth[part]) * len(draws)
         # the circle centred on the forecast that holds each level of the draws
         spread = np.linalg.norm(draws - fc.mean[part][:, None], axis=-1)  # (B, S, P)
         radius = np.quantile(spread, RELIABILITY_LEVELS, axis=1)  # (L, B, P)
@@ -260,11 +313,11 @@ def score_uncertainty(
             cv_draws = cv_xy[part][:, None] + noise * cv_sigma[:, None]
             cv_kde += kde_nll(cv_draws, truth[part]) * len(draws)
     n = len(truth)
-    calibrated = np.stack([coverage(fc.mean, truth, r) for r in (fc.r50, fc.r90)])
+    calibrated = np.stack([coverage(fc.mean, truth, r) for r in radii])
     score.nll = float(
         -mixture_log_density(truth, mix.mode_xy, mix.mode_prob, mix.mode_sigma).mean()
     )
-    score.kde_nll = kde / n
+    score.kde_nll = kde_sum / n if kde else None
     score.cov50, score.cov90 = (float(c.mean()) for c in calibrated)
     if fc.samples is not None and windows.units == "m":
         score.miss_rate = miss_rate(fc.samples, truth, 2.0)
@@ -273,9 +326,9 @@ def score_uncertainty(
         cv_err = displacement_errors(cv_xy, truth)
         cv = np.stack([(cv_err <= gaussian_radius(p) * cv_sigma).mean(0) for p in LEVELS])
         score.cv_nll = float(-gaussian_log_density(truth, cv_xy, cv_sigma).mean())
-        score.cv_kde_nll = cv_kde / n
+        score.cv_kde_nll = cv_kde / n if kde else None
         score.cv_cov50, score.cv_cov90 = (float(c.mean()) for c in cv)
-    return Reliability(calibrated, inside / n, cv)
+    return Reliability(calibrated, inside / n if kde else None, cv)
 
 
 def calibrate_on(model, windows: Windows, source: str = "") -> Calibration:
@@ -318,9 +371,10 @@ def calibrate_checkpoint(
     path = checkpoint_for(checkpoint, scene)
     payload = load_checkpoint(path)
     model = model_from_payload(payload, path)
-    windows, _ = scene_windows(model, data, scene, split, fps, fmt)
+    windows, cfg = scene_windows(model, data, scene, split, fps, fmt)
+    what = "every window of the track files" if cfg.test_files else f"{split} split"
     before = forecast_on(model, windows, calibration=gaussian(model.cfg.pred_len))
-    calibration = calibrate_on(model, windows, f"{scene} {split}: {len(windows)} windows")
+    calibration = calibrate_on(model, windows, f"{scene}, {what}: {len(windows)} windows")
     r50, r90 = calibration.radii(before.sigma)
     save_checkpoint(out, {**payload, "calibration": calibration.to_dict()})
 
@@ -328,7 +382,7 @@ def calibrate_checkpoint(
         return f"{100 * coverage(before.mean, windows.fut_xy, r).mean():.1f} %"
 
     return (
-        f"{out}: calibrated on {scene} ({split}, {len(windows)} windows): true positions "
+        f"{out}: calibrated on {scene} ({what}, {len(windows)} windows): true positions "
         f"inside r50 {inside(before.r50)} -> {inside(r50)}, inside r90 {inside(before.r90)} "
         f"-> {inside(r90)}"
     )
@@ -371,11 +425,12 @@ def plot_reliability(axes, results: list[SceneResult]) -> None:
         if rel is None:
             ax.axis("off")
             continue
-        steps = rel.mixture.shape[1]
+        steps = rel.calibrated.shape[1]
         colours = plt.cm.viridis(np.linspace(0.9, 0.1, steps))
         ax.plot([0, 1], [0, 1], color="0.6", lw=0.8, ls="--")
         for t in range(steps):
-            ax.plot(nominal, rel.mixture[:, t], color=colours[t], lw=0.8)
+            if rel.mixture is not None:
+                ax.plot(nominal, rel.mixture[:, t], color=colours[t], lw=0.8)
             ax.scatter(LEVELS, rel.calibrated[:, t], color=colours[t], s=10, zorder=3)
             if rel.cv is not None:
                 ax.scatter(LEVELS, rel.cv[:, t], color=colours[t], marker="x", s=10)

@@ -45,7 +45,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .calibration import calibration_for, warn_if_uncalibrated
+from .calibration import (
+    Calibration,
+    ForecastOutcomes,
+    OnlineCalibration,
+    calibration_for,
+    warn_if_uncalibrated,
+)
 from .checks import between, check_fields, non_empty, one_of, optional, positive
 from .detect import DEVICES, Detector, DetectorConfig, resolve_device
 from .errors import InputError
@@ -75,6 +81,9 @@ class ForecastConfig:
     device: str = "detector"  # where the forecaster runs: detector (the detector's device) |
     # cpu | cuda. `predict` runs it in its writer process: on a GPU that process shares the
     # card with the detector's, and cpu keeps the detector's process alone on it
+    calibration: str = "online"  # radii r50/r90: online (the checkpoint's calibration, then
+    # each step's recent errors on this video once their truth arrived) | fixed (the
+    # checkpoint's alone); see trajpred/calibration.py OnlineCalibration
 
     def restart_after_frames(self, fps: float, dt_s: float) -> float:
         """A track unseen for more video frames than this restarts its forecaster state (and
@@ -90,6 +99,7 @@ class ForecastConfig:
             drop_after_s=positive(),
             ground_noise_px=between(0, 1000),
             device=one_of("detector", *DEVICES[1:]),
+            calibration=one_of("online", "fixed"),
         )
 
 
@@ -179,6 +189,11 @@ class LiveForecaster:
         self.streams = TrackStreams(model, device, samples=cfg.k > 0)
         self.state: dict[int, _TrackState] = {}
         self.calibration = calibration_for(model)
+        self.radius: Calibration | OnlineCalibration = self.calibration
+        self.outcomes = None
+        if cfg.calibration == "online":
+            self.radius = OnlineCalibration(self.calibration)
+            self.outcomes = ForecastOutcomes(self.radius, self.pred_len)
         # id -> (offsets (P, 2), the top mode's sigma (P,), samples or None)
         self.cache: dict[int, tuple] = {}
         self.n_observed: dict[int, int] = {}  # samples per track id, over the whole video
@@ -187,6 +202,8 @@ class LiveForecaster:
     def _restart(self, tid: int) -> None:
         self.streams.drop([tid])
         self.cache.pop(tid, None)
+        if self.outcomes is not None:
+            self.outcomes.forget(tid)
         if self.filter is not None:
             self.filter.drop(tid)
 
@@ -239,8 +256,10 @@ class LiveForecaster:
                 positions = self.filter.update(i / self.fps, tracks.track_id, tracks.xy, positions)
         observed: set[int] = set()
         class_of = dict(zip(tracks.track_id.tolist(), tracks.class_id.tolist(), strict=True))
-        for _k, rows in sorted(self._samples(i, tracks, positions).items()):
+        for k, rows in sorted(self._samples(i, tracks, positions).items()):
             ids = [r[0] for r in rows]
+            if self.outcomes is not None:  # the truth of earlier forecasts of these tracks
+                self.outcomes.arrive(ids, np.full(len(ids), k), np.array([r[1] for r in rows]))
             # Box sizes set the pixels-per-metre scale; on the ground plane it stays 1, and a
             # model with box features reads zeros there, as it does for ETH/UCY's metres.
             boxes = None if self.ground is not None else np.array([r[2] for r in rows])
@@ -267,6 +286,9 @@ class LiveForecaster:
             for j, tid in enumerate(fresh):
                 samples = None if f.samples is None else f.samples[j] - anchor[j]
                 self.cache[tid] = (f.mean[j] - anchor[j], f.sigma[j], samples)
+            if self.outcomes is not None:  # made at each track's latest sample
+                made_at = np.array([self.state[t].next_k - 1 for t in fresh])
+                self.outcomes.made(fresh, made_at, f.mean, f.sigma)
         result = self._assemble(frame_id, tracks, positions)
         self.seconds += time.perf_counter() - start
         return result
@@ -284,7 +306,7 @@ class LiveForecaster:
         cached = [self.cache[int(t)] for t in ids]
         xy = np.array([c[0] for c in cached]).reshape(len(ids), self.pred_len, 2) + here[:, None]
         sigma = np.array([c[1] for c in cached]).reshape(len(ids), self.pred_len)
-        r50, r90 = self.calibration.radii(sigma)
+        r50, r90 = self.radius.radii(sigma)
         samples = None
         if self.cfg.k:
             samples = (

@@ -36,6 +36,13 @@ def add_arguments(p) -> None:
         choices=["auto", "eth_ucy", "mot", "csv"],
         help="track file format",
     )
+    p.add_argument(
+        "--calibration",
+        default="online",
+        choices=["online", "fixed"],
+        help="radii r50/r90 as predict makes them (online: learning each file's recent errors "
+        "as their truth arrives) or from the checkpoint's calibration alone (fixed)",
+    )
     p.add_argument("--save-predictions", metavar="FILE.csv", help="write every window's forecast")
     p.add_argument("--json", metavar="FILE.json", help="write the metrics as JSON")
     p.add_argument(
@@ -67,7 +74,10 @@ def run(args) -> int:
     )
     scenes = scenes_of(args.scene, args.data)
     results = [
-        evaluate_scene(args.checkpoint, args.data, s, args.k, args.fps, args.format) for s in scenes
+        evaluate_scene(
+            args.checkpoint, args.data, s, args.k, args.fps, args.format, args.calibration
+        )
+        for s in scenes
     ]
     for result in results:
         if result.warning:
@@ -82,8 +92,8 @@ def run(args) -> int:
     print(
         "\nuncertainty: NLL of the truth under the predictive mixture and KDE-NLL (Trajectron++ "
         "protocol), nats; share of true positions inside the calibrated radii r50 / r90 "
-        "(goal 50 % / 90 %); MR@2m = best-of-K endpoint farther than 2 m; CV = constant "
-        "velocity with the Gaussian fitted at calibration"
+        f"(goal 50 % / 90 %; {args.calibration} calibration); MR@2m = best-of-K endpoint "
+        "farther than 2 m; CV = constant velocity with the Gaussian fitted at calibration"
     )
     print(format_uncertainty_table(rows))
     if args.save_predictions:

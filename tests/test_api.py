@@ -235,6 +235,8 @@ def test_bad_settings_raise(cv_checkpoint, tmp_path):
             Forecaster(cv_checkpoint, fps=fps)
     with pytest.raises(ValueError, match="k must"):
         Forecaster(cv_checkpoint, fps=FPS, k=-1)
+    with pytest.raises(ValueError, match="calibration must be 'online' or 'fixed'"):
+        Forecaster(cv_checkpoint, fps=FPS, calibration="live")
     with pytest.raises(ValueError, match="3x3"):
         Forecaster(cv_checkpoint, fps=FPS, homography=np.eye(2))
     with pytest.raises(TrajpredError, match="not found"):

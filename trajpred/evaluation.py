@@ -237,18 +237,32 @@ def evaluate_scene(
     return SceneResult(score, windows, fc, path, seen, reliability)
 
 
-def online_radii(
+ONLINE_DENSITY_GRID = np.exp(np.linspace(np.log(0.25), np.log(4.0), 25))  # x stored, ~12 % apart
+
+
+def online_calibration(
     windows: Windows, fc: Forecasts, calibration: Calibration
-) -> tuple[np.ndarray, np.ndarray]:
-    """(r50, r90) (N, pred_len) as an OnlineCalibration running through each file gives them:
-    windows in order of their last observed frame, a window's scores added once its last
-    future frame has passed (pred_len steps of the file's frame spacing), the radii of a window
-    from the scores known when it was made."""
-    assert fc.sigma is not None
-    err = displacement_errors(fc.mean, windows.fut_xy)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What an online calibration running through each file gives every window: (r50, r90)
+    (N, pred_len) from an OnlineCalibration, and (N, pred_len) factors on the mixture's sigmas
+    (on top of the stored sigma_scale) that maximise the likelihood of the same recent truths
+    (a grid, ONLINE_DENSITY_GRID). Windows come in order of their last observed frame; a
+    window's truth counts once its last future frame has passed (pred_len steps of the file's
+    frame spacing); a window's radii and density use only the truths known when it was made."""
+    assert fc.sigma is not None and fc.mixture is not None
+    mix, truth = fc.mixture, windows.fut_xy.astype(np.float64)
+    err = displacement_errors(fc.mean, truth)
     score = err / np.maximum(fc.sigma, 1e-9)
+    log_density = np.stack(
+        [
+            mixture_log_density(truth, mix.mode_xy, mix.mode_prob, mix.mode_sigma * g)
+            for g in ONLINE_DENSITY_GRID
+        ],
+        1,
+    )  # (N, G, P)
     r50, r90 = np.zeros_like(err), np.zeros_like(err)
-    steps = np.arange(windows.fut_xy.shape[1])
+    density = np.ones_like(err)
+    steps = np.arange(truth.shape[1])
     for f in np.unique(windows.file_index):
         rows = np.flatnonzero(windows.file_index == f)
         frames = np.unique(windows.frame_id[rows])
@@ -257,13 +271,19 @@ def online_radii(
         by_known = rows[np.argsort(known_at, kind="stable")]
         known_sorted = np.sort(known_at, kind="stable")
         online, added = OnlineCalibration(calibration), 0
+        recent_ll = np.zeros(log_density.shape[1:])  # (G, P) over the latest window of truths
         for i in rows[np.argsort(windows.frame_id[rows], kind="stable")]:
             ready = np.searchsorted(known_sorted, windows.frame_id[i], side="right")
             for j in by_known[added:ready]:
                 online.add(steps, score[j])
+                recent_ll += log_density[j]
+            for j in by_known[max(0, added - online.window) : max(0, ready - online.window)]:
+                recent_ll -= log_density[j]  # out of the window
             added = max(added, ready)
             r50[i], r90[i] = online.radii(fc.sigma[i])
-    return r50, r90
+            if min(added, online.window) >= online.min_scores:
+                density[i] = ONLINE_DENSITY_GRID[recent_ll.argmax(0)]
+    return r50, r90, density
 
 
 def score_uncertainty(
@@ -279,8 +299,9 @@ def score_uncertainty(
     """Fill `score`'s uncertainty fields from forecasts made with mixture=True, and return the
     per-step coverages behind them. Constant velocity is scored with the calibration's
     cv_sigma Gaussian when it was fitted in the windows' units. online: the radii of an
-    OnlineCalibration that learns from each file's earlier windows as `predict` does
-    (`online_radii`), else the stored calibration's. kde=False skips what needs samples of the
+    OnlineCalibration that learns from each file's earlier windows as `predict` does, and the
+    mixture's density rescaled on the same truths (`online_calibration`), else the stored
+    calibration's. kde=False skips what needs samples of the
     mixture (KDE-NLL, the mixture's own reliability curve): the slow part."""
     assert fc.mixture is not None and fc.r50 is not None and fc.r90 is not None
     truth, mix = windows.fut_xy.astype(np.float64), fc.mixture
@@ -291,10 +312,10 @@ def score_uncertainty(
         if calibration.cv_sigma and calibration.units == windows.units
         else None
     )
-    radii = online_radii(windows, fc, calibration) if online else (fc.r50, fc.r90)
-    if online:  # the density widens or narrows with the radii: r50 online / r50 stored
-        ratio = radii[0] / np.maximum(fc.r50, 1e-12)
-        mix = dataclasses.replace(mix, mode_sigma=mix.mode_sigma * ratio[:, None, :])
+    radii: tuple = (fc.r50, fc.r90)
+    if online:
+        *radii, density = online_calibration(windows, fc, calibration)
+        mix = dataclasses.replace(mix, mode_sigma=mix.mode_sigma * density[:, None, :])
     rng = np.random.default_rng(seed)
     err = displacement_errors(fc.mean, truth)  # (N, P)
     kde_sum, cv_kde = 0.0, 0.0

@@ -5,7 +5,7 @@
 
     forecaster = Forecaster(fps=25)
     for result in YOLO("yolo11n.pt").track("clip.mp4", stream=True, persist=True):
-        f = forecaster.update(result)   # FrameForecasts: f.track_id, f.xy, f.sigma, ...
+        f = forecaster.update(result)   # FrameForecasts: f.track_id, f.xy, f.r50, f.r90, ...
 
 `Forecaster` is an adapter: it turns what a tracking loop holds (an ultralytics `Results`, a
 `supervision.Detections` with tracker ids, or plain arrays) into `TrackedBoxes` and feeds them to
@@ -48,7 +48,9 @@ class Forecaster:
     then forecasts on the ground plane, in metres, as `predict --homography` does, and `xy`
     is that forecast mapped back into the image, `world_xy` the metres. k: sampled
     trajectories per track and frame (`samples`; 0 = none). device: "cpu", "cuda" or "auto"
-    for the LSTM.
+    for the LSTM. calibration: how the radii r50/r90 are made: "online" (the checkpoint's
+    calibration, then each step's recent errors on this video once their truth has arrived,
+    as `predict` does) or "fixed" (the checkpoint's alone).
 
     Unusable files raise `TrajpredError`; bad values and bad `update()` input raise ValueError.
     Not to be confused with `trajpred.model.Forecaster`, the nn.Module this runs.
@@ -62,6 +64,7 @@ class Forecaster:
         homography: str | os.PathLike | np.ndarray | None = None,
         k: int = 0,
         device: str = "cpu",
+        calibration: str = "online",
     ):
         from .detect import resolve_device
 
@@ -69,7 +72,11 @@ class Forecaster:
             raise ValueError(f"fps must be a positive number (the video's frame rate), got {fps!r}")
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 0:
             raise ValueError(f"k must be an integer >= 0 (samples per track), got {k!r}")
-        self._cfg = ForecastConfig(checkpoint=os.fspath(checkpoint), k=int(k))
+        if calibration not in ("online", "fixed"):
+            raise ValueError(f"calibration must be 'online' or 'fixed', got {calibration!r}")
+        self._cfg = ForecastConfig(
+            checkpoint=os.fspath(checkpoint), k=int(k), calibration=calibration
+        )
         if homography is None:
             self._homography = None
         elif isinstance(homography, str | os.PathLike):

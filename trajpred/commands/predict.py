@@ -5,14 +5,17 @@ webcam index (0) or a stream URL (rtsp://...). Frames are read, processed and wr
 time; Ctrl-C stops cleanly (complete CSV rows, playable video, exit code 130), and so does
 SIGTERM (exit code 143).
 
-Writes into OUT: annotated.mp4 (boxes, ids, past trail, dashed forecast with a band of +-1
-sigma), tracks.csv (frame,track_id,x,y,left,top,width,height,class_id,conf,units[,wx,wy];
+Writes into OUT: annotated.mp4 (boxes, ids, past trail, dashed forecast inside a band of
+radius r50), tracks.csv (frame,track_id,x,y,left,top,width,height,class_id,conf,units[,wx,wy];
 x,y = the box's bottom centre in pixels, frames 1-based), tracks_mot.txt (MOTChallenge
-results), forecasts.csv (frame,track_id,step,target_frame,x,y[,wx,wy]: the forecast made at
-`frame` for `target_frame` = frame + round(step * dt_s * fps), bottom centre in pixels) and
-config.yaml (the resolved config). With --homography (image -> ground plane, metres; fit one
-with `trajpred homography`) the forecaster works on the ground plane in metres and wx,wy hold
-those metres.
+results), forecasts.csv (frame,track_id,step,target_frame,x,y,r50,r90[,wx,wy,wr50,wr90]: the
+forecast made at `frame` for `target_frame` = frame + round(step * dt_s * fps), bottom centre
+in pixels, and the radii of the circles around it that hold 50 % and 90 % of true positions),
+with --k samples.csv (frame,track_id,sample,step,x,y[,wx,wy]) and config.yaml (the resolved
+config). The radii are calibrated: the checkpoint's calibration, then (forecast.calibration
+online) each step's recent errors on this video once their truth has arrived. With
+--homography (image -> ground plane, metres; fit one with `trajpred homography`) the
+forecaster works on the ground plane in metres and wx,wy,wr50,wr90 hold those metres.
 
 Forecasts start once a track has 2 samples (one model step, dt_s, after it appears): younger
 tracks get no forecast rows. Settings: built-in defaults (as in configs/predict.yaml), then

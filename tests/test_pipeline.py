@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -264,7 +266,33 @@ def test_video_reader_reads_ahead_without_losing_or_reordering_frames(video_asse
     assert len(frames) == 60
     for got, want in zip(frames, expected, strict=True):
         np.testing.assert_array_equal(got, want)
-    with VideoReader(source) as reader:  # stopping early: the read ahead ends before release
+    # Stopping early: the read ahead ends before the capture is released, at most one frame on.
+    reader = VideoReader(source)
+    capture = reader._cap = SlowCapture(reader._cap)
+    with reader:
         for i, _ in enumerate(reader):
             if i == 5:
                 break
+    assert capture.events == ["release"] and capture.reads == 6  # frames 2-6, and 7 read ahead
+    assert not [t for t in threading.enumerate() if t.name.startswith("trajpred-decode")]
+
+
+class SlowCapture:
+    """A cv2.VideoCapture whose reads take a while; counts reads and records a release that
+    came during a read, or a read after it."""
+
+    def __init__(self, cap):
+        self.cap, self.reads, self.reading, self.events = cap, 0, False, []
+
+    def read(self):
+        if "release" in self.events:
+            self.events.append("read after release")
+        self.reading = True
+        time.sleep(0.05)
+        self.reads += 1
+        self.reading = False
+        return self.cap.read()
+
+    def release(self):
+        self.events.append("release during a read" if self.reading else "release")
+        self.cap.release()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
@@ -254,6 +255,25 @@ def test_detector_fast_path_gives_the_boxes_of_predict(video_assets):
         np.testing.assert_allclose(got.box_xywh, want.box_xywh, atol=1e-4)
         np.testing.assert_allclose(got.conf, want.conf, atol=1e-6)
         np.testing.assert_array_equal(got.class_id, want.class_id)
+
+
+def test_half_is_accepted_and_ignored_on_the_cpu(video_assets):
+    """--half asks for fp16 kernels, a GPU's; on the CPU (README: ignored there) the detector
+    runs in fp32 and finds exactly the boxes it finds without it."""
+    from trajpred.cli import build_parser
+    from trajpred.commands.predict import load_pipeline_config
+    from trajpred.detect import Detector, DetectorConfig
+
+    for command in ("predict", "track"):
+        args = build_parser().parse_args([command, "v.mp4", "--out", "o", "--half"])
+        assert load_pipeline_config(args).detector.half is True
+    cfg = DetectorConfig(weights=video_assets.weights, imgsz=video_assets.imgsz, device="cpu")
+    half, full = Detector(dataclasses.replace(cfg, half=True)), Detector(cfg)
+    assert not half.half
+    for frame in _frames(video_assets.scene.video, 3):
+        a, b = half.detect(frame), full.detect(frame)
+        np.testing.assert_array_equal(a.box_xywh, b.box_xywh)
+        np.testing.assert_array_equal(a.conf, b.conf)
 
 
 def test_video_reader_reads_ahead_without_losing_or_reordering_frames(video_assets):

@@ -6,10 +6,12 @@ import dataclasses
 import math
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import clip
 
 from trajpred.demo import DetectionScores, iou_xywh, match_boxes
 from trajpred.detect import Detections, check_weights, class_ids
@@ -160,6 +162,30 @@ def test_tracker_names_are_checked(tmp_path):
     with pytest.raises(TrajpredError, match="tracker_type"):
         Tracker(str(tmp_path / "t.yaml"))
     assert Tracker("botsort").low_conf == pytest.approx(0.1)
+
+
+@pytest.mark.slow  # two track runs: seconds
+def test_track_uses_the_tracker_yaml_it_is_given(video_assets, tmp_path):
+    """--tracker FILE.yaml: its settings are the tracker's. A track starts from a detection
+    scoring at least new_track_thresh: at 1.0 none starts, where the built-in settings start
+    several."""
+    import yaml
+
+    from trajpred.cli import main
+    from trajpred.tracking import tracker_yaml
+
+    settings = yaml.safe_load(tracker_yaml("bytetrack").read_text())
+    strict = tmp_path / "strict.yaml"
+    strict.write_text(yaml.safe_dump({**settings, "new_track_thresh": 1.0}))
+    video = clip(video_assets, tmp_path / "clip.mp4", 12)
+    rows = {}
+    for tracker in ("bytetrack", strict):
+        out = tmp_path / f"{Path(tracker).stem}.csv"
+        args = ["track", video, "--out", out, "--weights", video_assets.weights, "--imgsz",
+                video_assets.imgsz, "--tracker", tracker, "--no-progress"]  # fmt: skip
+        assert main([str(a) for a in args]) == 0
+        rows[tracker] = out.read_text().count("\n") - 1  # after the header
+    assert rows["bytetrack"] > 20 and rows[strict] == 0
 
 
 def test_class_names_and_weights_are_checked(tmp_path, monkeypatch):

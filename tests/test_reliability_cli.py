@@ -19,6 +19,7 @@ from pathlib import Path
 
 import cv2
 import pytest
+from conftest import clip
 
 from trajpred.checkpoint import load_checkpoint
 from trajpred.formats import read_csv
@@ -97,17 +98,6 @@ def assert_write_error(done, *names):
 
 def snapshot(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
-
-
-def clip(assets, path: Path, n: int) -> Path:
-    cap = cv2.VideoCapture(str(assets.scene.video))
-    frames = [cap.read()[1] for _ in range(min(n, 60))]
-    cap.release()
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (320, 192))
-    for i in range(n):
-        writer.write(frames[i % len(frames)])
-    writer.release()
-    return path
 
 
 def detector_args(assets) -> list[str]:

@@ -157,6 +157,20 @@ def eth_ucy_like_root(tmp_path) -> Path:
     return root
 
 
+def clip(assets, path: Path, n: int) -> Path:
+    """An mp4 of `n` frames of the `video_assets` scene (its 60 frames over again past 60)."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(assets.scene.video))
+    frames = [cap.read()[1] for _ in range(min(n, 60))]
+    cap.release()
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (320, 192))
+    for i in range(n):
+        writer.write(frames[i % len(frames)])
+    writer.release()
+    return path
+
+
 @pytest.fixture(scope="session")
 def video_assets(tmp_path_factory):
     """A short synthetic scene (320x192, 6 s at 10 fps, with ground truth), the shipped detector

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import threading
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import clip
 
 from trajpred.demo import DetectionScores, iou_xywh, match_boxes
 from trajpred.detect import Detections, check_weights, class_ids
@@ -161,6 +166,30 @@ def test_tracker_names_are_checked(tmp_path):
     assert Tracker("botsort").low_conf == pytest.approx(0.1)
 
 
+@pytest.mark.slow  # two track runs: seconds
+def test_track_uses_the_tracker_yaml_it_is_given(video_assets, tmp_path):
+    """--tracker FILE.yaml: its settings are the tracker's. A track starts from a detection
+    scoring at least new_track_thresh: at 1.0 none starts, where the built-in settings start
+    several."""
+    import yaml
+
+    from trajpred.cli import main
+    from trajpred.tracking import tracker_yaml
+
+    settings = yaml.safe_load(tracker_yaml("bytetrack").read_text())
+    strict = tmp_path / "strict.yaml"
+    strict.write_text(yaml.safe_dump({**settings, "new_track_thresh": 1.0}))
+    video = clip(video_assets, tmp_path / "clip.mp4", 12)
+    rows = {}
+    for tracker in ("bytetrack", strict):
+        out = tmp_path / f"{Path(tracker).stem}.csv"
+        args = ["track", video, "--out", out, "--weights", video_assets.weights, "--imgsz",
+                video_assets.imgsz, "--tracker", tracker, "--no-progress"]  # fmt: skip
+        assert main([str(a) for a in args]) == 0
+        rows[tracker] = out.read_text().count("\n") - 1  # after the header
+    assert rows["bytetrack"] > 20 and rows[strict] == 0
+
+
 def test_class_names_and_weights_are_checked(tmp_path, monkeypatch):
     assert class_ids({0: "person", 1: "car"}, ["Person", "1"]) == [0, 1]
     with pytest.raises(TrajpredError, match="not one of the detector's classes"):
@@ -256,6 +285,25 @@ def test_detector_fast_path_gives_the_boxes_of_predict(video_assets):
         np.testing.assert_array_equal(got.class_id, want.class_id)
 
 
+def test_half_is_accepted_and_ignored_on_the_cpu(video_assets):
+    """--half asks for fp16 kernels, a GPU's; on the CPU (README: ignored there) the detector
+    runs in fp32 and finds exactly the boxes it finds without it."""
+    from trajpred.cli import build_parser
+    from trajpred.commands.predict import load_pipeline_config
+    from trajpred.detect import Detector, DetectorConfig
+
+    for command in ("predict", "track"):
+        args = build_parser().parse_args([command, "v.mp4", "--out", "o", "--half"])
+        assert load_pipeline_config(args).detector.half is True
+    cfg = DetectorConfig(weights=video_assets.weights, imgsz=video_assets.imgsz, device="cpu")
+    half, full = Detector(dataclasses.replace(cfg, half=True)), Detector(cfg)
+    assert not half.half
+    for frame in _frames(video_assets.scene.video, 3):
+        a, b = half.detect(frame), full.detect(frame)
+        np.testing.assert_array_equal(a.box_xywh, b.box_xywh)
+        np.testing.assert_array_equal(a.conf, b.conf)
+
+
 def test_video_reader_reads_ahead_without_losing_or_reordering_frames(video_assets):
     from trajpred.video import VideoReader, VideoSource
 
@@ -266,7 +314,33 @@ def test_video_reader_reads_ahead_without_losing_or_reordering_frames(video_asse
     assert len(frames) == 60
     for got, want in zip(frames, expected, strict=True):
         np.testing.assert_array_equal(got, want)
-    with VideoReader(source) as reader:  # stopping early: the read ahead ends before release
+    # Stopping early: the read ahead ends before the capture is released, at most one frame on.
+    reader = VideoReader(source)
+    capture = reader._cap = SlowCapture(reader._cap)
+    with reader:
         for i, _ in enumerate(reader):
             if i == 5:
                 break
+    assert capture.events == ["release"] and capture.reads == 6  # frames 2-6, and 7 read ahead
+    assert not [t for t in threading.enumerate() if t.name.startswith("trajpred-decode")]
+
+
+class SlowCapture:
+    """A cv2.VideoCapture whose reads take a while; counts reads and records a release that
+    came during a read, or a read after it."""
+
+    def __init__(self, cap):
+        self.cap, self.reads, self.reading, self.events = cap, 0, False, []
+
+    def read(self):
+        if "release" in self.events:
+            self.events.append("read after release")
+        self.reading = True
+        time.sleep(0.05)
+        self.reads += 1
+        self.reading = False
+        return self.cap.read()
+
+    def release(self):
+        self.events.append("release during a read" if self.reading else "release")
+        self.cap.release()

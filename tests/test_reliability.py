@@ -383,6 +383,24 @@ def test_a_folder_in_use_is_locked_and_a_stale_lock_is_taken_over(tmp_path, traj
     assert (out / "video.mp4").is_file() and not (out / LOCK_NAME).exists()
 
 
+@pytest.mark.parametrize("command", ["predict", "track", "train", "demo"])
+def test_each_command_refuses_an_output_in_use(command, tmp_path, trajpred, eth_ucy_like_root):
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"never read: the lock comes first")
+    out = tmp_path / ("tracks.csv" if command == "track" else "out")
+    args = {
+        "predict": [clip, "--out", out],
+        "track": [clip, "--out", out],
+        "train": ["--out", out, "--set", f"data.root={eth_ucy_like_root}", "data.test_scene=toy"],
+        "demo": ["--out", out, "--duration", "1"],
+    }[command]
+    if command != "track":  # a folder output; track's lock sits beside its CSV file
+        out.mkdir()
+    with OutputLock(out, file=command == "track"):
+        done = trajpred(command, *args)
+    assert_one_line(done, "in use by another trajpred run", f"pid {os.getpid()}")
+
+
 def test_a_file_output_is_locked_too(tmp_path):
     with OutputLock(tmp_path / "tracks.csv", file=True):
         with pytest.raises(TrajpredError, match="tracks.csv: in use"):

@@ -3,7 +3,9 @@ of a run, SIGTERM, and library noise, each met by the real CLI in a subprocess.
 
 A full disk is real where the test may mount a small tmpfs (as root); elsewhere the same writes
 are made to fail by a file size limit (RLIMIT_FSIZE, so the kernel answers EFBIG instead of
-ENOSPC). Either way: one line naming the file, exit code 2, earlier results intact.
+ENOSPC). Either way: one line naming the file, exit code 2, earlier results intact. A read-only
+file system is a tmpfs remounted read-only, elsewhere a folder without write permission (root
+bypasses those: its run then drops the capability that lets it, with setpriv).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import cv2
 import pytest
+from conftest import clip
 
 from trajpred.checkpoint import load_checkpoint
 from trajpred.formats import read_csv
@@ -34,6 +37,7 @@ class SmallDisk:
     def __init__(self, folder: Path):
         self.folder = folder
         self.limit: int | None = None
+        self.prefix: list[str] = []  # before the CLI's command line
         self.mounted = (
             "TRAJPRED_TEST_NO_TMPFS" not in os.environ  # to try the fallback where root
             and os.geteuid() == 0
@@ -54,10 +58,38 @@ class SmallDisk:
         else:
             self.limit = leave
 
-    def read_only(self) -> None:
-        if not self.mounted:
-            pytest.skip("a read-only file system needs a mountable tmpfs")
-        subprocess.run(["mount", "-o", "remount,ro", str(self.folder)], check=True)
+    def read_only(self) -> str:
+        """Make the folder unwritable for the CLI; the reason it will be given."""
+        if self.mounted:
+            subprocess.run(["mount", "-o", "remount,ro", str(self.folder)], check=True)
+            return "Read-only file system"
+        self.folder.chmod(0o555)
+        if os.geteuid() == 0:  # root writes anywhere, unless it runs without CAP_DAC_OVERRIDE
+            if shutil.which("setpriv") is None:
+                pytest.skip("as root, a read-only folder needs a mountable tmpfs or setpriv")
+            self.prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+        return "Permission denied"
+
+    def fill_while(self, when, *args, leave: int, timeout=240) -> subprocess.CompletedProcess:
+        """Run the CLI and leave `leave` bytes once `when()` (the run is writing): a tmpfs is
+        filled, else the file size limit is set on the run's processes as they are. (A limit
+        from the start would also refuse the shared memory predict passes frames through.)"""
+        proc = subprocess.Popen(
+            [*self.prefix, sys.executable, "-m", "trajpred", *map(str, args)],
+            cwd=ROOT, env={**os.environ, "YOLO_OFFLINE": "1"}, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        deadline = time.time() + timeout
+        while time.time() < deadline and proc.poll() is None and not when():
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run ended before the disk could be filled"
+        if self.mounted:
+            self.fill(leave)
+        else:  # Python ignores SIGXFSZ: a write past the limit fails with EFBIG
+            for pid in (proc.pid, *descendants(proc.pid)):
+                resource.prlimit(pid, resource.RLIMIT_FSIZE, (leave, leave))
+        stdout, stderr = proc.communicate(timeout=timeout)
+        return subprocess.CompletedProcess(args, proc.returncode, stdout, stderr)
 
     def _limit_file_size(self) -> None:  # runs in the child, before exec
         if self.limit is not None:
@@ -66,7 +98,7 @@ class SmallDisk:
 
     def run(self, *args, timeout=240) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "-m", "trajpred", *map(str, args)],
+            [*self.prefix, sys.executable, "-m", "trajpred", *map(str, args)],
             cwd=ROOT,
             env={**os.environ, "YOLO_OFFLINE": "1"},
             capture_output=True,
@@ -74,6 +106,23 @@ class SmallDisk:
             timeout=timeout,
             preexec_fn=self._limit_file_size,
         )
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes `pid` started, and theirs (from /proc)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:  # "pid (name) state ppid ...": the name may hold spaces
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # ended meanwhile
+    found, todo = [], [pid]
+    while todo:
+        pid = todo.pop()
+        children = [p for p, parent in parents.items() if parent == pid]
+        found += children
+        todo += children
+    return found
 
 
 @pytest.fixture
@@ -84,6 +133,7 @@ def small_disk(tmp_path):
     yield disk
     if disk.mounted:
         subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+    folder.chmod(0o755)  # after read_only(), so that the folder can be removed
 
 
 def assert_write_error(done, *names):
@@ -99,17 +149,6 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
 
 
-def clip(assets, path: Path, n: int) -> Path:
-    cap = cv2.VideoCapture(str(assets.scene.video))
-    frames = [cap.read()[1] for _ in range(min(n, 60))]
-    cap.release()
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (320, 192))
-    for i in range(n):
-        writer.write(frames[i % len(frames)])
-    writer.release()
-    return path
-
-
 def detector_args(assets) -> list[str]:
     args = ["--weights", assets.weights, "--imgsz", assets.imgsz, "--device", "cpu"]
     return [*map(str, args), "--no-progress"]
@@ -123,8 +162,6 @@ TRAIN = ["model.hidden_size=16", "model.embed_size=8", "model.num_modes=2", "tra
 
 
 def test_predict_on_a_full_disk_keeps_the_earlier_outputs(small_disk, video_assets):
-    if not small_disk.mounted:  # a file size limit would also limit the frames' shared memory
-        pytest.skip("predict on a full disk needs a mountable tmpfs")
     out = small_disk.folder / "out"
     ckpt = ["--checkpoint", video_assets.checkpoint, *detector_args(video_assets)]
     short = clip(video_assets, small_disk.folder.parent / "short.mp4", 8)
@@ -132,9 +169,11 @@ def test_predict_on_a_full_disk_keeps_the_earlier_outputs(small_disk, video_asse
     assert first.returncode == 0, first.stderr
     before = snapshot(out)
     assert sorted(before) == sorted(PREDICT_FILES)
-    long = clip(video_assets, small_disk.folder.parent / "long.mp4", 120)
-    small_disk.fill(leave=16_000)
-    done = small_disk.run("predict", long, "--out", out, *ckpt)
+    long = clip(video_assets, small_disk.folder.parent / "long.mp4", 300)
+    done = small_disk.fill_while(
+        lambda: rows(out / ".tracks.partial.csv") > 2, "predict", long, "--out", out, *ckpt,
+        leave=16_000,
+    )  # fmt: skip
     assert_write_error(done, *PREDICT_FILES)
     assert snapshot(out) == before  # nothing replaced, no partial file, no lock left
 
@@ -179,7 +218,7 @@ def test_train_and_evaluate_on_a_full_disk_keep_loadable_checkpoints(small_disk,
 
 def test_a_read_only_file_system_is_one_line(small_disk, eth_ucy_like_root):
     (small_disk.folder / "kept.txt").write_text("earlier")
-    small_disk.read_only()
+    why = small_disk.read_only()
     for args in (
         ["synth", "--out", small_disk.folder / "scene", "--duration", "1"],
         ["synth", "--out", small_disk.folder, "--duration", "1"],
@@ -187,7 +226,7 @@ def test_a_read_only_file_system_is_one_line(small_disk, eth_ucy_like_root):
     ):
         done = small_disk.run(*args)
         assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
-        assert "Read-only file system" in done.stderr, done.stderr
+        assert why in done.stderr, done.stderr
     assert (small_disk.folder / "kept.txt").read_text() == "earlier"
 
 

@@ -134,10 +134,47 @@ def test_resume_continues_from_the_saved_epoch(eth_ucy_like_root, tmp_path, monk
         load_checkpoint(tmp_path / "split/last.pt"),
     )
     assert a["epoch"] == b["epoch"] == 3
-    for name, tensor in a["model"].items():  # the same batches, the same weights
-        torch.testing.assert_close(tensor, b["model"][name])
+    # The same batches, the same weights: bit-identical, as the README says.
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
+    for (key, state), other in zip(
+        a["optimizer"]["state"].items(), b["optimizer"]["state"].values(), strict=True
+    ):
+        for name, tensor in state.items():
+            assert torch.equal(tensor, other[name]), (key, name)
+    assert a["history"][2]["val_ade"] == b["history"][2]["val_ade"]
     with open(tmp_path / "split/log.csv") as f:
         assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1, 2, 3]
+
+
+def test_early_stopping_stops_after_patience_and_keeps_the_best(
+    eth_ucy_like_root, tmp_path, monkeypatch
+):
+    import trajpred.train as train_module
+
+    real_evaluate = train_module.evaluate
+    scripted = iter([0.9, 0.7, 0.8, 0.75, 0.72] + [0.5] * 4)  # best at epoch 2, then 3 worse
+
+    def evaluate(model, windows, k=20):  # the real validation, with a chosen ADE
+        metrics = real_evaluate(model, windows, k)
+        metrics.ade = next(scripted)
+        return metrics
+
+    monkeypatch.setattr(train_module, "evaluate", evaluate)
+    out = tmp_path / "run"
+    extra = ("train.patience=3", "train.eval_k=0", "model.hidden_size=16", "train.batch_size=256")
+    lines = []
+    result = fit(small_run(eth_ucy_like_root, out, 7, *extra), progress=False, log=lines.append)
+    assert result.epochs == 5 and result.best_val_ade == 0.7
+    assert lines[-1] == "early stop: no better validation ADE for 3 epochs"
+    best, last = load_checkpoint(out / "best.pt"), load_checkpoint(out / "last.pt")
+    assert (best["epoch"], last["epoch"], last["stale_epochs"]) == (2, 5, 3)
+    assert not torch.equal(best["model"]["embed.0.weight"], last["model"]["embed.0.weight"])
+    # Resumed with more epochs: the restored counter says stop, so no epoch runs.
+    fit(small_run(eth_ucy_like_root, out, 9, *extra), resume=True, progress=False, log=print)
+    assert load_checkpoint(out / "last.pt")["epoch"] == 5
+    with open(out / "log.csv") as f:
+        assert [int(r["epoch"]) for r in csv.DictReader(f)] == [1, 2, 3, 4, 5]
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ import signal
 
 import numpy as np
 import pytest
+from conftest import clip
 
 from trajpred.atomic import partial_path
 from trajpred.commands.predict import predict_video
@@ -97,6 +98,61 @@ def test_a_dead_writer_is_an_error_not_a_hang(video_assets, pipeline, tmp_path):
             pytest.raises(TrajpredError, match="writer process stopped"),
         ):
             predict_video(pipeline, reader, tmp_path, progress=False, writer=writer)
+
+
+def test_predict_in_process_publishes_every_output(video_assets, tmp_path, monkeypatch):
+    """The fast loop's one `predict` run to success (the CLI in-process, its writer process):
+    every file it publishes, and what each holds. With --tracker botsort, which it must use."""
+    import cv2
+    import yaml
+
+    import trajpred.tracking as tracking
+    from trajpred.cli import main
+    from trajpred.exports import OUTPUT_NAMES
+    from trajpred.formats import read_csv, read_tracks
+
+    built, real_build = [], tracking.build_tracker
+    monkeypatch.setattr(
+        tracking, "build_tracker", lambda name: built.append(real_build(name)) or built[-1]
+    )
+    n, out = 16, tmp_path / "out"
+    video = clip(video_assets, tmp_path / "clip.mp4", n)
+    args = ["predict", video, "--out", out, "--weights", video_assets.weights, "--imgsz",
+            video_assets.imgsz, "--checkpoint", video_assets.checkpoint, "--device", "cpu",
+            "--tracker", "botsort", "--no-progress"]  # fmt: skip
+    assert main([str(a) for a in args]) == 0
+    assert [type(t).__name__ for t in built] == ["BOTSORT"]
+    assert yaml.safe_load((out / "config.yaml").read_text())["tracker"] == "botsort"
+    assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUT_NAMES)  # no partial, no lock
+
+    tracks, mot = read_csv(out / "tracks.csv"), read_tracks(out / "tracks_mot.txt")
+    assert tracks.units == "px" and len(tracks) > 3 * n and tracks.frame_id.max() == n
+    np.testing.assert_array_equal(tracks.frame_id, mot.frame_id)
+    np.testing.assert_array_equal(tracks.track_id, mot.track_id)
+    np.testing.assert_allclose(tracks.xy, mot.xy, atol=0.02)
+
+    lines = (out / "forecasts.csv").read_text().splitlines()
+    assert lines[0] == "frame,track_id,step,target_frame,x,y"
+    fc = np.array([[float(v) for v in line.split(",")] for line in lines[1:]])
+    assert len(fc) > 0 and len(fc) % 12 == 0  # 12 steps per forecast
+    frame, track, step = fc[:, 0].astype(int), fc[:, 1].astype(int), fc[:, 2].astype(int)
+    np.testing.assert_array_equal(step, np.tile(np.arange(1, 13), len(fc) // 12))
+    np.testing.assert_array_equal(fc[:, 3], frame + 4 * step)  # 0.4 s at 10 fps
+    seen = set(zip(tracks.frame_id.tolist(), tracks.track_id.tolist(), strict=True))
+    assert all((int(f), int(t)) in seen for f, t in zip(frame, track, strict=True))
+    assert frame.min() >= 5  # a track's first forecast waits for its second sample, 0.4 s on
+    # The untrained forecaster walks on at constant velocity: each forecast is a straight line.
+    xy = fc[:, 4:6].reshape(-1, 12, 2)
+    np.testing.assert_allclose(np.diff(xy, 2, axis=1), 0, atol=0.03)
+
+    frames = {}
+    for name in ("annotated", "raw"):
+        cap = cv2.VideoCapture(str(out / "annotated.mp4" if name == "annotated" else video))
+        frames[name] = [cap.read()[1] for _ in range(n + 1)]
+        cap.release()
+    assert frames["annotated"][-1] is None  # all n frames, no more
+    last, raw = (frames[name][n - 1].astype(int) for name in ("annotated", "raw"))
+    assert last.shape == raw.shape and (np.abs(last - raw).max(-1) > 80).sum() > 200  # drawn
 
 
 def test_ctrl_c_during_a_message_is_raised_after_it():

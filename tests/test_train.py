@@ -166,8 +166,10 @@ def test_early_stopping_stops_after_patience_and_keeps_the_best(
     lines = []
     result = fit(small_run(eth_ucy_like_root, out, 7, *extra), progress=False, log=lines.append)
     assert result.epochs == 5 and result.best_val_ade == 0.7
-    assert lines[-1] == "early stop: no better validation ADE for 3 epochs"
+    assert lines[-2] == "early stop: no better validation ADE for 3 epochs"
+    assert lines[-1].startswith("calibrated on 210 validation windows: r50 = ")
     best, last = load_checkpoint(out / "best.pt"), load_checkpoint(out / "last.pt")
+    assert best["calibration"]["windows"] == 210 and "calibration" not in last
     assert (best["epoch"], last["epoch"], last["stale_epochs"]) == (2, 5, 3)
     assert not torch.equal(best["model"]["embed.0.weight"], last["model"]["embed.0.weight"])
     # Resumed with more epochs: the restored counter says stop, so no epoch runs.

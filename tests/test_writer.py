@@ -119,7 +119,7 @@ def test_predict_in_process_publishes_every_output(video_assets, tmp_path, monke
     video = clip(video_assets, tmp_path / "clip.mp4", n)
     args = ["predict", video, "--out", out, "--weights", video_assets.weights, "--imgsz",
             video_assets.imgsz, "--checkpoint", video_assets.checkpoint, "--device", "cpu",
-            "--tracker", "botsort", "--no-progress"]  # fmt: skip
+            "--tracker", "botsort", "--k", "2", "--no-progress"]  # fmt: skip
     assert main([str(a) for a in args]) == 0
     assert [type(t).__name__ for t in built] == ["BOTSORT"]
     assert yaml.safe_load((out / "config.yaml").read_text())["tracker"] == "botsort"
@@ -132,8 +132,10 @@ def test_predict_in_process_publishes_every_output(video_assets, tmp_path, monke
     np.testing.assert_allclose(tracks.xy, mot.xy, atol=0.02)
 
     lines = (out / "forecasts.csv").read_text().splitlines()
-    assert lines[0] == "frame,track_id,step,target_frame,x,y"
+    assert lines[0] == "frame,track_id,step,target_frame,x,y,r50,r90"
     fc = np.array([[float(v) for v in line.split(",")] for line in lines[1:]])
+    r50, r90 = fc[:, 6].reshape(-1, 12), fc[:, 7].reshape(-1, 12)
+    assert (r50 > 0).all() and (r90 > r50).all() and (np.diff(r90, axis=1) > 0).all()
     assert len(fc) > 0 and len(fc) % 12 == 0  # 12 steps per forecast
     frame, track, step = fc[:, 0].astype(int), fc[:, 1].astype(int), fc[:, 2].astype(int)
     np.testing.assert_array_equal(step, np.tile(np.arange(1, 13), len(fc) // 12))
@@ -144,6 +146,13 @@ def test_predict_in_process_publishes_every_output(video_assets, tmp_path, monke
     # The untrained forecaster walks on at constant velocity: each forecast is a straight line.
     xy = fc[:, 4:6].reshape(-1, 12, 2)
     np.testing.assert_allclose(np.diff(xy, 2, axis=1), 0, atol=0.03)
+    # --k 2: two sampled trajectories per forecast row block, the same frames and tracks
+    lines = (out / "samples.csv").read_text().splitlines()
+    assert lines[0] == "frame,track_id,sample,step,x,y"
+    samples = np.array([[float(v) for v in line.split(",")] for line in lines[1:]])
+    assert len(samples) == 2 * len(fc)
+    np.testing.assert_array_equal(samples[::24, :2], fc[::12, :2])
+    np.testing.assert_array_equal(samples[:24, 2], np.repeat([1, 2], 12))
 
     frames = {}
     for name in ("annotated", "raw"):

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .errors import InputError
+from .slots import Slots
 
 LEVELS = (0.5, 0.9)  # the radii trajpred reports: r50, r90
 MAX_SCALE = 1e4  # a factor beyond this is a broken fit or file, not a calibration
@@ -321,9 +322,7 @@ class ForecastOutcomes:
 
     def __init__(self, online: OnlineCalibration, pred_len: int, capacity: int = 64):
         self.online, self.pred_len = online, pred_len
-        self.row: dict[int, int] = {}
-        self._free: list[int] = []
-        self._grow(capacity)
+        self.slots = Slots(self._grow, capacity)
 
     def _grow(self, capacity: int) -> None:
         p, old = self.pred_len, len(getattr(self, "made_at", ()))
@@ -333,29 +332,19 @@ class ForecastOutcomes:
         if old:
             made_at[:old], mean[:old], sigma[:old] = self.made_at, self.mean, self.sigma
         self.made_at, self.mean, self.sigma = made_at, mean, sigma
-        self._free.extend(range(capacity - 1, old - 1, -1))
-
-    def _rows(self, track_ids) -> np.ndarray:
-        for tid in track_ids:
-            if tid not in self.row:
-                if not self._free:
-                    self._grow(2 * len(self.made_at))
-                self.row[tid] = self._free.pop()
-        return np.array([self.row[t] for t in track_ids], dtype=np.int64)
 
     def forget(self, track_id: int) -> None:
-        r = self.row.pop(track_id, None)
+        r = self.slots.release(track_id)
         if r is not None:
             self.made_at[r] = -(2**62)
-            self._free.append(r)
 
     def arrive(self, track_ids: list[int], k: np.ndarray, xy: np.ndarray) -> None:
         """Sample k (N,) of each track arrived at xy (N, 2): score every earlier forecast of
         the track that predicted it."""
-        known = [j for j, t in enumerate(track_ids) if t in self.row]
+        known = [j for j, t in enumerate(track_ids) if t in self.slots.row]
         if not known:
             return
-        rows = self._rows([track_ids[j] for j in known])
+        rows = self.slots.rows([track_ids[j] for j in known])
         k, xy = np.asarray(k)[known], np.asarray(xy, np.float64)[known]
         step = k[:, None] - self.made_at[rows]  # (N, P): 1..P for forecasts that reach k
         hit = (step >= 1) & (step <= self.pred_len)
@@ -366,7 +355,7 @@ class ForecastOutcomes:
 
     def made(self, track_ids: list[int], k: np.ndarray, mean: np.ndarray, sigma: np.ndarray):
         """Forecasts made at sample k (N,) of each track: mean (N, P, 2), sigma (N, P)."""
-        rows = self._rows(track_ids)
+        rows = self.slots.rows(track_ids)
         slot = np.asarray(k) % self.pred_len
         self.made_at[rows, slot] = k
         self.mean[rows, slot] = mean

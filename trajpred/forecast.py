@@ -25,6 +25,7 @@ from .features import (
     window_scale,
 )
 from .model import Forecaster, ForecastOutput
+from .slots import Slots
 from .windows import Windows
 
 
@@ -264,10 +265,9 @@ class TrackStreams:
         self.samples = samples
         # what each slot keeps of its latest forecast
         self.forecast_fields = ("fc_xy", "fc_top_sigma", *(self.MIXTURE_FIELDS if samples else ()))
-        self.slot: dict[int, int] = {}
-        self._free: list[int] = []
         self.count = np.zeros(0, np.int64)  # observations per slot (bookkeeping: on the host)
-        self._alloc(capacity)
+        self.slots = Slots(self._alloc, capacity)
+        self.slot = self.slots.row  # track id -> slot
 
     def _alloc(self, capacity: int) -> None:
         cfg, dev = self.model.cfg, self.device
@@ -301,17 +301,6 @@ class TrackStreams:
                 tensor.narrow(dim, 0, n_old).copy_(getattr(self, name))
             setattr(self, name, tensor)
         self.count = np.concatenate([self.count, np.zeros(capacity - n_old, np.int64)])
-        self._free.extend(range(capacity - 1, n_old - 1, -1))
-
-    def _slots(self, track_ids) -> np.ndarray:
-        """(N,) slots of the tracks; unknown ids get free ones."""
-        ids = [int(t) for t in track_ids]
-        for tid in ids:
-            if tid not in self.slot:
-                if not self._free:
-                    self._alloc(2 * len(self.count))
-                self.slot[tid] = self._free.pop()
-        return np.array([self.slot[t] for t in ids], dtype=np.int64)
 
     def _on_device(self, a: np.ndarray | None, dtype=np.float32) -> torch.Tensor | None:
         if a is None:
@@ -323,7 +312,7 @@ class TrackStreams:
     def drop(self, track_ids) -> None:
         """Forget tracks that ended; their slots are reused."""
         for tid in map(int, track_ids):
-            s = self.slot.pop(tid, None)
+            s = self.slots.release(tid)
             if s is not None:
                 self.count[s] = 0
                 self.known[s] = False
@@ -333,7 +322,6 @@ class TrackStreams:
                     getattr(self, name)[:, s] = 0
                 for name in self.forecast_fields:
                     getattr(self, name)[s] = 0
-                self._free.append(s)
 
     def n_observed(self, track_ids) -> np.ndarray:
         """(N,) observations seen per track (0 for unknown ids)."""
@@ -355,7 +343,7 @@ class TrackStreams:
         (N,) are kept for camera-specific models that read the class)."""
         if len(track_ids) == 0:
             return
-        index = self._slots(track_ids)
+        index = self.slots.rows(track_ids)
         first = self.count[index] == 0
         slots = self._on_device(index, np.int64)
         xy_t, box_t, app = map(self._on_device, (xy, box_wh, appearance))
@@ -447,7 +435,7 @@ class TrackStreams:
         """Each track's forecast made at its latest observation, in source units (a track with
         fewer than 2 observations is forecast to stay at its last position, sigma and radii
         0)."""
-        slots = self._on_device(self._slots(track_ids), np.int64)
+        slots = self._on_device(self.slots.rows(track_ids), np.int64)
         samples = None
         if k:
             if not self.samples:

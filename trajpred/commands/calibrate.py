@@ -22,28 +22,18 @@ from __future__ import annotations
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--checkpoint", required=True, help="checkpoint file, or folder of <scene>.pt")
-    p.add_argument("--data", required=True, help="ETH/UCY root, or track files (file/folder/glob)")
-    p.add_argument(
-        "--scene",
-        nargs="+",
-        default=["all"],
-        help="with an ETH/UCY root: scene names, or 'all'; else a name for the data",
+    from .evaluate import add_scene_arguments
+
+    add_scene_arguments(
+        p,
+        {"required": True, "help": "ETH/UCY root, or track files (file/folder/glob)"},
+        "with an ETH/UCY root: scene names, or 'all'; else a name for the data",
     )
     p.add_argument(
         "--split",
         default="val",
         choices=["train", "val", "test"],
         help="with an ETH/UCY root: which split of each scene to calibrate on",
-    )
-    p.add_argument(
-        "--fps", type=float, default=0.0, help="frame rate of video-rate track files (resampled)"
-    )
-    p.add_argument(
-        "--format",
-        default="auto",
-        choices=["auto", "eth_ucy", "mot", "csv"],
-        help="track file format",
     )
     p.add_argument(
         "--out",

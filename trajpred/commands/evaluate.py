@@ -15,18 +15,12 @@ gets a one-line warning on stderr: that score is not held out.
 from __future__ import annotations
 
 
-def add_arguments(p) -> None:
+def add_scene_arguments(p, data: dict, scene_help: str) -> None:
+    """--checkpoint, --data (argparse keywords `data`), --scene, --fps and --format: which
+    checkpoint and scenes, as `evaluate` and `calibrate` take them."""
     p.add_argument("--checkpoint", required=True, help="checkpoint file, or folder of <scene>.pt")
-    p.add_argument("--data", default="../shared/data/eth_ucy", help="ETH/UCY root or track files")
-    p.add_argument(
-        "--scene",
-        nargs="+",
-        default=["all"],
-        help="scene names under --data (eth hotel univ zara1 zara2), or 'all'",
-    )
-    p.add_argument(
-        "--k", type=int, default=20, help="samples for best-of-K (0: deterministic only)"
-    )
+    p.add_argument("--data", **data)
+    p.add_argument("--scene", nargs="+", default=["all"], help=scene_help)
     p.add_argument(
         "--fps", type=float, default=0.0, help="frame rate of video-rate track files (resampled)"
     )
@@ -35,6 +29,17 @@ def add_arguments(p) -> None:
         default="auto",
         choices=["auto", "eth_ucy", "mot", "csv"],
         help="track file format",
+    )
+
+
+def add_arguments(p) -> None:
+    add_scene_arguments(
+        p,
+        {"default": "../shared/data/eth_ucy", "help": "ETH/UCY root or track files"},
+        "scene names under --data (eth hotel univ zara1 zara2), or 'all'",
+    )
+    p.add_argument(
+        "--k", type=int, default=20, help="samples for best-of-K (0: deterministic only)"
     )
     p.add_argument(
         "--calibration",

@@ -56,6 +56,8 @@ from .paths import PACKAGE_ROOT
 from .windows import Windows
 
 ETH_UCY_SCENES = ("eth", "hotel", "univ", "zara1", "zara2")
+KDE_WINDOWS = 2000  # windows KDE-NLL draws its samples for by default: every window of univ
+# (24,334) takes minutes, and 2000 put the mean within a few hundredths of a nat
 PREDICTION_HEADER = ["file", "frame", "track_id", "step", "x", "y"]
 
 
@@ -209,6 +211,7 @@ def evaluate_scene(
     fps: float = 0.0,
     fmt: str = "auto",
     calibration: str = "online",
+    kde_windows: int = KDE_WINDOWS,
 ) -> SceneResult:
     """Evaluate a checkpoint on one scene: what `trajpred evaluate` runs (`trajpred.evaluate`).
 
@@ -218,11 +221,14 @@ def evaluate_scene(
     video-rate track files (resampled to the model step); fmt: their format. calibration:
     "online" scores the radii r50/r90 as `predict` makes them (the stored calibration, then
     each step's recent errors on earlier windows of the same file), "fixed" the stored
-    calibration alone. Distances are in the data's units (metres for ETH/UCY). Raises
-    InputError for unusable files.
+    calibration alone. kde_windows: KDE-NLL (2000 samples per window) on that many windows drawn
+    at random (0: on every window; univ's 24,334 take minutes). Distances are in the data's
+    units (metres for ETH/UCY). Raises InputError for unusable files.
     """
     if calibration not in ("online", "fixed"):
         raise ValueError(f"calibration must be 'online' or 'fixed', got {calibration!r}")
+    if isinstance(kde_windows, bool) or not isinstance(kde_windows, int) or kde_windows < 0:
+        raise ValueError(f"kde_windows must be an integer >= 0, got {kde_windows!r}")
     path = checkpoint_for(checkpoint, scene)
     model, payload = load_forecaster_and_metadata(path)
     windows, cfg = scene_windows(model, data, scene, "test", fps, fmt)
@@ -230,7 +236,12 @@ def evaluate_scene(
     fc = forecast_on(model, windows, k, mixture=True)
     score = score_scene(scene, fc.mean, windows.fut_xy, windows.obs_xy, fc.samples, windows.units)
     reliability = score_uncertainty(
-        score, windows, fc, calibration_for(model), online=calibration == "online"
+        score,
+        windows,
+        fc,
+        calibration_for(model),
+        online=calibration == "online",
+        kde_windows=kde_windows,
     )
     trained = trained_files(payload, None if cfg.test_files else Path(cfg.root))
     seen = seen_test_files(split_files(cfg, "test"), trained)
@@ -295,14 +306,16 @@ def score_uncertainty(
     batch: int = 64,
     online: bool = True,
     kde: bool = True,
+    kde_windows: int = 0,
 ) -> Reliability:
     """Fill `score`'s uncertainty fields from forecasts made with mixture=True, and return the
     per-step coverages behind them. Constant velocity is scored with the calibration's
     cv_sigma Gaussian when it was fitted in the windows' units. online: the radii of an
     OnlineCalibration that learns from each file's earlier windows as `predict` does, and the
     mixture's density rescaled on the same truths (`online_calibration`), else the stored
-    calibration's. kde=False skips what needs samples of the
-    mixture (KDE-NLL, the mixture's own reliability curve): the slow part."""
+    calibration's. kde=False skips what needs samples of the mixture (KDE-NLL, the mixture's
+    own reliability curve): the slow part; kde_windows > 0 computes them on that many windows
+    drawn at random (0: on every window)."""
     assert fc.mixture is not None and fc.r50 is not None and fc.r90 is not None
     truth, mix = windows.fut_xy.astype(np.float64), fc.mixture
     steps = truth.shape[1]
@@ -320,8 +333,11 @@ def score_uncertainty(
     err = displacement_errors(fc.mean, truth)  # (N, P)
     kde_sum, cv_kde = 0.0, 0.0
     inside = np.zeros((len(RELIABILITY_LEVELS), steps))
-    for start in range(0, len(truth) if kde else 0, batch):
-        part = slice(start, start + batch)
+    sampled = np.arange(len(truth)) if kde else np.zeros(0, np.int64)
+    if kde_windows and len(sampled) > kde_windows:  # a random subset, the same every run
+        sampled = np.sort(rng.choice(len(truth), kde_windows, replace=False))
+    for start in range(0, len(sampled), batch):
+        part = sampled[start : start + batch]
         draws = sample_mixture(mix.mode_xy[part], mix.mode_prob[part], mix.mode_sigma[part],
                                KDE_SAMPLES, rng)  # fmt: skip
         kde_sum += kde_nll(draws, truth[part]) * len(draws)
@@ -333,7 +349,7 @@ def score_uncertainty(
             noise = rng.standard_normal((len(draws), KDE_SAMPLES, steps, 2))
             cv_draws = cv_xy[part][:, None] + noise * cv_sigma[:, None]
             cv_kde += kde_nll(cv_draws, truth[part]) * len(draws)
-    n = len(truth)
+    n = max(len(sampled), 1)
     calibrated = np.stack([coverage(fc.mean, truth, r) for r in radii])
     score.nll = float(
         -mixture_log_density(truth, mix.mode_xy, mix.mode_prob, mix.mode_sigma).mean()

@@ -48,6 +48,12 @@ def add_arguments(p) -> None:
         help="radii r50/r90 as predict makes them (online: learning each file's recent errors "
         "as their truth arrives) or from the checkpoint's calibration alone (fixed)",
     )
+    p.add_argument(
+        "--kde-windows",
+        type=int,
+        default=2000,
+        help="KDE-NLL (2000 samples per window) on this many windows drawn at random; 0: all",
+    )
     p.add_argument("--save-predictions", metavar="FILE.csv", help="write every window's forecast")
     p.add_argument("--json", metavar="FILE.json", help="write the metrics as JSON")
     p.add_argument(
@@ -74,13 +80,22 @@ def run(args) -> int:
 
     if args.k < 0:
         raise TrajpredError("--k must be >= 0")
+    if args.kde_windows < 0:
+        raise TrajpredError("--kde-windows must be >= 0 (0: every window)")
     refuse_overwriting_inputs(
         [args.save_predictions, args.json, args.plot], input_files(args.checkpoint, args.data)
     )
     scenes = scenes_of(args.scene, args.data)
     results = [
         evaluate_scene(
-            args.checkpoint, args.data, s, args.k, args.fps, args.format, args.calibration
+            args.checkpoint,
+            args.data,
+            s,
+            args.k,
+            args.fps,
+            args.format,
+            args.calibration,
+            args.kde_windows,
         )
         for s in scenes
     ]

@@ -117,9 +117,10 @@ class PipelineConfig:
         check_fields(self, tracker=non_empty, fps=optional(between(0, MAX_FPS, low_open=True)))
 
 
-def load_model(checkpoint: str):
+def load_model(checkpoint: str, ground_plane: bool | None = None):
     """The forecaster from a checkpoint; a missing default gets a hint, one without
-    calibration a warning."""
+    calibration a warning. ground_plane (True: it will forecast in metres, False: in pixels)
+    checks a camera-specific model's units first, so a refusal is the one line printed."""
     from .checkpoint import load_forecaster
 
     path = resolve_data_path(checkpoint)
@@ -130,6 +131,8 @@ def load_model(checkpoint: str):
             "(e.g. best.pt from `trajpred train`)",
         )
     model = load_forecaster(path)
+    if ground_plane is not None:
+        check_scene_units(model, ground_plane, checkpoint)
     warn_if_uncalibrated(model, path)
     return model
 
@@ -350,13 +353,14 @@ class Pipeline:
     def __init__(self, config: PipelineConfig | None = None, forecast: bool = True):
         cfg = config or PipelineConfig()
         self.tracker = Tracker(cfg.tracker)
-        self.model = load_model(cfg.forecast.checkpoint) if forecast else None
         # Forecasting uses it to work in metres; tracking alone to export world positions.
         self.homography = (
             None if cfg.forecast.homography is None else read_homography(cfg.forecast.homography)
         )
-        if self.model is not None:  # refused before the detector loads
-            check_scene_units(self.model, self.homography is not None, cfg.forecast.checkpoint)
+        # a model for the wrong units is refused before the detector loads
+        self.model = (
+            load_model(cfg.forecast.checkpoint, self.homography is not None) if forecast else None
+        )
         self.detector = Detector(cfg.detector, low_conf=self.tracker.low_conf)
         self.forecast_device = (
             resolve_device(cfg.detector.device)

@@ -39,14 +39,74 @@ MIN_PAIRS = 4
 # grazing angle (a far edge 1/10 of the near one) scores about 0.015.
 COLLINEAR_AREA = 1e-3
 BRUTE_FORCE_PAIRS = 25  # up to this many points every 4-subset is tried, above a greedy pick
+# A homography is singular when its smallest singular value is under this x its largest (the
+# ratio does not depend on the matrix's scale; an absolute determinant test did).
+SINGULAR_RTOL = 1e-12
+MAX_HOMOGRAPHY_BYTES = 1 << 20  # a homography file is 3 rows and a few comment lines
+
+
+def homography_problem(h) -> str | None:
+    """What makes `h` unusable as a homography, as the end of a sentence that starts with
+    "homography" (e.g. "is singular ..."), or None. The one check for every homography, read
+    from a file or given as an array. A homography is defined up to scale, so the matrix is
+    normalised (by its largest absolute entry) before its rank is tested."""
+    a = np.asarray(h)
+    if a.shape != (3, 3):
+        return f"must be a 3x3 matrix, got shape {a.shape}"
+    if a.dtype.kind not in "biuf":
+        return f"must hold 9 real numbers, got {a.dtype} values"
+    a = a.astype(np.float64)
+    for i, v in enumerate(a.ravel()):
+        if not math.isfinite(v):
+            what = "NaN" if math.isnan(v) else "an infinite value"
+            return f"holds {what} (row {i // 3 + 1}, column {i % 3 + 1})"
+    n = normalised(a)
+    s = np.linalg.svd(n, compute_uv=False) if n is not None else np.zeros(3)
+    if s[0] == 0 or s[-1] <= SINGULAR_RTOL * s[0]:
+        return "is singular (it maps the image onto a line or a point)"
+    return None
+
+
+def check_homography(h, name: str = "homography") -> np.ndarray:
+    """`h` as a (3, 3) float64 array once `homography_problem` finds nothing, else ValueError
+    naming `name` (the argument): what the Python API runs on a matrix it is given."""
+    problem = homography_problem(h)
+    if problem:
+        raise ValueError(f"{name} {problem}")
+    return np.array(h, np.float64)
+
+
+def normalised(h: np.ndarray) -> np.ndarray | None:
+    """h divided by its largest absolute entry (the same homography, entries in [-1, 1]), or
+    None for the zero matrix."""
+    h = np.asarray(h, np.float64)
+    scale = float(np.abs(h).max())
+    return h / scale if scale > 0 else None
 
 
 def read_homography(path: str | Path) -> np.ndarray:
-    """A 3x3 matrix from a text file (whitespace or commas; '#' comments), checked invertible."""
+    """A 3x3 matrix from a text file (whitespace or commas; '#' comments), checked by
+    `homography_problem`. Every homography file is read here: any problem is an InputError
+    naming the file."""
     try:
-        text = Path(path).read_text()
+        with open(path, "rb") as f:
+            data = f.read(MAX_HOMOGRAPHY_BYTES + 1)
     except OSError as e:
         raise InputError(path, f"cannot read homography ({e.strerror or e})") from None
+    if len(data) > MAX_HOMOGRAPHY_BYTES:
+        raise InputError(
+            path, f"is not a homography (over {MAX_HOMOGRAPHY_BYTES >> 20} MiB; H.txt is 3 rows)"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = "\0"
+    if "\0" in text:
+        raise InputError(
+            path,
+            "homography is not a text file of 3 rows of 3 numbers (a binary file, e.g. np.save? "
+            "write it with np.savetxt)",
+        )
     rows = [ln.split("#")[0].replace(",", " ").split() for ln in text.splitlines()]
     try:
         values = [float(v) for row in rows for v in row]
@@ -54,15 +114,10 @@ def read_homography(path: str | Path) -> np.ndarray:
         raise InputError(path, "homography must hold 9 numbers") from None
     if len(values) != 9:
         raise InputError(path, f"homography must hold 9 finite numbers, found {len(values)}")
-    for i, v in enumerate(values):
-        if not math.isfinite(v):
-            what = "NaN" if math.isnan(v) else "an infinite value"
-            raise InputError(
-                path, f"homography holds {what} (row {i // 3 + 1}, column {i % 3 + 1})"
-            )
     h = np.array(values).reshape(3, 3)
-    if abs(np.linalg.det(h)) < 1e-12:
-        raise InputError(path, "homography is singular")
+    problem = homography_problem(h)
+    if problem:
+        raise InputError(path, f"homography {problem}")
     return h
 
 
@@ -94,7 +149,10 @@ class GroundPlane:
     every error message."""
 
     def __init__(self, h: np.ndarray, name: str = "homography"):
-        self.h = np.asarray(h, np.float64)
+        problem = homography_problem(h)
+        if problem:
+            raise TrajpredError(f"{name}: homography {problem}")
+        self.h = normalised(h)  # the same homography at a scale that cannot overflow
         self.h_inv = np.linalg.inv(self.h)
         self.name = name
         self.visible_sign = float(np.sign(self.h[2, 1]))  # 0: no horizon check (see module doc)

@@ -17,6 +17,8 @@ from trajpred import Forecaster
 from trajpred.cli import main
 from trajpred.errors import InputError, TrajpredError
 from trajpred.geometry import (
+    GroundPlane,
+    apply_homography,
     format_homography,
     read_homography,
 )
@@ -149,6 +151,45 @@ def test_a_scaled_homography_is_the_same_homography(scale, tmp_path, cv_checkpoi
     for out in outs[1:]:
         np.testing.assert_allclose(out.world_xy, outs[0].world_xy, rtol=1e-6)
         np.testing.assert_allclose(out.xy, outs[0].xy, rtol=1e-6)
+
+
+# ------------------------------------------------------------------ no horizon, no refusal
+
+
+def test_exact_pairs_from_a_camera_looking_straight_down_are_fitted(tmp_path, trajpred):
+    """Exact pairs from a camera with no perspective: OpenCV's fit leaves a perspective term of
+    about 1e-12 whose sign decided a "horizon" that put every point above it, for about half
+    of all point sets. Each is fitted now, and the file maps every image point."""
+    h = straight_down()
+    rng = np.random.default_rng(0)
+    grid = np.stack(np.meshgrid(np.linspace(0, 639, 9), np.linspace(0, 383, 7)), -1).reshape(-1, 2)
+    for n in range(8):
+        image = rng.uniform([0, 0], [640, 384], (4 + n % 4, 2))
+        world = apply_homography(h, image)
+        fmt = lambda a: " ".join(f"{x!r},{y!r}" for x, y in a.tolist())  # noqa: E731
+        out = tmp_path / f"H{n}.txt"
+        done = trajpred(
+            "homography", "--image-points", fmt(image), "--world-points", fmt(world), "--out", out
+        )
+        assert done.returncode == 0, (n, done.stderr)
+        fitted = read_homography(out)
+        plane = GroundPlane(fitted, str(out))
+        got = plane.to_ground(grid, 1, np.zeros(len(grid)))
+        np.testing.assert_allclose(got, apply_homography(h, grid), atol=1e-4)
+
+
+def test_a_rounding_level_perspective_term_is_no_horizon():
+    """A straight-down homography whose perspective terms are rounding noise (as an inverse or
+    a product of matrices leaves them) used to refuse every point as above the horizon when
+    that noise was negative; a real horizon is still enforced."""
+    h = straight_down()
+    h[2, :2] = [3e-18, -2e-17]
+    points = np.array([[0.0, 0.0], [639.0, 383.0], [320.0, 200.0]])
+    np.testing.assert_allclose(
+        GroundPlane(h).to_ground(points, 1, np.arange(3)), apply_homography(h, points), atol=1e-9
+    )
+    with pytest.raises(TrajpredError, match="above the horizon"):
+        GroundPlane(low_camera()).to_ground(np.array([[320.0, -200.0]]), 1, np.zeros(1))
 
 
 def test_check_homography_returns_a_float_copy():

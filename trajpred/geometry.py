@@ -42,6 +42,10 @@ BRUTE_FORCE_PAIRS = 25  # up to this many points every 4-subset is tried, above 
 # A homography is singular when its smallest singular value is under this x its largest (the
 # ratio does not depend on the matrix's scale; an absolute determinant test did).
 SINGULAR_RTOL = 1e-12
+# H[2, 1] within this x the matrix's largest entry is rounding, not a horizon: a camera that
+# looks straight down has none (H[2, 1] = 0), but a matrix computed or fitted for it keeps a
+# term of rounding size and random sign there (OpenCV's fit to exact pairs: about 1e-13).
+HORIZON_RTOL = 1e-10
 MAX_HOMOGRAPHY_BYTES = 1 << 20  # a homography file is 3 rows and a few comment lines
 
 
@@ -121,6 +125,17 @@ def read_homography(path: str | Path) -> np.ndarray:
     return h
 
 
+def visible_side(h: np.ndarray) -> float:
+    """The sign of the third coordinate w on the ground side of h's horizon: that of H[2, 1]
+    (see the module doc), or 0 (no horizon check) where H[2, 1] is no more than HORIZON_RTOL of
+    the largest entry, as for a camera that looks straight down, whose fitted or computed
+    matrix keeps a perspective term of rounding size and random sign."""
+    n = normalised(h)
+    if n is None or abs(n[2, 1]) <= HORIZON_RTOL:
+        return 0.0
+    return float(np.sign(n[2, 1]))
+
+
 def format_homography(h: np.ndarray, comment: str = "") -> str:
     """H.txt text: "#" comment lines, then 3 rows of 3 numbers, as read_homography reads."""
     lines = [f"# {line}" for line in comment.splitlines()]
@@ -155,7 +170,7 @@ class GroundPlane:
         self.h = normalised(h)  # the same homography at a scale that cannot overflow
         self.h_inv = np.linalg.inv(self.h)
         self.name = name
-        self.visible_sign = float(np.sign(self.h[2, 1]))  # 0: no horizon check (see module doc)
+        self.visible_sign = visible_side(self.h)  # 0: no horizon check (see visible_side)
 
     def to_ground(self, xy_px: np.ndarray, frame_id: int, track_id: np.ndarray) -> np.ndarray:
         """(N, 2) bottom centres in pixels on 1-based frame `frame_id` -> (N, 2) metres.
@@ -321,15 +336,36 @@ def fit_homography(image_xy: np.ndarray, world_xy: np.ndarray) -> HomographyFit:
                 f"the {name} points are (nearly) collinear: need 4 points with no 3 on one line "
                 f"(e.g. the corners of a floor area, not points along one lane line)"
             )
-    h, _ = cv2.findHomography(image_xy, world_xy, 0)
-    if h is None or not np.isfinite(h).all() or abs(np.linalg.det(h)) < 1e-12:
-        raise TrajpredError("no homography fits these points (degenerate configuration)")
-    side = third_coordinate(h, image_xy) * np.sign(h[2, 1])
-    if h[2, 1] != 0 and not (side > 0).all():
-        raise TrajpredError(
-            "the fitted homography puts some image points above its horizon, where no ground "
-            "is seen: are the world points in the same order as the image points?"
-        )
-    h = h / h[2, 2] if abs(h[2, 2]) > 1e-12 else h
-    errors = np.linalg.norm(apply_homography(h, image_xy) - world_xy, axis=1)
+    with np.errstate(all="ignore"):  # non-finite results are checked below, not warned about
+        h, _ = cv2.findHomography(image_xy, world_xy, 0)
+        if h is None or not np.isfinite(h).all() or homography_problem(h):
+            raise TrajpredError("no homography fits these points (degenerate configuration)")
+        errors = np.linalg.norm(apply_homography(h, image_xy) - world_xy, axis=1)
+        # Pairs that an affine map (no perspective: a camera looking straight down) fits as
+        # well have no horizon; OpenCV's iterative fit would leave a perspective term of
+        # rounding size there whose sign decides a horizon that does not exist.
+        affine, affine_errors = _fit_affine(image_xy, world_xy)
+        if affine_errors.max() <= max(errors.max(), 1e-9 * np.ptp(world_xy, axis=0).max()):
+            h, errors = affine, affine_errors
+        w = third_coordinate(h, image_xy)
+        side = w * visible_side(h) if visible_side(h) else w * np.sign(w[0])
+        if not (np.isfinite(errors).all() and (side > 0).all()):
+            raise TrajpredError(
+                "the fitted homography puts some image points above its horizon, where no "
+                "ground is seen: are the world points in the same order as the image points?"
+            )
+        n = normalised(h)
+        h = h / h[2, 2] if abs(n[2, 2]) > 1e-12 else n
     return HomographyFit(h, errors)
+
+
+def _fit_affine(image_xy: np.ndarray, world_xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares affine image -> ground map as a 3x3 homography (third row 0, 0, 1), and
+    its error per pair in metres."""
+    centre = image_xy.mean(axis=0)  # centred for conditioning
+    a = np.column_stack([image_xy - centre, np.ones(len(image_xy))])
+    m, *_ = np.linalg.lstsq(a, world_xy, rcond=None)  # (3, 2): world = [u', v', 1] @ m
+    h = np.eye(3)
+    h[:2, :2] = m[:2].T
+    h[:2, 2] = m[2] - m[:2].T @ centre
+    return h, np.linalg.norm(apply_homography(h, image_xy) - world_xy, axis=1)

@@ -8,6 +8,7 @@ homography` answers absurd input with one line of its own, not numpy's warnings.
 from __future__ import annotations
 
 import subprocess
+import warnings
 
 import cv2
 import numpy as np
@@ -190,6 +191,37 @@ def test_a_rounding_level_perspective_term_is_no_horizon():
     )
     with pytest.raises(TrajpredError, match="above the horizon"):
         GroundPlane(low_camera()).to_ground(np.array([[320.0, -200.0]]), 1, np.zeros(1))
+
+
+# ------------------------------------------------------------------ one line from us
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (
+            ("--image-points", "1e200,0 1e201,0 0,1e200 1e200,1e200"),
+            ("image points must be pixels", "1e+06"),
+        ),
+        (
+            ("--image-points", "0,0 100,0 100,100 0,100", "--check", "1" + "0" * 400 + "x10"),
+            ("--check",),
+        ),
+    ],
+)
+def test_absurd_input_to_the_homography_command_is_one_line_of_ours(
+    args, words, tmp_path, trajpred
+):
+    """Points near the float limit printed four numpy overflow warnings before the error; an
+    absurd --check size ended in an OverflowError traceback."""
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        done = trajpred(
+            "homography", *args, "--world-points", "0,0 1,0 1,1 0,1", "--out", tmp_path / "H.txt"
+        )
+    assert not [w for w in seen if issubclass(w.category, RuntimeWarning)], seen
+    assert_one_line(done, *words)
+    assert not (tmp_path / "H.txt").exists()
 
 
 def test_check_homography_returns_a_float_copy():

@@ -39,6 +39,7 @@ MIN_PAIRS = 4
 # grazing angle (a far edge 1/10 of the near one) scores about 0.015.
 COLLINEAR_AREA = 1e-3
 BRUTE_FORCE_PAIRS = 25  # up to this many points every 4-subset is tried, above a greedy pick
+MAX_IMAGE_PX = 1e6  # image points farther than this from the origin are not pixels of a frame
 # A homography is singular when its smallest singular value is under this x its largest (the
 # ratio does not depend on the matrix's scale; an absolute determinant test did).
 SINGULAR_RTOL = 1e-12
@@ -325,13 +326,20 @@ def fit_homography(image_xy: np.ndarray, world_xy: np.ndarray) -> HomographyFit:
         raise TrajpredError(f"{len(image_xy)} point pairs: a homography needs at least {MIN_PAIRS}")
     if not (np.isfinite(image_xy).all() and np.isfinite(world_xy).all()):
         raise TrajpredError("points must be finite numbers")
+    if np.abs(image_xy).max() > MAX_IMAGE_PX:
+        raise TrajpredError(
+            f"image points must be pixels of a frame, within {MAX_IMAGE_PX:g} of its top left "
+            f"corner"
+        )
     if np.abs(world_xy).max() > MAX_GROUND_M:
         raise TrajpredError(
             f"world points must be local metres, within {MAX_GROUND_M:g} m of their origin "
             f"(measure them from a point in view, not in map coordinates)"
         )
     for name, xy in (("image", image_xy), ("world", world_xy)):
-        if not _general_position(xy):
+        with np.errstate(all="ignore"):  # bounded above; an underflow is only a tiny area
+            general = _general_position(xy)
+        if not general:
             raise TrajpredError(
                 f"the {name} points are (nearly) collinear: need 4 points with no 3 on one line "
                 f"(e.g. the corners of a floor area, not points along one lane line)"

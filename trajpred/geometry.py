@@ -39,14 +39,79 @@ MIN_PAIRS = 4
 # grazing angle (a far edge 1/10 of the near one) scores about 0.015.
 COLLINEAR_AREA = 1e-3
 BRUTE_FORCE_PAIRS = 25  # up to this many points every 4-subset is tried, above a greedy pick
+MAX_IMAGE_PX = 1e6  # image points farther than this from the origin are not pixels of a frame
+# A homography is singular when its smallest singular value is under this x its largest (the
+# ratio does not depend on the matrix's scale; an absolute determinant test did).
+SINGULAR_RTOL = 1e-12
+# H[2, 1] within this x the matrix's largest entry is rounding, not a horizon: a camera that
+# looks straight down has none (H[2, 1] = 0), but a matrix computed or fitted for it keeps a
+# term of rounding size and random sign there (OpenCV's fit to exact pairs: about 1e-13).
+HORIZON_RTOL = 1e-10
+MAX_HOMOGRAPHY_BYTES = 1 << 20  # a homography file is 3 rows and a few comment lines
+
+
+def homography_problem(h) -> str | None:
+    """What makes `h` unusable as a homography, as the end of a sentence that starts with
+    "homography" (e.g. "is singular ..."), or None. The one check for every homography, read
+    from a file or given as an array. A homography is defined up to scale, so the matrix is
+    normalised (by its largest absolute entry) before its rank is tested."""
+    a = np.asarray(h)
+    if a.shape != (3, 3):
+        return f"must be a 3x3 matrix, got shape {a.shape}"
+    if a.dtype.kind not in "biuf":
+        return f"must hold 9 real numbers, got {a.dtype} values"
+    a = a.astype(np.float64)
+    for i, v in enumerate(a.ravel()):
+        if not math.isfinite(v):
+            what = "NaN" if math.isnan(v) else "an infinite value"
+            return f"holds {what} (row {i // 3 + 1}, column {i % 3 + 1})"
+    n = normalised(a)
+    s = np.linalg.svd(n, compute_uv=False) if n is not None else np.zeros(3)
+    if s[0] == 0 or s[-1] <= SINGULAR_RTOL * s[0]:
+        return "is singular (it maps the image onto a line or a point)"
+    return None
+
+
+def check_homography(h, name: str = "homography") -> np.ndarray:
+    """`h` as a (3, 3) float64 array once `homography_problem` finds nothing, else ValueError
+    naming `name` (the argument): what the Python API runs on a matrix it is given."""
+    problem = homography_problem(h)
+    if problem:
+        raise ValueError(f"{name} {problem}")
+    return np.array(h, np.float64)
+
+
+def normalised(h: np.ndarray) -> np.ndarray | None:
+    """h divided by its largest absolute entry (the same homography, entries in [-1, 1]), or
+    None for the zero matrix."""
+    h = np.asarray(h, np.float64)
+    scale = float(np.abs(h).max())
+    return h / scale if scale > 0 else None
 
 
 def read_homography(path: str | Path) -> np.ndarray:
-    """A 3x3 matrix from a text file (whitespace or commas; '#' comments), checked invertible."""
+    """A 3x3 matrix from a text file (whitespace or commas; '#' comments), checked by
+    `homography_problem`. Every homography file is read here: any problem is an InputError
+    naming the file."""
     try:
-        text = Path(path).read_text()
+        with open(path, "rb") as f:
+            data = f.read(MAX_HOMOGRAPHY_BYTES + 1)
     except OSError as e:
         raise InputError(path, f"cannot read homography ({e.strerror or e})") from None
+    if len(data) > MAX_HOMOGRAPHY_BYTES:
+        raise InputError(
+            path, f"is not a homography (over {MAX_HOMOGRAPHY_BYTES >> 20} MiB; H.txt is 3 rows)"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = "\0"
+    if "\0" in text:
+        raise InputError(
+            path,
+            "homography is not a text file of 3 rows of 3 numbers (a binary file, e.g. np.save? "
+            "write it with np.savetxt)",
+        )
     rows = [ln.split("#")[0].replace(",", " ").split() for ln in text.splitlines()]
     try:
         values = [float(v) for row in rows for v in row]
@@ -54,16 +119,22 @@ def read_homography(path: str | Path) -> np.ndarray:
         raise InputError(path, "homography must hold 9 numbers") from None
     if len(values) != 9:
         raise InputError(path, f"homography must hold 9 finite numbers, found {len(values)}")
-    for i, v in enumerate(values):
-        if not math.isfinite(v):
-            what = "NaN" if math.isnan(v) else "an infinite value"
-            raise InputError(
-                path, f"homography holds {what} (row {i // 3 + 1}, column {i % 3 + 1})"
-            )
     h = np.array(values).reshape(3, 3)
-    if abs(np.linalg.det(h)) < 1e-12:
-        raise InputError(path, "homography is singular")
+    problem = homography_problem(h)
+    if problem:
+        raise InputError(path, f"homography {problem}")
     return h
+
+
+def visible_side(h: np.ndarray) -> float:
+    """The sign of the third coordinate w on the ground side of h's horizon: that of H[2, 1]
+    (see the module doc), or 0 (no horizon check) where H[2, 1] is no more than HORIZON_RTOL of
+    the largest entry, as for a camera that looks straight down, whose fitted or computed
+    matrix keeps a perspective term of rounding size and random sign."""
+    n = normalised(h)
+    if n is None or abs(n[2, 1]) <= HORIZON_RTOL:
+        return 0.0
+    return float(np.sign(n[2, 1]))
 
 
 def format_homography(h: np.ndarray, comment: str = "") -> str:
@@ -94,10 +165,13 @@ class GroundPlane:
     every error message."""
 
     def __init__(self, h: np.ndarray, name: str = "homography"):
-        self.h = np.asarray(h, np.float64)
+        problem = homography_problem(h)
+        if problem:
+            raise TrajpredError(f"{name}: homography {problem}")
+        self.h = normalised(h)  # the same homography at a scale that cannot overflow
         self.h_inv = np.linalg.inv(self.h)
         self.name = name
-        self.visible_sign = float(np.sign(self.h[2, 1]))  # 0: no horizon check (see module doc)
+        self.visible_sign = visible_side(self.h)  # 0: no horizon check (see visible_side)
 
     def to_ground(self, xy_px: np.ndarray, frame_id: int, track_id: np.ndarray) -> np.ndarray:
         """(N, 2) bottom centres in pixels on 1-based frame `frame_id` -> (N, 2) metres.
@@ -252,26 +326,54 @@ def fit_homography(image_xy: np.ndarray, world_xy: np.ndarray) -> HomographyFit:
         raise TrajpredError(f"{len(image_xy)} point pairs: a homography needs at least {MIN_PAIRS}")
     if not (np.isfinite(image_xy).all() and np.isfinite(world_xy).all()):
         raise TrajpredError("points must be finite numbers")
+    if np.abs(image_xy).max() > MAX_IMAGE_PX:
+        raise TrajpredError(
+            f"image points must be pixels of a frame, within {MAX_IMAGE_PX:g} of its top left "
+            f"corner"
+        )
     if np.abs(world_xy).max() > MAX_GROUND_M:
         raise TrajpredError(
             f"world points must be local metres, within {MAX_GROUND_M:g} m of their origin "
             f"(measure them from a point in view, not in map coordinates)"
         )
     for name, xy in (("image", image_xy), ("world", world_xy)):
-        if not _general_position(xy):
+        with np.errstate(all="ignore"):  # bounded above; an underflow is only a tiny area
+            general = _general_position(xy)
+        if not general:
             raise TrajpredError(
                 f"the {name} points are (nearly) collinear: need 4 points with no 3 on one line "
                 f"(e.g. the corners of a floor area, not points along one lane line)"
             )
-    h, _ = cv2.findHomography(image_xy, world_xy, 0)
-    if h is None or not np.isfinite(h).all() or abs(np.linalg.det(h)) < 1e-12:
-        raise TrajpredError("no homography fits these points (degenerate configuration)")
-    side = third_coordinate(h, image_xy) * np.sign(h[2, 1])
-    if h[2, 1] != 0 and not (side > 0).all():
-        raise TrajpredError(
-            "the fitted homography puts some image points above its horizon, where no ground "
-            "is seen: are the world points in the same order as the image points?"
-        )
-    h = h / h[2, 2] if abs(h[2, 2]) > 1e-12 else h
-    errors = np.linalg.norm(apply_homography(h, image_xy) - world_xy, axis=1)
+    with np.errstate(all="ignore"):  # non-finite results are checked below, not warned about
+        h, _ = cv2.findHomography(image_xy, world_xy, 0)
+        if h is None or not np.isfinite(h).all() or homography_problem(h):
+            raise TrajpredError("no homography fits these points (degenerate configuration)")
+        errors = np.linalg.norm(apply_homography(h, image_xy) - world_xy, axis=1)
+        # Pairs that an affine map (no perspective: a camera looking straight down) fits as
+        # well have no horizon; OpenCV's iterative fit would leave a perspective term of
+        # rounding size there whose sign decides a horizon that does not exist.
+        affine, affine_errors = _fit_affine(image_xy, world_xy)
+        if affine_errors.max() <= max(errors.max(), 1e-9 * np.ptp(world_xy, axis=0).max()):
+            h, errors = affine, affine_errors
+        w = third_coordinate(h, image_xy)
+        side = w * visible_side(h) if visible_side(h) else w * np.sign(w[0])
+        if not (np.isfinite(errors).all() and (side > 0).all()):
+            raise TrajpredError(
+                "the fitted homography puts some image points above its horizon, where no "
+                "ground is seen: are the world points in the same order as the image points?"
+            )
+        n = normalised(h)
+        h = h / h[2, 2] if abs(n[2, 2]) > 1e-12 else n
     return HomographyFit(h, errors)
+
+
+def _fit_affine(image_xy: np.ndarray, world_xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares affine image -> ground map as a 3x3 homography (third row 0, 0, 1), and
+    its error per pair in metres."""
+    centre = image_xy.mean(axis=0)  # centred for conditioning
+    a = np.column_stack([image_xy - centre, np.ones(len(image_xy))])
+    m, *_ = np.linalg.lstsq(a, world_xy, rcond=None)  # (3, 2): world = [u', v', 1] @ m
+    h = np.eye(3)
+    h[:2, :2] = m[:2].T
+    h[:2, 2] = m[2] - m[:2].T @ centre
+    return h, np.linalg.norm(apply_homography(h, image_xy) - world_xy, axis=1)

@@ -20,6 +20,7 @@ import os
 
 import numpy as np
 
+from .geometry import check_homography
 from .pipeline import ForecastConfig, LiveForecaster, load_model, read_homography
 from .results import FrameForecasts
 from .tracking import TrackedBoxes, tracked_from_ultralytics
@@ -81,10 +82,8 @@ class Forecaster:
             self._homography = None
         elif isinstance(homography, str | os.PathLike):
             self._homography = read_homography(homography)
-        else:
-            self._homography = np.asarray(homography, dtype=np.float64)
-            if self._homography.shape != (3, 3):
-                raise ValueError(f"homography must be 3x3, got shape {self._homography.shape}")
+        else:  # the rules read_homography applies to a file, as a ValueError
+            self._homography = check_homography(homography)
         self._model = load_model(self._cfg.checkpoint)
         self._device = resolve_device(device)
         self._fps = float(fps)

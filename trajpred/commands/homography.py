@@ -96,12 +96,16 @@ def read_pairs(path: str) -> tuple[np.ndarray, np.ndarray]:
 def corner_lines(h: np.ndarray, size: str) -> list[str]:
     """Where the image corners (and the bottom centre) land on the ground, one line each."""
     from ..errors import TrajpredError
-    from ..geometry import GroundPlane
+    from ..geometry import MAX_IMAGE_PX, GroundPlane
 
-    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", size)
-    if not match or min(int(match[1]), int(match[2])) <= 0:
-        raise TrajpredError(f"--check: '{size}' is not an image size WIDTHxHEIGHT, e.g. 640x384")
-    w, h_px = int(match[1]), int(match[2])
+    match = re.fullmatch(r"\s*(\d{1,9})\s*[xX]\s*(\d{1,9})\s*", size)
+    sizes = [int(match[1]), int(match[2])] if match else [0]
+    if not (0 < min(sizes) and max(sizes) <= MAX_IMAGE_PX):
+        raise TrajpredError(
+            f"--check: '{size[:40]}' is not an image size WIDTHxHEIGHT (each 1 to "
+            f"{MAX_IMAGE_PX:g} pixels), e.g. 640x384"
+        )
+    w, h_px = sizes
     ground = GroundPlane(h)
     points = {
         "top left": (0, 0),

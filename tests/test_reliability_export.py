@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
 import onnx
 import pytest
 import torch
+from test_reliability_cli import small_disk  # noqa: F401 - the read-only folder fixture
 
+import trajpred.export as export_module
 from trajpred.calibration import Calibration
 from trajpred.checkpoint import load_forecaster, save_checkpoint
 from trajpred.cli import main
@@ -200,3 +203,66 @@ def test_an_unusable_calibration_is_one_line_naming_the_file(small, tmp_path, ba
     with pytest.raises(InputError) as caught:
         load_forecaster(bad)
     assert_one_line_error(caught.value, bad, words)
+
+
+# ---------------------------------------------------------------- a failed export changes nothing
+
+
+def _fails(model, exported):
+    raise InputError(exported.path, "stands for any failed check")
+
+
+def _interrupted(model, exported):
+    raise KeyboardInterrupt
+
+
+FAILURES = {  # what the read-back check meets, in place of max_difference
+    "check_fails": (_fails, 2, "failed its read-back check"),
+    "not_finite": (lambda model, exported: float("nan"), 2, "differs from PyTorch by nan"),
+    "too_far": (lambda model, exported: 0.5, 2, "differs from PyTorch by 0.5"),
+    "interrupted": (_interrupted, 130, "interrupted"),
+}
+
+
+@pytest.mark.parametrize("backend", list(SUFFIX))
+@pytest.mark.parametrize("failure", list(FAILURES))
+def test_a_failed_export_leaves_the_earlier_file(
+    small, tmp_path, trajpred, monkeypatch, backend, failure
+):
+    _, other, files = small
+    out = tmp_path / f"model{SUFFIX[backend]}"
+    out.write_bytes(files[backend].read_bytes())  # the earlier good export
+    before = sorted(p.name for p in tmp_path.iterdir())
+    check, code, words = FAILURES[failure]
+    monkeypatch.setattr(export_module, "max_difference", check)
+    done = trajpred("export", "--checkpoint", other, "--out", out)
+    assert out.read_bytes() == files[backend].read_bytes(), "the earlier export was replaced"
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no temporary file left
+    assert done.returncode == code, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], done.stderr
+    if code == 2:
+        assert lines[0].startswith(f"trajpred export: error: {out}: "), lines[0]
+
+
+def test_export_without_onnxruntime_leaves_the_earlier_file(small, tmp_path, trajpred, monkeypatch):
+    """onnx can write the file but it cannot be read back: the earlier export stays."""
+    _, other, files = small
+    out = tmp_path / "model.onnx"
+    out.write_bytes(files["onnx"].read_bytes())
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` now fails
+    done = trajpred("export", "--checkpoint", other, "--out", out)
+    assert out.read_bytes() == files["onnx"].read_bytes(), "the earlier export was replaced"
+    assert_cli_one_line(done, str(out), "onnxruntime")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
+
+
+@pytest.mark.slow  # the CLI in a subprocess that may not write there
+def test_export_into_a_read_only_folder_names_out(small, small_disk):  # noqa: F811
+    first, _, files = small
+    out = small_disk.folder / "model.onnx"
+    out.write_bytes(b"earlier")
+    why = small_disk.read_only()
+    done = small_disk.run("export", "--checkpoint", first, "--out", out)
+    assert_cli_one_line(done, f"{out}: cannot write ({why})")
+    assert out.read_bytes() == b"earlier"

@@ -110,14 +110,17 @@ def _umask_mode() -> int:
 
 
 def temp_path_for(path: str | os.PathLike) -> Path:
-    """A fresh temporary path beside `path`, for writers that need a file name (torch.save, cv2)."""
+    """A fresh temporary path beside `path`, for writers that need a file name (torch.save, cv2).
+    A folder that cannot hold it is one OutputError naming `path` (the file the user named),
+    not the temporary name."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent
-    )
-    os.close(fd)
-    os.chmod(tmp, _umask_mode())
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent
+        )
+        os.close(fd)
+        os.chmod(tmp, _umask_mode())
     return Path(tmp)
 
 

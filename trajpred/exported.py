@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import warnings
 import zipfile
 from dataclasses import asdict, dataclass, field
@@ -98,8 +99,10 @@ class ExportMetadata:
             raise ValueError(f"not a {FORMAT} file")
         if self.version != VERSION:
             raise ValueError(f"export version {self.version} (this trajpred reads {VERSION})")
-        if self.backend not in ("onnx", "torchscript") or self.members < 1:
-            raise ValueError(f"backend {self.backend!r}, members {self.members}")
+        if self.backend not in ("onnx", "torchscript"):
+            raise ValueError(f"backend {str(self.backend)[:40]!r}")
+        if type(self.members) is not int or self.members < 1:
+            raise ValueError(f"members must be a whole number >= 1, got {str(self.members)[:40]}")
         if (self.person_height_m, self.moving_eps) != (PERSON_HEIGHT_M, MOVING_EPS):
             raise ValueError("built with other feature constants than this trajpred's")
 
@@ -110,14 +113,51 @@ class ExportMetadata:
     def to_json(self) -> str:
         return json.dumps(asdict(self), default=str)
 
+    def shapes(self) -> dict[str, tuple]:
+        """The shape of every graph input and output that this metadata implies, by name: ints
+        where the model config fixes a size, "B" (tracks), "T" (steps), "K" (neighbours)."""
+        cfg = self.cfg
+        state = (cfg.num_layers, "B", cfg.hidden_size * self.members)
+        modes, steps = cfg.num_modes, cfg.pred_len
+        return {
+            "features": ("B", "T", cfg.input_size),
+            "h": state,
+            "c": state,
+            "last_speed": ("B",),
+            "nbr_features": ("B", "K", NEIGHBOUR_FEATURES),
+            "nbr_mask": ("B", "K"),
+            "scene": ("B", max(1, cfg.scene_features)),
+            "new_h": state,
+            "new_c": state,
+            "mean": ("B", steps, 2),
+            "modes": ("B", modes, steps, 2),
+            "mode_logits": ("B", modes),
+            "mode_sigma": ("B", modes, steps),
+        }
+
+    def settings_of(self, name: str) -> str:
+        """The metadata settings that decide the shape of graph tensor `name`, in words."""
+        cfg = self.cfg
+        if name in ("h", "c", "new_h", "new_c"):
+            return (
+                f"num_layers {cfg.num_layers}, hidden_size {cfg.hidden_size} x "
+                f"{self.members} member(s)"
+            )
+        return {
+            "features": f"input size {cfg.input_size}",
+            "scene": f"{cfg.scene_features} scene features",
+            "mean": f"pred_len {cfg.pred_len}",
+        }.get(name, f"num_modes {cfg.num_modes}, pred_len {cfg.pred_len}")
+
     @classmethod
     def from_json(cls, text: str, path: str | os.PathLike) -> ExportMetadata:
         """Parse and check; InputError naming `path` on anything unusable."""
         try:
             meta = cls(**json.loads(text))
             meta.cfg  # noqa: B018 - validates the model config
-        except (ValueError, TypeError, ConfigError) as e:
-            raise InputError(path, f"exported forecaster with unusable metadata ({e})") from None
+        except (ValueError, TypeError, ConfigError, RecursionError) as e:  # JSON nested too deep
+            why = first_line(e)
+            raise InputError(path, f"exported forecaster with unusable metadata ({why})") from None
         return meta
 
 
@@ -277,7 +317,20 @@ def _load_onnx(path: Path) -> ExportedForecaster:
     names = [o.name for o in session.get_outputs()]
     if names != list(OUTPUTS) or not {i.name for i in session.get_inputs()} <= set(INPUTS):
         raise InputError(path, f"ONNX graph's inputs/outputs are not trajpred's ({names})")
-    return ExportedForecaster(_OnnxRunner(session), meta, path)
+    # The graph keeps only the inputs it reads: the neighbours of a social model, the scene
+    # vector of a camera-specific one.
+    reads = {i.name for i in session.get_inputs()}
+    _check_branches(meta, path, "nbr_features" in reads, "scene" in reads)
+    expect = meta.shapes()
+    for tensor in (*session.get_inputs(), *session.get_outputs()):
+        declared = tuple(d if isinstance(d, int) else (d or "?") for d in tensor.shape)
+        want = expect[tensor.name]
+        if len(declared) != len(want) or any(
+            isinstance(d, int) and isinstance(w, int) and d != w
+            for d, w in zip(declared, want, strict=False)
+        ):
+            _disagree(path, meta, tensor.name, declared)
+    return _checked(ExportedForecaster(_OnnxRunner(session), meta, path))
 
 
 def _load_torchscript(path: Path) -> ExportedForecaster:
@@ -290,4 +343,102 @@ def _load_torchscript(path: Path) -> ExportedForecaster:
     if not extra[f"{METADATA_KEY}.json"]:
         raise InputError(path, "TorchScript file without trajpred metadata (not from export)")
     meta = ExportMetadata.from_json(extra[f"{METADATA_KEY}.json"], path)
-    return ExportedForecaster(_TorchScriptRunner(module.eval()), meta, path)
+    # Which optional branches the traced model has, by its parameters' names (as in model.py).
+    tensors = dict(module.named_parameters())
+    tensors |= dict(module.named_buffers())
+    social = any(".social." in name for name in tensors)
+    scene = any(".scene." in name or name.endswith("prior_keys") for name in tensors)
+    _check_branches(meta, path, social, scene)
+    # The recurrent state and the input size, from the LSTMs' and the embedding's weights
+    # (weight_hh_l{layer}: (4 * hidden_size, hidden_size), one per layer and member).
+    cfg, want = meta.cfg, meta.shapes()
+    lstm = {n: t.shape for n, t in tensors.items() if re.search(r"lstm\.weight_hh_l\d+$", n)}
+    if lstm and len({shape[1] for shape in lstm.values()}) == 1:
+        layers = 1 + max(int(n.rsplit("_l", 1)[1]) for n in lstm)
+        members = sum(n.endswith("_l0") for n in lstm)
+        state = (layers, "B", next(iter(lstm.values()))[1] * members)
+        if state != want["h"]:
+            _disagree(path, meta, "h", state)
+    embed = [t.shape for n, t in tensors.items() if n.endswith("embed.0.weight")]
+    if embed and embed[0][1] != cfg.input_size:
+        _disagree(path, meta, "features", ("B", "T", embed[0][1]))
+    # An LSTM holds 4 * hidden_size**2 weights per layer and member, so its state for one track
+    # is far smaller than the model: a bigger one is a metadata lie, not worth allocating.
+    if cfg.num_layers * cfg.hidden_size * meta.members > sum(t.numel() for t in tensors.values()):
+        _disagree(path, meta, "h", ("?", "B", "?"))
+    return _checked(ExportedForecaster(_TorchScriptRunner(module.eval()), meta, path))
+
+
+def _shape(shape) -> str:
+    return f"({', '.join(map(str, shape))}{',' if len(shape) == 1 else ''})"
+
+
+def _disagree(path: Path, meta: ExportMetadata, name: str, graph_shape) -> None:
+    """Raise the one line for a graph tensor whose shape is not the metadata's."""
+    want = _shape(meta.shapes()[name])
+    raise InputError(
+        path,
+        f"metadata does not match its graph: {name} is {_shape(graph_shape)} in the graph, "
+        f"{want} by the metadata ({meta.settings_of(name)}); re-export the checkpoint",
+    )
+
+
+def _check_branches(meta: ExportMetadata, path: Path, social: bool, scene: bool) -> None:
+    """The graph has the neighbour (scene) branch exactly when the metadata says it has."""
+    cfg = meta.cfg
+    social_key = f"social_neighbours {cfg.social_neighbours}"
+    scene_key = f"scene_input {cfg.scene_input}, scene_prior_size {cfg.scene_prior_size}"
+    for what, key, said, has in (
+        ("neighbour", social_key, cfg.social_neighbours > 0, social),
+        ("scene", scene_key, cfg.reads_scene, scene),
+    ):
+        if said != has:
+            raise InputError(
+                path,
+                f"metadata does not match its graph: the metadata ({key}) says the model "
+                f"{'has' if said else 'has no'} {what} input, the graph "
+                f"{'reads one' if has else 'reads none'}; re-export the checkpoint",
+            )
+
+
+def _checked(model: ExportedForecaster) -> ExportedForecaster:
+    """`model` after one dry run on one track, one step, one neighbour, all zeros, shaped as
+    its metadata says: every output has the shape the metadata implies and is finite. A file
+    whose metadata disagrees with its graph fails here, in one line naming it, rather than in
+    the middle of a video."""
+    meta, path = model.meta, model.path
+    sizes = {"B": 1, "T": 1, "K": 1}
+    expect = {n: tuple(sizes.get(d, d) for d in shape) for n, shape in meta.shapes().items()}
+    inputs = {
+        name: torch.zeros(expect[name], dtype=torch.bool if name == "nbr_mask" else None)
+        for name in INPUTS
+    }
+    try:
+        with torch.no_grad(), quiet_torch():
+            outputs = model._runner(inputs)
+    except Exception as e:  # onnxruntime's exception types are not importable by name
+        shown = ", ".join(f"{n} {_shape(meta.shapes()[n])}" for n in ("features", "h", "scene"))
+        raise InputError(
+            path,
+            f"metadata does not match its graph: the graph does not run on the inputs its "
+            f"metadata describes ({shown}): {_last_line(e)}",
+        ) from None
+    for name, tensor in zip(OUTPUTS, outputs, strict=True):
+        if tuple(tensor.shape) != expect[name]:
+            dims = meta.shapes()[name]
+            shown = tuple(tensor.shape)
+            if len(shown) == len(dims):  # the track axis as "B", as the metadata writes it
+                shown = tuple("B" if d == "B" else n for n, d in zip(shown, dims, strict=True))
+            _disagree(path, meta, name, shown)
+        if not torch.isfinite(tensor.float()).all():
+            raise InputError(path, f"its graph gives non-finite {name} for a still track")
+    return model
+
+
+def _last_line(e: BaseException) -> str:
+    """What went wrong, in one line: TorchScript puts its own traceback first and the error
+    last; onnxruntime says it first."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    if len(lines) > 1 and "TorchScript" in lines[0]:
+        return first_line(Exception(lines[-1]), 120)
+    return first_line(e, 120)

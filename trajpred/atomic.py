@@ -176,3 +176,63 @@ class Staging:
             if partial.is_file():  # not whatever else may sit under that name
                 with contextlib.suppress(OSError):
                     partial.unlink()
+
+
+class StagedFolder:
+    """A folder a command rewrites as a whole (adapt's train/): written under its hidden
+    `partial_path` (`create()`), swapped in by `publish()` once the run's result is complete, or
+    removed by `discard()`. Until `publish()` an earlier folder stays exactly as it was, and
+    nothing new is visible; a run killed outright leaves only the hidden `.NAME.partial`, which
+    the next `create()` clears. `publish()` renames the earlier folder to a hidden `.NAME.old`,
+    the new one into place, then removes the old one; a run killed between those two renames
+    leaves `.NAME.old`, which the next `create()` puts back. Hold the output's lock (and keep
+    `paths` out of the command's inputs: `outputs.refuse_overwriting_inputs(folders=...)`)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.partial = partial_path(self.path)
+        self.old = self.path.with_name(f".{self.path.name}.old")
+
+    @property
+    def paths(self) -> tuple[Path, Path, Path]:
+        """Every name the folder lives under, earlier, new or on its way out."""
+        return self.path, self.partial, self.old
+
+    def create(self) -> Path:
+        """A new, empty partial folder to write into; returns its path."""
+        with writing(self.path):
+            if _is_folder(self.old):
+                if os.path.lexists(self.path):
+                    _remove(self.old)
+                else:  # a run killed in the middle of publish(): the earlier folder comes back
+                    os.replace(self.old, self.path)
+            if os.path.lexists(self.path) and not _is_folder(self.path):
+                raise OutputError(self.path, "exists and is not a folder")
+            _remove(self.partial)
+            self.partial.mkdir(parents=True)
+        return self.partial
+
+    def publish(self) -> None:
+        """Replace the folder with the partial one (two renames), then remove the earlier one."""
+        with writing(self.path):
+            if _is_folder(self.path):
+                os.replace(self.path, self.old)
+            os.replace(self.partial, self.path)
+        with contextlib.suppress(OSError):
+            _remove(self.old)
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            _remove(self.partial)
+
+
+def _is_folder(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
+
+
+def _remove(path: Path) -> None:
+    """Remove a folder this module made (never what a symlink points to); absent: nothing."""
+    if _is_folder(path):
+        shutil.rmtree(path)
+    elif path.is_symlink() or path.is_file():
+        path.unlink()

@@ -61,16 +61,22 @@ def input_files(*specs: PathLike | None) -> list[Path]:
 
 
 def refuse_overwriting_inputs(
-    outputs: Iterable[PathLike | None], inputs: Iterable[PathLike | None]
+    outputs: Iterable[PathLike | None],
+    inputs: Iterable[PathLike | None],
+    folders: Iterable[PathLike] = (),
 ) -> None:
     """Raise one TrajpredError line if an output path, or the partial file it grows in
-    (`atomic.partial_path`), is one of the inputs. Compared by (device, inode), so a symlink,
-    a `..` or a hard link to an input counts as the input."""
+    (`atomic.partial_path`), is one of the inputs, or if an input lies anywhere below one of
+    `folders` (output folders the command replaces as a whole, `atomic.StagedFolder`).
+    Compared by (device, inode), so a symlink, a `..` or a hard link to an input counts as the
+    input, and an input reached through a symlink into such a folder counts as inside it."""
+    inputs = [path for path in inputs if path is not None]
     by_identity: dict[tuple[int, int], PathLike] = {}
     for path in inputs:
-        key = _identity(path) if path is not None else None
+        key = _identity(path)
         if key is not None:
             by_identity.setdefault(key, path)
+    _refuse_inputs_below(folders, inputs)
     written = [p for out in outputs if out is not None for p in (out, partial_path(out))]
     for out in written:
         key = _identity(out)
@@ -81,6 +87,23 @@ def refuse_overwriting_inputs(
                 f"{os.fspath(out)}: is an input of this command{shown}; writing it would "
                 f"destroy it, so nothing was run: choose another output"
             )
+
+
+def _refuse_inputs_below(folders: Iterable[PathLike], inputs: list[PathLike]) -> None:
+    replaced = {key: folder for folder in folders if (key := _identity(folder)) is not None}
+    if not replaced:
+        return
+    for path in inputs:
+        if _identity(path) is None:
+            continue
+        for parent in Path(os.path.realpath(path)).parents:
+            folder = replaced.get(_identity(parent))
+            if folder is not None:
+                raise TrajpredError(
+                    f"{os.fspath(path)}: is an input of this command, inside {os.fspath(folder)} "
+                    f"which it replaces; that would destroy it, so nothing was run: copy it "
+                    f"elsewhere or choose another output"
+                )
 
 
 def writable_folder(path: PathLike) -> Path:
@@ -170,16 +193,18 @@ def output_guard(
     writes: Iterable[PathLike] = (),
     reads: Iterable[PathLike | None] = (),
     file: bool = False,
+    replaces: Iterable[PathLike] = (),
 ) -> Iterator[Path]:
     """For a command that writes into the folder `out` (or, with file=True, the file `out`):
-    refuse `out` and `writes` where they are among `reads`, create the folder, and hold the
+    refuse `out` and `writes` where they are among `reads` (and `reads` that lie below a folder
+    of `replaces`, which the command replaces as a whole), create the folder, and hold the
     output lock while the block runs. What new commands (adapt, export, homography) call:
 
         with output_guard(args.out, writes=[...], reads=input_files(args.data)) as out_dir:
             ...
     """
     out = Path(out)
-    refuse_overwriting_inputs([out, *writes], reads)
+    refuse_overwriting_inputs([out, *writes], reads, replaces)
     writable_folder(out.parent if file else out)
     with OutputLock(out, file=file):
         yield out

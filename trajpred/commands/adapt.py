@@ -6,6 +6,9 @@ SOURCE too, or --fps), holds out the last --val-fraction of the footage in time,
 starting forecaster (--checkpoint; default the shipped video model) on the rest, and writes into
 OUT: adapted.pt (a checkpoint for `trajpred predict --checkpoint`), tracks.csv, report.json,
 and train/ (training log, config and the split it trained on).
+These replace an earlier run's together, train/ as a whole, only when
+the run is complete: a run that fails or is stopped leaves OUT as it was. No input may lie in
+train/ (copy an earlier run's best.pt elsewhere to start from it).
 
 Candidates: the fine-tuned weights (--average: also the mean weights of several fine-tunes,
 each of which left out part of the footage), the starting model with a scene prior (the
@@ -189,12 +192,11 @@ def _track_videos(args, config, work: Path, progress: bool):
 
 def run(args: argparse.Namespace) -> int:
     from ..adapt import AdaptConfig, adapt, live_ground_tracks, load_start
-    from ..atomic import write_json
-    from ..checkpoint import save_checkpoint
-    from ..formats import write_csv
+    from ..atomic import StagedFolder, Staging
     from ..outputs import input_files, output_guard
     from ..paths import resolve_data_path
     from ..pipeline import read_homography
+    from .predict import pipeline_inputs
 
     cfg = AdaptConfig(
         checkpoint=args.checkpoint,
@@ -213,27 +215,96 @@ def run(args: argparse.Namespace) -> int:
     tracks_csv = out / "tracks.csv"
     keep_tracks = args.tracks and tracks_csv.exists() and tracks_csv.samefile(args.tracks)
     writes = [out / "adapted.pt", out / "report.json", *([] if keep_tracks else [tracks_csv])]
-    reads = [*input_files(args.source), args.tracks, args.homography, getattr(args, "config", None)]
-    with output_guard(out, writes=writes, reads=[*reads, resolve_data_path(cfg.checkpoint)]):
+    # train/ is replaced as a whole: no input may lie anywhere in it (an earlier run's best.pt
+    # or train.csv given as --checkpoint or --tracks), nor in its partial or outgoing copy.
+    train = StagedFolder(out / "train")
+    reads = [
+        *input_files(args.source),
+        args.tracks,
+        resolve_data_path(cfg.checkpoint),
+        *pipeline_inputs(config, args, []),  # detector weights, homography, config, tracker
+    ]
+    with output_guard(out, writes=writes, reads=reads, replaces=train.paths):
         homography = read_homography(args.homography) if args.homography else None
         _, start = load_start(cfg.checkpoint)  # a bad checkpoint fails before any tracking
-        work = out / "train"
-        work.mkdir(exist_ok=True)
         progress = not args.no_progress
-        if args.tracks:
+        if args.tracks:  # bad tracks are refused before anything is made in OUT
             tracks, fps, video = _tracks_from_csv(args, config, out)
-        else:
-            tracks, fps, video = _track_videos(args, config, work, progress)
-        learn_on = (
-            tracks
-            if homography is None
-            else live_ground_tracks(tracks, homography, fps, start.cfg.dt_s, config.forecast)
-        )
-        report, payload = adapt(learn_on, fps, work, cfg, progress)
-        save_checkpoint(out / "adapted.pt", payload)
-        if not keep_tracks:
-            write_csv(tracks_csv, tracks)
-        write_json(out / "report.json", {**report.to_dict(), "video": video})
+        # Everything is written under hidden partial names and published together at the end:
+        # a run that fails or is stopped leaves an earlier run's files exactly as they were.
+        staging = Staging()
+        try:
+            work = train.create()
+            if not args.tracks:
+                tracks, fps, video = _track_videos(args, config, work, progress)
+            learn_on = (
+                tracks
+                if homography is None
+                else live_ground_tracks(tracks, homography, fps, start.cfg.dt_s, config.forecast)
+            )
+            report, payload = adapt(learn_on, fps, work, cfg, progress)
+            payload = _name_published_folder(work, train.path, payload)
+            _stage_results(staging, out, payload, None if keep_tracks else tracks, report, video)
+            _publish(train, staging)
+        except BaseException:
+            staging.discard()
+            train.discard()
+            raise
     print(report.table())
     print(f"-> {out / 'adapted.pt'}, {tracks_csv}, {out / 'report.json'}")
     return 0
+
+
+def _stage_results(staging, out: Path, payload: dict, tracks, report, video: dict) -> None:
+    """adapted.pt (checked: it loads back as a forecaster), tracks.csv (unless `tracks` is
+    None: --tracks was OUT/tracks.csv itself) and report.json, under their partial names."""
+    from ..atomic import write_json
+    from ..checkpoint import load_forecaster, save_checkpoint
+    from ..errors import OutputError, TrajpredError
+    from ..formats import write_csv
+
+    with staging.file(out / "adapted.pt") as path:
+        save_checkpoint(path, payload)
+        try:
+            load_forecaster(path)
+        except TrajpredError as e:
+            raise OutputError(out / "adapted.pt", f"does not load back ({e})") from None
+    if tracks is not None:
+        with staging.file(out / "tracks.csv") as path:
+            write_csv(path, tracks)
+    with staging.file(out / "report.json") as path:
+        write_json(path, {**report.to_dict(), "video": video})
+
+
+def _publish(train, staging) -> None:
+    """train/ and the staged files into place, with Ctrl-C and SIGTERM held until both are:
+    never a new train/ beside an earlier adapted.pt."""
+    from ..writer import _HoldInterrupt
+
+    with _HoldInterrupt():
+        train.publish()
+        staging.publish()
+
+
+def _name_published_folder(work: Path, final: Path, payload: dict) -> dict:
+    """The run configs that name the partial folder `work` (the training files adapt wrote,
+    init_from, out_dir) name `final`, where they will be: config.yaml files in `work`, and the
+    returned copy of `payload` (adapted.pt's, which `evaluate` reads to tell trained files)."""
+    from ..atomic import write_text
+
+    old, new = str(work), str(final)
+    for config in work.rglob("config.yaml"):
+        text = config.read_text()
+        if old in text:
+            write_text(config, text.replace(old, new))
+
+    def moved(obj):
+        if isinstance(obj, dict):
+            return {k: moved(v) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [moved(v) for v in obj]
+        if isinstance(obj, str) and obj.startswith(old):
+            return new + obj[len(old) :]
+        return obj
+
+    return {k: v if k == "model" else moved(v) for k, v in payload.items()}

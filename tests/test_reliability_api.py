@@ -6,6 +6,10 @@ Also: a video write that fails (a full disk) is one line of ours, without OpenCV
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -17,6 +21,7 @@ from trajpred.cli import main
 from trajpred.demo import untrained_checkpoint
 from trajpred.errors import TrajpredError
 
+ROOT = Path(__file__).resolve().parents[1]
 FPS = 10.0  # 4 frames per 0.4 s model step
 
 
@@ -171,3 +176,40 @@ def test_the_evaluate_command_checks_its_flags_with_the_same_rules(
             code = e.code
         err = capfd.readouterr().err
         assert code == 2 and err.count("\n") == 1 and words in err, err
+
+
+# ---------------------------------------------------------------- library noise
+
+
+@pytest.mark.slow  # a fresh interpreter with a file size limit
+def test_a_video_write_that_fails_is_one_line_without_opencvs_own(tmp_path):
+    """On a full disk (here a file size limit: EFBIG) OpenCV printed `[ WARN:0@...] global
+    cap_ffmpeg.cpp:219 write FFmpeg: Failed to write frame` once per frame beside our line."""
+    code = textwrap.dedent(
+        """
+        import resource, signal, sys
+        import numpy as np
+        from trajpred.errors import TrajpredError
+        from trajpred.video import VideoWriter
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16000, 16000))
+        writer = VideoWriter(sys.argv[1], 25, 320, 240)
+        noise = np.random.default_rng(0).integers(0, 255, (20, 240, 320, 3), dtype=np.uint8)
+        for frame in noise:
+            writer.write(frame)
+        writer.close()
+        try:
+            writer.verify()
+        except TrajpredError as e:
+            print(e, file=sys.stderr)
+        """
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k != "OPENCV_LOG_LEVEL"}
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "v.mp4")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "v.mp4: cannot write the video" in lines[0], done.stderr

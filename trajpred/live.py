@@ -68,7 +68,10 @@ class Forecaster:
     calibration, then each step's recent errors on this video once their truth has arrived,
     as `predict` does) or "fixed" (the checkpoint's alone).
 
-    Unusable files raise `TrajpredError`; bad values and bad `update()` input raise ValueError.
+    Unusable files raise `TrajpredError`; bad values and bad `update()` input raise ValueError
+    (an `ArgumentError`, also a TrajpredError, naming the argument) by the rules `predict`
+    applies to the same settings and track files to their values (FORECASTER_RULES,
+    `update()`'s docstring). A forecast is never NaN or infinite.
     Not to be confused with `trajpred.model.Forecaster`, the nn.Module this runs.
     """
 
@@ -145,6 +148,10 @@ class Forecaster:
         (N, 4) boxes in pixels (left, top, right, bottom) and optional `classes` (N,).
         frame_id: this frame's 1-based id; by default the previous one + 1. Ids must grow; a
         gap skips frames (tracks are interpolated over gaps up to one model step).
+
+        Ids are integers in [0, 2**53 - 1], as are frame ids (from 1) and classes (from -1);
+        box values lie within +-1e6 pixels, as in track files: beyond, float32 model inputs lose
+        their precision and the forecasts would overflow.
 
         Only tracks with at least 2 samples (one model step, dt_s, after they appear) get a
         forecast, so the result lists fewer tracks than were given.

@@ -37,10 +37,12 @@ from .calibration import (
     warn_if_uncalibrated,
 )
 from .checkpoint import load_forecaster_and_metadata
+from .checks import between, check_arguments, choice, path_like, text, whole
 from .config import ConfigError, from_dict
 from .data import DataConfig, load_split, split_files
 from .errors import InputError
 from .forecast import Forecasts, forecast_on
+from .formats import FORMATS
 from .metrics import (
     KDE_SAMPLES,
     SceneScore,
@@ -53,6 +55,8 @@ from .metrics import (
     score_scene,
 )
 from .paths import PACKAGE_ROOT
+from .pipeline import MAX_K
+from .video import MAX_FPS
 from .windows import Windows
 
 ETH_UCY_SCENES = ("eth", "hotel", "univ", "zara1", "zara2")
@@ -203,6 +207,26 @@ def scene_windows(model, data: str, scene: str, split: str, fps: float, fmt: str
     return windows, cfg
 
 
+# The rules for evaluate_scene's arguments, which `trajpred evaluate` checks its flags with too.
+EVALUATE_RULES = {
+    "checkpoint": path_like,
+    "data": path_like,
+    "scene": text,
+    "k": whole(0, MAX_K),
+    "fps": between(0, MAX_FPS),  # 0: the tracks are at the model step already
+    "fmt": choice("auto", *FORMATS),
+    "calibration": choice("online", "fixed"),
+    "kde_windows": whole(0),
+}
+EVALUATE_FLAGS = {**{n: f"--{n.replace('_', '-')}" for n in EVALUATE_RULES}, "fmt": "--format"}
+
+
+def check_evaluate_arguments(flags: bool = False, **values) -> None:
+    """`evaluate_scene`'s arguments by EVALUATE_RULES; ArgumentError (a ValueError and a
+    TrajpredError) names the first bad one, as its flag with flags=True (`trajpred evaluate`)."""
+    check_arguments(EVALUATE_RULES, values, EVALUATE_FLAGS if flags else None)
+
+
 def evaluate_scene(
     checkpoint: str,
     data: str,
@@ -223,12 +247,21 @@ def evaluate_scene(
     each step's recent errors on earlier windows of the same file), "fixed" the stored
     calibration alone. kde_windows: KDE-NLL (2000 samples per window) on that many windows drawn
     at random (0: on every window; univ's 24,334 take minutes). Distances are in the data's
-    units (metres for ETH/UCY). Raises InputError for unusable files.
+    units (metres for ETH/UCY). Raises InputError for unusable files, ArgumentError (a
+    ValueError) naming the argument for a bad value, by the rules `trajpred evaluate` applies.
     """
-    if calibration not in ("online", "fixed"):
-        raise ValueError(f"calibration must be 'online' or 'fixed', got {calibration!r}")
-    if isinstance(kde_windows, bool) or not isinstance(kde_windows, int) or kde_windows < 0:
-        raise ValueError(f"kde_windows must be an integer >= 0, got {kde_windows!r}")
+    check_evaluate_arguments(
+        checkpoint=checkpoint,
+        data=data,
+        scene=scene,
+        k=k,
+        fps=fps,
+        fmt=fmt,
+        calibration=calibration,
+        kde_windows=kde_windows,
+    )
+    checkpoint, data, fps = os.fspath(checkpoint), os.fspath(data), float(fps)
+    k, kde_windows = int(k), int(kde_windows)
     path = checkpoint_for(checkpoint, scene)
     model, payload = load_forecaster_and_metadata(path)
     windows, cfg = scene_windows(model, data, scene, "test", fps, fmt)

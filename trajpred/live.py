@@ -15,15 +15,19 @@ It is not `trajpred.model.Forecaster`, the nn.Module that both run.
 
 from __future__ import annotations
 
-import math
+import numbers
 import os
 
 import numpy as np
 
+from .checks import ArgumentError, between, check_arguments, choice, path_like, shown, whole
+from .errors import TrajpredError
+from .formats import _MAX_ID, MAX_COORD
 from .geometry import check_homography
-from .pipeline import ForecastConfig, LiveForecaster, load_model, read_homography
+from .pipeline import MAX_K, ForecastConfig, LiveForecaster, load_model, read_homography
 from .results import FrameForecasts
 from .tracking import TrackedBoxes, tracked_from_ultralytics
+from .video import MAX_FPS
 
 DEFAULT_CHECKPOINT = ForecastConfig().checkpoint  # the shipped video model
 # Ultralytics' trackers (bytetrack.yaml and botsort.yaml: new_track_thresh) start a track from a
@@ -33,6 +37,18 @@ NEW_TRACK_CONF = 0.25
 # Frames in a row with confident boxes and no id, before any id was seen, that mean the results
 # were not tracked: a new track is confirmed on its second frame, so one such frame is normal.
 UNTRACKED_FRAMES = 3
+# The rules for Forecaster's arguments: those of the settings `trajpred predict` takes them from
+# (--fps, forecast.k, forecast.calibration, --device), and for update()'s values those of track
+# files (trajpred/formats.py): ids and frames below 2**53, coordinates within +-MAX_COORD.
+FORECASTER_RULES = {
+    "checkpoint": path_like,
+    "fps": between(0, MAX_FPS, low_open=True),
+    "k": whole(0, MAX_K),
+    "device": choice("cpu", "cuda", "auto"),
+    "calibration": choice("online", "fixed"),
+}
+MAX_ID = _MAX_ID - 1  # the largest track id, class id and frame id
+FRAME_RULE = whole(1, MAX_ID)
 UNTRACKED_HINT = (
     "detections without track ids: call model.track(source, stream=True, persist=True) "
     "rather than model.predict() or model(), so every box carries a track id"
@@ -53,7 +69,10 @@ class Forecaster:
     calibration, then each step's recent errors on this video once their truth has arrived,
     as `predict` does) or "fixed" (the checkpoint's alone).
 
-    Unusable files raise `TrajpredError`; bad values and bad `update()` input raise ValueError.
+    Unusable files raise `TrajpredError`; bad values and bad `update()` input raise ValueError
+    (an `ArgumentError`, also a TrajpredError, naming the argument) by the rules `predict`
+    applies to the same settings and track files to their values (FORECASTER_RULES,
+    `update()`'s docstring). A forecast is never NaN or infinite.
     Not to be confused with `trajpred.model.Forecaster`, the nn.Module this runs.
     """
 
@@ -69,12 +88,10 @@ class Forecaster:
     ):
         from .detect import resolve_device
 
-        if not (isinstance(fps, int | float | np.number) and math.isfinite(fps) and fps > 0):
-            raise ValueError(f"fps must be a positive number (the video's frame rate), got {fps!r}")
-        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 0:
-            raise ValueError(f"k must be an integer >= 0 (samples per track), got {k!r}")
-        if calibration not in ("online", "fixed"):
-            raise ValueError(f"calibration must be 'online' or 'fixed', got {calibration!r}")
+        check_arguments(
+            FORECASTER_RULES,
+            dict(checkpoint=checkpoint, fps=fps, k=k, device=device, calibration=calibration),
+        )
         self._cfg = ForecastConfig(
             checkpoint=os.fspath(checkpoint), k=int(k), calibration=calibration
         )
@@ -85,7 +102,7 @@ class Forecaster:
         else:  # the rules read_homography applies to a file, as a ValueError
             self._homography = check_homography(homography)
         self._model = load_model(self._cfg.checkpoint)
-        self._device = resolve_device(device)
+        self._device = resolve_device(device, "device")
         self._fps = float(fps)
         self.reset()
 
@@ -131,6 +148,10 @@ class Forecaster:
         frame_id: this frame's 1-based id; by default the previous one + 1. Ids must grow; a
         gap skips frames (tracks are interpolated over gaps up to one model step).
 
+        Ids are integers in [0, 2**53 - 1], as are frame ids (from 1) and classes (from -1);
+        box values lie within +-1e6 pixels, as in track files: beyond, float32 model inputs lose
+        their precision and the forecasts would overflow.
+
         Only tracks with at least 2 samples (one model step, dt_s, after they appear) get a
         forecast, so the result lists fewer tracks than were given.
         """
@@ -145,16 +166,17 @@ class Forecaster:
                 "update() takes an ultralytics Results, a supervision.Detections with "
                 f"tracker_id, or (track_ids, xyxy) arrays; got {type(tracks).__name__}"
             )
+        _check_values(boxes)
         frame_id = self._next_frame_id(frame_id)
         forecasts = self._live.update(frame_id, boxes)
+        _check_finite(forecasts, frame_id)
         self._frame_id = frame_id
         return forecasts
 
     def _next_frame_id(self, frame_id: int | None) -> int:
         if frame_id is None:
             return self._frame_id + 1
-        if isinstance(frame_id, bool) or not isinstance(frame_id, int | np.integer):
-            raise ValueError(f"frame_id must be an integer, got {frame_id!r}")
+        check_arguments({"frame_id": FRAME_RULE}, {"frame_id": frame_id})
         if frame_id <= self._frame_id:
             raise ValueError(
                 f"frame {frame_id} given after frame {self._frame_id}: frames must come in "
@@ -164,21 +186,27 @@ class Forecaster:
 
     def _from_arrays(self, track_ids, xyxy, classes) -> TrackedBoxes:
         ids = np.asarray(track_ids)
-        box = np.asarray(xyxy, dtype=np.float64)
+        box = _numbers("xyxy", xyxy)
         if ids.ndim != 1:
-            raise ValueError(f"track_ids must have shape (N,), got {ids.shape}")
+            raise ArgumentError("track_ids", f"must have shape (N,), got {ids.shape}")
         n = len(ids)
+        if box.size == 0 and n == 0:
+            box = box.reshape(0, 4)  # update([], []): a frame without tracks
         if box.shape != (n, 4):
-            raise ValueError(f"xyxy must have shape ({n}, 4) for {n} track ids, got {box.shape}")
-        if n and not np.array_equal(ids, np.round(ids.astype(np.float64))):
-            raise ValueError("track_ids must be integers")
+            raise ArgumentError(
+                "xyxy", f"must have shape ({n}, 4) for {n} track ids, got {box.shape}"
+            )
+        ids = _integers("track_ids", ids, 0, MAX_ID)
         if not np.isfinite(box).all():
-            raise ValueError("xyxy holds NaN or infinite values")
+            raise ArgumentError("xyxy", "holds NaN or infinite values")
         if (box[:, 2:] < box[:, :2]).any():
-            raise ValueError("xyxy boxes must be (left, top, right, bottom) with right >= left")
-        cls = np.zeros(n) if classes is None else np.asarray(classes)
+            raise ArgumentError(
+                "xyxy", "boxes must be (left, top, right, bottom) with right >= left"
+            )
+        cls = np.zeros(n, np.int64) if classes is None else np.asarray(classes)
         if cls.shape != (n,):
-            raise ValueError(f"classes must have shape ({n},), got {cls.shape}")
+            raise ArgumentError("classes", f"must have shape ({n},), got {cls.shape}")
+        cls = _integers("classes", cls, -1, MAX_ID)
         if len(np.unique(ids)) != n:
             raise ValueError("a track id appears twice on one frame")
         self._seen_ids = True
@@ -214,3 +242,77 @@ class Forecaster:
             )
         classes = getattr(detections, "class_id", None)
         return self._from_arrays(detections.tracker_id, xyxy, classes)
+
+
+def _numbers(name: str, values) -> np.ndarray:
+    """An array of numbers (not str, not bool) as float64; NaN and inf pass, the caller says
+    what they mean."""
+    a = np.asarray(values)
+    if a.dtype.kind in "iuf":
+        return a.astype(np.float64)
+    items = a.ravel().tolist()
+    for v in items:
+        if not _is_real(v):
+            raise ArgumentError(name, f"must hold numbers, got {shown(v)}")
+    try:
+        return np.array(items, np.float64).reshape(a.shape)
+    except OverflowError:  # a Python int beyond float64
+        big = next(v for v in items if abs(v) > MAX_COORD)
+        raise ArgumentError(
+            name, f"values must lie within +-{MAX_COORD:g}, got {shown(big)}"
+        ) from None
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _integers(name: str, values: np.ndarray, low: int, high: int) -> np.ndarray:
+    """(N,) whole numbers in [low, high] (ints, or floats holding them) as int64; else
+    ArgumentError quoting the first bad value as given (a str, True, 2**70, 1.5)."""
+    if values.dtype.kind in "iuf":
+        with np.errstate(invalid="ignore"):
+            bad = (values < low) | (values > high)
+            if values.dtype.kind == "f":
+                bad |= ~np.isfinite(values) | (values != np.round(values))
+        items = values.tolist()
+    else:  # str, bool or object (e.g. Python ints beyond int64, None): one at a time
+        items = values.tolist()
+        bad = np.array(
+            [not (_is_real(v) and float(v).is_integer() and low <= v <= high) for v in items],
+            bool,
+        )
+    if bad.any():
+        first = items[int(np.argmax(bad))]
+        raise ArgumentError(name, f"must hold integers in [{low}, {high}], got {shown(first)}")
+    return values.astype(np.int64) if values.dtype.kind in "iuf" else np.array(items, np.int64)
+
+
+def _check_values(boxes: TrackedBoxes) -> None:
+    """update()'s input as track files must hold it (trajpred/formats.py): ids below 2**53 and
+    box values within +-MAX_COORD. Beyond, float32 model inputs lose their precision and
+    distances overflow: the forecasts would be NaN."""
+    ids, xywh = boxes.track_id, boxes.box_xywh
+    box = np.column_stack([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]])  # xyxy, as given
+    if ((ids < 0) | (ids > MAX_ID)).any():
+        bad = int(ids[(ids < 0) | (ids > MAX_ID)][0])
+        raise ArgumentError("track_ids", f"must hold integers in [0, {MAX_ID}], got {bad}")
+    absurd = ~(np.abs(box) <= MAX_COORD)
+    if absurd.any():
+        bad = float(box[absurd][0])
+        raise ArgumentError(
+            "xyxy",
+            f"values must lie within +-{MAX_COORD:g} pixels (as in track files), got {bad!r}",
+        )
+
+
+def _check_finite(f: FrameForecasts, frame_id: int) -> None:
+    """A forecast with a NaN or an infinity is a bug somewhere; it is never handed out."""
+    for name in ("xy", "r50", "r90", "samples", "world_xy", "world_r50", "world_r90"):
+        value = getattr(f, name)
+        if value is not None and not np.isfinite(value).all():
+            rows = ~np.isfinite(value.reshape(len(value), -1)).all(1)
+            raise TrajpredError(
+                f"frame {frame_id}: the forecast ({name}) of track {int(f.track_id[rows][0])} "
+                "is not finite"
+            )

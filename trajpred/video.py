@@ -228,6 +228,25 @@ def quiet_native_stderr() -> Iterator[None]:
         os.close(saved)
 
 
+@contextlib.contextmanager
+def quiet_opencv_log() -> Iterator[None]:
+    """OpenCV's own log lines (e.g. `[ WARN:0@1.2] global cap_ffmpeg.cpp:219 write FFmpeg:
+    Failed to write frame`, once per frame on a full disk) off inside the block, for calls
+    whose failures reach the user as one line of ours (`VideoWriter.verify`). Unlike
+    `quiet_native_stderr` it leaves file descriptor 2 alone, so it is cheap enough for every
+    frame and hides nothing of ours. A level chosen with OPENCV_LOG_LEVEL is kept."""
+    if "OPENCV_LOG_LEVEL" in os.environ:
+        yield
+        return
+    log = cv2.utils.logging
+    previous = log.getLogLevel()
+    log.setLogLevel(log.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        log.setLogLevel(previous)
+
+
 def _open_mp4v(path: str | os.PathLike, fps: float, width: int, height: int) -> cv2.VideoWriter:
     with quiet_native_stderr():
         return cv2.VideoWriter(
@@ -280,11 +299,13 @@ class VideoWriter:
         self.n_frames = 0
 
     def write(self, frame_bgr: np.ndarray) -> None:
-        self._writer.write(frame_bgr)
+        with quiet_opencv_log():  # a failed write is verify()'s one line, not a line per frame
+            self._writer.write(frame_bgr)
         self.n_frames += 1
 
     def close(self) -> None:
-        self._writer.release()
+        with quiet_opencv_log():
+            self._writer.release()
 
     def verify(self) -> None:
         """After close(): the file opens and holds n_frames frames, or OutputError."""

@@ -67,8 +67,8 @@ def run(args) -> int:
     import sys
 
     from ..atomic import write_text
-    from ..errors import TrajpredError
     from ..evaluation import (
+        check_evaluate_arguments,
         evaluate_scene,
         plot_forecasts,
         scenes_of,
@@ -78,10 +78,18 @@ def run(args) -> int:
     from ..metrics import format_table, format_uncertainty_table, scores_to_json
     from ..outputs import input_files, refuse_overwriting_inputs
 
-    if args.k < 0:
-        raise TrajpredError("--k must be >= 0")
-    if args.kde_windows < 0:
-        raise TrajpredError("--kde-windows must be >= 0 (0: every window)")
+    for scene in args.scene:  # the same rules as trajpred.evaluate's, named as flags
+        check_evaluate_arguments(
+            flags=True,
+            checkpoint=args.checkpoint,
+            data=args.data,
+            scene=scene,
+            k=args.k,
+            fps=args.fps,
+            fmt=args.format,
+            calibration=args.calibration,
+            kde_windows=args.kde_windows,
+        )
     refuse_overwriting_inputs(
         [args.save_predictions, args.json, args.plot], input_files(args.checkpoint, args.data)
     )

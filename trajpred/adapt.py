@@ -534,6 +534,7 @@ def _finetune(model, train: Tracks, val: Tracks, run: _Run, work_dir: Path, epoc
             eval_k=0,
             threads=cfg.threads,
             init_from=str(init),
+            calibrate=False,  # adapt calibrates the model it ships, once (calibrate_camera)
             out_dir=str(work_dir),
         ),
     )

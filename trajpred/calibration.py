@@ -159,21 +159,26 @@ def gaussian_log_density(xy: np.ndarray, centre: np.ndarray, sigma: np.ndarray) 
     return -np.log(2 * np.pi * var) - ((xy - centre) ** 2).sum(-1) / (2 * var)
 
 
-SIGMA_SCALE_GRID = np.exp(np.linspace(np.log(0.1), np.log(100.0), 241))  # ~3 % apart
+SIGMA_SCALE_COARSE = np.exp(np.linspace(np.log(0.1), np.log(100.0), 31))  # ~26 % apart
 
 
 def fit_sigma_scale(
     truth: np.ndarray, mode_xy: np.ndarray, mode_prob: np.ndarray, mode_sigma: np.ndarray
 ) -> np.ndarray:
     """(P,) the factor on every mode's sigma that maximises the truth's mean log density per
-    step (a grid search, 3 % apart, over 0.1 to 100)."""
-    best = np.zeros(truth.shape[1])
-    best_ll = np.full(truth.shape[1], -np.inf)
-    for s in SIGMA_SCALE_GRID:
-        ll = mixture_log_density(truth, mode_xy, mode_prob, mode_sigma * s).mean(0)
-        better = ll > best_ll
-        best, best_ll = np.where(better, s, best), np.where(better, ll, best_ll)
-    return best
+    step, over 0.1 to 100: a coarse grid, then a fine one (about 1 % apart) around each step's
+    best coarse factor."""
+
+    def best_of(grid: np.ndarray) -> np.ndarray:  # grid (G, P) -> (P,) the best per step
+        ll = np.stack(
+            [mixture_log_density(truth, mode_xy, mode_prob, mode_sigma * g).mean(0) for g in grid]
+        )  # (G, P)
+        return grid[ll.argmax(0), np.arange(grid.shape[1])]
+
+    steps = truth.shape[1]
+    coarse = best_of(np.repeat(SIGMA_SCALE_COARSE[:, None], steps, 1))
+    fine = coarse * np.exp(np.linspace(-0.25, 0.25, 41))[:, None]  # (41, P) around each
+    return best_of(np.clip(fine, SIGMA_SCALE_COARSE[0], SIGMA_SCALE_COARSE[-1]))
 
 
 def fit_cv_sigma(truth: np.ndarray, cv_xy: np.ndarray) -> np.ndarray:

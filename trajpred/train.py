@@ -102,6 +102,7 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads (0 = torch's default)
     device: str = "auto"  # auto | cpu | cuda: where the model trains (auto: a GPU if there is one)
     init_from: str = ""  # start from this checkpoint's weights (fine-tuning); same model config
+    calibrate: bool = True  # fit best.pt's uncertainty calibration on the validation windows
     out_dir: str = "runs/train"
 
     def __post_init__(self) -> None:
@@ -567,6 +568,6 @@ def fit(run: RunConfig, resume: bool = False, progress: bool = True, log=print) 
         raise TrajpredError(
             f"{out_dir}: training ran no epoch (already finished? use a new train.out_dir)"
         )
-    if ctx.is_main:
+    if ctx.is_main and cfg.calibrate:
         _calibrate(best_path, data[1], log)
     return FitResult(t.best, len(t.history), best_path, last_path, ctx.is_main)

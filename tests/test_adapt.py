@@ -109,6 +109,7 @@ def test_split_in_time_holds_out_the_last_frames():
     assert train.frame_id.tolist() == list(range(1, 9)) and val.frame_id.tolist() == [9, 10]
 
 
+@pytest.mark.slow  # several fine-tunes in-process: 10-20 s
 def test_no_better_weights_ship_the_starting_model_unchanged(clip, tmp_path):
     tracks = read_mot(clip / "gt_mot.txt")
     cfg = AdaptConfig(lr=0.0, epochs=1, min_train_windows=10, min_val_windows=5, prior=False)
@@ -316,6 +317,7 @@ def test_weight_average_of_equal_models_is_the_model_and_of_two_the_midpoint():
         torch.testing.assert_close(mid.state_dict()[name], value + 0.5)
 
 
+@pytest.mark.slow  # several fine-tunes in-process: 10-20 s
 def test_averaged_fine_tunes_never_saw_the_block_they_forecast(clip, tmp_path):
     tracks = read_mot(clip / "gt_mot.txt")
     cfg = AdaptConfig(epochs=2, min_train_windows=10, min_val_windows=5, prior=False, average=True)

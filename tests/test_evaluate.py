@@ -49,7 +49,10 @@ def test_shipped_checkpoint_gives_the_readme_row_on_eth(shared_dir):
     ckpt = SHIPPED_ETH_UCY / "eth.pt"
     if not ckpt.exists():
         pytest.skip("no shipped ETH checkpoint")
-    result = evaluate_scene(str(ckpt), str(shared_dir / "data/eth_ucy"), "eth", k=20)
+    # KDE-NLL on a few windows: this test reads ADE/FDE
+    result = evaluate_scene(
+        str(ckpt), str(shared_dir / "data/eth_ucy"), "eth", k=20, kde_windows=50
+    )
     assert np.isfinite(result.forecasts.mean).all()
     # Every figure as README.md prints it (3 decimals): a regression of 0.001 m shows.
     printed = markdown_table(format_table([result.score]), RESULTS_HEADER)
@@ -213,7 +216,9 @@ def test_shipped_video_model_is_flagged_on_eth_ucy(shared_dir):
     ckpt = REPO / "data/checkpoints/video.pt"
     if not ckpt.exists():
         pytest.skip("no shipped video checkpoint")
-    result = trajpred.evaluate(str(ckpt), str(shared_dir / "data/eth_ucy"), "eth", k=0)
+    result = trajpred.evaluate(
+        str(ckpt), str(shared_dir / "data/eth_ucy"), "eth", k=0, kde_windows=50
+    )
     assert result.trained_on == ["biwi_eth.txt"] and "not a held-out score" in result.warning
     assert (
         trajpred.evaluate(

@@ -196,3 +196,34 @@ def video_assets(tmp_path_factory):
         scene=scene,
         checkpoint=untrained_checkpoint(root / "untrained.pt"),
     )
+
+
+MAX_LINE = 300  # what "a few hundred characters" means for an error line
+
+
+@pytest.fixture
+def trajpred(capfd):
+    """The CLI in-process, as the console script runs it: (exit code, stdout, stderr) as a
+    CompletedProcess."""
+    from trajpred.cli import main
+
+    def run(*args):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as e:
+            code = e.code
+        out, err = capfd.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
+
+    return run
+
+
+def assert_one_line(done, *words, code: int = 2):
+    """The run ended with `code` and one stderr line of at most MAX_LINE characters, no
+    traceback, holding every word."""
+    assert done.returncode == code, done.stdout[-2000:] + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert len(lines[0]) <= MAX_LINE, lines[0]
+    for word in words:
+        assert word in lines[0], lines[0]

@@ -1,7 +1,6 @@
 """Bad input through the CLI, as a user meets it: one line naming the file and the problem,
 exit code 2, no traceback, and nothing already written damaged."""
 
-import subprocess
 from collections import OrderedDict
 
 import pytest
@@ -9,28 +8,11 @@ import torch
 from conftest import build_tracks, camera_checkpoint
 
 from trajpred.checkpoint import save_checkpoint
-from trajpred.cli import main
 from trajpred.model import Forecaster, ForecasterConfig
 
 
 class NotTensors:  # pickled by the "malicious" checkpoint below
     pass
-
-
-@pytest.fixture
-def trajpred(capfd):
-    """Run the CLI in-process (as the console script does) and return its exit code and output;
-    test_cli.py covers the same entry point through a real subprocess."""
-
-    def run(*args):
-        try:
-            code = main(list(args))
-        except SystemExit as e:
-            code = e.code
-        out, err = capfd.readouterr()
-        return subprocess.CompletedProcess(args, code, out, err)
-
-    return run
 
 
 def good_checkpoint(path, **cfg):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import MAX_LINE, assert_one_line
 
 from trajpred.adapt import AdaptConfig
 from trajpred.checks import ConfigError, SettingError
@@ -44,31 +45,6 @@ CONFIGS = [
     CameraConfig,
     SynthConfig,
 ]
-MAX_LINE = 300  # what "a few hundred characters" means for an error line
-
-
-@pytest.fixture
-def trajpred(capfd):
-    """The CLI in-process: (exit code, stdout, stderr)."""
-
-    def run(*args):
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as e:
-            code = e.code
-        out, err = capfd.readouterr()
-        return subprocess.CompletedProcess(args, code, out, err)
-
-    return run
-
-
-def assert_one_line(done, *words):
-    assert done.returncode == 2, done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
-    assert len(lines[0]) <= MAX_LINE, lines[0]
-    for word in words:
-        assert word in lines[0], lines[0]
 
 
 # ---------------------------------------------------------------- every setting has a range

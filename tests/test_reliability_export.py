@@ -10,7 +10,6 @@ are copies of those with their metadata edited.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -18,19 +17,18 @@ from pathlib import Path
 import onnx
 import pytest
 import torch
+from conftest import MAX_LINE, assert_one_line
 from test_reliability_cli import small_disk  # noqa: F401 - the read-only folder fixture
 
 import trajpred.export as export_module
 from trajpred.calibration import Calibration
 from trajpred.checkpoint import load_forecaster, save_checkpoint
-from trajpred.cli import main
 from trajpred.errors import InputError, TrajpredError
 from trajpred.export import export_forecaster
 from trajpred.exported import METADATA_KEY, quiet_torch
 from trajpred.model import Forecaster, ForecasterConfig
 
 SUFFIX = {"onnx": ".onnx", "torchscript": ".ts"}
-MAX_LINE = 300
 CONFIG = ForecasterConfig(hidden_size=16, embed_size=8, num_modes=3, social_neighbours=2)
 
 
@@ -85,30 +83,6 @@ def assert_one_line_error(e: BaseException, path: Path, *words: str) -> None:
         assert word in message, message
 
 
-@pytest.fixture
-def trajpred(capfd):
-    """The CLI in-process: (exit code, stdout, stderr)."""
-
-    def run(*args):
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as e:
-            code = e.code
-        out, err = capfd.readouterr()
-        return subprocess.CompletedProcess(args, code, out, err)
-
-    return run
-
-
-def assert_cli_one_line(done, *words):
-    assert done.returncode == 2, done.stdout + done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
-    assert len(lines[0]) <= MAX_LINE, lines[0]
-    for word in words:
-        assert word in lines[0], lines[0]
-
-
 # ---------------------------------------------------------------- metadata against the graph
 
 
@@ -153,7 +127,7 @@ def test_metadata_that_disagrees_with_its_graph_is_refused_on_loading(
 def test_a_disagreeing_file_is_one_line_for_the_cli(small, tmp_path, trajpred, eth_ucy_like_root):
     bad = with_metadata(small[2]["onnx"], tmp_path / "bad.onnx", LIES["pred_len"])
     done = trajpred("evaluate", "--checkpoint", bad, "--data", eth_ucy_like_root, "--scene", "toy")
-    assert_cli_one_line(done, str(bad), "pred_len 8")
+    assert_one_line(done, str(bad), "pred_len 8")
 
 
 def test_the_files_export_writes_pass_their_own_check(small):
@@ -253,7 +227,7 @@ def test_export_without_onnxruntime_leaves_the_earlier_file(small, tmp_path, tra
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` now fails
     done = trajpred("export", "--checkpoint", other, "--out", out)
     assert out.read_bytes() == files["onnx"].read_bytes(), "the earlier export was replaced"
-    assert_cli_one_line(done, str(out), "onnxruntime")
+    assert_one_line(done, str(out), "onnxruntime")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
 
 
@@ -264,5 +238,5 @@ def test_export_into_a_read_only_folder_names_out(small, small_disk):  # noqa: F
     out.write_bytes(b"earlier")
     why = small_disk.read_only()
     done = small_disk.run("export", "--checkpoint", first, "--out", out)
-    assert_cli_one_line(done, f"{out}: cannot write ({why})")
+    assert_one_line(done, f"{out}: cannot write ({why})")
     assert out.read_bytes() == b"earlier"

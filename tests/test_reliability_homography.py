@@ -7,15 +7,14 @@ homography` answers absurd input with one line of its own, not numpy's warnings.
 
 from __future__ import annotations
 
-import subprocess
 import warnings
 
 import cv2
 import numpy as np
 import pytest
+from conftest import assert_one_line
 
 from trajpred import Forecaster
-from trajpred.cli import main
 from trajpred.errors import InputError, TrajpredError
 from trajpred.geometry import (
     GroundPlane,
@@ -25,32 +24,7 @@ from trajpred.geometry import (
 )
 from trajpred.synth.world import Camera, CameraConfig
 
-MAX_LINE = 300
 FPS = 10.0
-
-
-@pytest.fixture
-def trajpred(capfd):
-    """The CLI in-process: (exit code, stdout, stderr)."""
-
-    def run(*args):
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as e:
-            code = e.code
-        out, err = capfd.readouterr()
-        return subprocess.CompletedProcess(args, code, out, err)
-
-    return run
-
-
-def assert_one_line(done, *words):
-    assert done.returncode == 2, done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
-    assert len(lines[0]) <= MAX_LINE, lines[0]
-    for word in words:
-        assert word in lines[0], lines[0]
 
 
 def low_camera() -> np.ndarray:

@@ -99,10 +99,10 @@ def _refuse_inputs_below(folders: Iterable[PathLike], inputs: list[PathLike]) ->
         for parent in Path(os.path.realpath(path)).parents:
             folder = replaced.get(_identity(parent))
             if folder is not None:
-                raise TrajpredError(
-                    f"{os.fspath(path)}: is an input of this command, inside {os.fspath(folder)} "
-                    f"which it replaces; that would destroy it, so nothing was run: copy it "
-                    f"elsewhere or choose another output"
+                raise TrajpredError(  # the folder by name: the line stays under 300 chars
+                    f"{os.fspath(path)}: is an input of this command, inside the folder "
+                    f"{Path(folder).name}/ it replaces; nothing was run: copy it elsewhere or "
+                    "choose another output"
                 )
 
 

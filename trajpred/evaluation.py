@@ -401,10 +401,14 @@ def score_uncertainty(
     return Reliability(calibrated, inside / n if kde else None, cv)
 
 
-def calibrate_on(model, windows: Windows, source: str = "") -> Calibration:
+def calibrate_on(
+    model, windows: Windows, source: str = "", fc: Forecasts | None = None
+) -> Calibration:
     """A Calibration of `model` fitted on `windows` it was not trained on (their futures are
-    the labels): see trajpred/calibration.py."""
-    fc = forecast_on(model, windows, mixture=True, calibration=gaussian(model.cfg.pred_len))
+    the labels): see trajpred/calibration.py. fc: the model's forecasts of those windows with
+    their mixture, when the caller has them already (else they are made here)."""
+    if fc is None:
+        fc = forecast_on(model, windows, mixture=True, calibration=gaussian(model.cfg.pred_len))
     assert fc.mixture is not None and fc.sigma is not None
     return fit_calibration(
         windows.fut_xy.astype(np.float64),
@@ -443,8 +447,8 @@ def calibrate_checkpoint(
     model = model_from_payload(payload, path)
     windows, cfg = scene_windows(model, data, scene, split, fps, fmt)
     what = "every window of the track files" if cfg.test_files else f"{split} split"
-    before = forecast_on(model, windows, calibration=gaussian(model.cfg.pred_len))
-    calibration = calibrate_on(model, windows, f"{scene}, {what}: {len(windows)} windows")
+    before = forecast_on(model, windows, mixture=True, calibration=gaussian(model.cfg.pred_len))
+    calibration = calibrate_on(model, windows, f"{scene}, {what}: {len(windows)} windows", before)
     r50, r90 = calibration.radii(before.sigma)
     save_checkpoint(out, {**payload, "calibration": calibration.to_dict()})
 

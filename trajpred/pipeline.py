@@ -261,14 +261,15 @@ class LiveForecaster:
         class_of = dict(zip(tracks.track_id.tolist(), tracks.class_id.tolist(), strict=True))
         for k, rows in sorted(self._samples(i, tracks, positions).items()):
             ids = [r[0] for r in rows]
+            xy = np.array([r[1] for r in rows])
             if self.outcomes is not None:  # the truth of earlier forecasts of these tracks
-                self.outcomes.arrive(ids, np.full(len(ids), k), np.array([r[1] for r in rows]))
+                self.outcomes.arrive(ids, np.full(len(ids), k), xy)
             # Box sizes set the pixels-per-metre scale; on the ground plane it stays 1, and a
             # model with box features reads zeros there, as it does for ETH/UCY's metres.
             boxes = None if self.ground is not None else np.array([r[2] for r in rows])
             self.streams.observe(
                 ids,
-                np.array([r[1] for r in rows]),
+                xy,
                 boxes,
                 class_id=np.array([class_of[t] for t in ids]),  # camera models may read it
             )

@@ -165,12 +165,12 @@ def test_predict_in_process_publishes_every_output(video_assets, tmp_path, monke
 
 
 def test_ctrl_c_during_a_message_is_raised_after_it():
-    from trajpred.writer import _HoldInterrupt
+    from trajpred.atomic import HoldInterrupt
 
     before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
     reached_end = False
     with pytest.raises(KeyboardInterrupt):
-        with _HoldInterrupt():
+        with HoldInterrupt():
             os.kill(os.getpid(), signal.SIGINT)
             for _ in range(1000):  # give the signal handler a chance to run inside the block
                 pass

@@ -19,7 +19,9 @@ import json
 import os
 import resource
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -236,3 +238,25 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
     elif path.is_symlink() or path.is_file():
         path.unlink()
+
+
+class HoldInterrupt:
+    """Ctrl-C inside the block is raised when it ends, so that what the block writes is never
+    cut in half: a message to the writer process, files published together (only the main
+    thread receives signals; elsewhere this does nothing)."""
+
+    def __enter__(self) -> None:
+        self.pending, self.previous = False, None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.getsignal(signal.SIGINT)
+            if self.previous is not None:
+                signal.signal(signal.SIGINT, self._hold)
+
+    def _hold(self, signum, frame) -> None:
+        self.pending = True
+
+    def __exit__(self, kind, *_) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        if self.pending and kind is None:
+            raise KeyboardInterrupt

@@ -34,7 +34,6 @@ import multiprocessing.util
 import os
 import shutil
 import signal
-import threading
 import traceback
 from collections import deque
 from collections.abc import Callable
@@ -45,6 +44,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from .atomic import HoldInterrupt
 from .errors import TrajpredError, reason
 from .pipeline import ForecastConfig
 from .render import RenderConfig
@@ -198,7 +198,7 @@ class WriterProcess:
         self._error: Failure | None = None
         self._copy_pixels = job.render.video  # without a video the writer never reads them
         try:
-            with _HoldInterrupt():
+            with HoldInterrupt():
                 self._send(OpenVideo(job, self._shm.name, self.depth))
                 reply = self._recv()
             if isinstance(reply, OpenFailed):
@@ -209,7 +209,7 @@ class WriterProcess:
 
     def put(self, result: FrameResult) -> None:
         """Hand over one tracked frame (blocks while `depth` frames are in flight)."""
-        with _HoldInterrupt():
+        with HoldInterrupt():
             self._put(result)
 
     def _put(self, result: FrameResult) -> None:
@@ -235,7 +235,7 @@ class WriterProcess:
         """Wait for every frame handed over, close the files and publish them (publish=False:
         remove them, leaving an earlier run's files as they were); the seconds the forecaster
         spent. Raises the first error the writer met."""
-        with _HoldInterrupt():
+        with HoldInterrupt():
             return self._finish(publish)
 
     def _finish(self, publish: bool) -> float:
@@ -326,27 +326,6 @@ def _stop(proc, conn) -> None:
     if proc.is_alive():
         proc.kill()
     conn.close()
-
-
-class _HoldInterrupt:
-    """Ctrl-C inside the block is raised when it ends, so that no message to the writer is
-    cut in half (only the main thread receives signals; elsewhere this does nothing)."""
-
-    def __enter__(self) -> None:
-        self.pending, self.previous = False, None
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.getsignal(signal.SIGINT)
-            if self.previous is not None:
-                signal.signal(signal.SIGINT, self._hold)
-
-    def _hold(self, signum, frame) -> None:
-        self.pending = True
-
-    def __exit__(self, kind, *_) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-        if self.pending and kind is None:
-            raise KeyboardInterrupt
 
 
 # ---------------------------------------------------------------------- the writer's end

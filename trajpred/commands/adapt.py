@@ -279,9 +279,9 @@ def _stage_results(staging, out: Path, payload: dict, tracks, report, video: dic
 def _publish(train, staging) -> None:
     """train/ and the staged files into place, with Ctrl-C and SIGTERM held until both are:
     never a new train/ beside an earlier adapted.pt."""
-    from ..writer import _HoldInterrupt
+    from ..atomic import HoldInterrupt
 
-    with _HoldInterrupt():
+    with HoldInterrupt():
         train.publish()
         staging.publish()
 

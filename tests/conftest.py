@@ -227,3 +227,16 @@ def assert_one_line(done, *words, code: int = 2):
     assert len(lines[0]) <= MAX_LINE, lines[0]
     for word in words:
         assert word in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def cv_checkpoint(tmp_path_factory) -> str:
+    """An untrained forecaster: it forecasts exactly constant velocity."""
+    from trajpred.demo import untrained_checkpoint
+
+    return untrained_checkpoint(tmp_path_factory.mktemp("cv") / "cv.pt")
+
+
+def box_at(x: float, y: float = 300.0, w: float = 30.0, h: float = 90.0) -> list[float]:
+    """xyxy of a w x h box whose bottom centre is (x, y)."""
+    return [x - w / 2, y - h, x + w / 2, y]

@@ -10,27 +10,15 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from conftest import camera_checkpoint
+from conftest import box_at, camera_checkpoint
 
 import trajpred
 from trajpred import Forecaster
-from trajpred.demo import untrained_checkpoint
 from trajpred.detect import SHIPPED_DETECTOR
 from trajpred.errors import TrajpredError
 from trajpred.pipeline import ForecastConfig, load_model
 
 FPS = 10.0  # 4 frames per 0.4 s model step
-
-
-@pytest.fixture(scope="module")
-def cv_checkpoint(tmp_path_factory) -> str:
-    """An untrained forecaster: it forecasts exactly constant velocity."""
-    return untrained_checkpoint(tmp_path_factory.mktemp("api") / "cv.pt")
-
-
-def box_at(x: float, y: float = 300.0, w: float = 30.0, h: float = 90.0) -> list[float]:
-    """xyxy of a w x h box whose bottom centre is (x, y)."""
-    return [x - w / 2, y - h, x + w / 2, y]
 
 
 def results(rows, conf=0.9, shape=(384, 640)):

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from conftest import assert_one_line, build_tracks, clip
+from test_reliability_cli import terminate_when
 
 from trajpred.adapt import AdaptReport, ArmScore
 from trajpred.checkpoint import load_checkpoint, load_forecaster
@@ -193,17 +192,6 @@ def start(*args) -> subprocess.Popen:
         text=True,
         start_new_session=True,
     )
-
-
-def terminate_when(proc: subprocess.Popen, ready) -> str:
-    """SIGTERM to the whole process group once `ready()`; returns stderr."""
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None and not ready():
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run ended before it could be stopped"
-    os.killpg(proc.pid, signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=120)
-    return stderr
 
 
 def written(out: Path, name: str, rows: int = 0) -> bool:

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import box_at
 
 import trajpred
 from trajpred import Forecaster
@@ -23,16 +24,6 @@ from trajpred.errors import TrajpredError
 
 ROOT = Path(__file__).resolve().parents[1]
 FPS = 10.0  # 4 frames per 0.4 s model step
-
-
-@pytest.fixture(scope="module")
-def cv_checkpoint(tmp_path_factory) -> str:
-    """An untrained forecaster: it forecasts exactly constant velocity."""
-    return untrained_checkpoint(tmp_path_factory.mktemp("api_reliability") / "cv.pt")
-
-
-def box_at(x: float, y: float = 300.0, w: float = 30.0, h: float = 90.0) -> list[float]:
-    return [x - w / 2, y - h, x + w / 2, y]
 
 
 def refused(call, argument: str, *words: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -45,8 +46,9 @@ def run_trajpred(*args, cwd=None, env=None, timeout=180) -> subprocess.Completed
 def markdown_table(text: str, header: str) -> dict[str, dict[str, str]]:
     """The markdown table of `text` whose header row starts with `header` (e.g. "| scene |
     windows |"), as {first cell: {column name: cell}}, cells as printed; fails if absent. Tests
-    read the README's figures with it, so a test and the README cannot drift apart."""
-    lines = text.splitlines()
+    read the documentation's figures with it, so a test and the page cannot drift apart. A
+    table indented under a list item counts too."""
+    lines = [line.strip() for line in text.splitlines()]
     start = next((i for i, line in enumerate(lines) if line.startswith(header)), None)
     assert start is not None, f"no table with the header {header!r}"
     names = [c.strip() for c in lines[start].strip("|").split("|")]
@@ -59,9 +61,49 @@ def markdown_table(text: str, header: str) -> dict[str, dict[str, str]]:
     return rows
 
 
-def readme_table(header: str) -> dict[str, dict[str, str]]:
-    """`markdown_table` of README.md."""
-    return markdown_table((ROOT / "README.md").read_text(), header)
+def doc_pages() -> list[Path]:
+    """The pages a reader meets: README.md, then docs/**/*.md (the mkdocs site), sorted."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+def doc_table(header: str) -> dict[str, dict[str, str]]:
+    """`markdown_table` of the README or the docs page that holds the table whose header row
+    starts with `header`. Where several pages show it, they must agree cell for cell (a copy
+    cannot go stale on its own); fails if no page has it."""
+    found = {}
+    for page in doc_pages():
+        text = page.read_text()
+        if any(line.strip().startswith(header) for line in text.splitlines()):
+            found[page.relative_to(ROOT).as_posix()] = markdown_table(text, header)
+    assert found, f"no page of README.md and docs/ has a table with the header {header!r}"
+    (first, table), *others = found.items()
+    for page, other in others:
+        assert other == table, f"{page} and {first} show the table {header!r} differently"
+    return table
+
+
+EXAMPLE_MARKER = re.compile(r"<!-- example: ([a-z_]+) -->")
+
+
+def doc_blocks(lang: str) -> list[tuple[str, int, str | None, str]]:
+    """Every fenced ```LANG block of README.md and docs/**/*.md, in order, as (page, line of
+    the fence, name, code): the name is that of an `<!-- example: NAME -->` comment on the
+    line before the fence (None without one), which says how a test checks the example."""
+    blocks = []
+    for page in doc_pages():
+        lines = page.read_text().splitlines()
+        i = 0
+        while i < len(lines):
+            if lines[i].strip() == f"```{lang}":
+                indent = len(lines[i]) - len(lines[i].lstrip())
+                end = next(j for j in range(i + 1, len(lines)) if lines[j].strip() == "```")
+                code = "\n".join(line[indent:] for line in lines[i + 1 : end]) + "\n"
+                marker = EXAMPLE_MARKER.fullmatch(lines[i - 1].strip()) if i else None
+                name = marker.group(1) if marker else None
+                blocks.append((page.relative_to(ROOT).as_posix(), i + 1, name, code))
+                i = end
+            i += 1
+    return blocks
 
 
 @pytest.fixture(autouse=True, scope="session")

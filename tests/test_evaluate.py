@@ -1,14 +1,14 @@
 """Evaluation: on the real ETH/UCY files (skipped without ../shared) the loader and metric
-reproduce the data README's constant-velocity anchor and the shipped checkpoints reproduce
-README.md's results table; best-of-K never gets worse as K grows; a checkpoint evaluated on files
-it trained on is named."""
+reproduce the data README's constant-velocity anchor and the shipped checkpoints reproduce the
+results table of docs/benchmarks/eth_ucy.md; best-of-K never gets worse as K grows; a checkpoint
+evaluated on files it trained on is named."""
 
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import ETH_UCY_SCENES, curvy_walks, markdown_table, readme_table
+from conftest import ETH_UCY_SCENES, curvy_walks, doc_table, markdown_table
 
 import trajpred
 from trajpred.checkpoint import load_checkpoint, load_forecaster, save_checkpoint
@@ -24,7 +24,8 @@ from trajpred.model import ForecastOutput
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_ETH_UCY = REPO / "data/checkpoints/eth_ucy"
-# README.md's "Results on ETH/UCY" table: the shipped checkpoints' scores, as printed.
+# The ETH/UCY results table (docs/benchmarks/eth_ucy.md): the shipped checkpoints' scores, as
+# printed.
 RESULTS_HEADER = "| scene | windows | ADE | FDE | CV ADE | CV FDE | minADE20 | minFDE20 |"
 # Constant velocity (last step), all agents, from ../shared/data/eth_ucy/README.md.
 CV_ANCHOR = {
@@ -54,15 +55,15 @@ def test_shipped_checkpoint_gives_the_readme_row_on_eth(shared_dir):
         str(ckpt), str(shared_dir / "data/eth_ucy"), "eth", k=20, kde_windows=50
     )
     assert np.isfinite(result.forecasts.mean).all()
-    # Every figure as README.md prints it (3 decimals): a regression of 0.001 m shows.
+    # Every figure as the benchmark page prints it (3 decimals): a regression of 0.001 m shows.
     printed = markdown_table(format_table([result.score]), RESULTS_HEADER)
-    assert printed["eth"] == readme_table(RESULTS_HEADER)["eth"]
+    assert printed["eth"] == doc_table(RESULTS_HEADER)["eth"]
 
 
 @pytest.mark.slow  # 34,161 windows through five ensembles: about 17 s on 2 cores
-def test_evaluate_all_scenes_with_the_checkpoint_folder_prints_the_readme_table(shared_dir, capsys):
+def test_evaluate_all_scenes_with_the_checkpoint_folder_prints_the_doc_table(shared_dir, capsys):
     """`trajpred evaluate --checkpoint data/checkpoints/eth_ucy --scene all`, as README.md runs
-    it (one checkpoint per scene from the folder, K = 20 by default), prints README.md's table:
+    it (one checkpoint per scene from the folder, K = 20 by default), prints the benchmark table:
     all five scenes and the average, deterministic and best-of-20, to the last printed digit."""
     if not all((SHIPPED_ETH_UCY / f"{s}.pt").is_file() for s in ETH_UCY_SCENES):
         pytest.skip(f"shipped checkpoints in {SHIPPED_ETH_UCY} are absent")
@@ -78,7 +79,7 @@ def test_evaluate_all_scenes_with_the_checkpoint_folder_prints_the_readme_table(
     ]
     assert main([*args, "--data", str(shared_dir / "data/eth_ucy")]) == 0
     printed = markdown_table(capsys.readouterr().out, RESULTS_HEADER)
-    readme = readme_table(RESULTS_HEADER)
+    readme = doc_table(RESULTS_HEADER)  # docs/benchmarks/eth_ucy.md
     assert list(printed) == [*ETH_UCY_SCENES, "avg"] == list(readme)
     for scene, row in readme.items():
         assert printed[scene] == row, scene

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import readme_table
+from conftest import doc_table
 
 from trajpred.checkpoint import load_forecaster
 from trajpred.cli import main
@@ -115,11 +115,13 @@ def test_api_forecaster_takes_an_exported_file(exported, video_tracks, backend):
     assert n > 100
 
 
-# zara1: where README says int8 costs most (an export and 2,356 windows: a few seconds)
+# zara1: where docs/benchmarks/eth_ucy.md says int8 costs most (an export and 2,356 windows:
+# a few seconds)
 @pytest.mark.parametrize("scene", ["eth", pytest.param("zara1", marks=pytest.mark.slow)])
 def test_int8_gives_the_readme_figures_on_eth_ucy(exported, shared_dir, scene):
-    """The int8 export of a shipped ensemble scores README's int8 table on the real test windows
-    (ADE, FDE, best-of-20), to its printed digits: a coarser quantisation shows."""
+    """The int8 export of a shipped ensemble scores the int8 table (docs/benchmarks/eth_ucy.md)
+    on the real test windows (ADE, FDE, best-of-20), to its printed digits: a coarser
+    quantisation shows."""
     from trajpred.evaluation import evaluate_scene
 
     checkpoint = ENSEMBLE.with_name(f"{scene}.pt")
@@ -127,7 +129,7 @@ def test_int8_gives_the_readme_figures_on_eth_ucy(exported, shared_dir, scene):
         pytest.skip(f"shipped checkpoint {checkpoint} is absent")
     int8 = exported(checkpoint, "onnx", int8=True)
     s = evaluate_scene(str(int8), str(shared_dir / "data/eth_ucy"), scene, k=20).score
-    row = readme_table("| scene | ADE fp32 | ADE int8 |")[scene]
+    row = doc_table("| scene | ADE fp32 | ADE int8 |")[scene]
     printed = [f"{v:.3f}" for v in (s.ade, s.fde, s.min_ade, s.min_fde)]
     readme = [row["ADE int8"], row["FDE int8"]]
     readme += [row[f"{name}20 fp32 / int8"].split(" / ")[1] for name in ("minADE", "minFDE")]

@@ -1,22 +1,32 @@
-"""The README's Python examples run, offline, so they cannot rot, and print what they say.
+"""The examples of README.md and of the documentation (docs/**/*.md) run, offline, so they
+cannot rot, and print what they say; their command lines are ones the console script accepts.
 
-Each ```python block of the "Python API" section runs on its own, in a folder laid out as the
-examples expect: `clip.mp4` (a short synthetic video at 25 fps), `data/` (the shipped models)
-and `../shared/data/eth_ucy` (the real ETH/UCY data where present, else a small stand-in of
-synthetic walks in its layout).
+One mechanism for every page (conftest's `doc_blocks`):
+
+- each ```python block carries an `<!-- example: NAME -->` comment on the line before it, and
+  runs on its own with the check CHECKS[NAME] on what it prints, in a folder laid out as the
+  examples expect: `clip.mp4` (a short synthetic video at 25 fps), `data/` (the shipped models)
+  and `../shared/data/eth_ucy` (the real ETH/UCY data where present, else a small stand-in of
+  synthetic walks in its layout). A block shown on several pages runs once;
+- each `trajpred ...` line of a ```bash block is parsed by `trajpred.cli.build_parser`, the
+  parser the console script and the command-line reference are built from: a renamed or
+  removed flag, a missing required argument or a bad choice fails here.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
+import shlex
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_DIR, curvy_walks, readme_table
+from conftest import SHARED_DIR, curvy_walks, doc_blocks, doc_table
 
-from trajpred.cli import main
+from trajpred.cli import build_parser, main
 from trajpred.detect import SHIPPED_DETECTOR
 from trajpred.formats import read_mot, read_tracks, write_eth_ucy
 from trajpred.pipeline import SHIPPED_FORECASTER
@@ -24,11 +34,13 @@ from trajpred.pipeline import SHIPPED_FORECASTER
 REPO = Path(__file__).resolve().parents[1]
 
 
-def python_examples(section: str = "Python API") -> list[str]:
-    """The ```python blocks of one `## section` of README.md, in order."""
-    text = (REPO / "README.md").read_text()
-    body = text.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```python\n(.*?)```", body, flags=re.S)
+def python_examples() -> dict[tuple[str, str], list[str]]:
+    """{(check name, code): the pages that show it}: every ```python block of the README and
+    the docs, once per distinct code and check."""
+    examples: dict[tuple[str, str], list[str]] = {}
+    for page, line, name, code in doc_blocks("python"):
+        examples.setdefault((name or "", code), []).append(f"{page}:{line}")
+    return examples
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +62,6 @@ def example_dir(tmp_path_factory) -> Path:
         test.mkdir(parents=True)
         write_eth_ucy(test / "walks.txt", curvy_walks(12, n_steps=30))
     return work
-
-
-def test_readme_has_the_examples():
-    blocks = python_examples()
-    assert len(blocks) == 4
-    assert "model.track(" in blocks[0] and "forecaster.update(result)" in blocks[0]
 
 
 NUMBER = r"-?\d+(?:\.\d+)?"  # what the examples print for a finite number (never nan)
@@ -98,26 +104,89 @@ def check_pipeline(out: str, work: Path) -> None:
 
 
 def check_evaluation(out: str, work: Path) -> None:
-    """ADE, FDE and best-of-20 ADE of the shipped ETH model: README's results table where the
-    real data is, else finite and ordered on the stand-in; and no warning (None)."""
+    """ADE, FDE and best-of-20 ADE of the shipped ETH model: the ETH/UCY benchmark page's
+    results table where the real data is, else finite and ordered on the stand-in; and no
+    warning (None)."""
     first, second = out.strip().splitlines()
     ade, fde, min_ade = (float(v) for v in first.split())
     assert second == "None"
     if SHARED_DIR.is_dir():
-        row = readme_table("| scene | windows | ADE |")["eth"]
+        row = doc_table("| scene | windows | ADE |")["eth"]
         printed = [f"{v:.3f}" for v in (ade, fde, min_ade)]
         assert printed == [row["ADE"], row["FDE"], row["minADE20"]]
     else:
         assert np.isfinite([ade, fde, min_ade]).all() and 0 < min_ade <= ade < fde
 
 
-CHECKS = [check_tracking_loop, check_one_walker, check_pipeline, check_evaluation]
+CHECKS = {
+    "tracking_loop": check_tracking_loop,
+    "one_walker": check_one_walker,
+    "pipeline": check_pipeline,
+    "evaluation": check_evaluation,
+}
+EXAMPLES = python_examples()
 
 
-@pytest.mark.parametrize("index", range(4))
-def test_readme_python_example_runs(index, example_dir, monkeypatch, capsys):
+def test_every_python_example_is_checked():
+    """Every ```python block names its check, the README shows the tracking loop, and the docs
+    show every example at least once (the Python API guide)."""
+    for (name, _), pages in EXAMPLES.items():
+        assert name in CHECKS, f"{pages}: a python block without <!-- example: NAME --> ({name!r})"
+    readme = {name for (name, _), pages in EXAMPLES.items() if any("README" in p for p in pages)}
+    docs = {name for (name, _), pages in EXAMPLES.items() if any("docs/" in p for p in pages)}
+    assert readme == {"tracking_loop"} and docs == set(CHECKS)
+    (loop,) = [code for (name, code) in EXAMPLES if name == "tracking_loop"]
+    assert "model.track(" in loop and "forecaster.update(result)" in loop
+
+
+@pytest.mark.parametrize(
+    "name, code", list(EXAMPLES), ids=[f"{n}@{ps[0]}" for (n, _), ps in EXAMPLES.items()]
+)
+def test_python_example_runs(name, code, example_dir, monkeypatch, capsys):
     monkeypatch.chdir(example_dir)
     monkeypatch.setenv("YOLO_OFFLINE", "1")
-    code = python_examples()[index]
-    exec(compile(code, f"README.md Python API example {index + 1}", "exec"), {})
-    CHECKS[index](capsys.readouterr().out, example_dir)
+    pages = ", ".join(EXAMPLES[name, code])
+    exec(compile(code, f"example {name} ({pages})", "exec"), {})
+    CHECKS[name](capsys.readouterr().out, example_dir)
+
+
+def trajpred_commands(code: str) -> list[list[str]]:
+    """The arguments of each `trajpred ...` (or `python -m trajpred ...`, `torchrun ... -m
+    trajpred ...`) command of a shell block: continuation lines joined, comments dropped, one
+    command per `&&`, `;` or `|`."""
+    commands = []
+    for line in code.replace("\\\n", " ").splitlines():
+        words = shlex.split(line, comments=True)
+        while words:
+            cut = next((i for i, w in enumerate(words) if w in ("&&", ";", "|", "||")), None)
+            command, words = (words, []) if cut is None else (words[:cut], words[cut + 1 :])
+            starts = [i + 1 for i, w in enumerate(command) if w == "trajpred"]
+            starts = [i for i in starts if i == 1 or command[i - 2] == "-m"]
+            commands += [command[i:] for i in starts[:1]]
+    return commands
+
+
+SHELL_COMMANDS = [
+    (f"{page}:{line}", args)
+    for page, line, _, code in doc_blocks("bash")
+    for args in trajpred_commands(code)
+]
+
+
+def test_the_pages_run_every_command():
+    """The shell blocks hold the commands a reader needs (and the parsing above finds them)."""
+    names = {args[0] for _, args in SHELL_COMMANDS if args}
+    assert names >= {"demo", "predict", "track", "train", "evaluate", "adapt", "export"}
+    assert names >= {"calibrate", "homography"}
+    readme = {args[0] for where, args in SHELL_COMMANDS if where.startswith("README")}
+    assert readme >= {"demo", "predict", "track", "train", "evaluate"}
+
+
+@pytest.mark.parametrize("where, args", SHELL_COMMANDS, ids=[w for w, _ in SHELL_COMMANDS])
+def test_shell_command_is_one_trajpred_accepts(where, args):
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            build_parser().parse_args(args)
+        except SystemExit as stop:
+            assert stop.code == 0, f"{where}: trajpred {shlex.join(args)}: {stderr.getvalue()}"

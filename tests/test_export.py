@@ -91,7 +91,7 @@ def test_exported_forecaster_streams_a_whole_video_like_pytorch(
 @pytest.mark.parametrize("backend", ["onnx", "torchscript"])
 def test_api_forecaster_takes_an_exported_file(exported, video_tracks, backend):
     """`trajpred.Forecaster(FILE)` with the exported video model gives the .pt checkpoint's
-    forecasts within README's 1e-4 model units, fed the tracked video as plain arrays."""
+    forecasts within the export guide's 1e-4 model units, fed the tracked video as plain arrays."""
     from trajpred import Forecaster
 
     fps, frames = video_tracks

@@ -286,8 +286,8 @@ def test_detector_fast_path_gives_the_boxes_of_predict(video_assets):
 
 
 def test_half_is_accepted_and_ignored_on_the_cpu(video_assets):
-    """--half asks for fp16 kernels, a GPU's; on the CPU (README: ignored there) the detector
-    runs in fp32 and finds exactly the boxes it finds without it."""
+    """--half asks for fp16 kernels, a GPU's; on the CPU (`predict --help`: ignored there) the
+    detector runs in fp32 and finds exactly the boxes it finds without it."""
     from trajpred.cli import build_parser
     from trajpred.commands.predict import load_pipeline_config
     from trajpred.detect import Detector, DetectorConfig

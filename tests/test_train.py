@@ -134,7 +134,7 @@ def test_resume_continues_from_the_saved_epoch(eth_ucy_like_root, tmp_path, monk
         load_checkpoint(tmp_path / "split/last.pt"),
     )
     assert a["epoch"] == b["epoch"] == 3
-    # The same batches, the same weights: bit-identical, as the README says.
+    # The same batches, the same weights: bit-identical, as docs/guides/train.md says.
     for name, tensor in a["model"].items():
         assert torch.equal(tensor, b["model"][name]), name
     for (key, state), other in zip(

@@ -167,3 +167,16 @@ def test_every_page_is_in_the_navigation():
     nav = (ROOT / "mkdocs.yml").read_text()
     for page in (ROOT / "docs").rglob("*.md"):
         assert f": {page.relative_to(ROOT / 'docs').as_posix()}\n" in nav, page
+
+
+def test_every_readme_result_is_on_its_page():
+    """Each decimal figure of the README's results table is printed on the page its row links
+    to, where the figure's command and its test (if any) are."""
+    rows = markdown_table(readme(), "| benchmark | result | page |")
+    assert len(rows) >= 6
+    for name, row in rows.items():
+        link = re.fullmatch(r"\[.*\]\((docs/[^)#]+)(#[^)]*)?\)", row["page"])
+        assert link, row["page"]
+        page = (ROOT / link.group(1)).read_text()
+        for figure in re.findall(r"\d+\.\d+", row["result"]):
+            assert re.search(rf"(?<![\d.]){re.escape(figure)}(?![\d])", page), (name, figure)

@@ -117,9 +117,11 @@ def test_predict_in_process_publishes_every_output(video_assets, tmp_path, monke
     )
     n, out = 16, tmp_path / "out"
     video = clip(video_assets, tmp_path / "clip.mp4", n)
+    zones = tmp_path / "zones.yaml"
+    zones.write_text("zones: [{name: z, polygon: [[0, 0], [160, 0], [160, 96]]}]\n")
     args = ["predict", video, "--out", out, "--weights", video_assets.weights, "--imgsz",
             video_assets.imgsz, "--checkpoint", video_assets.checkpoint, "--device", "cpu",
-            "--tracker", "botsort", "--k", "2", "--no-progress"]  # fmt: skip
+            "--tracker", "botsort", "--k", "2", "--zones", zones, "--no-progress"]  # fmt: skip
     assert main([str(a) for a in args]) == 0
     assert [type(t).__name__ for t in built] == ["BOTSORT"]
     assert yaml.safe_load((out / "config.yaml").read_text())["tracker"] == "botsort"

@@ -1,11 +1,13 @@
 """trajpred: detect, track and forecast moving objects in video.
 
-The public Python API (see the README's "Python API" section):
+The public Python API (see docs/guides/python.md):
 
 - `Forecaster`: forecasts for your own tracking loop, one `update()` per frame
   (ultralytics `Results`, `supervision.Detections` with tracker ids, or plain arrays).
 - `Pipeline`, `PipelineConfig`: what `trajpred predict` runs, yielding one `FrameResult`
   (with its `FrameForecasts`) per frame.
+- `FrameEvents`, `EventsConfig`, `read_zones`: zones, lines and near misses forecast with
+  their probabilities (`Forecaster(zones=...)`, `predict --zones`).
 - `Tracks`, `read_tracks`, `write_tracks`: track files (ETH/UCY, MOTChallenge, CSV).
 - `evaluate`: a checkpoint's ADE/FDE on one scene, as a `SceneResult` (`trajpred evaluate`).
 
@@ -25,6 +27,9 @@ _EXPORTS = {
     "PipelineConfig": ("pipeline", "PipelineConfig"),
     "FrameResult": ("results", "FrameResult"),
     "FrameForecasts": ("results", "FrameForecasts"),
+    "FrameEvents": ("results", "FrameEvents"),
+    "EventsConfig": ("events", "EventsConfig"),
+    "read_zones": ("zones", "read_zones"),
     "Tracks": ("tracks", "Tracks"),
     "read_tracks": ("formats", "read_tracks"),
     "write_tracks": ("formats", "write_tracks"),

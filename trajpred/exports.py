@@ -7,6 +7,7 @@ samples.csv also hold ground-plane positions (wx, wy, metres), forecasts.csv its
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -22,8 +23,24 @@ from .video import VideoInfo, VideoWriter
 FORECAST_COLUMNS = ("frame", "track_id", "step", "target_frame", "x", "y", "r50", "r90")
 FORECAST_WORLD_COLUMNS = ("wx", "wy", "wr50", "wr90")
 SAMPLE_COLUMNS = ("frame", "track_id", "sample", "step", "x", "y")
+EVENT_COLUMNS = (
+    "frame",
+    "track_id",
+    "kind",
+    "name",
+    "direction",
+    "other_track_id",
+    "probability",
+    "p_1s",
+    "p_2s",
+    "p_3s",
+    "t_median_s",
+)
+ALERT_COLUMNS = ("frame", "time_s", "track_id", "kind", "name", "direction", "other_track_id",
+                 "probability", "t_median_s")  # fmt: skip
 VIDEO_NAME = "annotated.mp4"
 SAMPLES_NAME = "samples.csv"  # only with --k > 0
+EVENTS_NAME, ALERTS_NAME = "events.csv", "alerts.csv"  # only with --zones
 # Every file `predict` writes into its output folder (config.yaml by the command itself).
 OUTPUT_NAMES = (
     VIDEO_NAME,
@@ -31,6 +48,8 @@ OUTPUT_NAMES = (
     "tracks_mot.txt",
     "forecasts.csv",
     SAMPLES_NAME,
+    EVENTS_NAME,
+    ALERTS_NAME,
     "config.yaml",
 )
 
@@ -55,57 +74,66 @@ class PredictOutputs:
         homography: np.ndarray | None = None,
         video: bool = True,
         samples: bool = False,
+        events: bool = False,
     ):
         self.out_dir = out_dir
         self.ground = None if homography is None else GroundPlane(homography)
         world = CSV_WORLD_COLUMNS if self.ground is not None else ()
         self.staging = Staging()
         self.video: VideoWriter | None = None
-        self._files: list[tuple[Path, IO[str]]] = []  # (final path, open partial file)
+        # (final path, open partial file, the function that gives a frame's rows)
+        self._files: list[tuple[Path, IO[str], Callable[[FrameResult], str]]] = []
         try:
             if video:  # False: the CSV files alone (predict --no-video)
                 path = out_dir / VIDEO_NAME
                 self.video = VideoWriter(
                     self.staging.stage(path), info.fps, info.width, info.height, shown_as=path
                 )
-            self._open("tracks.csv", ",".join(CSV_COLUMNS + world))
-            self._open("tracks_mot.txt", None)
+            self._open("tracks.csv", CSV_COLUMNS + world, self._track_rows)
+            self._open("tracks_mot.txt", (), lambda r: mot_rows(r.frame_id, r.tracks))
             forecast_world = FORECAST_WORLD_COLUMNS if world else ()
-            self._open("forecasts.csv", ",".join(FORECAST_COLUMNS + forecast_world))
+            self._open(
+                "forecasts.csv",
+                FORECAST_COLUMNS + forecast_world,
+                lambda r: forecast_rows(r.frame_id, r.forecasts),
+            )
             if samples:  # True: sampled trajectories (predict --k > 0)
-                self._open(SAMPLES_NAME, ",".join(SAMPLE_COLUMNS + world))
+                self._open(
+                    SAMPLES_NAME,
+                    SAMPLE_COLUMNS + world,
+                    lambda r: sample_rows(r.frame_id, r.forecasts),
+                )
+            if events:  # True: zones watched (predict --zones)
+                self._open(EVENTS_NAME, EVENT_COLUMNS, event_rows)
+                self._open(ALERTS_NAME, ALERT_COLUMNS, alert_rows)
         except BaseException:
             self.close(publish_files=False)
             raise
 
-    def _open(self, name: str, header: str | None) -> IO[str]:
+    def _open(self, name: str, columns: tuple[str, ...], rows) -> None:
         path = self.out_dir / name
         with writing(path):
             f = open(self.staging.stage(path), "w", newline="")
-            self._files.append((path, f))
-            if header:
-                f.write(header + "\n")
+            self._files.append((path, f, rows))
+            if columns:
+                f.write(",".join(columns) + "\n")
                 f.flush()
-        return f
 
-    def write(self, result: FrameResult, annotated: np.ndarray | None) -> None:
-        """One frame's rows, and its annotated image unless the video is off (None)."""
-        if self.video is not None and annotated is not None:
-            self.video.write(annotated)
+    def _track_rows(self, result: FrameResult) -> str:
         t = result.tracks
         world = (
             None
             if self.ground is None
             else self.ground.to_ground(t.xy, result.frame_id, t.track_id)
         )
-        rows = [
-            track_rows(result.frame_id, t, world),
-            mot_rows(result.frame_id, t),
-            forecast_rows(result.frame_id, result.forecasts),
-        ]
-        if len(self._files) > len(rows):
-            rows.append(sample_rows(result.frame_id, result.forecasts))
-        for (path, file), text in zip(self._files, rows, strict=True):
+        return track_rows(result.frame_id, t, world)
+
+    def write(self, result: FrameResult, annotated: np.ndarray | None) -> None:
+        """One frame's rows, and its annotated image unless the video is off (None)."""
+        if self.video is not None and annotated is not None:
+            self.video.write(annotated)
+        texts = [rows(result) for _, _, rows in self._files]  # all rows first: a bad frame
+        for (path, file, _), text in zip(self._files, texts, strict=True):  # writes none
             with writing(path):
                 file.write(text)
                 file.flush()
@@ -117,7 +145,7 @@ class PredictOutputs:
         error: BaseException | None = None
         if self.video is not None:
             self.video.close()
-        for path, file in self._files:
+        for path, file, _ in self._files:
             try:
                 with writing(path):
                     file.close()
@@ -196,4 +224,45 @@ def sample_rows(frame_id: int, fc: FrameForecasts) -> str:
                 if fc.world_samples is not None:
                     row += ",{:.4f},{:.4f}".format(*fc.world_samples[j, k - 1, s - 1])
                 lines.append(row + "\n")
+    return "".join(lines)
+
+
+def _number(value: float, digits: int) -> str:
+    """A CSV number; NaN (unknown) is an empty field."""
+    return "" if value != value else f"{value:.{digits}f}"
+
+
+def event_rows(result: FrameResult) -> str:
+    """events.csv rows of one frame: frame,track_id,kind,name,direction,other_track_id,
+    probability,p_1s,p_2s,p_3s,t_median_s (FrameEvents; empty fields: none or unknown)."""
+    ev = result.forecasts.events
+    if ev is None:
+        return ""
+    lines = []
+    for e in range(len(ev)):
+        other = int(ev.other_track_id[e])
+        within = ",".join(_number(p, 3) for p in ev.p_within[e])
+        lines.append(
+            f"{result.frame_id},{int(ev.track_id[e])},{ev.kind[e]},{ev.name[e]},"
+            f"{ev.direction[e]},{'' if other < 0 else other},{ev.probability[e]:.3f},"
+            f"{within},{_number(ev.t_median_s[e], 2)}\n"
+        )
+    return "".join(lines)
+
+
+def alert_rows(result: FrameResult) -> str:
+    """alerts.csv rows of one frame: the events whose probability reached events.alert for the
+    first time: frame,time_s,track_id,kind,name,direction,other_track_id,probability,
+    t_median_s."""
+    ev = result.forecasts.events
+    if ev is None:
+        return ""
+    lines = []
+    for e in np.flatnonzero(ev.alert):
+        other = int(ev.other_track_id[e])
+        lines.append(
+            f"{result.frame_id},{result.time_s:.3f},{int(ev.track_id[e])},{ev.kind[e]},"
+            f"{ev.name[e]},{ev.direction[e]},{'' if other < 0 else other},"
+            f"{ev.probability[e]:.3f},{_number(ev.t_median_s[e], 2)}\n"
+        )
     return "".join(lines)

@@ -22,12 +22,14 @@ import numpy as np
 
 from .checks import ArgumentError, between, check_arguments, choice, path_like, shown, whole
 from .errors import TrajpredError
+from .events import EventsConfig
 from .formats import _MAX_ID, MAX_COORD
 from .geometry import check_homography
 from .pipeline import MAX_K, ForecastConfig, LiveForecaster, load_model, read_homography
 from .results import FrameForecasts
 from .tracking import TrackedBoxes, tracked_from_ultralytics
 from .video import MAX_FPS
+from .zones import parse_zones, read_zones
 
 DEFAULT_CHECKPOINT = ForecastConfig().checkpoint  # the shipped video model
 # Ultralytics' trackers (bytetrack.yaml and botsort.yaml: new_track_thresh) start a track from a
@@ -67,7 +69,11 @@ class Forecaster:
     trajectories per track and frame (`samples`; 0 = none). device: "cpu", "cuda" or "auto"
     for the LSTM. calibration: how the radii r50/r90 are made: "online" (the checkpoint's
     calibration, then each step's recent errors on this video once their truth has arrived,
-    as `predict` does) or "fixed" (the checkpoint's alone).
+    as `predict` does) or "fixed" (the checkpoint's alone). zones: zones, lines and a near-miss
+    distance to watch, as a zones file's path or the mapping it holds (trajpred/zones.py; with a
+    homography, metres are allowed): every FrameForecasts then carries `events` (FrameEvents:
+    who will enter, cross or come close, how likely, when), as `predict --zones` writes them
+    to events.csv; events: their settings (EventsConfig: min_probability, alert, ...).
 
     Unusable files raise `TrajpredError`; bad values and bad `update()` input raise ValueError
     (an `ArgumentError`, also a TrajpredError, naming the argument) by the rules `predict`
@@ -85,6 +91,8 @@ class Forecaster:
         k: int = 0,
         device: str = "cpu",
         calibration: str = "online",
+        zones: str | os.PathLike | dict | None = None,
+        events: EventsConfig | None = None,
     ):
         from .detect import resolve_device
 
@@ -101,6 +109,17 @@ class Forecaster:
             self._homography = read_homography(homography)
         else:  # the rules read_homography applies to a file, as a ValueError
             self._homography = check_homography(homography)
+        if zones is None:
+            self._zones = None
+        elif isinstance(zones, dict):
+            self._zones = parse_zones(zones, "zones", self._homography)
+        elif isinstance(zones, str | os.PathLike):
+            self._zones = read_zones(zones, self._homography)
+        else:
+            raise ArgumentError("zones", f"must be a zones file or a mapping, got {shown(zones)}")
+        if events is not None and not isinstance(events, EventsConfig):
+            raise ArgumentError("events", f"must be an EventsConfig, got {shown(events)}")
+        self._events = events
         self._model = load_model(self._cfg.checkpoint)
         self._device = resolve_device(device, "device")
         self._fps = float(fps)
@@ -129,7 +148,13 @@ class Forecaster:
     def reset(self) -> None:
         """Forget every track, e.g. before the next video; frames count from 1 again."""
         self._live = LiveForecaster(
-            self._model, self._fps, self._cfg, self._device, self._homography
+            self._model,
+            self._fps,
+            self._cfg,
+            self._device,
+            self._homography,
+            self._zones,
+            self._events,
         )
         self._frame_id = 0
         self._seen_ids = False

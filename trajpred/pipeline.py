@@ -47,6 +47,7 @@ import numpy as np
 
 from .calibration import (
     Calibration,
+    ErrorShape,
     ForecastOutcomes,
     OnlineCalibration,
     calibration_for,
@@ -55,6 +56,7 @@ from .calibration import (
 from .checks import between, check_fields, non_empty, one_of, optional, positive
 from .detect import DEVICES, Detector, DetectorConfig, resolve_device
 from .errors import InputError
+from .events import EventsConfig, EventWatch
 from .geometry import GroundPlane, read_homography
 from .geometry import apply_homography as apply_homography  # the names' old home
 from .ground_filter import GroundFilter
@@ -63,6 +65,7 @@ from .render import RenderConfig
 from .results import FrameForecasts, FrameResult
 from .tracking import TrackedBoxes, Tracker
 from .video import MAX_FPS, VideoInfo, VideoReader, VideoSource, expand_source
+from .zones import ZoneSet, read_zones
 
 SHIPPED_FORECASTER = PACKAGE_ROOT / "data" / "checkpoints" / "video.pt"
 MAX_K = 100  # sampled trajectories drawn per track and frame: more only slows drawing down
@@ -111,6 +114,7 @@ class PipelineConfig:
     tracker: str = "bytetrack"  # bytetrack | botsort | a tracker yaml path
     forecast: ForecastConfig = field(default_factory=ForecastConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)  # zones, lines, near misses
     fps: float | None = None  # overrides the container's frame rate
 
     def __post_init__(self) -> None:
@@ -165,7 +169,9 @@ class _TrackState:
 class LiveForecaster:
     """Per-track sampling at dt_s, TrackStreams updates and per-frame forecasts (see module doc).
 
-    homography: 3x3 image -> ground plane (metres), or None to forecast in pixels."""
+    homography: 3x3 image -> ground plane (metres), or None to forecast in pixels. zones: what
+    to watch (trajpred/zones.py, read with the same homography), events: how; with zones every
+    FrameForecasts carries its `events`."""
 
     def __init__(
         self,
@@ -174,6 +180,8 @@ class LiveForecaster:
         cfg: ForecastConfig,
         device: str = "cpu",
         homography: np.ndarray | None = None,
+        zones: ZoneSet | None = None,
+        events: EventsConfig | None = None,
     ):
         from .forecast import TrackStreams
 
@@ -194,12 +202,15 @@ class LiveForecaster:
         self.calibration = calibration_for(model)
         self.radius: Calibration | OnlineCalibration = self.calibration
         self.outcomes = None
+        events = events or EventsConfig()
+        self.shape = ErrorShape(events.cross_ratio) if zones is not None else None
         if cfg.calibration == "online":
             self.radius = OnlineCalibration(self.calibration)
-            self.outcomes = ForecastOutcomes(self.radius, self.pred_len)
+            self.outcomes = ForecastOutcomes(self.radius, self.pred_len, shape=self.shape)
         # id -> (offsets (P, 2), the top mode's sigma (P,), samples or None)
         self.cache: dict[int, tuple] = {}
         self.n_observed: dict[int, int] = {}  # samples per track id, over the whole video
+        self.watch = None if zones is None else EventWatch(zones, events, self.dt_s, self.pred_len)
         self.seconds = 0.0  # time spent in observe + forecast
 
     def _restart(self, tid: int) -> None:
@@ -317,8 +328,12 @@ class LiveForecaster:
                 np.array([c[2] for c in cached]).reshape(len(ids), self.cfg.k, self.pred_len, 2)
                 + here[:, None, None]
             )
+        events = None
+        if self.watch is not None:
+            ratio = None if self.shape is None else self.shape.ratio
+            events = self.watch.update(ids, here, xy, r50, r90, ratio)
         if self.ground is None:
-            return FrameForecasts(ids, xy, r50, r90, target, samples)
+            return FrameForecasts(ids, xy, r50, r90, target, samples, events=events)
         world = xy
         xy, valid = self.ground.to_image(world, here)
         # radii (metres, circles) -> pixels with the local scale at each predicted point; steps
@@ -329,7 +344,7 @@ class LiveForecaster:
         if samples is not None:
             samples = self.ground.to_image(samples, here)[0]
         return FrameForecasts(
-            ids, xy, r50_px, r90_px, target, samples, world, r50, r90, world_samples
+            ids, xy, r50_px, r90_px, target, samples, world, r50, r90, world_samples, events
         )
 
 
@@ -358,7 +373,12 @@ class Pipeline:
         self.homography = (
             None if cfg.forecast.homography is None else read_homography(cfg.forecast.homography)
         )
-        # a model for the wrong units is refused before the detector loads
+        # a zones file is read, and a model for the wrong units refused, before the detector loads
+        self.zones = (
+            None
+            if cfg.events.zones is None or not forecast
+            else read_zones(resolve_data_path(cfg.events.zones), self.homography)
+        )
         self.model = (
             load_model(cfg.forecast.checkpoint, self.homography is not None) if forecast else None
         )
@@ -403,6 +423,8 @@ class Pipeline:
                 self.config.forecast,
                 self.forecast_device,
                 self.homography,
+                self.zones,
+                self.config.events,
             )
         )
         for i, image in enumerate(reader):

@@ -7,7 +7,10 @@
   band whose half-width is the forecast's calibrated radius `r50` at each step (the circle that
   holds half of the true positions, so it widens with the horizon), plus thin lines for sampled
   trajectories when --k > 0;
-- a legend line in the bottom-left corner saying what the band is (LEGEND).
+- a legend line in the bottom-left corner saying what the band is (LEGEND);
+- with zones (`predict --zones`): each zone's outline and each line, named, and every track
+  with an event at least `events.alert` likely tinted (amber at the alert level to red at
+  certainty) and labelled with its most likely event ("crossing 78% in 1.6s").
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import cv2
 import numpy as np
 
 from .checks import between, check_fields
-from .results import FrameResult
+from .results import FrameEvents, FrameResult
+from .zones import ZoneSet
 
 
 @dataclass
@@ -36,6 +40,7 @@ class RenderConfig:
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 LEGEND = "band: 50% of true positions fall inside (r50)"
+ZONE_COLOUR = (255, 255, 0)  # BGR cyan: zones and lines, apart from the tracks' colours
 
 
 @functools.lru_cache(maxsize=4096)
@@ -100,10 +105,17 @@ def uncertainty_band(centre: np.ndarray, radius: np.ndarray, start: np.ndarray) 
 class Renderer:
     """Keeps each track's recent trail and draws results onto copies of their frames."""
 
-    def __init__(self, fps: float, cfg: RenderConfig | None = None):
+    def __init__(
+        self,
+        fps: float,
+        cfg: RenderConfig | None = None,
+        zones: ZoneSet | None = None,
+        alert: float = 0.5,
+    ):
         self.cfg = cfg or RenderConfig()
         self.fps = fps
         self.trails: dict[int, deque] = {}
+        self.zones, self.alert = zones, alert
 
     def _update_trails(self, result: FrameResult) -> None:
         keep = max(2, int(round(self.cfg.trail_s * self.fps)))
@@ -119,6 +131,8 @@ class Renderer:
         self._update_trails(result)
         img = result.image if in_place else result.image.copy()
         fc = result.forecasts
+        if self.zones is not None:
+            self._zones(img)
         current = dict(zip(result.tracks.track_id.tolist(), result.tracks.xy, strict=False))
         if len(fc):
             starts = np.array([current[tid] for tid in fc.track_id.tolist()])
@@ -151,6 +165,8 @@ class Renderer:
             cv2.polylines(img, [_pts(pts)], False, track_colour(tid), self.cfg.line_px, cv2.LINE_AA)
         for tid, box in zip(result.tracks.track_id.tolist(), result.tracks.box_xywh, strict=False):
             self._box(img, tid, box)
+        if fc.events is not None and len(fc.events):
+            self._alerts(img, fc.events, result)
         if len(fc):
             self._legend(img)
         return img
@@ -187,6 +203,55 @@ class Renderer:
                 )
             alpha = self.cfg.band_alpha
             cv2.addWeighted(overlay, alpha, roi, 1 - alpha, 0, dst=roi)
+
+    def _zones(self, img: np.ndarray) -> None:
+        """Zone outlines and lines, each named at its first point; a line's "in" side is marked
+        by a short tick from its middle."""
+        assert self.zones is not None
+        w = self.cfg.line_px
+        for zone in self.zones.zones:
+            if zone.image is not None:
+                cv2.polylines(img, [_pts(zone.image)], True, ZONE_COLOUR, w, cv2.LINE_AA)
+                self._name(img, zone.name, zone.image[np.argmin(zone.image[:, 1])])
+        for line in self.zones.lines:
+            if line.image is not None:
+                a, b = line.image
+                cv2.line(
+                    img, tuple(_pts(a)[0, 0]), tuple(_pts(b)[0, 0]), ZONE_COLOUR, w, cv2.LINE_AA
+                )
+                d = (b - a) / max(float(np.linalg.norm(b - a)), 1e-6)
+                mid = (a + b) / 2
+                tick = mid + 12 * np.array([d[1], -d[0]])  # the negative side: "in"
+                cv2.arrowedLine(img, tuple(_pts(mid)[0, 0]), tuple(_pts(tick)[0, 0]), ZONE_COLOUR,
+                                1, cv2.LINE_AA, tipLength=0.4)  # fmt: skip
+                self._name(img, f"{line.name} (in)", a)
+
+    @staticmethod
+    def _name(img: np.ndarray, name: str, at: np.ndarray) -> None:
+        x, y = int(round(at[0])), int(round(at[1]))
+        cv2.putText(img, name, (x + 3, y - 4), FONT, 0.45, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(img, name, (x + 3, y - 4), FONT, 0.45, ZONE_COLOUR, 1, cv2.LINE_AA)
+
+    def _alerts(self, img: np.ndarray, events: FrameEvents, result: FrameResult) -> None:
+        """Tint each track whose most likely event is at least `alert` likely, and label it."""
+        boxes = dict(zip(result.tracks.track_id.tolist(), result.tracks.box_xywh, strict=False))
+        order = np.lexsort((-events.probability, events.track_id))  # each track's most likely first
+        seen: set[int] = set()
+        for e in order.tolist():
+            tid = int(events.track_id[e])
+            if tid in seen or events.probability[e] < self.alert or tid not in boxes:
+                continue
+            seen.add(tid)
+            # amber at the alert level, red at certainty
+            level = (events.probability[e] - self.alert) / max(1 - self.alert, 1e-6)
+            colour = (0, int(round(190 * (1 - level))), 255)
+            x, y, w, h = boxes[tid]
+            x0, y0, x1, y1 = (int(round(v)) for v in (x, y, x + w, y + h))
+            cv2.rectangle(img, (x0, y0), (x1, y1), colour, self.cfg.line_px + 2)
+            label = events.label(e)
+            (tw, th), base = _text_size(label)
+            cv2.rectangle(img, (x0, y1), (x0 + tw + 4, y1 + th + base + 2), colour, -1)
+            cv2.putText(img, label, (x0 + 2, y1 + th + 1), FONT, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
 
     def _box(self, img: np.ndarray, tid: int, box: np.ndarray) -> None:
         colour = track_colour(tid)

@@ -46,10 +46,12 @@ import numpy as np
 
 from .atomic import HoldInterrupt
 from .errors import TrajpredError, reason
+from .events import EventsConfig
 from .pipeline import ForecastConfig
 from .render import RenderConfig
 from .results import FrameForecasts, FrameResult
 from .video import VideoInfo
+from .zones import ZoneSet
 
 WRITER_NICENESS = 10  # added to the writer process's nice value (see _serve)
 
@@ -66,6 +68,8 @@ class VideoJob:
     device: str
     homography: np.ndarray | None
     send_forecasts: bool  # return each frame's forecasts (for an on_result callback)
+    zones: ZoneSet | None = None  # watched for events (events.csv, alerts.csv), or None
+    events: EventsConfig | None = None
 
 
 # ------------------------------------------------------------------ the messages on the pipe
@@ -348,9 +352,16 @@ class _Video:
             if job.checkpoint not in models:
                 models[job.checkpoint] = load_model(job.checkpoint)
             self.forecaster = LiveForecaster(
-                models[job.checkpoint], job.info.fps, job.forecast, job.device, job.homography
+                models[job.checkpoint],
+                job.info.fps,
+                job.forecast,
+                job.device,
+                job.homography,
+                job.zones,
+                job.events,
             )
-        self.renderer = Renderer(job.info.fps, job.render)
+        alert = (job.events or EventsConfig()).alert
+        self.renderer = Renderer(job.info.fps, job.render, job.zones, alert)
         self.outputs: PredictOutputs | None = None
         try:
             self.outputs = PredictOutputs(
@@ -359,6 +370,7 @@ class _Video:
                 job.homography,
                 video=job.render.video,
                 samples=job.checkpoint is not None and job.forecast.k > 0,
+                events=job.checkpoint is not None and job.zones is not None,
             )
         except BaseException:
             self.release()

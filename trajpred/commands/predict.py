@@ -130,6 +130,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--k", type=int, default=S, help=f"sampled trajectories to draw per track (default: {f.k})"
     )
     p.add_argument(
+        "--zones",
+        default=S,
+        metavar="YAML",
+        help="zones, lines and a near-miss distance to watch (pixels, or metres with "
+        "--homography): writes events.csv (who will enter, cross or come close, how likely, "
+        "when) and alerts.csv, and draws them",
+    )
+    p.add_argument(
         "--no-video",
         dest="video",
         action="store_const",
@@ -159,6 +167,7 @@ FLAG_KEYS = {
     "checkpoint": "forecast.checkpoint",
     "homography": "forecast.homography",
     "k": "forecast.k",
+    "zones": "events.zones",
     "video": "render.video",
 }
 
@@ -184,6 +193,7 @@ def pipeline_inputs(config: PipelineConfig, args: argparse.Namespace, videos) ->
         resolve_data_path(config.detector.weights),
         resolve_data_path(config.forecast.checkpoint),
         config.forecast.homography,
+        config.events.zones,
         getattr(args, "config", None),
         tracker,
     ]
@@ -386,6 +396,8 @@ def predict_video(
                 pipeline.forecast_device,
                 pipeline.homography,
                 on_result is not None,
+                pipeline.zones,
+                pipeline.config.events,
             ),
             on_result,
         )

@@ -20,6 +20,7 @@ from conftest import ROOT, doc_table, markdown_table
 from trajpred.cli import COMMANDS, build_parser
 
 CALIBRATION_JSON = ROOT / "data/benchmarks/calibration_2026-12-06/calibration_benchmark.json"
+EVENTS_JSON = ROOT / "data/benchmarks/events_2026-12-06/events_benchmark.json"
 GPU_RUN = ROOT / "data/benchmarks/gpu_h200_2026-11-27"
 ARMS = ("uncalibrated", "fixed", "online")
 
@@ -118,6 +119,26 @@ def test_calibration_tables_show_the_kept_benchmark_run():
         values = [arms[a]["nll"] for a in ARMS] + [arms[a]["kde_nll"] for a in ARMS]
         values += [arms["online"]["cv_nll"], arms["online"]["cv_kde_nll"]]
         assert list(table[scene].values())[1:] == [f"{v:.2f}" for v in values], scene
+
+
+def test_events_tables_show_the_kept_benchmark_run():
+    """docs/benchmarks/events.md: both tables are what scripts/events_benchmark.py prints of
+    the JSON kept beside it, row for row and cell for cell, and so are the speed figures."""
+    spec = importlib.util.spec_from_file_location(
+        "events_benchmark", ROOT / "scripts/events_benchmark.py"
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    report = json.loads(EVENTS_JSON.read_text())
+    page = (ROOT / "docs/benchmarks/events.md").read_text()
+    for header, rows in (
+        (script.SCENE_HEADER, script.scene_rows(report)),
+        (script.KIND_HEADER, script.kind_rows(report)),
+    ):
+        assert script.markdown(header, rows) in page
+    for clip, r in report["speed"].items():
+        assert f"| {clip} | {r['targets']} | {r['ratio_median']:.3f} |" in page, clip
+    assert f"{report['fifty_tracks']['ms_per_frame']:.1f} ms" in page
 
 
 def test_gpu_table_shows_the_kept_gpu_run():

@@ -4,6 +4,7 @@ and their outputs, as a user meets them."""
 from __future__ import annotations
 
 import csv
+import re
 import time
 
 import numpy as np
@@ -416,3 +417,51 @@ def test_the_api_gives_the_events_predict_writes(zones_run, video_assets):
         assert fc.events is not None
         text.append(event_rows(dataclasses.replace(result, forecasts=fc)))
     assert "".join(text) == (out / "events.csv").read_text().split("\n", 1)[1]
+
+
+def test_demo_with_zones_scores_the_events_against_the_truth(trajpred, tmp_path):
+    out = tmp_path / "demo"
+    done = trajpred("demo", "--zones", "--out", out, "--duration", 8, "--no-progress")
+    assert done.returncode == 0, done.stderr
+    line = next(x for x in done.stdout.splitlines() if x.startswith("events: "))
+    cases = int(re.search(r"events: (\d+) cases", line).group(1))
+    skill = re.search(r"Brier skill (-?[\d.]+) \(constant velocity (-?[\d.]+), inside now", line)
+    assert cases > 100 and skill and float(skill.group(1)) > 0.2, line
+    assert re.search(r"^alerts at 0.5: \d+, \d+ % came true, median lead", done.stdout, re.M)
+    zones = read_zones(out / "scene" / "zones.yaml")  # the targets it placed, as a zones file
+    assert len(zones.zones) == 4 and zones.near_miss is not None
+    assert _rows(out / "events.csv") and (out / "alerts.csv").is_file()
+
+
+def test_event_tally_scores_a_hand_made_case():
+    """One walker heading into a zone at constant speed, forecast exactly (tight radii): the
+    probabilities separate the frames it enters within the horizon from those it does not,
+    and its one alert fires a horizon (4.8 s) ahead and comes true."""
+    from trajpred.event_scores import EventTally
+    from trajpred.results import FrameForecasts
+    from trajpred.tracking import TrackedBoxes
+
+    zones = parse_zones(
+        {"zones": [{"name": "z", "polygon": [[20, -5], [30, -5], [30, 5], [20, 5]]}]}, "z"
+    )
+    cfg = EventsConfig()
+    w = EventWatch(zones, cfg, 0.4, 12)
+    tally = EventTally(zones, cfg, 0.4, 12, fps=10.0)
+    for f in range(1, 121):  # x = 0.25 px per frame (1 px per 0.4 s step): x = 20 on frame 81
+        x = 0.25 * (f - 1)
+        tracks = TrackedBoxes(
+            np.array([1]), np.array([[x - 2, -10, 4, 10]]), np.ones(1), np.zeros(1, np.int64)
+        )
+        here = np.array([[x, 0.0]])
+        mean = here[:, None] + np.array([1.0, 0.0]) * np.arange(1, 13)[None, :, None]
+        r50 = np.full((1, 12), 0.2)
+        events = w.update(np.array([1]), here, mean, r50, 2 * r50)
+        fc = FrameForecasts(np.array([1]), mean, r50, 2 * r50, np.arange(12), events=events)
+        tally.add(f, tracks, fc, 0.5)
+    scores = tally.result()
+    model = scores["cases"]["zone"]["model"]
+    assert model["cases"] > 5 and model["auroc"] == 1.0 and model["brier"] < 0.05
+    assert scores["cases"]["zone"]["inside_now"]["brier_skill"] < 0
+    alert = scores["alerts"]["model"]
+    assert alert["alerts"] == 1 and alert["precision"] == 1.0
+    assert abs(alert["median_lead_s"] - 4.8) < 0.5  # fires once the zone is within reach

@@ -118,8 +118,19 @@ def check_evaluation(out: str, work: Path) -> None:
         assert np.isfinite([ade, fde, min_ade]).all() and 0 < min_ade <= ade < fde
 
 
+def check_zones_api(out: str, work: Path) -> None:
+    """`door P% in T s [p1 p2 p3]`: a walker 100 px from the door at 100 px/s, heading for
+    it, enters it within the horizon, in about a second, and within 2 s."""
+    match = re.fullmatch(rf"door (\d+)% in ({NUMBER})s \[({NUMBER}) ({NUMBER}) ({NUMBER})\]\n", out)
+    assert match, out
+    percent, t, p1, p2, p3 = (float(v) for v in match.groups())
+    assert percent >= 80 and 0.5 < t < 2.0 and p1 <= p2 <= p3 <= percent / 100 + 1e-9, out
+    assert p2 >= 0.5, out
+
+
 CHECKS = {
     "tracking_loop": check_tracking_loop,
+    "zones_api": check_zones_api,
     "one_walker": check_one_walker,
     "pipeline": check_pipeline,
     "evaluation": check_evaluation,

@@ -18,10 +18,12 @@ like predict, never holds the video in memory.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .event_scores import EventTally, Futures, auto_zones, event_lines
+from .events import EventsConfig
 from .tracks import Tracks, bottom_centre
 
 IOU_MATCH = 0.5
@@ -291,6 +293,8 @@ class DemoResult:
     horizon_s: float  # how far ahead each forecast reaches
     summary_line: str  # predict's summary of the run
     notes: list[str]
+    events: dict | None = None  # with zones: trajpred/event_scores.py EventTally.result()
+    event_lines: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         return [
@@ -299,6 +303,7 @@ class DemoResult:
             self.detection.line(),
             self.tracking.line(),
             self.forecast.line(self.horizon_s),
+            *self.event_lines,
             self.summary_line,
         ]
 
@@ -329,11 +334,15 @@ def run_demo(
     progress: bool = True,
     ground_plane: bool = False,
     synth_overrides: dict | None = None,
+    zones: str | None = None,
 ) -> DemoResult:
     """Synthesize a scene into out_dir/scene, run predict on it into out_dir, score each stage.
 
     ground_plane: forecast in metres through the scene's homography (predict --homography).
-    synth_overrides: SynthConfig settings as nested dicts, e.g. {"camera": {"tilt_deg": 25}}."""
+    synth_overrides: SynthConfig settings as nested dicts, e.g. {"camera": {"tilt_deg": 25}}.
+    zones: a zones file to watch (predict --zones), or "auto": four zones, lines and a
+    near-miss distance placed from where the scene's people walk (event_scores.auto_zones,
+    written to out_dir/scene/zones.yaml); the events are scored against the exact truth."""
     from pathlib import Path
 
     from .commands.predict import predict_video
@@ -368,11 +377,14 @@ def run_demo(
     scene = simulate(from_dict(SynthConfig, synth, "demo --set"))
     paths = write_scene(scene, out / "scene", progress=progress)
     cfg = scene.cfg
+    if zones == "auto":
+        zones = _auto_zones_file(read_mot(paths.gt_mot), paths.out_dir / "zones.yaml", ground_plane)
     config = PipelineConfig(
         detector=DetectorConfig(weights=weights, imgsz=imgsz, device=device),
         forecast=ForecastConfig(
             checkpoint=checkpoint, homography=str(paths.homography) if ground_plane else None
         ),
+        events=EventsConfig(zones=zones),
     )
     with WriterProcess() as writer:  # starts first: its imports overlap loading the models
         pipeline = Pipeline(config)
@@ -386,11 +398,15 @@ def run_demo(
             truth, cfg.fps * model.cfg.dt_s, pipeline.homography if ground_plane else None
         )
 
+        events = _EventScoring(pipeline, truth, cfg.fps) if pipeline.zones else None
+
         def score(result) -> None:
             ids, boxes = truth.at(result.frame_id)
             detection.add(boxes, result.detections.box_xywh)
             tracking.add(ids, boxes, result.tracks.track_id, result.tracks.box_xywh)
             forecasting.add(result.frame_id, result.tracks, result.forecasts)
+            if events is not None:
+                events.add(result)
 
         with VideoReader(VideoSource(str(paths.video), "demo")) as reader:
             summary = predict_video(pipeline, reader, out, progress, on_result=score, writer=writer)
@@ -400,6 +416,7 @@ def run_demo(
         f"{n_people} people, seed {seed} -> {paths.out_dir}"
     )
     horizon_s = model.cfg.pred_len * model.cfg.dt_s
+    event_scores = None if events is None else events.result()
     return DemoResult(
         scene_line,
         detection,
@@ -408,4 +425,62 @@ def run_demo(
         horizon_s,
         summary.line(),
         notes,
+        event_scores,
+        [] if event_scores is None else event_lines(event_scores, config.events.alert),
     )
+
+
+def _auto_zones_file(gt: Tracks, path, ground_plane: bool) -> str:
+    """Zones placed from where the scene's people walk (event_scores.auto_zones), written as a
+    zones file at `path`; with the ground plane the near-miss distance is 1 m."""
+    import yaml
+
+    from .atomic import write_text
+
+    assert gt.box_xywh is not None
+    spec = auto_zones(gt.xy, gt.box_xywh[:, 2])
+    if ground_plane:
+        spec["near_miss"] = {"distance": 1.0, "units": "m"}
+    write_text(path, yaml.safe_dump(spec, sort_keys=False))
+    return str(path)
+
+
+class _EventScoring:
+    """The demo's events scored against the exact truth: each track stands for the person
+    its box matches on each frame (IoU >= 0.5), whose true path decides the outcome."""
+
+    def __init__(self, pipeline, truth: GroundTruth, fps: float):
+        from .geometry import apply_homography
+
+        h = pipeline.homography
+
+        def to_units(xy: np.ndarray) -> np.ndarray:  # pixels -> the zones' units
+            return xy if h is None else apply_homography(h, xy)
+
+        model, cfg = pipeline.model, pipeline.config.events
+        self.truth = truth
+        self.tally = EventTally(
+            pipeline.zones, cfg, model.cfg.dt_s, model.cfg.pred_len, fps, to_units
+        )
+        self.feet = Futures(
+            [(f, ids, to_units(bottom_centre(boxes))) for f, (ids, boxes) in truth.frames.items()]
+        )
+        self.boxes: dict[int, dict[int, np.ndarray]] = {}
+        # the forecaster's own ratio lives in the writer process; the baseline takes the prior
+        self.ratio = cfg.cross_ratio
+
+    def add(self, result) -> None:
+        t = result.tracks
+        self.boxes[result.frame_id] = dict(zip(t.track_id.tolist(), t.box_xywh, strict=True))
+        self.tally.add(result.frame_id, t, result.forecasts, self.ratio)
+
+    def match(self, frame: int, ids: list[int]) -> list[int]:
+        gt_ids, gt_boxes = self.truth.at(frame)
+        boxes = self.boxes.get(frame, {})
+        known = [i for i in ids if i in boxes]
+        pairs = dict(match_boxes(np.array([boxes[i] for i in known]).reshape(-1, 4), gt_boxes))
+        person = {tid: int(gt_ids[pairs[j]]) for j, tid in enumerate(known) if j in pairs}
+        return [person.get(i, -1) for i in ids]
+
+    def result(self) -> dict:
+        return self.tally.result(self.feet, self.match)

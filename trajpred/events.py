@@ -127,14 +127,28 @@ class SampleCloud:
         norm = np.hypot(unit[None, :, 0], c)
         a, c = unit[None, :, 0] / norm, c / norm
         self.direction = a[..., None] * along[:, None] + c[..., None] * across[:, None]  # (M, S, 2)
+        self._points: np.ndarray | None = None
+        self._row: np.ndarray | None = None
 
     def points(self, m: np.ndarray, t: np.ndarray) -> np.ndarray:
         """(K, S, 2) the samples of track rows m (K,) at steps t (K,), 0 = now."""
-        s = np.maximum(t - 1, 0)
-        radius = self.r50[m, s, None] * np.exp(self.inv_k[m, s, None] * self.log_level)  # (K, S)
-        radius = np.where((t > 0)[:, None], radius, 0.0)
-        centre = np.where((t > 0)[:, None], self.mean[m, s], self.here[m])
-        return centre[:, None] + radius[..., None] * self.direction[m]
+        if self._points is None:
+            self.prepare(np.ones(len(self.here), bool))
+        assert self._points is not None and self._row is not None
+        return self._points[self._row[m], t]
+
+    def prepare(self, rows: np.ndarray) -> None:
+        """Make the samples of the tracks `rows` (M,) bool at every step at once (float32: the
+        probabilities need no more), for `points`."""
+        self._row = np.cumsum(rows) - 1
+        r50, inv_k = self.r50[rows, :, None], self.inv_k[rows, :, None]
+        radius = (r50 * np.exp(inv_k * self.log_level)).astype(np.float32)  # (W, P, S)
+        direction = self.direction[rows, None].astype(np.float32)  # (W, 1, S, 2)
+        pts = self.mean[rows, :, None].astype(np.float32) + radius[..., None] * direction
+        start = np.broadcast_to(
+            self.here[rows, None, None].astype(np.float32), (int(rows.sum()), 1, *pts.shape[2:])
+        )
+        self._points = np.concatenate([start, pts], axis=1)  # (W, P + 1, S, 2)
 
     def paths(self) -> np.ndarray:
         """(M, S, P + 1, 2) every sample path, from now to the last step."""
@@ -271,8 +285,15 @@ class EventWatch:
             for (kind, _, edges), box in zip(self.targets, self.boxes, strict=True)
         ]
         pair, pair_pieces = self._pair_pieces(centre, reach)
+        wanted = np.zeros(len(track_id), bool)
+        for m, _ in pieces:
+            wanted[m] = True
+        wanted[pair[pair_pieces[0]].ravel()] = True
+        if not wanted.any():
+            return self._finish(rows)
         ratio = self.cfg.cross_ratio if cross_ratio is None else cross_ratio
         cloud = SampleCloud(here, mean, r50, r90, self.grid, ratio)
+        cloud.prepare(wanted)
         for (kind, name, edges), (m, t) in zip(self.targets, pieces, strict=True):
             if len(m) == 0:
                 continue

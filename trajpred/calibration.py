@@ -219,7 +219,7 @@ def fit_calibration(
 
 def calibration_for(model) -> Calibration:
     """The calibration a loaded forecaster carries (`trajpred.checkpoint` and
-    `trajpred.exported` attach it), or the uncalibrated `gaussian` one for a bare model."""
+    `trajpred.export_runtime` attach it), or the uncalibrated `gaussian` one for a bare model."""
     stored = getattr(model, "calibration", None)
     return stored if stored is not None else gaussian(model.cfg.pred_len)
 

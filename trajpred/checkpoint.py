@@ -37,7 +37,7 @@ def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """Read a checkpoint written by save_checkpoint; InputError on anything else."""
-    from .exported import is_exported
+    from .export_runtime import is_exported
 
     path = Path(path)
     if not path.is_file():
@@ -155,7 +155,7 @@ def load_forecaster_and_metadata(
 ) -> tuple[Forecaster, dict]:
     """`load_forecaster`, and what the file says of its training: the checkpoint's payload
     (model_config, run_config, epoch, ...), or what an exported file's metadata kept of it."""
-    from .exported import is_exported, load_exported
+    from .export_runtime import is_exported, load_exported
 
     if is_exported(path):
         model = load_exported(path)

@@ -12,7 +12,8 @@ on windows), so `TrackStreams`, `forecast_windows`, `predict` and `evaluate` run
 file with the same code as a checkpoint.
 
 The file carries `ExportMetadata` as JSON: in the ONNX model's metadata_props under "trajpred",
-or as the TorchScript archive's extra file "trajpred.json". Writing them: trajpred/export.py.
+or as the TorchScript archive's extra file "trajpred.json". Writing them:
+trajpred/export_forecaster.py.
 """
 
 from __future__ import annotations

@@ -116,11 +116,11 @@ def mot_tracks(root: Path, kde: bool) -> dict:
 
 def tracked_frames(video: Path, weights: str, work: Path, classes: list[int] | None):
     """(per-frame TrackedBoxes, fps) of a video, tracked once into work/<name>.csv."""
-    from trajpred.commands.track import tracks_of_video
     from trajpred.formats import read_tracks
     from trajpred.pipeline import Pipeline, PipelineConfig
     from trajpred.tracking import TrackedBoxes
     from trajpred.video import expand_source
+    from trajpred.video_tracks import tracks_of_video
 
     csv = work / f"{video.stem}.csv"
     source = expand_source(str(video))[0][0]

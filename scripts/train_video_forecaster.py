@@ -26,7 +26,6 @@ import numpy as np  # noqa: E402
 
 from trajpred.adapt import live_ground_tracks  # noqa: E402
 from trajpred.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from trajpred.commands.track import tracks_of_video  # noqa: E402
 from trajpred.config import from_dict, load_config  # noqa: E402
 from trajpred.formats import write_eth_ucy  # noqa: E402
 from trajpred.pipeline import Pipeline, PipelineConfig, read_homography  # noqa: E402
@@ -35,6 +34,7 @@ from trajpred.synth.world import SynthConfig, simulate  # noqa: E402
 from trajpred.tracks import Tracks  # noqa: E402
 from trajpred.train import RunConfig, fit  # noqa: E402
 from trajpred.video import expand_source  # noqa: E402
+from trajpred.video_tracks import tracks_of_video  # noqa: E402
 from trajpred.windows import resample_tracks  # noqa: E402
 
 DT_S = 0.4  # the model step (configs/video.yaml)

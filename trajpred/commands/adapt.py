@@ -166,7 +166,7 @@ def _track_videos(args, config, work: Path, progress: bool):
     from ..pipeline import Pipeline
     from ..tracks import Tracks
     from ..video import VideoReader, expand_source
-    from .track import tracks_of_video
+    from ..video_tracks import tracks_of_video
 
     if not args.source:
         raise TrajpredError("give SOURCE (a video, folder or glob) or --tracks")

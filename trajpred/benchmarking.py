@@ -9,7 +9,7 @@ future, the label where there is no ground truth.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,14 +45,15 @@ def synthetic_video(folder: Path, overrides: dict) -> SynthConfig:
     return cfg
 
 
-def tracking_pipeline(weights: str, classes: list[int] | None = None) -> Pipeline:
-    """A Pipeline that detects (`weights`, only `classes` when given) and tracks, no forecast."""
+def tracking_pipeline(weights: str, classes: Sequence[int | str] | None = None) -> Pipeline:
+    """A Pipeline that detects (`weights`, only `classes` when given: ids or names) and tracks,
+    no forecast."""
     from .pipeline import Pipeline, PipelineConfig
 
     config = PipelineConfig()
     config.detector.weights = weights
     if classes:
-        config.detector.classes = classes
+        config.detector.classes = list(classes)
     return Pipeline(config, forecast=False)
 
 
@@ -68,6 +69,8 @@ def frames_of(tracks: Tracks) -> list[TrackedBoxes]:
     to the last frame with a track (empty ones included)."""
     from .tracking import TrackedBoxes
 
+    if tracks.box_xywh is None:
+        raise ValueError("tracks without boxes are no tracker output")
     frames = []
     for f in range(1, int(tracks.frame_id.max()) + 1 if len(tracks) else 1):
         rows = tracks.frame_id == f
@@ -77,13 +80,13 @@ def frames_of(tracks: Tracks) -> list[TrackedBoxes]:
                 tracks.box_xywh[rows],
                 tracks.conf[rows],
                 tracks.class_id[rows],
-            )  # fmt: skip
+            )
         )
     return frames
 
 
 def tracked_frames(
-    video: Path, weights: str, work: Path, classes: list[int] | None
+    video: Path, weights: str, work: Path, classes: Sequence[int | str] | None
 ) -> tuple[list[TrackedBoxes], float]:
     """(per-frame TrackedBoxes, fps) of a video tracked by the detector `weights` (only
     `classes` when given) and ByteTrack, once: the tracks go to work/<video stem>.csv, which

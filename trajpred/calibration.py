@@ -325,6 +325,10 @@ class ForecastOutcomes:
     the samples they predicted arrive (for OnlineCalibration). Positions in the forecaster's
     units; sample k of a track is the k-th point of the shared dt_s grid."""
 
+    made_at: np.ndarray  # (slots, pred_len) ring of each track's forecasts, made by `_grow`
+    mean: np.ndarray
+    sigma: np.ndarray
+
     def __init__(self, online: OnlineCalibration, pred_len: int, capacity: int = 64):
         self.online, self.pred_len = online, pred_len
         self.slots = Slots(self._grow, capacity)

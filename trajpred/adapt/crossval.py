@@ -24,12 +24,14 @@ def left_out(folds: int, average: bool) -> list[tuple[int, ...]]:
 
 
 def mean_forecast(model, w: Windows) -> np.ndarray:
+    """(N, pred_len, 2) deterministic forecasts of `model` on the windows."""
     from ..forecast import forecast_on
 
     return forecast_on(model, w).mean
 
 
 def window_errors(xy: np.ndarray, fut: np.ndarray) -> np.ndarray:
+    """(N, 2) ADE and FDE of each window's forecast `xy` against its future `fut`."""
     from ..metrics import ade, fde
 
     return np.stack([ade(xy, fut), fde(xy, fut)], 1)

@@ -92,4 +92,5 @@ def choose_weight(model_xy, prior_xy, fut_xy, rows=None) -> float:
 
 
 def has_prior(model) -> bool:
+    """Whether `model` blends in a scene prior."""
     return model.cfg.scene_prior_size > 0

@@ -125,6 +125,7 @@ def adapt(
 
 
 def count_phases(train: Tracks, fps: float, mc, obs_len: int, phases: int) -> int:
+    """Training windows over all `phases` start offsets (AdaptReport.train_windows_all_phases)."""
     return len(camera_windows(train, fps, mc.dt_s, obs_len, mc.pred_len, 0, phases))
 
 

@@ -79,6 +79,7 @@ def phase_offsets(frames_per_step: float, phases: int) -> list[int]:
 
 
 def too_few(what: str, found: int, needed: int, obs_len: int, pred_len: int, dt_s: float):
+    """The start of the refusal for footage with too few windows of one kind."""
     seq = obs_len + pred_len
     return (
         f"too few windows to adapt: {found} {what} windows found, {needed} needed (a window is "

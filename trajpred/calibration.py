@@ -325,10 +325,6 @@ class ForecastOutcomes:
     the samples they predicted arrive (for OnlineCalibration). Positions in the forecaster's
     units; sample k of a track is the k-th point of the shared dt_s grid."""
 
-    made_at: np.ndarray  # (slots, pred_len) ring of each track's forecasts, made by `_grow`
-    mean: np.ndarray
-    sigma: np.ndarray
-
     def __init__(self, online: OnlineCalibration, pred_len: int, capacity: int = 64):
         self.online, self.pred_len = online, pred_len
         self.slots = Slots(self._grow, capacity)
@@ -340,7 +336,9 @@ class ForecastOutcomes:
         sigma = np.ones((capacity, p, p))
         if old:
             made_at[:old], mean[:old], sigma[:old] = self.made_at, self.mean, self.sigma
-        self.made_at, self.mean, self.sigma = made_at, mean, sigma
+        self.made_at: np.ndarray = made_at
+        self.mean: np.ndarray = mean
+        self.sigma: np.ndarray = sigma
 
     def forget(self, track_id: int) -> None:
         r = self.slots.release(track_id)

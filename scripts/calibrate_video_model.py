@@ -17,11 +17,10 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from trajpred.benchmarking import random_camera  # noqa: E402
 from trajpred.cli import main  # noqa: E402
 
 SEED0 = 700000
@@ -34,8 +33,8 @@ def scene(work: Path, k: int, duration: float) -> Path:
     tracks = folder / "tracks.csv"
     if tracks.exists():
         return tracks
-    rng = np.random.default_rng(SEED0 + k)
-    height, tilt = float(rng.uniform(3, 10)), float(rng.uniform(15, 45))
+    camera = random_camera(SEED0 + k)
+    height, tilt = camera["height_m"], camera["tilt_deg"]
     args = ["synth", "--out", str(folder), "--seed", str(SEED0 + k), "--duration", str(duration)]
     args += ["--fps", str(FPS), "--set", f"camera.height_m={height}", f"camera.tilt_deg={tilt}"]
     if main(args) != 0:

@@ -34,6 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from trajpred.benchmarking import OwnFuture, random_camera, synthetic_video, tracked_frames  # noqa: E402
 from trajpred.calibration import gaussian  # noqa: E402
 from trajpred.checkpoint import load_forecaster  # noqa: E402
 from trajpred.data import DataConfig, load_split  # noqa: E402
@@ -114,42 +115,6 @@ def mot_tracks(root: Path, kde: bool) -> dict:
     return out
 
 
-def tracked_frames(video: Path, weights: str, work: Path, classes: list[int] | None):
-    """(per-frame TrackedBoxes, fps) of a video, tracked once into work/<name>.csv."""
-    from trajpred.commands.track import tracks_of_video
-    from trajpred.formats import read_tracks
-    from trajpred.pipeline import Pipeline, PipelineConfig
-    from trajpred.tracking import TrackedBoxes
-    from trajpred.video import expand_source
-
-    csv = work / f"{video.stem}.csv"
-    source = expand_source(str(video))[0][0]
-    config = PipelineConfig()
-    config.detector.weights = weights
-    if classes is not None:
-        config.detector.classes = classes
-    pipeline = Pipeline(config, forecast=False)
-    if csv.exists():
-        tracks = read_tracks(csv, "csv")
-        with pipeline.open(source) as reader:
-            fps = reader.info.fps
-    else:
-        tracks, info, _ = tracks_of_video(pipeline, source, csv, progress=False)
-        fps = info.fps
-    frames = []
-    for f in range(1, int(tracks.frame_id.max()) + 1 if len(tracks) else 1):
-        rows = tracks.frame_id == f
-        frames.append(
-            TrackedBoxes(
-                tracks.track_id[rows],
-                tracks.box_xywh[rows],
-                tracks.conf[rows],
-                tracks.class_id[rows],
-            )  # fmt: skip
-        )
-    return frames, fps
-
-
 def live_arms(frames, fps: float, truth=None) -> dict:
     """Each arm's live forecasts over the frames, scored against the tracker's own future
     (and, with `truth` (demo.GroundTruth), against the exact ground truth)."""
@@ -158,8 +123,7 @@ def live_arms(frames, fps: float, truth=None) -> dict:
 
     model = load_forecaster(VIDEO_MODEL)
     stored = model.calibration
-    seen = {(f + 1, int(t)): xy for f, boxes in enumerate(frames)
-            for t, xy in zip(boxes.track_id, boxes.xy, strict=True)}  # fmt: skip
+    own = OwnFuture(frames)
     out = {}
     for arm in ARMS:
         model.calibration = None if arm == "uncalibrated" else stored
@@ -171,11 +135,7 @@ def live_arms(frames, fps: float, truth=None) -> dict:
             fc = live.update(f, boxes)
             if tally is not None:
                 tally.add(f, boxes, fc)
-            for j, tid in enumerate(fc.track_id.tolist()):
-                future = [seen.get((int(t), tid)) for t in fc.target_frame]
-                if any(p is None for p in future):
-                    continue
-                err = np.linalg.norm(fc.xy[j] - np.array(future), axis=-1)
+            for j, err in own.errors(fc):
                 inside[0].append(err <= fc.r50[j])
                 inside[1].append(err <= fc.r90[j])
         row = {"forecasts": len(inside[0])}
@@ -200,22 +160,16 @@ def live_arms(frames, fps: float, truth=None) -> dict:
 
 
 def synthetic_videos(n: int, duration: float, work: Path) -> dict:
-    from trajpred.config import from_dict
     from trajpred.demo import GroundTruth
     from trajpred.detect import SHIPPED_DETECTOR
     from trajpred.formats import read_tracks
-    from trajpred.synth.render import write_scene
-    from trajpred.synth.world import SynthConfig, simulate
 
     out = {}
     for k in range(n):
         seed = SYNTH_SEED0 + k
-        rng = np.random.default_rng(seed)
-        camera = {"height_m": float(rng.uniform(3, 10)), "tilt_deg": float(rng.uniform(15, 45))}
-        cfg = from_dict(SynthConfig, {"seed": seed, "duration_s": duration, "camera": camera})
         scene = work / f"synth_{seed}"
-        if not (scene / "video.mp4").exists():
-            write_scene(simulate(cfg), scene)
+        camera = random_camera(seed)
+        synthetic_video(scene, {"seed": seed, "duration_s": duration, "camera": camera})
         frames, fps = tracked_frames(scene / "video.mp4", str(SHIPPED_DETECTOR), scene, None)
         truth = GroundTruth(read_tracks(scene / "gt_mot.txt", "mot"))
         out[f"synth_{seed}"] = live_arms(frames, fps, truth)

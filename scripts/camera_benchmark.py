@@ -40,17 +40,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from trajpred.adapt import AdaptConfig, adapt, camera_windows, live_ground_tracks  # noqa: E402
+from trajpred.benchmarking import synthetic_video, tracking_pipeline, video_source  # noqa: E402
 from trajpred.checkpoint import load_forecaster, model_from_payload  # noqa: E402
 from trajpred.forecast import forecast_on  # noqa: E402
 from trajpred.formats import read_mot, read_tracks  # noqa: E402
 from trajpred.geometry import GroundPlane  # noqa: E402
 from trajpred.metrics import ade, constant_velocity, fde  # noqa: E402
-from trajpred.pipeline import (  # noqa: E402
-    Pipeline,
-    PipelineConfig,
-    apply_homography,
-    read_homography,
-)
+from trajpred.pipeline import apply_homography, read_homography  # noqa: E402
 from trajpred.tracks import Tracks  # noqa: E402
 from trajpred.windows import Windows  # noqa: E402
 
@@ -80,13 +76,9 @@ def track(video: Path, weights: str, classes, max_frames: int | None = None) -> 
     """(pixel Tracks of the first max_frames frames, fps) from the detector + ByteTrack. Kept in
     memory at full precision (not through tracks.csv, which rounds to 0.01 px): the scene cache
     stores them exactly, so a rerun on cached tracks gives every figure again."""
-    config = PipelineConfig()
-    config.detector.weights = weights
-    if classes:
-        config.detector.classes = classes
-    pipeline = Pipeline(config, forecast=False)
+    pipeline = tracking_pipeline(weights, classes)
     rows = []
-    with pipeline.open(_source(video)) as reader:
+    with pipeline.open(video_source(video)) as reader:
         fps = reader.info.fps
         for result in pipeline.track_frames(reader):
             t = result.tracks
@@ -100,12 +92,6 @@ def track(video: Path, weights: str, classes, max_frames: int | None = None) -> 
     box = a[:, 2:6]
     xy = np.column_stack([box[:, 0] + box[:, 2] / 2, box[:, 1] + box[:, 3]])
     return Tracks(a[:, 0], a[:, 1], xy, box, a[:, 6], a[:, 7], "px"), fps
-
-
-def _source(video: Path):
-    from trajpred.video import expand_source
-
-    return expand_source(str(video))[0][0]
 
 
 def on_ground(tracks: Tracks, h: np.ndarray, fps: float) -> Tracks:
@@ -198,16 +184,11 @@ def scene_tracks(name: str, overrides: dict, out: Path, duration: float, seed: i
     """(scene folder, SynthConfig, cut frame, tracker's pixel tracks of the whole video, fps,
     seconds spent tracking): the video and the tracks are written once and read back on later
     runs. The tracker runs online, so its tracks up to the cut do not depend on what follows."""
-    from trajpred.config import from_dict
     from trajpred.formats import write_csv
-    from trajpred.synth.render import write_scene
-    from trajpred.synth.world import SynthConfig, simulate
 
     suffix = "" if seed == 7 else f"_seed{seed}"
     scene_dir = out / f"{name}_{duration:g}s{suffix}"
-    cfg = from_dict(SynthConfig, {"duration_s": duration, "seed": seed, **overrides})
-    if not (scene_dir / "video.mp4").exists():
-        write_scene(simulate(cfg), scene_dir)
+    cfg = synthetic_video(scene_dir, {"duration_s": duration, "seed": seed, **overrides})
     cut = int(round(cfg.n_frames * 0.6))
     cache = scene_dir / "tracks_all.csv"
     t0 = time.perf_counter()

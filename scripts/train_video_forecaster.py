@@ -22,19 +22,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import numpy as np  # noqa: E402
-
 from trajpred.adapt import live_ground_tracks  # noqa: E402
+from trajpred.benchmarking import random_camera, synthetic_video, tracking_pipeline, video_source  # noqa: E402
 from trajpred.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from trajpred.commands.track import tracks_of_video  # noqa: E402
-from trajpred.config import from_dict, load_config  # noqa: E402
+from trajpred.config import load_config  # noqa: E402
 from trajpred.formats import write_eth_ucy  # noqa: E402
-from trajpred.pipeline import Pipeline, PipelineConfig, read_homography  # noqa: E402
-from trajpred.synth.render import write_scene  # noqa: E402
+from trajpred.pipeline import read_homography  # noqa: E402
 from trajpred.synth.world import SynthConfig, simulate  # noqa: E402
 from trajpred.tracks import Tracks  # noqa: E402
 from trajpred.train import RunConfig, fit  # noqa: E402
-from trajpred.video import expand_source  # noqa: E402
+from trajpred.video_tracks import tracks_of_video  # noqa: E402
 from trajpred.windows import resample_tracks  # noqa: E402
 
 DT_S = 0.4  # the model step (configs/video.yaml)
@@ -49,18 +46,13 @@ def camera_tracks(scene_dir: Path, k: int, duration: float) -> Tracks:
     seconds) as the live forecaster reads them with `--homography`: tracked by the shipped
     detector + ByteTrack, bottom centres mapped through the scene's homography and filtered as
     live."""
-    rng = np.random.default_rng(600000 + k)
-    camera = {"height_m": float(rng.uniform(3, 10)), "tilt_deg": float(rng.uniform(15, 45))}
-    cfg = from_dict(SynthConfig, {"seed": 600000 + k, "duration_s": duration, "camera": camera})
-    if not (scene_dir / "video.mp4").exists():
-        write_scene(simulate(cfg), scene_dir)
-    config = PipelineConfig()
-    config.detector.weights = str(REPO / "data/detector/synth_yolo.pt")
-    pipeline = Pipeline(config, forecast=False)
-    video = expand_source(str(scene_dir / "video.mp4"))[0][0]
+    camera = random_camera(600000 + k)
+    cfg = synthetic_video(scene_dir, {"seed": 600000 + k, "duration_s": duration, "camera": camera})
+    pipeline = tracking_pipeline(str(REPO / "data/detector/synth_yolo.pt"))
     tracks, _, _ = tracks_of_video(
-        pipeline, video, scene_dir / "tracks.csv", progress=sys.stderr.isatty()
-    )
+        pipeline, video_source(scene_dir / "video.mp4"), scene_dir / "tracks.csv",
+        progress=sys.stderr.isatty(),
+    )  # fmt: skip
     ground = live_ground_tracks(
         tracks, read_homography(scene_dir / "homography.txt"), cfg.fps, DT_S
     )

@@ -153,7 +153,7 @@ def test_calibration_travels_with_checkpoints(tmp_path):
 
 
 def test_exported_files_carry_the_calibration(tmp_path):
-    from trajpred.export import export_forecaster
+    from trajpred.export_forecaster import export_forecaster
 
     cfg = ForecasterConfig(hidden_size=16, embed_size=8, num_modes=3)
     calibration = Calibration([[2.0] * 12, [5.0] * 12], [1.5] * 12)

@@ -18,8 +18,8 @@ from conftest import doc_table
 from trajpred.checkpoint import load_forecaster
 from trajpred.cli import main
 from trajpred.errors import InputError
-from trajpred.export import example_inputs, export_forecaster
-from trajpred.exported import ExportedForecaster, load_exported
+from trajpred.export_forecaster import example_inputs, export_forecaster
+from trajpred.export_runtime import ExportedForecaster, load_exported
 from trajpred.features import PERSON_HEIGHT_M
 from trajpred.forecast import forecast_windows
 from trajpred.pipeline import ForecastConfig, LiveForecaster, Pipeline, PipelineConfig

@@ -20,12 +20,12 @@ import torch
 from conftest import MAX_LINE, assert_one_line
 from test_reliability_cli import small_disk  # noqa: F401 - the read-only folder fixture
 
-import trajpred.export as export_module
+import trajpred.export_forecaster as export_module
 from trajpred.calibration import Calibration
 from trajpred.checkpoint import load_forecaster, save_checkpoint
 from trajpred.errors import InputError, TrajpredError
-from trajpred.export import export_forecaster
-from trajpred.exported import METADATA_KEY, quiet_torch
+from trajpred.export_forecaster import export_forecaster
+from trajpred.export_runtime import METADATA_KEY, quiet_torch
 from trajpred.model import Forecaster, ForecasterConfig
 
 SUFFIX = {"onnx": ".onnx", "torchscript": ".ts"}

@@ -219,7 +219,7 @@ def fit_calibration(
 
 def calibration_for(model) -> Calibration:
     """The calibration a loaded forecaster carries (`trajpred.checkpoint` and
-    `trajpred.exported` attach it), or the uncalibrated `gaussian` one for a bare model."""
+    `trajpred.export_runtime` attach it), or the uncalibrated `gaussian` one for a bare model."""
     stored = getattr(model, "calibration", None)
     return stored if stored is not None else gaussian(model.cfg.pred_len)
 
@@ -387,7 +387,9 @@ class ForecastOutcomes:
         sigma = np.ones((capacity, p, p))
         if old:
             made_at[:old], mean[:old], sigma[:old] = self.made_at, self.mean, self.sigma
-        self.made_at, self.mean, self.sigma = made_at, mean, sigma
+        self.made_at: np.ndarray = made_at
+        self.mean: np.ndarray = mean
+        self.sigma: np.ndarray = sigma
 
     def forget(self, track_id: int) -> None:
         r = self.slots.release(track_id)

@@ -15,6 +15,7 @@ import os
 import pickle
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -23,6 +24,14 @@ from .calibration import calibration_of
 from .config import ConfigError, from_dict
 from .errors import InputError, first_line
 from .model import Ensemble, Forecaster, ForecasterConfig
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from .export_runtime import ExportedForecaster
+
+    # What `load_forecaster` gives: a checkpoint's model or an exported file, one interface.
+    LoadedForecaster: TypeAlias = Forecaster | Ensemble | ExportedForecaster
 
 FORMAT = "trajpred-forecaster"
 VERSION = 1
@@ -37,7 +46,7 @@ def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """Read a checkpoint written by save_checkpoint; InputError on anything else."""
-    from .exported import is_exported
+    from .export_runtime import is_exported
 
     path = Path(path)
     if not path.is_file():
@@ -95,7 +104,7 @@ def check_config(
 
 def model_from_payload(
     payload: dict, path: str | os.PathLike = "checkpoint", expect: ForecasterConfig | None = None
-) -> Forecaster:
+) -> Forecaster | Ensemble:
     """Rebuild the forecaster from a loaded checkpoint (its config is inside)."""
     try:
         cfg = from_dict(ForecasterConfig, payload["model_config"], where=os.fspath(path))
@@ -113,7 +122,7 @@ def model_from_payload(
         raise InputError(
             path, f"checkpoint weights do not fit its config ({first_line(e)})"
         ) from None
-    model = members[0] if "members" not in payload else Ensemble(members)
+    model: Forecaster | Ensemble = members[0] if "members" not in payload else Ensemble(members)
     model.eval()
     # plain attribute, not a buffer: checkpoints without one load as before
     model.calibration = calibration_of(payload.get("calibration"), cfg.pred_len, path)
@@ -143,7 +152,9 @@ def ensemble_payload(paths: list[str | os.PathLike]) -> dict:
     return {**keep, "members": members}
 
 
-def load_forecaster(path: str | os.PathLike, expect: ForecasterConfig | None = None) -> Forecaster:
+def load_forecaster(
+    path: str | os.PathLike, expect: ForecasterConfig | None = None
+) -> LoadedForecaster:
     """`Forecaster` rebuilt from a checkpoint file alone, in eval mode on the CPU; an exported
     file (`trajpred export`: .onnx, .ts, .torchscript or a TorchScript archive) gives an
     `ExportedForecaster`, which streams and forecasts windows the same way."""
@@ -152,10 +163,10 @@ def load_forecaster(path: str | os.PathLike, expect: ForecasterConfig | None = N
 
 def load_forecaster_and_metadata(
     path: str | os.PathLike, expect: ForecasterConfig | None = None
-) -> tuple[Forecaster, dict]:
+) -> tuple[LoadedForecaster, dict]:
     """`load_forecaster`, and what the file says of its training: the checkpoint's payload
     (model_config, run_config, epoch, ...), or what an exported file's metadata kept of it."""
-    from .exported import is_exported, load_exported
+    from .export_runtime import is_exported, load_exported
 
     if is_exported(path):
         model = load_exported(path)

@@ -40,6 +40,8 @@ class SettingError(ConfigError):
     """A value out of range, raised by a config dataclass's `__post_init__` with the field's
     name; `from_dict` adds the section ("train.") and where the value came from."""
 
+    key: str  # always a field's name
+
     def __init__(self, key: str, problem: str):
         super().__init__(f"'{key}' {problem}")
         self.key, self.problem = key, problem
@@ -75,11 +77,12 @@ def between(
     def rule(value: Any) -> str | None:
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             return f"must be a number {wanted}, got {shown(value)}"
-        ok = math.isfinite(value)
+        number = float(value)
+        ok = math.isfinite(number)
         if ok and low is not None:
-            ok = value > low if low_open else value >= low
+            ok = number > low if low_open else number >= low
         if ok and high is not None:
-            ok = value < high if high_open else value <= high
+            ok = number < high if high_open else number <= high
         return None if ok else f"must be {wanted}, got {shown(value)}"
 
     return rule

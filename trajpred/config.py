@@ -20,14 +20,17 @@ import types
 import typing
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
 from .checks import ConfigError, SettingError, shown
 from .errors import first_line
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 MAX_YAML_BYTES = 1 << 20  # a config is a few hundred bytes; anything this large is a mistake
 MAX_YAML_VALUES = 100_000  # values a YAML document may expand to (aliases can multiply them)
@@ -56,7 +59,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         (item_tp, *_) = typing.get_args(tp) or (Any,)
         items = [_coerce(v, item_tp, key) for v in value]
         return tuple(items) if origin is tuple else items
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError("config", f"'{key}' must be a mapping of {tp.__name__} fields", key)
         return from_dict(tp, value, prefix=f"{key}.")
@@ -138,7 +141,8 @@ def merge(base: dict, update: dict) -> dict:
 def nested(dotted: str, value: Any) -> dict:
     """'detector.conf', 0.3 -> {'detector': {'conf': 0.3}}."""
     *parents, leaf = dotted.split(".")
-    node = out = {}
+    node: dict = {}
+    out = node
     for part in parents:
         node = node.setdefault(part, {})
     node[leaf] = value
@@ -291,7 +295,7 @@ def _check_sections(cls: type, layer: dict, where: str, prefix: str = "") -> Non
     hints = typing.get_type_hints(cls)
     for key, value in layer.items():
         tp = hints.get(key) if isinstance(key, str) else None
-        if tp is None or not dataclasses.is_dataclass(tp):
+        if not (isinstance(tp, type) and dataclasses.is_dataclass(tp)):
             continue
         if not isinstance(value, dict):
             detail = f"'{prefix}{key}' must be a mapping of {tp.__name__} fields"

@@ -358,7 +358,7 @@ def score_uncertainty(
         if calibration.cv_sigma and calibration.units == windows.units
         else None
     )
-    radii: tuple = (fc.r50, fc.r90)
+    radii = [fc.r50, fc.r90]
     if online:
         *radii, density = online_calibration(windows, fc, calibration)
         mix = dataclasses.replace(mix, mode_sigma=mix.mode_sigma * density[:, None, :])

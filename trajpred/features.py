@@ -142,6 +142,8 @@ def output_positions(
     out: ForecastOutput, origin, heading, scale
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean (B, pred_len, 2), modes (B, M, pred_len, 2)) in source units."""
+    if out.modes is None:
+        raise ValueError("a forecast decoded without its modes (mixture=False) has no modes")
     return to_positions(out.mean, origin, heading, scale), to_positions(
         out.modes, origin, heading, scale
     )

@@ -7,6 +7,7 @@ gets the same forecast as its window encoded at once.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 import torch
@@ -24,9 +25,12 @@ from .features import (
     window_features,
     window_scale,
 )
-from .model import Forecaster, ForecastOutput
+from .model import ForecastOutput
 from .slots import Slots
 from .windows import Windows
+
+if TYPE_CHECKING:
+    from .checkpoint import LoadedForecaster
 
 
 @dataclass
@@ -45,10 +49,10 @@ class Forecasts:
     """
 
     mean: np.ndarray
-    samples: np.ndarray | None = None
-    sigma: np.ndarray | None = None
-    r50: np.ndarray | None = None
-    r90: np.ndarray | None = None
+    samples: np.ndarray | None
+    sigma: np.ndarray
+    r50: np.ndarray
+    r90: np.ndarray
     mixture: Mixture | None = None
 
 
@@ -105,7 +109,7 @@ def top_mode_sigma(out: ForecastOutput, scale: torch.Tensor) -> torch.Tensor:
 
 
 def window_inputs(
-    model: Forecaster,
+    model: LoadedForecaster,
     obs: torch.Tensor,
     box: torch.Tensor | None,
     nbr_xy: torch.Tensor | None = None,
@@ -131,7 +135,7 @@ def window_inputs(
 
 @torch.no_grad()
 def forecast_windows(
-    model: Forecaster,
+    model: LoadedForecaster,
     obs_xy: np.ndarray,
     obs_box_wh: np.ndarray | None = None,
     k: int = 0,
@@ -214,7 +218,7 @@ def forecast_windows(
 
 
 def forecast_on(
-    model: Forecaster,
+    model: LoadedForecaster,
     windows: Windows,
     k: int = 0,
     mixture: bool = False,
@@ -250,10 +254,21 @@ class TrackStreams:
     """
 
     MIXTURE_FIELDS = ("fc_mean", "fc_modes", "fc_logits", "fc_sigma")
+    # Per-slot state, one row per slot (h and c: along dim 1), (re)allocated by `_alloc`.
+    h: torch.Tensor
+    c: torch.Tensor
+    last_xy: torch.Tensor
+    last_box: torch.Tensor
+    direction: torch.Tensor
+    known: torch.Tensor
+    scale: torch.Tensor
+    class_id: torch.Tensor
+    fc_xy: torch.Tensor
+    fc_top_sigma: torch.Tensor
 
     def __init__(
         self,
-        model: Forecaster,
+        model: LoadedForecaster,
         device: str | torch.device = "cpu",
         capacity: int = 64,
         samples: bool = True,
@@ -302,7 +317,13 @@ class TrackStreams:
             setattr(self, name, tensor)
         self.count = np.concatenate([self.count, np.zeros(capacity - n_old, np.int64)])
 
-    def _on_device(self, a: np.ndarray | None, dtype=np.float32) -> torch.Tensor | None:
+    @overload
+    def _on_device(self, a: np.ndarray, dtype: Any = ...) -> torch.Tensor: ...
+    @overload
+    def _on_device(self, a: None, dtype: Any = ...) -> None: ...
+    @overload
+    def _on_device(self, a: np.ndarray | None, dtype: Any = ...) -> torch.Tensor | None: ...
+    def _on_device(self, a: np.ndarray | None, dtype: Any = np.float32) -> torch.Tensor | None:
         if a is None:
             return None
         # numpy converts (float64 positions to float32) in a fraction of torch's time
@@ -346,7 +367,7 @@ class TrackStreams:
         index = self.slots.rows(track_ids)
         first = self.count[index] == 0
         slots = self._on_device(index, np.int64)
-        xy_t, box_t, app = map(self._on_device, (xy, box_wh, appearance))
+        xy_t, box_t, app = self._on_device(xy), self._on_device(box_wh), self._on_device(appearance)
         if box_t is not None:
             # pixels per metre from the box height, smoothed so one bad box cannot jump the scale
             fresh = box_t[:, 1].clamp_min(1.0) / PERSON_HEIGHT_M
@@ -436,16 +457,19 @@ class TrackStreams:
         fewer than 2 observations is forecast to stay at its last position, sigma and radii
         0)."""
         slots = self._on_device(self.slots.rows(track_ids), np.int64)
-        samples = None
+        samples: np.ndarray | None = None
         if k:
             if not self.samples:
                 raise ValueError("these TrackStreams keep no mixture to sample: use samples=True")
             heading = Heading(self.direction[slots], self.known[slots])
             scale, origin = self.scale[slots], self.last_xy[slots]
-            out = ForecastOutput(*(getattr(self, name)[slots] for name in self.MIXTURE_FIELDS))
-            modes = to_positions(out.modes, origin, heading, scale)
-            samples = draw_samples(out, modes, scale, k, sigma_scale=self._sigma_scale)
-            samples = samples.cpu().numpy()
+            fc_mean, fc_modes, fc_logits, fc_sigma = (
+                getattr(self, name)[slots] for name in self.MIXTURE_FIELDS
+            )
+            out = ForecastOutput(fc_mean, fc_modes, fc_logits, fc_sigma)
+            modes = to_positions(fc_modes, origin, heading, scale)
+            drawn = draw_samples(out, modes, scale, k, sigma_scale=self._sigma_scale)
+            samples = drawn.cpu().numpy()
         mean, sigma = (
             t.index_select(0, slots).cpu().numpy() for t in (self.fc_xy, self.fc_top_sigma)
         )

@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .errors import InputError, TrajpredError
 
@@ -89,7 +90,7 @@ def normalised(h: np.ndarray) -> np.ndarray | None:
     return h / scale if scale > 0 else None
 
 
-def read_homography(path: str | Path) -> np.ndarray:
+def read_homography(path: str | os.PathLike) -> np.ndarray:
     """A 3x3 matrix from a text file (whitespace or commas; '#' comments), checked by
     `homography_problem`. Every homography file is read here: any problem is an InputError
     naming the file."""
@@ -168,12 +169,14 @@ class GroundPlane:
         problem = homography_problem(h)
         if problem:
             raise TrajpredError(f"{name}: homography {problem}")
-        self.h = normalised(h)  # the same homography at a scale that cannot overflow
+        scaled = normalised(h)
+        assert scaled is not None  # homography_problem refuses the zero matrix
+        self.h = scaled  # the same homography at a scale that cannot overflow
         self.h_inv = np.linalg.inv(self.h)
         self.name = name
         self.visible_sign = visible_side(self.h)  # 0: no horizon check (see visible_side)
 
-    def to_ground(self, xy_px: np.ndarray, frame_id: int, track_id: np.ndarray) -> np.ndarray:
+    def to_ground(self, xy_px: np.ndarray, frame_id: int, track_id: ArrayLike) -> np.ndarray:
         """(N, 2) bottom centres in pixels on 1-based frame `frame_id` -> (N, 2) metres.
 
         Raises TrajpredError naming the first point that is non-finite, above the horizon or
@@ -363,8 +366,9 @@ def fit_homography(image_xy: np.ndarray, world_xy: np.ndarray) -> HomographyFit:
                 "ground is seen: are the world points in the same order as the image points?"
             )
         n = normalised(h)
-        h = h / h[2, 2] if abs(n[2, 2]) > 1e-12 else n
-    return HomographyFit(h, errors)
+        assert n is not None  # homography_problem refused the zero matrix
+        fitted = h / h[2, 2] if abs(n[2, 2]) > 1e-12 else n
+    return HomographyFit(fitted, errors)
 
 
 def _fit_affine(image_xy: np.ndarray, world_xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

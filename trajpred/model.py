@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from .calibration import Calibration
 
 from .checks import between, check_fields, one_of, positive, require, shown
 
@@ -126,8 +130,12 @@ class ForecastOutput:
 
     def cpu(self) -> ForecastOutput:
         """The same output with every tensor on the CPU (a model trained on a GPU)."""
-        moved = [None if t is None else t.cpu() for t in vars(self).values()]
-        return ForecastOutput(*moved)
+        return ForecastOutput(
+            self.mean.cpu(),
+            None if self.modes is None else self.modes.cpu(),
+            self.mode_logits.cpu(),
+            self.mode_sigma.cpu(),
+        )
 
 
 def softplus(x: torch.Tensor) -> torch.Tensor:
@@ -147,7 +155,84 @@ def _mlp(in_size: int, hidden: int, out_size: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(in_size, hidden), nn.ReLU(), nn.Linear(hidden, out_size))
 
 
-class Forecaster(nn.Module):
+def _linear(layer: nn.Module) -> nn.Linear:
+    """A layer of an `_mlp` (or the scene branch) known to be Linear, typed as one."""
+    if not isinstance(layer, nn.Linear):
+        raise TypeError(f"expected a Linear layer, got {type(layer).__name__}")
+    return layer
+
+
+class _Recurrent(nn.Module):
+    """What a Forecaster and an Ensemble share: the recurrent state, streaming one observation
+    at a time (`advance`, `step`) and whole windows (`forward`), on top of their own `encode`
+    and `decode`."""
+
+    cfg: ForecasterConfig
+    # set where a checkpoint is loaded (plain attribute, not a buffer); None: uncalibrated
+    calibration: Calibration | None
+
+    @property
+    def state_size(self) -> int:
+        """Width of the recurrent state (h and c are (num_layers, B, state_size))."""
+        raise NotImplementedError
+
+    def encode(
+        self, features: torch.Tensor, state=None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """features (B, T, input_size) -> top-layer output (B, H) at the last step, new state."""
+        raise NotImplementedError
+
+    def decode(
+        self,
+        hidden: torch.Tensor,
+        last_speed: torch.Tensor,
+        nbr_features: torch.Tensor | None = None,
+        nbr_mask: torch.Tensor | None = None,
+        scene: torch.Tensor | None = None,
+        mixture: bool = True,
+    ) -> ForecastOutput:
+        raise NotImplementedError
+
+    def zero_state(self, batch: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+        shape = (self.cfg.num_layers, batch, self.state_size)
+        return torch.zeros(shape, device=device), torch.zeros(shape, device=device)
+
+    def step(self, features: torch.Tensor, state):
+        """Advance many tracks by one observation: features (B, input_size)."""
+        return self.encode(features.unsqueeze(1), state)
+
+    def advance(
+        self,
+        features: torch.Tensor,
+        state,
+        last_speed: torch.Tensor,
+        nbr_features: torch.Tensor | None = None,
+        nbr_mask: torch.Tensor | None = None,
+        scene: torch.Tensor | None = None,
+        mixture: bool = True,
+    ) -> tuple[tuple[torch.Tensor, torch.Tensor], ForecastOutput]:
+        """Encode features (B, T, input_size) from `state` (None: zeros) and forecast from the
+        new state: (new state, ForecastOutput). Streaming calls it with T = 1 per observation,
+        so observing and forecasting is one call; it is the graph `trajpred export` writes
+        (with the whole mixture)."""
+        hidden, state = self.encode(features, state)
+        return state, self.decode(hidden, last_speed, nbr_features, nbr_mask, scene, mixture)
+
+    def forward(
+        self,
+        features: torch.Tensor,
+        last_speed: torch.Tensor,
+        nbr_features: torch.Tensor | None = None,
+        nbr_mask: torch.Tensor | None = None,
+        scene: torch.Tensor | None = None,
+    ) -> ForecastOutput:
+        return self.advance(features, None, last_speed, nbr_features, nbr_mask, scene)[1]
+
+
+class Forecaster(_Recurrent):
+    prior_keys: torch.Tensor  # buffers of a scene prior (scene_prior_size > 0)
+    prior_corrections: torch.Tensor
+
     def __init__(self, cfg: ForecasterConfig):
         super().__init__()
         self.cfg = cfg
@@ -171,10 +256,10 @@ class Forecaster(nn.Module):
         # Start exactly at constant velocity: zero corrections until training moves them.
         # The mode head keeps small random weights so its modes differ from the start
         # (identical modes would all lose winner-takes-all training but one).
-        nn.init.zeros_(self.mean_head[-1].weight)
-        nn.init.zeros_(self.mean_head[-1].bias)
+        nn.init.zeros_(_linear(self.mean_head[-1]).weight)
+        nn.init.zeros_(_linear(self.mean_head[-1]).bias)
         with torch.no_grad():
-            self.mode_head[-1].weight.mul_(0.1)
+            _linear(self.mode_head[-1]).weight.mul_(0.1)
         if cfg.scene_input:
             # Added to the heads' input; zero last layer: forecasts start exactly as without it.
             size = cfg.scene_size
@@ -185,8 +270,8 @@ class Forecaster(nn.Module):
                 nn.ReLU(),
                 nn.Linear(size, head_in),
             )
-            nn.init.zeros_(self.scene[-1].weight)
-            nn.init.zeros_(self.scene[-1].bias)
+            nn.init.zeros_(_linear(self.scene[-1]).weight)
+            nn.init.zeros_(_linear(self.scene[-1]).bias)
         if cfg.scene_prior_size > 0:
             n = cfg.scene_prior_size
             self.register_buffer("prior_keys", torch.zeros(n, PRIOR_KEY_FEATURES))
@@ -205,18 +290,10 @@ class Forecaster(nn.Module):
         """Width of the recurrent state (h and c are (num_layers, B, state_size))."""
         return self.cfg.hidden_size
 
-    def zero_state(self, batch: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-        shape = (self.cfg.num_layers, batch, self.state_size)
-        return torch.zeros(shape, device=device), torch.zeros(shape, device=device)
-
     def encode(self, features: torch.Tensor, state=None):
         """features (B, T, input_size) -> top-layer output (B, H) at the last step, new state."""
         out, state = self.lstm(self.embed(features), state)
         return out[:, -1], state
-
-    def step(self, features: torch.Tensor, state):
-        """Advance many tracks by one observation: features (B, input_size)."""
-        return self.encode(features.unsqueeze(1), state)
 
     def pool_neighbours(
         self, features: torch.Tensor | None, mask: torch.Tensor | None, batch: int
@@ -224,7 +301,9 @@ class Forecaster(nn.Module):
         """(B, K, NEIGHBOUR_FEATURES), (B, K) bool or None (every row real) -> (B, social_size);
         zeros without neighbours."""
         if features is None or features.shape[1] == 0:
-            return torch.zeros(batch, self.cfg.social_size, device=self.mean_head[0].weight.device)
+            return torch.zeros(
+                batch, self.cfg.social_size, device=_linear(self.mean_head[0]).weight.device
+            )
         encoded = self.social(features)
         if mask is None:
             return encoded.amax(1)
@@ -268,7 +347,8 @@ class Forecaster(nn.Module):
         layer is evaluated on its logit and sigma rows only (a third of them: the trajectories
         are skipped), which gives the same numbers as the whole head."""
         m, steps = self.cfg.num_modes, self.cfg.pred_len
-        first, relu, last = self.mode_head
+        first, relu, last_layer = self.mode_head
+        last = _linear(last_layer)
         # Each mode's outputs are its trajectory (2 * steps), its sigmas (steps) and its logit.
         rows = slice(steps * 2, None)
         weight = last.weight.view(m, steps * 3 + 1, -1)[:, rows].reshape(m * (steps + 1), -1)
@@ -277,33 +357,6 @@ class Forecaster(nn.Module):
         best = raw[..., -1].argmax(1, keepdim=True)[..., None]  # (B, 1, 1)
         top = raw.gather(1, best.expand(-1, -1, steps + 1))  # (B, 1, steps + 1)
         return top[..., -1], mode_sigma(top[..., :-1])
-
-    def advance(
-        self,
-        features: torch.Tensor,
-        state,
-        last_speed: torch.Tensor,
-        nbr_features: torch.Tensor | None = None,
-        nbr_mask: torch.Tensor | None = None,
-        scene: torch.Tensor | None = None,
-        mixture: bool = True,
-    ) -> tuple[tuple[torch.Tensor, torch.Tensor], ForecastOutput]:
-        """Encode features (B, T, input_size) from `state` (None: zeros) and forecast from the
-        new state: (new state, ForecastOutput). Streaming calls it with T = 1 per observation,
-        so observing and forecasting is one call; it is the graph `trajpred export` writes
-        (with the whole mixture)."""
-        hidden, state = self.encode(features, state)
-        return state, self.decode(hidden, last_speed, nbr_features, nbr_mask, scene, mixture)
-
-    def forward(
-        self,
-        features: torch.Tensor,
-        last_speed: torch.Tensor,
-        nbr_features: torch.Tensor | None = None,
-        nbr_mask: torch.Tensor | None = None,
-        scene: torch.Tensor | None = None,
-    ) -> ForecastOutput:
-        return self.advance(features, None, last_speed, nbr_features, nbr_mask, scene)[1]
 
 
 def prior_keys(scene: torch.Tensor, last_speed: torch.Tensor) -> torch.Tensor:
@@ -315,7 +368,7 @@ def prior_keys(scene: torch.Tensor, last_speed: torch.Tensor) -> torch.Tensor:
     return torch.cat([scene[:, :2], velocity], -1)
 
 
-class Ensemble(nn.Module):
+class Ensemble(_Recurrent):
     """Forecasters of one config trained from different seeds, used as one model (same methods).
 
     The deterministic forecast is the members' mean: its distance to the truth is never more
@@ -338,10 +391,9 @@ class Ensemble(nn.Module):
     def state_size(self) -> int:
         return self.cfg.hidden_size * len(self.members)
 
-    zero_state = Forecaster.zero_state
-    step = Forecaster.step
-    advance = Forecaster.advance
-    forward = Forecaster.forward
+    def forecasters(self) -> list[Forecaster]:
+        """The members, typed (nn.ModuleList holds them as Modules)."""
+        return [cast(Forecaster, m) for m in self.members]
 
     def encode(self, features: torch.Tensor, state=None):
         n = len(self.members)
@@ -351,9 +403,11 @@ class Ensemble(nn.Module):
             else list(zip(state[0].chunk(n, -1), state[1].chunk(n, -1), strict=False))
         )
         outs, hs, cs = [], [], []
-        for member, member_state in zip(self.members, states, strict=False):
+        for member, member_state in zip(self.forecasters(), states, strict=False):
             out, (h, c) = member.encode(features, member_state)
-            outs.append(out), hs.append(h), cs.append(c)
+            outs.append(out)
+            hs.append(h)
+            cs.append(c)
         return torch.cat(outs, -1), (torch.cat(hs, -1), torch.cat(cs, -1))
 
     def decode(
@@ -369,7 +423,7 @@ class Ensemble(nn.Module):
         outs = [
             member.decode(h, last_speed, nbr_features, nbr_mask, scene, mixture and i == 0)
             for i, (member, h) in enumerate(
-                zip(self.members, hidden.chunk(len(self.members), -1), strict=True)
+                zip(self.forecasters(), hidden.chunk(len(self.members), -1), strict=True)
             )
         ]
         first = outs[0]

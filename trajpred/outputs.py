@@ -70,13 +70,13 @@ def refuse_overwriting_inputs(
     `folders` (output folders the command replaces as a whole, `atomic.StagedFolder`).
     Compared by (device, inode), so a symlink, a `..` or a hard link to an input counts as the
     input, and an input reached through a symlink into such a folder counts as inside it."""
-    inputs = [path for path in inputs if path is not None]
+    given: list[PathLike] = [path for path in inputs if path is not None]
     by_identity: dict[tuple[int, int], PathLike] = {}
-    for path in inputs:
+    for path in given:
         key = _identity(path)
         if key is not None:
             by_identity.setdefault(key, path)
-    _refuse_inputs_below(folders, inputs)
+    _refuse_inputs_below(folders, given)
     written = [p for out in outputs if out is not None for p in (out, partial_path(out))]
     for out in written:
         key = _identity(out)
@@ -97,7 +97,8 @@ def _refuse_inputs_below(folders: Iterable[PathLike], inputs: list[PathLike]) ->
         if _identity(path) is None:
             continue
         for parent in Path(os.path.realpath(path)).parents:
-            folder = replaced.get(_identity(parent))
+            key = _identity(parent)
+            folder = None if key is None else replaced.get(key)
             if folder is not None:
                 raise TrajpredError(  # the folder by name: the line stays under 300 chars
                     f"{os.fspath(path)}: is an input of this command, inside the folder "

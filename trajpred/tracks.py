@@ -13,11 +13,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 UNITS = ("m", "px")
 
 
-@dataclass
+@dataclass(init=False)
 class Tracks:
     """Observations of many tracks, stored column-wise, one row per (frame_id, track_id).
 
@@ -31,34 +32,47 @@ class Tracks:
     class_id: (N,) int64, detector class (-1 unknown).
     conf: (N,) float64 confidence in [0, 1] (1 for ground truth).
     units: "m" or "px".
+    Constructed with class_id or conf None (unknown: -1; certain: 1), they hold arrays.
     """
 
     frame_id: np.ndarray
     track_id: np.ndarray
     xy: np.ndarray
-    box_xywh: np.ndarray | None = None
-    class_id: np.ndarray | None = None
-    conf: np.ndarray | None = None
-    units: str = "m"
+    box_xywh: np.ndarray | None
+    class_id: np.ndarray
+    conf: np.ndarray
+    units: str
     source: str = field(default="", compare=False)
 
-    def __post_init__(self) -> None:
-        self.frame_id = np.asarray(self.frame_id, dtype=np.int64).reshape(-1)
-        self.track_id = np.asarray(self.track_id, dtype=np.int64).reshape(-1)
+    def __init__(
+        self,
+        frame_id: ArrayLike,
+        track_id: ArrayLike,
+        xy: ArrayLike,
+        box_xywh: ArrayLike | None = None,
+        class_id: ArrayLike | None = None,
+        conf: ArrayLike | None = None,
+        units: str = "m",
+        source: str = "",
+    ) -> None:
+        self.frame_id = np.asarray(frame_id, dtype=np.int64).reshape(-1)
+        self.track_id = np.asarray(track_id, dtype=np.int64).reshape(-1)
         n = len(self.frame_id)
-        self.xy = np.asarray(self.xy, dtype=np.float64).reshape(n, 2)
-        if self.box_xywh is not None:
-            self.box_xywh = np.asarray(self.box_xywh, dtype=np.float64).reshape(n, 4)
+        self.xy = np.asarray(xy, dtype=np.float64).reshape(n, 2)
+        self.box_xywh = (
+            None if box_xywh is None else np.asarray(box_xywh, dtype=np.float64).reshape(n, 4)
+        )
         self.class_id = (
             np.full(n, -1, np.int64)
-            if self.class_id is None
-            else np.asarray(self.class_id, dtype=np.int64).reshape(n)
+            if class_id is None
+            else np.asarray(class_id, dtype=np.int64).reshape(n)
         )
         self.conf = (
             np.ones(n, np.float64)
-            if self.conf is None
-            else np.asarray(self.conf, dtype=np.float64).reshape(n)
+            if conf is None
+            else np.asarray(conf, dtype=np.float64).reshape(n)
         )
+        self.units, self.source = units, source
         if len(self.track_id) != n:
             raise ValueError(f"track_id has {len(self.track_id)} rows, frame_id has {n}")
         if self.units not in UNITS:

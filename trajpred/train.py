@@ -26,7 +26,7 @@ from .checkpoint import load_checkpoint, model_from_payload, save_checkpoint
 from .checks import SEED_MAX, between, check_fields, non_empty, one_of, require
 from .config import save_config, to_dict
 from .data import DataConfig, load_split
-from .errors import TrajpredError
+from .errors import InputError, TrajpredError
 from .features import to_heading_frame, window_scale
 from .forecast import forecast_on, window_inputs
 from .metrics import ade, fde, min_ade_fde
@@ -195,6 +195,8 @@ def augment(
 def forecast_loss(out: ForecastOutput, target: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
     """ADE of the deterministic head + relaxed winner-takes-all on the modes + mode
     classification + Gaussian NLL of the winner's sigma. target (B, pred_len, 2), heading frame."""
+    if out.modes is None:
+        raise ValueError("training needs the whole mixture (decode with mixture=True)")
     mean_loss = (out.mean - target).norm(dim=-1).mean()
     mode_err = (out.modes - target[:, None]).norm(dim=-1)  # (B, M, T)
     mode_ade = mode_err.mean(-1)  # (B, M)
@@ -405,12 +407,13 @@ def _initial_model(run: RunConfig, log) -> Forecaster:
     model = Forecaster(run.model)
     init_from = run.train.init_from
     if init_from:
-        model = model_from_payload(load_checkpoint(init_from), init_from, expect=run.model)
-        if not isinstance(model, Forecaster):
+        loaded = model_from_payload(load_checkpoint(init_from), init_from, expect=run.model)
+        if not isinstance(loaded, Forecaster):
             raise TrajpredError(
                 f"{init_from}: an ensemble checkpoint; fine-tune from one of "
                 f"its members' checkpoints instead"
             )
+        model = loaded
         log(f"initialised from {init_from}")
     return model
 
@@ -426,8 +429,10 @@ def _resume(
 ) -> _Training:
     """The training state saved in last.pt: weights, optimiser, schedule, epoch, stopping."""
     state = load_checkpoint(last_path)
-    model = model_from_payload(state, last_path, expect=run.model).to(device)
-    training = _optimise(model, run.train, steps_per_epoch)
+    model = model_from_payload(state, last_path, expect=run.model)
+    if not isinstance(model, Forecaster):  # training saves one model
+        raise InputError(last_path, "an ensemble, not the last state of a training run")
+    training = _optimise(model.to(device), run.train, steps_per_epoch)
     # Optimizer state last: building the scheduler rewrites the learning rate it restores.
     training.optimizer.load_state_dict(state["optimizer"])
     training.scheduler.load_state_dict(state["scheduler"])

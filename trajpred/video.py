@@ -250,7 +250,7 @@ def quiet_opencv_log() -> Iterator[None]:
 def _open_mp4v(path: str | os.PathLike, fps: float, width: int, height: int) -> cv2.VideoWriter:
     with quiet_native_stderr():
         return cv2.VideoWriter(
-            os.fspath(path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (int(width), int(height))
+            os.fspath(path), cv2.VideoWriter.fourcc(*"mp4v"), float(fps), (int(width), int(height))
         )
 
 

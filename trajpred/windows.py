@@ -40,7 +40,8 @@ class Windows:
     units: str = "m"
     nbr_xy: np.ndarray | None = None
     nbr_mask: np.ndarray | None = None
-    class_id: np.ndarray | None = None
+    # None when constructing means unknown (-1 each); __post_init__ makes it an array.
+    class_id: np.ndarray = None  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         n = len(self.obs_xy)
@@ -86,23 +87,27 @@ class Windows:
             file_index.append(p.file_index + len(files))
             files.extend(p.files)
 
-        def cat(name: str) -> np.ndarray | None:
+        if not parts:
+            raise ValueError("no windows to join")
+
+        def cat(name: str) -> np.ndarray:
+            return np.concatenate([getattr(p, name) for p in parts])
+
+        def cat_optional(name: str) -> np.ndarray | None:
             arrays = [getattr(p, name) for p in parts]
-            if not parts or any(a is None for a in arrays):
-                return None
-            return np.concatenate(arrays)
+            return None if any(a is None for a in arrays) else np.concatenate(arrays)
 
         return Windows(
             cat("obs_xy"),
             cat("fut_xy"),
-            cat("obs_box_wh"),
+            cat_optional("obs_box_wh"),
             np.concatenate(file_index),
             cat("frame_id"),
             cat("track_id"),
             files,
-            parts[0].units if parts else "m",
-            cat("nbr_xy"),
-            cat("nbr_mask"),
+            parts[0].units,
+            cat_optional("nbr_xy"),
+            cat_optional("nbr_mask"),
             cat("class_id"),
         )
 

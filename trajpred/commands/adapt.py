@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from .predict import add_detector_arguments, load_pipeline_config
 
@@ -107,7 +108,7 @@ def _tracks_from_csv(args, config, out: Path):
     if tracks.units != "px" or tracks.box_xywh is None:
         raise InputError(args.tracks, "needs pixel tracks with boxes (a `trajpred track` CSV)")
     meta = _tracks_metadata(Path(args.tracks))
-    info = {}
+    info: dict[str, Any] = {}  # what report.json records of the video
     if args.source:
         videos, several = expand_source(args.source)
         if several:
@@ -133,7 +134,7 @@ def _tracks_from_csv(args, config, out: Path):
     if info:
         # Tracker boxes may overhang the border a little; their bottom centres do not go far.
         right, bottom = (float(v) for v in tracks.xy.max(axis=0))
-        if right > 1.1 * size[0] or bottom > 1.1 * size[1]:
+        if right > 1.1 * info["width"] or bottom > 1.1 * info["height"]:
             raise InputError(
                 args.tracks,
                 f"tracks reach {right:.0f}x{bottom:.0f} px, beyond the video's "
@@ -166,14 +167,15 @@ def _track_videos(args, config, work: Path, progress: bool):
     from ..pipeline import Pipeline
     from ..tracks import Tracks
     from ..video import VideoReader, expand_source
-    from .track import tracks_of_video
+    from ..video_tracks import tracks_of_video
 
     if not args.source:
         raise TrajpredError("give SOURCE (a video, folder or glob) or --tracks")
     videos, _ = expand_source(args.source)
     VideoReader(videos[0], config.fps).close()  # a bad video fails before the model loads
     pipeline = Pipeline(config, forecast=False)
-    parts, frame_offset, id_offset, info = [], 0, 0, {}
+    parts, frame_offset, id_offset = [], 0, 0
+    info: dict[str, Any] = {}  # what report.json records of the video
     for k, video in enumerate(videos):
         csv = work / f"tracks_{k}.csv"
         t, v, frames = tracks_of_video(pipeline, video, csv, progress)

@@ -41,7 +41,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from ..errors import TrajpredError
-    from ..export import export_forecaster
+    from ..export_forecaster import export_forecaster
     from ..outputs import refuse_overwriting_inputs
 
     backend = args.format or SUFFIX_FORMATS.get(Path(args.out).suffix.lower())

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 from .predict import add_detector_arguments, load_pipeline_config, pipeline_inputs
@@ -40,77 +39,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="H.txt",
         help="3x3 image -> ground plane matrix (`trajpred homography`): also write wx, wy (metres)",
     )
-
-
-def track_video(pipeline, reader, out_csv: Path, progress: bool) -> tuple[int, int, float]:
-    """Write one video's tracks to out_csv frame by frame -> (frames, tracks, seconds).
-
-    Rows grow in a hidden partial file that replaces out_csv when the run ends: on success, or
-    on Ctrl-C once at least one frame was processed (complete rows; KeyboardInterrupt is raised
-    again with the summary line in its `summary` attribute). A run that fails, or stops before
-    its first frame, removes it, so an earlier out_csv stays as it was.
-    """
-    from tqdm import tqdm
-
-    from ..atomic import Staging, writing
-    from ..exports import track_rows
-    from ..formats import CSV_COLUMNS, CSV_WORLD_COLUMNS
-    from ..geometry import GroundPlane
-
-    ground = None
-    if pipeline.homography is not None:
-        ground = GroundPlane(pipeline.homography, pipeline.config.forecast.homography)
-    ids: set[int] = set()
-    frames, start = 0, time.perf_counter()
-    staging = Staging()
-    try:
-        with (
-            writing(out_csv),
-            open(staging.stage(out_csv), "w", newline="") as f,
-            tqdm(
-                total=reader.info.n_frames,
-                unit="frame",
-                desc=reader.source.name,
-                disable=not progress,
-                dynamic_ncols=True,
-            ) as bar,
-        ):
-            f.write(",".join(CSV_COLUMNS + (CSV_WORLD_COLUMNS if ground else ())) + "\n")
-            for result in pipeline.process(reader):
-                t = result.tracks
-                world = (
-                    None if ground is None else ground.to_ground(t.xy, result.frame_id, t.track_id)
-                )
-                f.write(track_rows(result.frame_id, t, world))
-                f.flush()
-                ids.update(result.tracks.track_id.tolist())
-                frames += 1
-                bar.update()
-    except KeyboardInterrupt as e:
-        if frames:
-            staging.publish()
-        else:
-            staging.discard()
-        seconds = time.perf_counter() - start
-        e.summary = _line(pipeline, reader, frames, len(ids), seconds, out_csv, interrupted=True)
-        raise
-    except BaseException:
-        staging.discard()
-        raise
-    staging.publish()
-    return frames, len(ids), time.perf_counter() - start
-
-
-def tracks_of_video(pipeline, video, out_csv: Path, progress: bool):
-    """(pixel Tracks, VideoInfo, frames processed) of one video (a VideoSource): tracked into
-    out_csv by `track_video` and read back, so the positions are those of a tracks.csv that
-    `adapt --tracks` or `train` would read later (rounded to 0.01 px)."""
-    from ..formats import read_tracks
-
-    with pipeline.open(video) as reader:
-        frames, _, _ = track_video(pipeline, reader, out_csv, progress)
-        info = reader.info
-    return read_tracks(out_csv, "csv"), info, frames
 
 
 def run(args: argparse.Namespace) -> int:
@@ -142,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
 def _track_videos(pipeline, videos, out_csvs: list[Path], several: bool, progress: bool) -> int:
     """Each video in turn; with several, a failing video is reported and skipped."""
     from ..errors import TrajpredError
+    from ..video_tracks import TrackingInterrupted, track_video
 
     failed = 0
     for video, out_csv in zip(videos, out_csvs, strict=True):
@@ -154,8 +83,14 @@ def _track_videos(pipeline, videos, out_csvs: list[Path], several: bool, progres
             print(f"trajpred track: skipped {video.uri}: {e}", file=sys.stderr)
             failed += 1
             continue
-        except KeyboardInterrupt as e:
-            print(getattr(e, "summary", "interrupted"), file=sys.stderr)
+        except TrackingInterrupted as e:
+            print(
+                _line(pipeline, reader, e.frames, e.tracks, e.seconds, out_csv, True),
+                file=sys.stderr,
+            )
+            raise
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
             raise
         print(_line(pipeline, reader, frames, n_tracks, seconds, out_csv))
     return 2 if failed else 0

@@ -46,7 +46,7 @@ def run(args) -> int:
         flags=flag_settings(args, {"out": "train.out_dir"}),
     )
     out = Path(run_cfg.train.out_dir)
-    lock = contextlib.nullcontext()
+    lock: contextlib.AbstractContextManager = contextlib.nullcontext()
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 writes
         check_outputs(run_cfg, config_file, args.resume)
         lock = OutputLock(writable_folder(out))
@@ -74,12 +74,14 @@ def check_outputs(run_cfg, config_file: Path, resume: bool) -> None:
             f"--resume, or choose another --out"
         )
     data = run_cfg.data
-    reads = input_files(
-        *data.train_files,
-        *data.val_files,
-        *data.test_files,
-        None if data.train_files else Path(data.root) / data.test_scene,
-    )
+    reads: list[str | os.PathLike | None] = [
+        *input_files(
+            *data.train_files,
+            *data.val_files,
+            *data.test_files,
+            None if data.train_files else Path(data.root) / data.test_scene,
+        )
+    ]
     if not resume:  # resuming, last.pt and config.yaml are the run's own state
         reads += [run_cfg.train.init_from or None, config_file]
     refuse_overwriting_inputs([out, *(out / name for name in STATE_FILES)], reads)

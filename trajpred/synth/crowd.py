@@ -79,6 +79,21 @@ class Crowd:
         "age",
         "kind",
     )
+    id: np.ndarray
+    pos: np.ndarray
+    goal: np.ndarray
+    goal_is_exit: np.ndarray
+    entry_side: np.ndarray
+    heading: np.ndarray
+    speed: np.ndarray
+    mean_speed: np.ndarray
+    pref_speed: np.ndarray
+    stop_left: np.ndarray
+    phase: np.ndarray
+    wander: np.ndarray
+    wander_target: np.ndarray
+    age: np.ndarray
+    kind: np.ndarray
 
     def __init__(self, cfg: SynthConfig, area: Area, rng: np.random.Generator):
         self.cfg, self.area, self.rng = cfg, area, rng
@@ -89,7 +104,8 @@ class Crowd:
             + size * 0.2
             + rng.random((cfg.n_points_of_interest, 2)) * size * 0.6
         )
-        self.obstacle = None  # (centre (2,), radius incl. clearance) or None
+        # (centre (2,), radius incl. clearance) or None
+        self.obstacle: tuple[np.ndarray, float] | None = None
         if cfg.obstacle_radius_m > 0:
             centre = np.array([area.x_min, area.y_min]) + size * [cfg.obstacle_x, cfg.obstacle_y]
             self.obstacle = (centre, cfg.obstacle_radius_m + OBSTACLE_CLEARANCE_M)
@@ -108,6 +124,8 @@ class Crowd:
 
     def _outside_obstacle(self, xy: np.ndarray, extra_m: float) -> np.ndarray:
         """(n, 2) points moved radially out of the obstacle (plus extra_m) where inside it."""
+        if self.obstacle is None:
+            return xy
         centre, radius = self.obstacle
         d = xy - centre
         r = np.linalg.norm(d, axis=1, keepdims=True)

@@ -57,14 +57,16 @@ def render_background(scene: SynthScene) -> np.ndarray:
     grout = rng.uniform(0.03, 0.08) / tile_m  # grout width as a share of a tile
     paving = (
         cv2.cvtColor(
-            np.uint8([[[rng.uniform(0, 30), rng.uniform(0, 90), rng.uniform(110, 200)]]]),
+            np.array([[[rng.uniform(0, 30), rng.uniform(0, 90), rng.uniform(110, 200)]]], np.uint8),
             cv2.COLOR_HSV2BGR,
         )[0, 0]
         / 255.0
     )
     grass = (
         cv2.cvtColor(
-            np.uint8([[[rng.uniform(35, 55), rng.uniform(80, 200), rng.uniform(60, 150)]]]),
+            np.array(
+                [[[rng.uniform(35, 55), rng.uniform(80, 200), rng.uniform(60, 150)]]], np.uint8
+            ),
             cv2.COLOR_HSV2BGR,
         )[0, 0]
         / 255.0
@@ -111,9 +113,9 @@ def render_background(scene: SynthScene) -> np.ndarray:
     sky = np.array([0.92, 0.80, 0.62]) * (0.8 + 0.2 * np.clip(v.ravel() / big_h, 0, 1))[:, None]
     colour = np.where(ground[:, None], colour * (0.9 + 0.1 * patchiness)[:, None], sky)
     img = (colour.reshape(big_h, big_w, 3) * 255).clip(0, 255).astype(np.uint8)
-    img = cv2.resize(img, (cfg.width, cfg.height), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(img, (cfg.width, cfg.height), interpolation=cv2.INTER_AREA)
     grain = rng.normal(0, 4, (cfg.height, cfg.width, 1))
-    return np.clip(img + grain, 0, 255).astype(np.uint8)
+    return np.clip(small + grain, 0, 255).astype(np.uint8)
 
 
 def _pt(x: float, y: float) -> tuple[int, int]:

@@ -12,7 +12,8 @@ on windows), so `TrackStreams`, `forecast_windows`, `predict` and `evaluate` run
 file with the same code as a checkpoint.
 
 The file carries `ExportMetadata` as JSON: in the ONNX model's metadata_props under "trajpred",
-or as the TorchScript archive's extra file "trajpred.json". Writing them: trajpred/export.py.
+or as the TorchScript archive's extra file "trajpred.json". Writing them:
+trajpred/export_forecaster.py.
 """
 
 from __future__ import annotations
@@ -426,10 +427,10 @@ def _checked(model: ExportedForecaster) -> ExportedForecaster:
     for name, tensor in zip(OUTPUTS, outputs, strict=True):
         if tuple(tensor.shape) != expect[name]:
             dims = meta.shapes()[name]
-            shown = tuple(tensor.shape)
-            if len(shown) == len(dims):  # the track axis as "B", as the metadata writes it
-                shown = tuple("B" if d == "B" else n for n, d in zip(shown, dims, strict=True))
-            _disagree(path, meta, name, shown)
+            got: tuple = tuple(tensor.shape)
+            if len(got) == len(dims):  # the track axis as "B", as the metadata writes it
+                got = tuple("B" if d == "B" else n for n, d in zip(got, dims, strict=True))
+            _disagree(path, meta, name, got)
         if not torch.isfinite(tensor.float()).all():
             raise InputError(path, f"its graph gives non-finite {name} for a still track")
     return model

@@ -1,7 +1,7 @@
 """`trajpred export`: a checkpoint's streaming forecaster written as one ONNX or TorchScript
 file, then read back and compared with PyTorch.
 
-What the file holds and how it is run: trajpred/exported.py.
+What the file holds and how it is run: trajpred/export_runtime.py.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from torch import nn
 from .atomic import atomic_path, temp_path_for
 from .checkpoint import load_checkpoint, model_from_payload
 from .errors import InputError, OutputError, TrajpredError
-from .exported import (
+from .export_runtime import (
     INPUTS,
     METADATA_KEY,
     OUTPUTS,

@@ -98,7 +98,7 @@ def mot_scenes(root: Path):
 
 
 def clip_scenes(videos: Path, weights: Path, work: Path, only: str | None = None):
-    from calibration_benchmark import tracked_frames
+    from trajpred.benchmarking import tracked_frames
 
     for video, classes in CLIPS:
         if (videos / video).is_file() and only in (None, video):

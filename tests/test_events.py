@@ -400,8 +400,8 @@ def test_the_api_gives_the_events_predict_writes(zones_run, video_assets):
     import dataclasses
 
     from trajpred import Forecaster
-    from trajpred.exports import event_rows
     from trajpred.pipeline import Pipeline, PipelineConfig
+    from trajpred.predict_files import event_rows
 
     zones, out = zones_run
     cfg = PipelineConfig()

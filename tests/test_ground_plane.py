@@ -13,12 +13,12 @@ from conftest import TINY_TRAIN, run_trajpred
 from trajpred.data import DataConfig, load_split
 from trajpred.demo import ForecastTally, GroundTruth
 from trajpred.errors import InputError, TrajpredError
-from trajpred.exports import track_rows
 from trajpred.formats import read_csv, read_tracks
 from trajpred.geometry import GroundPlane, apply_homography
 from trajpred.ground_filter import GroundFilter
 from trajpred.model import Forecaster, ForecasterConfig
 from trajpred.pipeline import SHIPPED_FORECASTER, ForecastConfig, LiveForecaster, load_model
+from trajpred.predict_files import track_rows
 from trajpred.synth.world import Camera, CameraConfig, SynthConfig, simulate
 from trajpred.tracking import TrackedBoxes
 

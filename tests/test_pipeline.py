@@ -16,9 +16,9 @@ from conftest import clip
 from trajpred.demo import DetectionScores, iou_xywh, match_boxes
 from trajpred.detect import Detections, check_weights, class_ids
 from trajpred.errors import InputError, TrajpredError
-from trajpred.exports import forecast_rows, track_rows
 from trajpred.model import Forecaster, ForecasterConfig
 from trajpred.pipeline import ForecastConfig, LiveForecaster, apply_homography, read_homography
+from trajpred.predict_files import forecast_rows, track_rows
 from trajpred.render import uncertainty_band
 from trajpred.tracking import TrackedBoxes, Tracker, tracked_from_ultralytics
 from trajpred.video import expand_source, frame_rate

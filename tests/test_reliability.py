@@ -385,7 +385,7 @@ def test_a_file_output_is_locked_too(tmp_path):
 
 
 def test_sources_skip_earlier_outputs_and_existing_files_are_files(tmp_path, monkeypatch):
-    from trajpred.exports import is_predict_output
+    from trajpred.predict_files import is_predict_output
     from trajpred.video import expand_source
 
     videos = tmp_path / "videos"

@@ -108,8 +108,8 @@ def test_predict_in_process_publishes_every_output(video_assets, tmp_path, monke
 
     import trajpred.tracking as tracking
     from trajpred.cli import main
-    from trajpred.exports import OUTPUT_NAMES
     from trajpred.formats import read_csv, read_tracks
+    from trajpred.predict_files import OUTPUT_NAMES
 
     built, real_build = [], tracking.build_tracker
     monkeypatch.setattr(

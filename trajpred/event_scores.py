@@ -190,11 +190,12 @@ class EventTally:
         here = np.array([self.history[t][frame] for t in ids])
         back = np.array([self._at(t, frame - self.step_frames) for t in ids])
         cv_mean = here[:, None] + (here - back)[:, None] * self.steps
-        world = fc.world_r50 is not None and fc.world_r90 is not None
-        r50, r90 = (fc.world_r50, fc.world_r90) if world else (fc.r50, fc.r90)
+        r50, r90 = fc.r50, fc.r90
+        if fc.world_r50 is not None and fc.world_r90 is not None:  # the zones are in metres
+            r50, r90 = fc.world_r50, fc.world_r90
         cv = self.cv_watch.update(fc.track_id, here, cv_mean, r50, r90, cross_ratio)
         for arm, ev in (("model", fc.events), ("cv", cv)):
-            self.alerts[arm] += [(frame, ev.key(e)) for e in np.flatnonzero(ev.alert)]
+            self.alerts[arm] += [(frame, ev.key(e)) for e in np.flatnonzero(ev.alert).tolist()]
         if (frame - 1) % self.every == 0:
             self.frames.append(_Frame(frame, ids, here, {"model": _p(fc.events), "cv": _p(cv)}))
 
@@ -300,7 +301,7 @@ def auto_zones(xy: np.ndarray, widths: np.ndarray) -> dict:
     long = int(size[1] > size[0])  # 0: x, 1: y
     nx, ny = (2, 2) if square else ((4, 1) if long == 0 else (1, 4))
     inset = 0.02 * size * (np.array([nx, ny]) > 1)
-    zones = []
+    zones: list[dict] = []
     for j in range(ny):
         for i in range(nx):
             a = (lo + size * np.array([i / nx, j / ny]) + inset).tolist()

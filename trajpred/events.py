@@ -52,7 +52,7 @@ class EventsConfig:
     zones: str | None = None  # zones YAML (see trajpred/zones.py); None = no events
     min_probability: float = 0.05  # events.csv keeps rows at least this probable
     alert: float = 0.5  # alerts.csv: the first frame a track's probability reaches this
-    samples: int = 80  # trajectories per track drawn from the calibrated distribution
+    samples: int = 40  # trajectories per track drawn from the calibrated distribution
     cross_ratio: float = 0.5  # cross-track / along-track spread of forecast errors, until
     # the video's own errors give it (forecast.calibration online; see trajpred/events.py)
 
@@ -133,22 +133,21 @@ class SampleCloud:
     def points(self, m: np.ndarray, t: np.ndarray) -> np.ndarray:
         """(K, S, 2) the samples of track rows m (K,) at steps t (K,), 0 = now."""
         if self._points is None:
-            self.prepare(np.ones(len(self.here), bool))
+            self.prepare(np.ones((len(self.here), self.mean.shape[1] + 1), bool))
         assert self._points is not None and self._row is not None
-        return self._points[self._row[m], t]
+        return self._points[self._row[m, t]]
 
-    def prepare(self, rows: np.ndarray) -> None:
-        """Make the samples of the tracks `rows` (M,) bool at every step at once (float32: the
-        probabilities need no more), for `points`."""
-        self._row = np.cumsum(rows) - 1
-        r50, inv_k = self.r50[rows, :, None], self.inv_k[rows, :, None]
-        radius = (r50 * np.exp(inv_k * self.log_level)).astype(np.float32)  # (W, P, S)
-        direction = self.direction[rows, None].astype(np.float32)  # (W, 1, S, 2)
-        pts = self.mean[rows, :, None].astype(np.float32) + radius[..., None] * direction
-        start = np.broadcast_to(
-            self.here[rows, None, None].astype(np.float32), (int(rows.sum()), 1, *pts.shape[2:])
-        )
-        self._points = np.concatenate([start, pts], axis=1)  # (W, P + 1, S, 2)
+    def prepare(self, needed: np.ndarray) -> None:
+        """Make the samples of every (track row, step) that `needed` (M, P + 1) marks at once
+        (float32: the probabilities need no more), for `points`."""
+        m, t = np.nonzero(needed)
+        self._row = np.cumsum(needed).reshape(needed.shape) - 1
+        s = np.maximum(t - 1, 0)
+        radius = self.r50[m, s, None] * np.exp(self.inv_k[m, s, None] * self.log_level)  # (N, S)
+        radius = np.where((t > 0)[:, None], radius, 0.0).astype(np.float32)
+        centre = np.where((t > 0)[:, None], self.mean[m, s], self.here[m]).astype(np.float32)
+        direction = self.direction[m].astype(np.float32)  # (N, S, 2)
+        self._points = centre[:, None] + radius[..., None] * direction  # (N, S, 2)
 
     def paths(self) -> np.ndarray:
         """(M, S, P + 1, 2) every sample path, from now to the last step."""
@@ -185,11 +184,28 @@ def crossing_times(
         v = _cross(wx, wy, dx, dy) / denom
     hit = (u >= 0) & (u <= 1) & (v >= 0) & (v <= 1)  # False where denom is 0 (NaN)
     when = np.where(hit, step[:, None, None] + u, np.inf)
+    if when.shape[-1] == 1:  # one edge (a line): each crossing goes one way
+        when = when[..., 0]
+        return np.where(denom[..., 0] > 0, when, np.inf), np.where(denom[..., 0] < 0, when, np.inf)
     # cross(edge, direction) = -denom < 0: moving to the negative side
     return (
         np.where(denom > 0, when, np.inf).min(-1),
         np.where(denom < 0, when, np.inf).min(-1),
     )
+
+
+def entry_times(a: np.ndarray, b: np.ndarray, step: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """When the pieces a -> b (K, S, 2) first cross any of the edges (E, 2, 2), either way: a
+    zone's entry for a path that starts outside it ((K, S) steps, inf = never)."""
+    dx, dy = (b - a)[..., 0, None], (b - a)[..., 1, None]
+    ex, ey = edges[:, 1, 0] - edges[:, 0, 0], edges[:, 1, 1] - edges[:, 0, 1]
+    wx, wy = edges[:, 0, 0] - a[..., 0, None], edges[:, 0, 1] - a[..., 1, None]
+    denom = _cross(dx, dy, ex, ey)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = _cross(wx, wy, ex, ey) / denom
+        v = _cross(wx, wy, dx, dy) / denom
+    u = np.where((v >= 0) & (v <= 1) & (u >= 0) & (u <= 1), u, np.inf).min(-1)
+    return step[:, None] + u
 
 
 def approach_times(rel_a: np.ndarray, rel_b: np.ndarray, step: np.ndarray, distance: float):
@@ -220,7 +236,7 @@ def earliest(times: np.ndarray, row: np.ndarray, n: int) -> np.ndarray:
 class _Rows:
     """Event rows collected on one frame, in column arrays, before they become FrameEvents."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.track_id: list[np.ndarray] = []
         self.kind: list[np.ndarray] = []
         self.name: list[np.ndarray] = []
@@ -252,6 +268,8 @@ class EventWatch:
             ("zone", z.name, np.stack([z.polygon, np.roll(z.polygon, -1, 0)], 1))
             for z in zones.zones
         ] + [("line", ln.name, ln.points[None]) for ln in zones.lines]
+        # the sample points are float32 (SampleCloud.prepare): so are the edges they meet
+        self.edges32 = [e.astype(np.float32) for _, _, e in self.targets]
         self.boxes = np.array(
             [
                 [e[..., 0].min(), e[..., 1].min(), e[..., 0].max(), e[..., 1].max()]
@@ -285,25 +303,29 @@ class EventWatch:
             for (kind, _, edges), box in zip(self.targets, self.boxes, strict=True)
         ]
         pair, pair_pieces = self._pair_pieces(centre, reach)
-        wanted = np.zeros(len(track_id), bool)
-        for m, _ in pieces:
-            wanted[m] = True
-        wanted[pair[pair_pieces[0]].ravel()] = True
-        if not wanted.any():
+        # the samples every piece needs, at both its ends, made once
+        needed = np.zeros((len(track_id), mean.shape[1] + 1), bool)
+        for m, t in pieces:
+            needed[m, t] = needed[m, t + 1] = True
+        k, t = pair_pieces
+        for side in (pair[k, 0], pair[k, 1]):
+            needed[side, t] = needed[side, t + 1] = True
+        if not needed.any():
             return self._finish(rows)
         ratio = self.cfg.cross_ratio if cross_ratio is None else cross_ratio
         cloud = SampleCloud(here, mean, r50, r90, self.grid, ratio)
-        cloud.prepare(wanted)
-        for (kind, name, edges), (m, t) in zip(self.targets, pieces, strict=True):
+        cloud.prepare(needed)
+        for (kind, name, _), edges, (m, t) in zip(self.targets, self.edges32, pieces, strict=True):
             if len(m) == 0:
                 continue
-            neg, pos = crossing_times(cloud.points(m, t), cloud.points(m, t + 1), t, edges)
+            a, b = cloud.points(m, t), cloud.points(m, t + 1)
             tracks, row = np.unique(m, return_inverse=True)
             ids = track_id[tracks]
             if kind == "zone":  # entering = the first crossing of an edge, either way
-                first = earliest(np.minimum(neg, pos), row, len(tracks))
+                first = earliest(entry_times(a, b, t.astype(np.float32), edges), row, len(tracks))
                 rows.add(ids, kind, name, "", -1, first)
             else:  # one row per direction: "in" to the negative side (zones.py)
+                neg, pos = crossing_times(a, b, t.astype(np.float32), edges)
                 rows.add(ids, kind, name, "in", -1, earliest(neg, row, len(tracks)))
                 rows.add(ids, kind, name, "out", -1, earliest(pos, row, len(tracks)))
         k, t = pair_pieces
@@ -330,8 +352,10 @@ class EventWatch:
         for a zone only tracks outside it now."""
         near = _overlaps(reach, box)  # (M, P)
         if kind == "zone":
-            near &= ~inside(edges[:, 0], here)[:, None]
-        return np.nonzero(near)
+            close = near.any(1)  # only tracks that can reach it need the inside test
+            near[close] &= ~inside(edges[:, 0], here[close])[:, None]
+        m, t = np.nonzero(near)
+        return m, t
 
     def _pair_pieces(self, centre: np.ndarray, reach: np.ndarray):
         """(pairs (C, 2) of track rows i < j, (pair index, piece step) of the pieces where the
@@ -378,7 +402,7 @@ class EventWatch:
             t_median,
             np.zeros(len(probability), bool),
         )
-        for e in np.flatnonzero(events.probability >= self.cfg.alert):
+        for e in np.flatnonzero(events.probability >= self.cfg.alert).tolist():
             key = events.key(e)
             if key not in self.alerted:
                 self.alerted.add(key)

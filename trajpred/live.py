@@ -324,10 +324,10 @@ def _check_values(boxes: TrackedBoxes) -> None:
         raise ArgumentError("track_ids", f"must hold integers in [0, {MAX_ID}], got {bad}")
     absurd = ~(np.abs(box) <= MAX_COORD)
     if absurd.any():
-        bad = float(box[absurd][0])
+        value = float(box[absurd][0])
         raise ArgumentError(
             "xyxy",
-            f"values must lie within +-{MAX_COORD:g} pixels (as in track files), got {bad!r}",
+            f"values must lie within +-{MAX_COORD:g} pixels (as in track files), got {value!r}",
         )
 
 

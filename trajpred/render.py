@@ -54,13 +54,16 @@ def track_colour(track_id: int) -> tuple[int, int, int]:
 @functools.lru_cache(maxsize=4096)
 def _text_size(label: str) -> tuple[tuple[int, int], int]:
     """cv2.getTextSize of an id label at the label font (cached: it was a tenth of drawing)."""
-    return cv2.getTextSize(label, FONT, 0.4, 1)
+    (w, h), base = cv2.getTextSize(label, FONT, 0.4, 1)
+    return (int(w), int(h)), int(base)
 
 
 def _overlap_groups(rects: np.ndarray) -> list[tuple[list[int], tuple[int, int, int, int]]]:
     """(M, 4) x0, y0, x1, y1 rectangles -> groups of indices (ascending) whose rectangles
     overlap, directly or through others, each with the rectangle that covers the group."""
-    groups = [([j], tuple(int(v) for v in r)) for j, r in enumerate(rects)]
+    groups: list[tuple[list[int], tuple[int, int, int, int]]] = [
+        ([j], (int(r[0]), int(r[1]), int(r[2]), int(r[3]))) for j, r in enumerate(rects)
+    ]
     merged = True
     while merged:
         merged = False

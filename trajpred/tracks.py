@@ -3,7 +3,7 @@
 What the track-file readers and writers exchange (formats.py), what training and evaluation
 cut into windows (data.py, windows.py), and how ground truth is held (the synthetic world, the
 demo's scores). The live video path does not build it: the pipeline passes one frame's
-`TrackedBoxes` (tracking.py) at a time and writes its rows as it goes (exports.py), so a video
+`TrackedBoxes` (tracking.py) at a time and writes its rows as it goes (predict_files.py), so a video
 is never held in memory; what `trajpred track` writes reads back as a `Tracks`.
 """
 

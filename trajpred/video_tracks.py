@@ -32,9 +32,9 @@ def track_video(pipeline, reader, out_csv: Path, progress: bool) -> tuple[int, i
     from tqdm import tqdm
 
     from .atomic import Staging, writing
-    from .exports import track_rows
     from .formats import CSV_COLUMNS, CSV_WORLD_COLUMNS
     from .geometry import GroundPlane
+    from .predict_files import track_rows
 
     ground = None
     if pipeline.homography is not None:

@@ -339,8 +339,8 @@ class _Video:
     """One video inside the writer process: forecaster, renderer and files."""
 
     def __init__(self, job: VideoJob, shm_name: str, depth: int, models: dict):
-        from .exports import PredictOutputs
         from .pipeline import LiveForecaster, load_model
+        from .predict_files import PredictOutputs
         from .render import Renderer
 
         self.shm = shared_memory.SharedMemory(name=shm_name)

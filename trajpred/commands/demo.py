@@ -78,8 +78,8 @@ def run(args: argparse.Namespace) -> int:
     from ..config import load_config, parse_overrides
     from ..demo import run_demo
     from ..detect import DetectorConfig
-    from ..exports import OUTPUT_NAMES
     from ..outputs import output_guard
+    from ..predict_files import OUTPUT_NAMES
     from ..synth.world import SynthConfig
 
     # Every setting is checked before any work, with the flag that gave it named.

@@ -208,8 +208,11 @@ def _predict_video(pipeline, writer, video, out_dir: Path, progress: bool) -> st
     with pipeline.open(video) as reader:
         try:
             return predict_video(pipeline, reader, out_dir, progress=progress, writer=writer).line()
-        except KeyboardInterrupt as e:
-            print(e.summary.line() if hasattr(e, "summary") else "interrupted", file=sys.stderr)
+        except PredictInterrupted as e:
+            print(e.summary.line(), file=sys.stderr)
+            raise
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
             raise
 
 
@@ -287,9 +290,9 @@ def _run_parallel(config, videos, out: Path, workers: int) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..exports import OUTPUT_NAMES, is_predict_output
     from ..outputs import OutputLock, refuse_overwriting_inputs, writable_folder
     from ..pipeline import Pipeline
+    from ..predict_files import OUTPUT_NAMES, is_predict_output
     from ..video import VideoReader, expand_source
     from ..writer import WriterProcess
 
@@ -328,6 +331,14 @@ def _predict_videos(pipeline, writer, videos, out: Path, several: bool, progress
 
 
 # ------------------------------------------------------------ one video's outputs
+
+
+class PredictInterrupted(KeyboardInterrupt):
+    """Ctrl-C while `predict_video` ran: the `VideoSummary` of the frames done (published)."""
+
+    def __init__(self, summary: VideoSummary) -> None:
+        super().__init__()
+        self.summary = summary
 
 
 @dataclass
@@ -431,8 +442,7 @@ def predict_video(
         except KeyboardInterrupt as e:
             # every frame handed over is written and the files close
             forecast_seconds = _close_outputs(writer, staging, publish=frames > 0)
-            e.summary = summary(True)
-            raise
+            raise PredictInterrupted(summary(True)) from e
         except BaseException:
             with contextlib.suppress(Exception):  # the first error is the one to report
                 _close_outputs(writer, staging, publish=False)

@@ -43,9 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import TrajpredError
-    from ..exports import is_predict_output
     from ..outputs import OutputLock, refuse_overwriting_inputs, writable_folder
     from ..pipeline import Pipeline
+    from ..predict_files import is_predict_output
     from ..video import VideoReader, expand_source
 
     config = load_pipeline_config(args)

@@ -197,16 +197,15 @@ def forecast_rows(frame_id: int, fc: FrameForecasts) -> str:
     """forecasts.csv rows of one frame: frame,track_id,step,target_frame,x,y,r50,r90 (pixels)
     [,wx,wy,wr50,wr90 (metres)]."""
     lines = []
-    world = fc.world_xy is not None and fc.world_r50 is not None and fc.world_r90 is not None
+    wxy, w50, w90 = fc.world_xy, fc.world_r50, fc.world_r90
     for j, tid in enumerate(fc.track_id.tolist()):
         for s, target in enumerate(fc.target_frame.tolist(), 1):
             x, y = fc.xy[j, s - 1]
             row = f"{frame_id},{tid},{s},{target},{x:.2f},{y:.2f}"
             row += f",{fc.r50[j, s - 1]:.2f},{fc.r90[j, s - 1]:.2f}"
-            if world:
-                wx, wy = fc.world_xy[j, s - 1]
-                wr50, wr90 = fc.world_r50[j, s - 1], fc.world_r90[j, s - 1]
-                row += f",{wx:.4f},{wy:.4f},{wr50:.4f},{wr90:.4f}"
+            if wxy is not None and w50 is not None and w90 is not None:
+                wx, wy = wxy[j, s - 1]
+                row += f",{wx:.4f},{wy:.4f},{w50[j, s - 1]:.4f},{w90[j, s - 1]:.4f}"
             lines.append(row + "\n")
     return "".join(lines)
 

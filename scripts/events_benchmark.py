@@ -36,15 +36,14 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
 
+from trajpred.benchmarking import frames_of, tracked_frames  # noqa: E402
 from trajpred.checkpoint import load_forecaster  # noqa: E402
 from trajpred.event_scores import ARMS, MIN_BIN_CASES, EventTally, auto_zones  # noqa: E402
 from trajpred.events import EventsConfig  # noqa: E402
 from trajpred.formats import read_tracks  # noqa: E402
 from trajpred.pipeline import ForecastConfig, LiveForecaster  # noqa: E402
 from trajpred.tracking import TrackedBoxes  # noqa: E402
-from trajpred.tracks import Tracks  # noqa: E402
 from trajpred.video import expand_source  # noqa: E402
 from trajpred.zones import parse_zones  # noqa: E402
 
@@ -54,25 +53,6 @@ ALERT = 0.5
 
 
 # ------------------------------------------------------------------ scenes and their targets
-
-
-def frames_of(tracks: Tracks) -> list[TrackedBoxes]:
-    """Per-frame TrackedBoxes (frames 1..last) of boxed tracks."""
-    frames = []
-    order = np.argsort(tracks.frame_id, kind="stable")
-    f_ids = tracks.frame_id[order]
-    bounds = np.searchsorted(f_ids, np.arange(1, int(f_ids.max()) + 2))
-    for f in range(int(f_ids.max())):
-        rows = order[bounds[f] : bounds[f + 1]]
-        frames.append(
-            TrackedBoxes(
-                tracks.track_id[rows],
-                tracks.box_xywh[rows],
-                np.ones(len(rows)) if tracks.conf is None else tracks.conf[rows],
-                np.zeros(len(rows), np.int64),
-            ).sorted()
-        )
-    return frames
 
 
 def synthetic_scenes(n: int, duration: float):
@@ -98,8 +78,6 @@ def mot_scenes(root: Path):
 
 
 def clip_scenes(videos: Path, weights: Path, work: Path, only: str | None = None):
-    from trajpred.benchmarking import tracked_frames
-
     for video, classes in CLIPS:
         if (videos / video).is_file() and only in (None, video):
             frames, fps = tracked_frames(videos / video, str(weights), work, classes)

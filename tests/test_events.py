@@ -465,3 +465,44 @@ def test_event_tally_scores_a_hand_made_case():
     alert = scores["alerts"]["model"]
     assert alert["alerts"] == 1 and alert["precision"] == 1.0
     assert abs(alert["median_lead_s"] - 4.8) < 0.5  # fires once the zone is within reach
+
+
+def test_platt_fit_recovers_a_known_map():
+    from trajpred.event_calibration import fit_platt, logit
+
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.02, 0.98, 20000)
+    y = rng.uniform(size=p.size) < 1 / (1 + np.exp(-(2.0 * logit(p) + 0.5)))
+    a, b = fit_platt(p, y.astype(float))
+    assert abs(a - 2.0) < 0.15 and abs(b - 0.5) < 0.1, (a, b)
+
+
+def test_online_event_calibration_learns_from_outcomes():
+    """Walkers start one per 0.4 s left of a line; 80 % walk across it within the horizon,
+    20 % walk away, and every one was said to cross with probability 0.3: once their outcomes
+    are in, 0.3 maps to about 0.8; a calibration that never sees outcomes keeps 0.3."""
+    from trajpred.event_calibration import EventCalibration
+    from trajpred.results import FrameEvents
+
+    edges = np.array([[[5.0, -10.0], [5.0, 10.0]]])
+    cal = EventCalibration([("line", "l", edges)], None, horizon_s=4.8, dt_s=0.4)
+    rng = np.random.default_rng(0)
+    speed = {}
+    for k in range(4000):  # frames 0.1 s apart
+        t = 0.1 * k
+        if k % 4 == 0:
+            tid = k // 4
+            speed[tid] = 2.0 if rng.uniform() < 0.8 else -2.0
+            row = FrameEvents(
+                np.array([tid]), np.array(["line"], object), np.array(["l"], object),
+                np.array(["in"], object), np.array([-1]), np.array([0.3]),
+                np.full((1, 3), 0.1), np.array([2.5]), np.zeros(1, bool),
+            )  # fmt: skip
+            cal.record(t, row)
+        alive = [i for i in speed if 0 <= t - 0.4 * i <= 6.0]
+        xy = np.array([[speed[i] * (t - 0.4 * i), 0.0] for i in alive]).reshape(-1, 2)
+        cal.observe(t, np.array(alive, np.int64), xy)
+    mapped = cal.apply(np.array(["line"], object), np.array([0.3]))[0]
+    assert 0.7 < mapped < 0.9, mapped
+    fresh = EventCalibration([("line", "l", edges)], None, horizon_s=4.8, dt_s=0.4)
+    assert fresh.apply(np.array(["line"], object), np.array([0.3]))[0] == 0.3

@@ -182,6 +182,8 @@ class EventTally:
         """One frame: its tracks and the forecasts (with events) made on it."""
         xy = self.to_units(tracks.xy) if len(tracks) else tracks.xy
         self.seen.append((frame, tracks.track_id.copy(), xy))
+        time_s = (frame - 1) / self.fps
+        self.cv_watch.observe(time_s, tracks.track_id, xy)
         for tid, p in zip(tracks.track_id.tolist(), xy, strict=True):
             self.history[tid][frame] = p
         if len(fc) == 0 or fc.events is None:
@@ -193,7 +195,7 @@ class EventTally:
         r50, r90 = fc.r50, fc.r90
         if fc.world_r50 is not None and fc.world_r90 is not None:  # the zones are in metres
             r50, r90 = fc.world_r50, fc.world_r90
-        cv = self.cv_watch.update(fc.track_id, here, cv_mean, r50, r90, cross_ratio)
+        cv = self.cv_watch.update(fc.track_id, here, cv_mean, r50, r90, cross_ratio, time_s)
         for arm, ev in (("model", fc.events), ("cv", cv)):
             self.alerts[arm] += [(frame, ev.key(e)) for e in np.flatnonzero(ev.alert).tolist()]
         if (frame - 1) % self.every == 0:

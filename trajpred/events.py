@@ -36,7 +36,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .checks import between, check_fields, non_empty, optional, require, whole
+from .checks import between, check_fields, non_empty, one_of, optional, require, whole
+from .event_calibration import EventCalibration
 from .results import FrameEvents
 from .zones import ZoneSet, inside
 
@@ -55,6 +56,8 @@ class EventsConfig:
     samples: int = 40  # trajectories per track drawn from the calibrated distribution
     cross_ratio: float = 0.5  # cross-track / along-track spread of forecast errors, until
     # the video's own errors give it (forecast.calibration online; see trajpred/events.py)
+    calibration: str = "online"  # online: each kind of event's probabilities mapped by this
+    # video's own outcomes once known (trajpred/event_calibration.py) | none: the samples' own
 
     def __post_init__(self) -> None:
         check_fields(
@@ -64,6 +67,7 @@ class EventsConfig:
             alert=between(0, 1, low_open=True),
             samples=whole(SAMPLE_LEVELS, 4096),
             cross_ratio=between(0, 1, low_open=True),
+            calibration=one_of("online", "none"),
         )
         require(
             self.samples % SAMPLE_LEVELS == 0,
@@ -277,6 +281,23 @@ class EventWatch:
             ]  # fmt: skip
         ).reshape(-1, 4)
         self.alerted: set[tuple] = set()  # (track, kind, name, direction, other) alerted once
+        self._time_s: float | None = None  # of the frame being updated
+        self.calibration = (
+            EventCalibration(
+                self.targets,
+                None if zones.near_miss is None else zones.near_miss.distance,
+                pred_len * dt_s,
+                dt_s,
+            )
+            if cfg.calibration == "online"
+            else None
+        )
+
+    def observe(self, time_s: float, track_id: np.ndarray, xy: np.ndarray) -> None:
+        """Every track seen at time_s (seconds) and where (the zones' units): the outcomes that
+        the online calibration learns from. Call it on every frame, before `update`."""
+        if self.calibration is not None:
+            self.calibration.observe(time_s, track_id, xy)
 
     def update(
         self,
@@ -286,10 +307,14 @@ class EventWatch:
         r50: np.ndarray,
         r90: np.ndarray,
         cross_ratio: float | None = None,
+        time_s: float | None = None,
     ) -> FrameEvents:
         """Events of one frame's forecasts: track_id (M,), current positions here (M, 2),
         forecasts mean (M, P, 2) with radii r50, r90 (M, P), all in the zones' units;
-        cross_ratio: the errors' cross-track / along-track spread (default: the config's)."""
+        cross_ratio: the errors' cross-track / along-track spread (default: the config's);
+        time_s: the frame's time, for the online calibration (None: probabilities as sampled,
+        nothing learnt)."""
+        self._time_s = time_s
         rows = _Rows()
         if len(track_id) == 0:
             return self._finish(rows)
@@ -382,26 +407,32 @@ class EventWatch:
         """The rows at least min_probability likely, with their alerts."""
         if not rows.times:
             return FrameEvents.empty()
+        # (see update) the raw rows first: the online calibration learns from them
         t = np.concatenate(rows.times) * self.dt_s  # (E, S) seconds, inf = not in the horizon
         happens = np.isfinite(t)
         probability = happens.mean(1)
-        keep = probability >= self.cfg.min_probability
-        t, happens, probability = t[keep], happens[keep], probability[keep]
+        computed = probability > 0
+        t, happens, probability = t[computed], happens[computed], probability[computed]
         within = np.stack([(t <= s).mean(1) for s in WITHIN_S], 1)
         if self.pred_len * self.dt_s < WITHIN_S[-1]:  # beyond the horizon: unknown
             within[:, [s > self.pred_len * self.dt_s for s in WITHIN_S]] = np.nan
-        t_median = _finite_median(t, happens.sum(1))
+        kind = np.concatenate(rows.kind)[computed]
         events = FrameEvents(
-            np.concatenate(rows.track_id)[keep],
-            np.concatenate(rows.kind)[keep],
-            np.concatenate(rows.name)[keep],
-            np.concatenate(rows.direction)[keep],
-            np.concatenate(rows.other)[keep],
+            np.concatenate(rows.track_id)[computed],
+            kind,
+            np.concatenate(rows.name)[computed],
+            np.concatenate(rows.direction)[computed],
+            np.concatenate(rows.other)[computed],
             probability,
             within,
-            t_median,
+            _finite_median(t, happens.sum(1)),
             np.zeros(len(probability), bool),
         )
+        if self.calibration is not None and self._time_s is not None:
+            self.calibration.record(self._time_s, events)  # the raw probabilities
+            events.probability = self.calibration.apply(kind, probability)
+            events.p_within = self.calibration.apply(kind, within)
+        events = events.rows(events.probability >= self.cfg.min_probability)
         for e in np.flatnonzero(events.probability >= self.cfg.alert).tolist():
             key = events.key(e)
             if key not in self.alerted:

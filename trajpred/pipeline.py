@@ -268,6 +268,8 @@ class LiveForecaster:
             positions = self.ground.to_ground(tracks.xy, frame_id, tracks.track_id)
             if self.filter is not None:
                 positions = self.filter.update(i / self.fps, tracks.track_id, tracks.xy, positions)
+        if self.watch is not None:  # the truth of earlier events, for their online calibration
+            self.watch.observe(i / self.fps, tracks.track_id, positions)
         observed: set[int] = set()
         class_of = dict(zip(tracks.track_id.tolist(), tracks.class_id.tolist(), strict=True))
         for k, rows in sorted(self._samples(i, tracks, positions).items()):
@@ -331,7 +333,7 @@ class LiveForecaster:
         events = None
         if self.watch is not None:
             ratio = None if self.shape is None else self.shape.ratio
-            events = self.watch.update(ids, here, xy, r50, r90, ratio)
+            events = self.watch.update(ids, here, xy, r50, r90, ratio, (frame_id - 1) / self.fps)
         if self.ground is None:
             return FrameForecasts(ids, xy, r50, r90, target, samples, events=events)
         world = xy

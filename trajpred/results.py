@@ -4,6 +4,7 @@ the writer process and the Python API consume: one small module they all depend 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +48,10 @@ class FrameEvents:
             str(self.direction[e]),
             int(self.other_track_id[e]),
         )
+
+    def rows(self, keep: np.ndarray) -> FrameEvents:
+        """The rows where keep (E,) bool is True."""
+        return FrameEvents(*(getattr(self, f.name)[keep] for f in dataclasses.fields(self)))
 
     def label(self, e: int) -> str:
         """What row e says in words, as drawn beside its track: 'crossing 78 % in 1.6 s'."""

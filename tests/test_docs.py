@@ -136,6 +136,7 @@ def test_events_tables_show_the_kept_benchmark_run():
         (script.KIND_HEADER, script.kind_rows(report)),
     ):
         assert script.markdown(header, rows) in page
+    assert script.goals(report) in page
     for clip, r in report["speed"].items():
         assert f"| {clip} | {r['targets']} | {r['ratio_median']:.3f} |" in page, clip
     assert f"{report['fifty_tracks']['ms_per_frame']:.1f} ms" in page

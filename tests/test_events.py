@@ -11,16 +11,9 @@ import numpy as np
 import pytest
 from conftest import assert_one_line, box_at
 
+from trajpred.crossings import approach_times, crossing_times
 from trajpred.errors import InputError
-from trajpred.events import (
-    EventsConfig,
-    EventWatch,
-    approach_times,
-    crossing_times,
-    sample_grid,
-    sample_paths,
-    weibull_radius,
-)
+from trajpred.events import EventsConfig, EventWatch, sample_grid, sample_paths, weibull_radius
 from trajpred.zones import inside, parse_zones, read_zones
 
 SQUARE = [[0, 0], [10, 0], [10, 10], [0, 10]]

@@ -25,6 +25,7 @@ from collections import defaultdict, deque
 
 import numpy as np
 
+from .crossings import approach_times, crossing_times
 from .results import FrameEvents
 
 WINDOW = 2000  # latest outcomes per kind of event the map is fitted to
@@ -132,8 +133,6 @@ class EventCalibration:
         return path, t[-1] >= start + self.horizon_s - 1e-9
 
     def _decide(self, due: list) -> None:
-        from .events import approach_times, crossing_times
-
         for made, (tid, kind, name, direction, other), p in due:
             seen = self._path(tid, made)
             if seen is None or len(seen[0]) < 2:

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .events import EventsConfig, EventWatch, approach_times, crossing_times
+from .crossings import approach_times, crossing_times
+from .events import EventsConfig, EventWatch
 from .results import FrameEvents, FrameForecasts
 from .tracking import TrackedBoxes
 from .zones import ZoneSet, inside

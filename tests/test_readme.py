@@ -121,7 +121,8 @@ def check_evaluation(out: str, work: Path) -> None:
 def check_zones_api(out: str, work: Path) -> None:
     """`door P% in T s [p1 p2 p3]`: a walker 100 px from the door at 100 px/s, heading for
     it, enters it within the horizon, in about a second, and within 2 s."""
-    match = re.fullmatch(rf"door (\d+)% in ({NUMBER})s \[({NUMBER}) ({NUMBER}) ({NUMBER})\]\n", out)
+    pattern = rf"door (\d+)% in ({NUMBER})s \[({NUMBER}), ({NUMBER}), ({NUMBER})\]\n"
+    match = re.fullmatch(pattern, out)
     assert match, out
     percent, t, p1, p2, p3 = (float(v) for v in match.groups())
     assert percent >= 80 and 0.5 < t < 2.0 and p1 <= p2 <= p3 <= percent / 100 + 1e-9, out

@@ -15,7 +15,12 @@ with --k samples.csv (frame,track_id,sample,step,x,y[,wx,wy]) and config.yaml (t
 config). The radii are calibrated: the checkpoint's calibration, then (forecast.calibration
 online) each step's recent errors on this video once their truth has arrived. With
 --homography (image -> ground plane, metres; fit one with `trajpred homography`) the
-forecaster works on the ground plane in metres and wx,wy,wr50,wr90 hold those metres.
+forecaster works on the ground plane in metres and wx,wy,wr50,wr90 hold those metres. With
+--zones (a YAML of named polygons, lines and a near-miss distance; see configs/zones.yaml) also
+events.csv (frame,track_id,kind,name,direction,other_track_id,probability,p_1s,p_2s,p_3s,
+t_median_s: the probability that a track enters a zone, crosses a line, or comes within the
+near-miss distance of another track within the forecast's horizon and within 1, 2, 3 s, and
+the median time until it does) and alerts.csv (the first frame each reaches events.alert).
 
 Forecasts start once a track has 2 samples (one model step, dt_s, after it appears): younger
 tracks get no forecast rows. Settings: built-in defaults (as in configs/predict.yaml), then
@@ -24,6 +29,7 @@ tracks get no forecast rows. Settings: built-in defaults (as in configs/predict.
 Examples:
   trajpred predict clip.mp4 --out runs/clip --weights data/detector/synth_yolo.pt
   trajpred predict videos/ --out runs/all --tracker botsort --homography H.txt --k 5
+  trajpred predict clip.mp4 --out runs/clip --zones zones.yaml
 """
 
 from __future__ import annotations

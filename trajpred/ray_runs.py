@@ -59,7 +59,7 @@ KILL_HOOK = "TRAJPRED_TEST_KILL_AT_FRAME"
 class RayConfig:
     """Resources and retries of each video's Ray task (`--set ray.num_gpus=0.25`)."""
 
-    num_cpus: float = 1.0  # CPUs per task, also its torch threads (rounded, at least 1)
+    num_cpus: float = 1.0  # CPUs per task; its torch threads: one fewer, 1 to 8
     num_gpus: float = 0.0  # GPUs per task; fractional shares a GPU (0.25: four tasks on one)
     max_retries: int = 2  # runs again after its worker died, at most this many times
 
@@ -271,6 +271,13 @@ def _maybe_kill(spec: str, frame: int) -> None:
 _cache: dict[str, Any] = {}
 
 
+def task_threads(num_cpus: float) -> int:
+    """A task's torch threads: its CPUs less one for the writer process, 1 to 8, as a local run
+    on a CPU gets (ultralytics: the machine's CPUs less one, at most 8). More threads than
+    that, with the writer process beside them, slow the detector down a lot on a small node."""
+    return max(1, min(8, round(num_cpus) - 1))
+
+
 def _pipeline(config, command: str):
     """The pipeline (models loaded once per worker process and config) and, for predict, its
     writer process."""
@@ -305,12 +312,12 @@ def run_video(
 
     from .cli import one_line
 
-    torch.set_num_threads(threads)
     start = time.perf_counter()
     staging = Path(out) / f"{STAGING_PREFIX}{video.name}-{uuid.uuid4().hex[:12]}"
     try:
         staging.mkdir()
         pipeline, writer = _pipeline(config, command)
+        torch.set_num_threads(threads)  # after loading: ultralytics sets its own on a CPU
         with _ReportingReader(video, config.fps, video_key(video), progress, kill_at) as reader:
             if command == "predict":
                 from .commands.predict import predict_video
@@ -465,7 +472,7 @@ def _run_tasks(ray, ray_config: RayConfig, config, command, todo, out, rows, arg
         max_retries=ray_config.max_retries,
         retry_exceptions=False,
     )
-    threads = max(1, round(ray_config.num_cpus))
+    threads = task_threads(ray_config.num_cpus)
     kill_at = os.environ.get(KILL_HOOK)
     pending = {
         task.remote(command, config, v, str(out.resolve()), threads, progress, kill_at): v

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import assert_one_line, clip
+from conftest import ROOT, assert_one_line, clip, doc_table
 
 from trajpred.ray_runs import RUNS_COLUMNS
 
@@ -131,6 +131,26 @@ def test_bad_ray_settings_and_lists_are_one_line(trajpred, tmp_path):
     listing.write_text("a.mp4\nsub/a.mp4\n")
     assert_one_line(trajpred("track", listing, "--out", out, "--ray"), "videos.txt:2", "line 1")
     assert not (out / "runs.csv").exists()
+
+
+def test_the_guide_shows_the_kept_scale_benchmark():
+    """docs/guides/multiprocess.md's figures are those of the JSON files bench_scale.py wrote."""
+    kept = ROOT / "data" / "benchmarks" / "scale_2026-12-06"
+    short, long = (
+        json.loads((kept / name).read_text())["arms"]
+        for name in ("bench_scale.json", "bench_scale_120frames.json")
+    )
+    table = doc_table("| arm | videos at once |")
+    assert set(table) == set(short) == set(long)
+    for arm, row in table.items():
+        assert row["frames/s, 30-frame clips"] == f"{short[arm]['throughput_fps']:g}", arm
+        assert row["frames/s, 120-frame clips"] == f"{long[arm]['throughput_fps']:g}", arm
+        assert row["videos at once"] == str(short[arm]["videos_at_once"])
+        if arm.startswith("ray"):
+            overhead = (
+                f"{short[arm]['overhead_per_video_s']:g} / {long[arm]['overhead_per_video_s']:g}"
+            )
+            assert row["overhead per video (s), 30 / 120"] == overhead, arm
 
 
 # ---------------------------------------------------------------- with a local Ray instance

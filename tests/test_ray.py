@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, assert_one_line, clip, doc_table
+from conftest import ROOT, assert_one_line, clip, doc_table, run_trajpred
 
 from trajpred.ray_runs import RUNS_COLUMNS
 
@@ -130,6 +130,9 @@ def test_bad_ray_settings_and_lists_are_one_line(trajpred, tmp_path):
     (tmp_path / "sub" / "a.mp4").write_bytes(b"")
     listing.write_text("a.mp4\nsub/a.mp4\n")
     assert_one_line(trajpred("track", listing, "--out", out, "--ray"), "videos.txt:2", "line 1")
+    assert_one_line(trajpred("track", tmp_path, "--out", out, "--ray", "x"), "not an address")
+    done = trajpred("track", tmp_path, "--out", out, "--ray", "127.0.0.1:1")
+    assert_one_line(done, "127.0.0.1:1", "cannot reach")
     assert not (out / "runs.csv").exists()
 
 
@@ -269,3 +272,16 @@ def test_ray_track_writes_what_a_local_run_does(
     summary = trajpred("summary", out)
     assert summary.returncode == 0, summary.stderr
     assert "3 videos (3 done, 0 failed), 32 frames" in summary.stdout
+
+
+@pytest.mark.slow
+def test_ray_track_in_a_subprocess_starts_and_stops_its_own_ray(video_assets, tmp_path):
+    """As a user types it: no Ray running, `--ray` alone starts a local instance for the run."""
+    pytest.importorskip("ray")
+    video = clip(video_assets, tmp_path / "solo.mp4", 6)
+    out = tmp_path / "out"
+    done = run_trajpred("track", video, "--out", out, *model_args(video_assets), "--ray")
+    assert done.returncode == 0, done.stderr
+    assert "solo: 6 frames" in done.stdout and "1 of 1 videos done, 0 failed" in done.stdout
+    assert "Traceback" not in done.stderr
+    assert runs(out)["solo.mp4"]["status"] == "done" and (out / "solo.csv").is_file()

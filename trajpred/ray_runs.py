@@ -371,9 +371,10 @@ def connected(ray, address: str) -> Iterator[None]:
         yield
         return
     quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
+    _check_reachable(address)
     try:
         if address == "local":
-            ray.init(include_dashboard=False, **quiet)
+            ray.init(address="local", include_dashboard=False, **quiet)
         else:
             ray.init(address=address, **quiet)
     except (ConnectionError, ValueError, RuntimeError) as e:
@@ -384,6 +385,26 @@ def connected(ray, address: str) -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+def _check_reachable(address: str) -> None:
+    """HOST:PORT and ray://HOST:PORT answer, checked in seconds: Ray itself waits minutes for
+    an address where nothing listens."""
+    import socket
+
+    if address in ("local", "auto"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise TrajpredError(
+            f"--ray {address}: not an address; give auto, ray://HOST:10001 or HOST:6379 "
+            "(and write SOURCE before --ray)"
+        )
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as e:
+        why = e.strerror or type(e).__name__
+        raise TrajpredError(f"--ray {address}: cannot reach the cluster ({why})") from None
 
 
 def _check_models(config, command: str) -> None:

@@ -285,3 +285,45 @@ def test_ray_track_in_a_subprocess_starts_and_stops_its_own_ray(video_assets, tm
     assert "solo: 6 frames" in done.stdout and "1 of 1 videos done, 0 failed" in done.stdout
     assert "Traceback" not in done.stderr
     assert runs(out)["solo.mp4"]["status"] == "done" and (out / "solo.csv").is_file()
+
+
+@pytest.mark.slow
+def test_adapt_on_ray_tracks_what_adapt_does_locally(
+    ray_cluster, video_assets, clips, trajpred, tmp_path
+):
+    """adapt SOURCE --ray: the videos tracked as Ray tasks give adapt the same tracks, frames
+    and ids offset the same way, as its local tracking (the fitting that follows is adapt's)."""
+    import argparse
+
+    import numpy as np
+
+    from trajpred.commands.adapt import _track_videos
+    from trajpred.config import load_config
+    from trajpred.pipeline import PipelineConfig
+    from trajpred.ray_runs import RayConfig, track_videos_on_ray
+
+    config = load_config(
+        PipelineConfig,
+        None,
+        [
+            f"detector.weights={video_assets.weights}",
+            f"detector.imgsz={video_assets.imgsz}",
+            "detector.device=cpu",
+        ],
+    )
+    args = argparse.Namespace(source=str(clips), ray="local", no_progress=True)
+    (tmp_path / "local").mkdir()
+    (tmp_path / "ray").mkdir()
+    local = _track_videos(args, config, tmp_path / "local", False)
+    on_ray = track_videos_on_ray(args, config, RayConfig(), tmp_path / "ray", False)
+    assert local[1:] == on_ray[1:]  # fps, and the video info report.json records
+    assert local[2]["frames"] == 32 and len(local[0]) > 0
+    for name in ("frame_id", "track_id", "xy", "box_xywh"):
+        np.testing.assert_array_equal(getattr(local[0], name), getattr(on_ray[0], name))
+    assert not list((tmp_path / "ray").iterdir())  # its per-video CSVs are gone
+
+    # As a user runs it: these clips are too short to adapt on, and --ray says so as adapt does.
+    adapt = ["adapt", clips, "--out", tmp_path / "cam", *model_args(video_assets)]
+    assert_one_line(trajpred(*adapt, "--ray"), "too few windows")
+    done = trajpred(*adapt, "--tracks", tmp_path / "t.csv", "--ray")
+    assert_one_line(done, "--ray", "--tracks")

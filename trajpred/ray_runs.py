@@ -80,8 +80,8 @@ class RaySettings:
     ray: RayConfig = field(default_factory=RayConfig)
 
 
-def add_ray_arguments(p: argparse.ArgumentParser) -> None:
-    """--ray [ADDRESS] and --redo, for predict and track."""
+def add_ray_arguments(p: argparse.ArgumentParser, redo: bool = True) -> None:
+    """--ray [ADDRESS] and (redo) --redo: for predict, track and (without --redo) adapt."""
     p.add_argument(
         "--ray",
         nargs="?",
@@ -93,6 +93,8 @@ def add_ray_arguments(p: argparse.ArgumentParser) -> None:
         "OUT/runs.csv; a rerun skips the videos done; --set ray.num_cpus=, ray.num_gpus=, "
         "ray.max_retries= (default: 1, 0, 2). Put it after SOURCE, or write --ray=auto",
     )
+    if not redo:
+        return
     p.add_argument(
         "--redo",
         action="store_true",
@@ -332,7 +334,14 @@ def run_video(
                 frames, tracks, seconds = track_video(pipeline, reader, staging / name, False)
                 os.replace(staging / name, Path(out) / name)
         # seconds: the video's own, as a local run prints them (models loaded before)
-        return {"status": "done", "frames": frames, "tracks": tracks, "seconds": seconds}
+        info = reader.info
+        return {
+            "status": "done",
+            "frames": frames,
+            "tracks": tracks,
+            "seconds": seconds,
+            "video": {"fps": info.fps, "width": info.width, "height": info.height},
+        }
     except TrajpredError as e:
         error = one_line(e)
     except OSError as e:
@@ -466,8 +475,11 @@ def run_ray(args: argparse.Namespace, command: str) -> int:
         if not todo:
             return 0
         with connected(ray, args.ray):
-            failed = _run_tasks(ray, ray_config, config, command, todo, out, rows, args)
+            results = _run_tasks(
+                ray, ray_config, config, command, todo, out, rows, args.no_progress
+            )
         _clear_staging(out)
+    failed = [(key, r["error"]) for key, r in results.items() if r["status"] != "done"]
     done = len(todo) - len(failed)
     print(f"{done} of {len(todo)} videos done, {len(failed)} failed -> {out / RUNS_NAME}")
     for key, error in failed:
@@ -482,8 +494,9 @@ def _clear_staging(out: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _run_tasks(ray, ray_config: RayConfig, config, command, todo, out, rows, args):
-    """Submit one task per video, record each as it ends; -> [(video, error)] of failures."""
+def _run_tasks(ray, ray_config: RayConfig, config, command, todo, out, rows, no_progress: bool):
+    """Submit one task per video, record each in `rows` and runs.csv (unless rows is None) as
+    it ends -> {video key: result}."""
     from tqdm import tqdm
 
     progress = ray.remote(num_cpus=0)(_Progress).remote()
@@ -499,11 +512,12 @@ def _run_tasks(ray, ray_config: RayConfig, config, command, todo, out, rows, arg
         task.remote(command, config, v, str(out.resolve()), threads, progress, kill_at): v
         for v in todo
     }
-    failed: list[tuple[str, str]] = []
+    results: dict[str, dict[str, Any]] = {}
+    failed = 0
     bar = tqdm(
-        total=0 if args.no_progress else _frame_count(todo),
+        total=0 if no_progress else _frame_count(todo),
         unit="frame",
-        disable=args.no_progress,
+        disable=no_progress,
         dynamic_ncols=True,
     )
     try:
@@ -513,13 +527,15 @@ def _run_tasks(ray, ray_config: RayConfig, config, command, todo, out, rows, arg
                 video = pending.pop(ref)
                 result = _result(ray, ref, ray_config)
                 key = video_key(video)
-                rows[key] = _row(key, output_of(command, video), result)
-                write_runs(out, rows)
+                results[key] = result
+                if rows is not None:
+                    rows[key] = _row(key, output_of(command, video), result)
+                    write_runs(out, rows)
                 if result["status"] == "done":
                     bar.write(_line(video, result, out / output_of(command, video)))
                 else:
-                    failed.append((key, result["error"]))
-            _show(ray, progress, bar, len(todo) - len(pending), len(todo), len(failed))
+                    failed += 1
+            _show(ray, progress, bar, len(todo) - len(pending), len(todo), failed)
     except KeyboardInterrupt:
         for ref in pending:
             with contextlib.suppress(Exception):
@@ -527,7 +543,7 @@ def _run_tasks(ray, ray_config: RayConfig, config, command, todo, out, rows, arg
         raise
     finally:
         bar.close()
-    return failed
+    return results
 
 
 def _frame_count(videos: list[VideoSource]) -> int:
@@ -572,3 +588,63 @@ def _line(video: VideoSource, result: dict[str, Any], target: Path) -> str:
     fps = result["frames"] / max(result["seconds"], 1e-9)
     frames, tracks = result["frames"], result["tracks"]
     return f"{video.name}: {frames} frames, {tracks} tracks, {fps:.1f} fps -> {target}"
+
+
+# ---------------------------------------------------------------- adapt
+
+
+def adapt_ray_settings(args: argparse.Namespace) -> RayConfig | None:
+    """For `adapt SOURCE --ray`: the RayConfig (its `ray.` keys taken out of args.overrides,
+    before the pipeline's config reads them), or None without --ray."""
+    if args.ray is None:
+        return None
+    import_ray()
+    if args.tracks:
+        raise TrajpredError("--ray tracks SOURCE's videos; with --tracks there is none to track")
+    ray_config, args.overrides = split_ray_settings(args.overrides)
+    return ray_config
+
+
+def track_videos_on_ray(args, config, ray_config: RayConfig, work: Path, progress: bool):
+    """`adapt`'s tracking of SOURCE, one Ray task per video -> (tracks, fps, video info), the
+    same as adapt's local tracking: videos in order, frames and ids offset so they follow one
+    another without sharing a track. The per-video CSVs go to work/ray_tracks/ (the run's
+    staging folder); any failed video fails the run, in one line."""
+    import torch
+
+    from .formats import read_tracks
+    from .tracks import Tracks
+
+    if not args.source:
+        raise TrajpredError("give SOURCE (a video, folder or glob) or --tracks")
+    videos = ray_sources(args.source, skip=None)
+    _check_models(config, "track")
+    folder = work / "ray_tracks"
+    folder.mkdir()
+    ray = import_ray()
+    with connected(ray, args.ray):
+        results = _run_tasks(ray, ray_config, config, "track", videos, folder, None, not progress)
+    failed = [(key, r["error"]) for key, r in results.items() if r["status"] != "done"]
+    if failed:
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        raise TrajpredError(f"{failed[0][0]}: {failed[0][1]}{more}")
+    parts, frame_offset, id_offset = [], 0, 0
+    info: dict[str, Any] = {}
+    for video in videos:
+        result = results[video_key(video)]
+        fps = result["video"]["fps"]
+        if info and abs(fps - info["fps"]) > 1e-3 * info["fps"]:
+            raise TrajpredError(f"{video.uri}: {fps:g} fps, the first video has {info['fps']:g}")
+        info = {**result["video"], "frames": frame_offset + result["frames"]}
+        t = read_tracks(folder / output_of("track", video), "csv")
+        t.frame_id += frame_offset
+        t.track_id += id_offset
+        parts.append(t)
+        frame_offset += result["frames"]
+        id_offset = int(t.track_id.max()) + 1 if len(t) else id_offset
+    shutil.rmtree(folder, ignore_errors=True)
+    # The fitting that follows runs here, on the torch threads a local adapt gets once the
+    # detector has loaded (ultralytics: the CPUs less one, at most 8), so it fits the same.
+    torch.set_num_threads(task_threads(os.cpu_count() or 1))
+    tracks = Tracks.concat(parts) if parts else Tracks.empty("px", True)
+    return tracks, float(info["fps"]), info

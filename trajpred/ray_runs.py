@@ -86,12 +86,19 @@ def add_ray_arguments(p: argparse.ArgumentParser, redo: bool = True) -> None:
         "--ray",
         nargs="?",
         const="local",
-        default=None,
+        default=argparse.SUPPRESS,  # absent: no Ray (read with getattr(args, "ray", None))
         metavar="ADDRESS",
-        help="one Ray task per video (needs the ray extra): alone, a local Ray instance; `auto` "
-        "or ray://HOST:10001 joins a cluster. Outputs go to OUT/<video stem>, an index to "
-        "OUT/runs.csv; a rerun skips the videos done; --set ray.num_cpus=, ray.num_gpus=, "
-        "ray.max_retries= (default: 1, 0, 2). Put it after SOURCE, or write --ray=auto",
+        help=("one Ray task per video" if redo else "track each video as a Ray task, then fit here")
+        + " (needs the ray extra): alone, a local Ray instance; `auto` or ray://HOST:10001 "
+        "joins a cluster. "
+        + (
+            "OUT is a folder (outputs as for a folder of videos) with an index, OUT/runs.csv; a "
+            "rerun skips the videos done. "
+            if redo
+            else ""
+        )
+        + "--set ray.num_cpus=, ray.num_gpus=, ray.max_retries= (default: 1, 0, 2). Put it "
+        "after SOURCE, or write --ray=auto (default: off)",
     )
     if not redo:
         return
@@ -596,7 +603,7 @@ def _line(video: VideoSource, result: dict[str, Any], target: Path) -> str:
 def adapt_ray_settings(args: argparse.Namespace) -> RayConfig | None:
     """For `adapt SOURCE --ray`: the RayConfig (its `ray.` keys taken out of args.overrides,
     before the pipeline's config reads them), or None without --ray."""
-    if args.ray is None:
+    if getattr(args, "ray", None) is None:
         return None
     import_ray()
     if args.tracks:

@@ -298,7 +298,7 @@ def run(args: argparse.Namespace) -> int:
     from ..video import VideoReader, expand_source
     from ..writer import WriterProcess
 
-    if args.ray is not None:  # one Ray task per video: trajpred/ray_runs.py
+    if getattr(args, "ray", None) is not None:  # one Ray task per video: trajpred/ray_runs.py
         from ..ray_runs import run_ray
 
         return run_ray(args, "predict")

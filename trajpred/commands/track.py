@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from ..predict_files import is_predict_output
     from ..video import VideoReader, expand_source
 
-    if args.ray is not None:  # one Ray task per video: trajpred/ray_runs.py
+    if getattr(args, "ray", None) is not None:  # one Ray task per video: trajpred/ray_runs.py
         from ..ray_runs import run_ray
 
         return run_ray(args, "track")

@@ -294,10 +294,7 @@ def _pipeline(config, command: str):
     from .writer import WriterProcess
 
     if _cache.get("key") != (command, config):
-        if _cache.get("writer") is not None:
-            with contextlib.suppress(Exception):
-                _cache["writer"].close()
-        _cache.clear()
+        _forget_pipeline()
         forecast = command == "predict"
         _cache["writer"] = WriterProcess() if forecast else None
         _cache["pipeline"] = Pipeline(config, forecast=forecast)
@@ -323,11 +320,13 @@ def run_video(
 
     start = time.perf_counter()
     staging = Path(out) / f"{STAGING_PREFIX}{video.name}-{uuid.uuid4().hex[:12]}"
+    opened = False
     try:
         staging.mkdir()
         pipeline, writer = _pipeline(config, command)
         torch.set_num_threads(threads)  # after loading: ultralytics sets its own on a CPU
         with _ReportingReader(video, config.fps, video_key(video), progress, kill_at) as reader:
+            opened = True
             if command == "predict":
                 from .commands.predict import predict_video
 
@@ -355,7 +354,16 @@ def run_video(
         error = one_line(f"{e.filename + ': ' if e.filename else ''}{e.strerror or e}")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    if opened:  # failed half-way: the next video on this worker gets a fresh writer and models
+        _forget_pipeline()
     return {"status": "failed", "seconds": time.perf_counter() - start, "error": error}
+
+
+def _forget_pipeline() -> None:
+    if _cache.get("writer") is not None:
+        with contextlib.suppress(Exception):
+            _cache["writer"].close()
+    _cache.clear()
 
 
 def _move_files(staging: Path, final: Path) -> None:

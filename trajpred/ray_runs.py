@@ -310,10 +310,13 @@ def run_video(
     threads: int,
     progress,
     kill_at: str | None,
+    predict_video: Callable | None = None,
 ) -> dict[str, Any]:
     """One video, in a Ray task: outputs written under a fresh hidden staging folder in OUT and
     moved into place once complete -> {status, frames, seconds, tracks, error}. A video's own
-    failure (TrajpredError) is returned, not raised: Ray retries only a worker that died."""
+    failure (TrajpredError) is returned, not raised: Ray retries only a worker that died.
+    `predict_video` is commands.predict's (given by the command: this module imports no
+    command, so that they can import it)."""
     import torch
 
     from .cli import one_line
@@ -328,8 +331,7 @@ def run_video(
         with _ReportingReader(video, config.fps, video_key(video), progress, kill_at) as reader:
             opened = True
             if command == "predict":
-                from .commands.predict import predict_video
-
+                assert predict_video is not None
                 summary = predict_video(pipeline, reader, staging, progress=False, writer=writer)
                 frames, tracks, seconds = summary.frames, summary.tracks, summary.seconds
                 _move_files(staging, Path(out) / video.name)
@@ -458,9 +460,15 @@ def _is_done(out: Path, command: str, row: dict[str, str] | None) -> bool:
     return (target / "tracks.csv").is_file() if command == "predict" else target.is_file()
 
 
-def run_ray(args: argparse.Namespace, command: str) -> int:
-    """`trajpred predict|track SOURCE --ray [ADDRESS]` (see the module's docstring)."""
-    from .commands.predict import load_pipeline_config, pipeline_inputs
+def run_ray(
+    args: argparse.Namespace,
+    command: str,
+    load_pipeline_config: Callable,
+    pipeline_inputs: Callable,
+    predict_video: Callable | None = None,
+) -> int:
+    """`trajpred predict|track SOURCE --ray [ADDRESS]` (see the module's docstring); the
+    command gives its config loader, its list of inputs and (predict) its `predict_video`."""
     from .outputs import OutputLock, refuse_overwriting_inputs, writable_folder
     from .predict_files import OUTPUT_NAMES, is_predict_output
 
@@ -491,7 +499,7 @@ def run_ray(args: argparse.Namespace, command: str) -> int:
             return 0
         with connected(ray, args.ray):
             results = _run_tasks(
-                ray, ray_config, config, command, todo, out, rows, args.no_progress
+                ray, ray_config, config, command, todo, out, rows, args.no_progress, predict_video
             )
         _clear_staging(out)
     failed = [(key, r["error"]) for key, r in results.items() if r["status"] != "done"]
@@ -509,7 +517,17 @@ def _clear_staging(out: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _run_tasks(ray, ray_config: RayConfig, config, command, todo, out, rows, no_progress: bool):
+def _run_tasks(
+    ray,
+    ray_config: RayConfig,
+    config,
+    command,
+    todo,
+    out,
+    rows,
+    no_progress: bool,
+    predict_video: Callable | None = None,
+):
     """Submit one task per video, record each in `rows` and runs.csv (unless rows is None) as
     it ends -> {video key: result}."""
     from tqdm import tqdm
@@ -524,7 +542,9 @@ def _run_tasks(ray, ray_config: RayConfig, config, command, todo, out, rows, no_
     threads = task_threads(ray_config.num_cpus)
     kill_at = os.environ.get(KILL_HOOK)
     pending = {
-        task.remote(command, config, v, str(out.resolve()), threads, progress, kill_at): v
+        task.remote(
+            command, config, v, str(out.resolve()), threads, progress, kill_at, predict_video
+        ): v
         for v in todo
     }
     results: dict[str, dict[str, Any]] = {}

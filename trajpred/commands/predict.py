@@ -301,7 +301,7 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "ray", None) is not None:  # one Ray task per video: trajpred/ray_runs.py
         from ..ray_runs import run_ray
 
-        return run_ray(args, "predict")
+        return run_ray(args, "predict", load_pipeline_config, pipeline_inputs, predict_video)
     check_flag("--workers", args.workers, between(1, MAX_WORKERS))
     config = load_pipeline_config(args)
     videos, several = expand_source(args.source, skip=is_predict_output)

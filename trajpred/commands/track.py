@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "ray", None) is not None:  # one Ray task per video: trajpred/ray_runs.py
         from ..ray_runs import run_ray
 
-        return run_ray(args, "track")
+        return run_ray(args, "track", load_pipeline_config, pipeline_inputs)
     config = load_pipeline_config(args)
     videos, several = expand_source(args.source, skip=is_predict_output)
     out = Path(args.out)

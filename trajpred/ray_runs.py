@@ -9,7 +9,7 @@ Ray cluster, with an index of what is done (OUT/runs.csv) so a run can be resume
   belongs to; `ray://HOST:10001` or `HOST:6379` joins that one. Only paths and results cross
   the network: every node reads the videos and writes the outputs at the same paths (a shared
   file system), and has trajpred installed.
-- Each task asks for `ray.num_cpus` CPUs (its torch threads) and `ray.num_gpus` GPUs
+- Each task asks for `ray.num_cpus` CPUs (torch threads: one fewer) and `ray.num_gpus` GPUs
   (fractional: 0.25 runs four videos per GPU); a task whose worker dies (killed, out of memory,
   a node lost) runs again from the start of its video, up to `ray.max_retries` times. Each
   attempt writes into its own hidden staging folder; the finished files are moved into place
@@ -19,6 +19,8 @@ Ray cluster, with an index of what is done (OUT/runs.csv) so a run can be resume
   are there (`--redo` runs them again); a video that fails for its own reasons (a corrupt file)
   is recorded with its one-line error and the others go on; exit code 2 if any failed.
 - `trajpred summary OUT` adds up runs.csv and the per-video CSVs.
+- `trajpred adapt SOURCE --ray`: the videos are tracked as Ray tasks, the fit runs in the
+  driver (`track_videos_on_ray`), as a local adapt does; no runs.csv.
 
 Test hook: TRAJPRED_TEST_KILL_AT_FRAME=N:MARKER (read by the driver, acted on only in the Ray
 task) makes the first task that reaches frame N, while the file MARKER does not exist, create

@@ -29,6 +29,7 @@ COMMANDS = {
     "evaluate": "ADE/FDE of a checkpoint beside the constant-velocity baseline",
     "calibrate": "fit a checkpoint's uncertainty (r50/r90) on data it was not trained on",
     "export": "export the forecaster as one ONNX or TorchScript file (edge devices)",
+    "summary": "add up a --ray run's index and CSVs: videos, frames, tracks, forecasts, failures",
     "demo": "synthesize a scene and run the whole pipeline on it, offline, with scores",
     "synth": "generate a synthetic scene: video, ground-truth tracks, homography",
     "homography": "fit an image -> ground plane homography (metres) from point pairs",

@@ -35,6 +35,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..ray_runs import add_ray_arguments
 from .predict import add_detector_arguments, load_pipeline_config
 
 
@@ -47,6 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             action.nargs, action.default = "?", None
     d = AdaptConfig()
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    add_ray_arguments(p, redo=False)  # tracks SOURCE's videos as Ray tasks: trajpred/ray_runs.py
     p.add_argument(
         "--tracks", metavar="CSV", help="tracks of this camera from an earlier run: no tracking"
     )
@@ -198,6 +200,7 @@ def run(args: argparse.Namespace) -> int:
     from ..outputs import input_files, output_guard
     from ..paths import resolve_data_path
     from ..pipeline import read_homography
+    from ..ray_runs import adapt_ray_settings, track_videos_on_ray
     from .predict import pipeline_inputs
 
     cfg = AdaptConfig(
@@ -212,6 +215,7 @@ def run(args: argparse.Namespace) -> int:
         average=args.average,
         seed=args.seed,
     )
+    ray_config = adapt_ray_settings(args)  # None without --ray
     config = load_pipeline_config(args)
     out = Path(args.out)
     tracks_csv = out / "tracks.csv"
@@ -237,7 +241,9 @@ def run(args: argparse.Namespace) -> int:
         staging = Staging()
         try:
             work = train.create()
-            if not args.tracks:
+            if ray_config is not None:
+                tracks, fps, video = track_videos_on_ray(args, config, ray_config, work, progress)
+            elif not args.tracks:
                 tracks, fps, video = _track_videos(args, config, work, progress)
             learn_on = (
                 tracks

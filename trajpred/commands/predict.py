@@ -49,6 +49,7 @@ from ..checks import between, check_flag
 from ..config import add_config_arguments, flag_settings, load_config
 from ..detect import DEFAULT_IMGSZ, DEVICES, MAX_IMGSZ
 from ..pipeline import PipelineConfig
+from ..ray_runs import add_ray_arguments
 
 if TYPE_CHECKING:
     from ..pipeline import Pipeline
@@ -159,6 +160,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help=f"processes for a folder of videos, 1 to {MAX_WORKERS}, one video each at a time "
         "(torch threads are split between them)",
     )
+    add_ray_arguments(p)
 
 
 FLAG_KEYS = {
@@ -302,6 +304,10 @@ def run(args: argparse.Namespace) -> int:
     from ..video import VideoReader, expand_source
     from ..writer import WriterProcess
 
+    if getattr(args, "ray", None) is not None:  # one Ray task per video: trajpred/ray_runs.py
+        from ..ray_runs import run_ray
+
+        return run_ray(args, "predict", load_pipeline_config, pipeline_inputs, predict_video)
     check_flag("--workers", args.workers, between(1, MAX_WORKERS))
     config = load_pipeline_config(args)
     videos, several = expand_source(args.source, skip=is_predict_output)

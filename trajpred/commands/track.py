@@ -22,6 +22,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..ray_runs import add_ray_arguments
 from .predict import add_detector_arguments, load_pipeline_config, pipeline_inputs
 
 
@@ -39,6 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="H.txt",
         help="3x3 image -> ground plane matrix (`trajpred homography`): also write wx, wy (metres)",
     )
+    add_ray_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,6 +50,10 @@ def run(args: argparse.Namespace) -> int:
     from ..predict_files import is_predict_output
     from ..video import VideoReader, expand_source
 
+    if getattr(args, "ray", None) is not None:  # one Ray task per video: trajpred/ray_runs.py
+        from ..ray_runs import run_ray
+
+        return run_ray(args, "track", load_pipeline_config, pipeline_inputs)
     config = load_pipeline_config(args)
     videos, several = expand_source(args.source, skip=is_predict_output)
     out = Path(args.out)

@@ -1,0 +1,203 @@
+"""Throughput of a folder of short clips: `predict --ray` with 1 and 2 tasks at a time, beside
+the local pool (`--workers 2`) and one process, all on this machine; and Ray's own overhead.
+
+    PYTHONPATH=. .venv/bin/python scripts/bench_scale.py \\
+        --out data/benchmarks/scale_2026-12-06/bench_scale.json [--clips 8] [--frames 30]
+
+Builds CLIPS synthetic clips of FRAMES frames (320 x 192, 10 fps, trajpred.synth) and runs
+`trajpred predict CLIPS --no-video` on them as a user does (a subprocess each, offline, the
+shipped detector at 320 px, the video forecaster), once per arm:
+
+- local: one process, the videos in turn (models loaded once);
+- workers2: `--workers 2`, a local process pool (torch threads split between them);
+- ray1: `--ray` (a local Ray instance started by the run) with ray.num_cpus = all CPUs, so one
+  task at a time, with all the CPUs' torch threads;
+- ray2: the same with ray.num_cpus = half the CPUs: two tasks at a time.
+
+Every arm is timed end to end (wall_s: process start to exit, Python and model loading
+included): throughput = frames / wall_s. For the Ray arms the script also reads OUT/runs.csv
+(each video's own processing seconds) and reports overhead_per_video_s = (wall_s - sum of the
+videos' seconds / tasks at a time) / videos: what Ray, its startup, each worker's model loading
+and the task round trips add per video, spread over the videos. It also times Ray alone:
+ray.init of a local instance and the round trip of an empty task. Writes JSON and prints a
+table that says what ran on what.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    p.add_argument("--clips", type=int, default=8, help="short clips in the folder")
+    p.add_argument("--frames", type=int, default=30, help="frames per clip")
+    p.add_argument("--out", default="bench_scale.json", help="JSON to write")
+    return p.parse_args(argv)
+
+
+def make_clips(folder: Path, n: int, frames: int) -> Path:
+    """n mp4 clips of `frames` frames of one synthetic scene, each starting further in."""
+    import cv2
+
+    from trajpred.synth.render import write_scene
+    from trajpred.synth.world import SynthConfig, simulate
+
+    scene = write_scene(
+        simulate(SynthConfig(width=320, height=192, fps=10.0, duration_s=12.0, seed=5, n_agents=8)),
+        folder / "scene",
+    )
+    cap = cv2.VideoCapture(str(scene.video))
+    source = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        source.append(frame)
+    cap.release()
+    clips = folder / "clips"
+    clips.mkdir()
+    for i in range(n):
+        writer = cv2.VideoWriter(
+            str(clips / f"clip{i}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (320, 192)
+        )
+        for k in range(frames):
+            writer.write(source[(3 * i + k) % len(source)])
+        writer.release()
+    return clips
+
+
+def checkpoint(folder: Path) -> str:
+    shipped = ROOT / "data" / "checkpoints" / "video.pt"
+    if shipped.is_file():
+        return str(shipped)
+    from trajpred.demo import untrained_checkpoint
+
+    return untrained_checkpoint(folder / "untrained.pt")
+
+
+def timed_run(args: list[str]) -> float:
+    env = {**os.environ, "YOLO_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "trajpred", *args], env=env, capture_output=True, text=True
+    )
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.exit(f"bench_scale: trajpred {' '.join(args)} failed:\n{done.stderr[-2000:]}")
+    return wall
+
+
+def video_seconds(out: Path) -> float:
+    with open(out / "runs.csv", newline="") as f:
+        return sum(float(row["seconds"]) for row in csv.DictReader(f))
+
+
+def ray_alone() -> dict:
+    """Seconds to start a local Ray instance, and ms for one empty task's round trip."""
+    import ray
+
+    start = time.perf_counter()
+    ray.init(include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    init_s = time.perf_counter() - start
+
+    @ray.remote
+    def nothing(x):
+        return x
+
+    ray.get([nothing.remote(i) for i in range(4)])  # workers up
+    start = time.perf_counter()
+    for i in range(50):
+        ray.get(nothing.remote(i))
+    task_ms = 1000 * (time.perf_counter() - start) / 50
+    ray.shutdown()
+    return {"ray_init_s": round(init_s, 2), "empty_task_round_trip_ms": round(task_ms, 2)}
+
+
+def main(argv=None) -> None:
+    import ray
+    import torch
+
+    from trajpred.detect import SHIPPED_DETECTOR
+
+    a = parse_args(argv)
+    cpus = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        folder = Path(tmp)
+        clips = make_clips(folder, a.clips, a.frames)
+        common = [
+            "--weights",
+            str(SHIPPED_DETECTOR),
+            "--imgsz",
+            "320",
+            "--checkpoint",
+            checkpoint(folder),
+            "--device",
+            "cpu",
+            "--no-video",
+            "--no-progress",
+        ]
+        arms = {
+            "local": ([], 1),
+            "workers2": (["--workers", "2"], 2),
+            "ray1": (["--ray", "--set", f"ray.num_cpus={cpus}"], 1),
+            "ray2": (["--ray", "--set", f"ray.num_cpus={max(1, cpus // 2)}"], 2),
+        }
+        frames = a.clips * a.frames
+        results = {}
+        for name, (extra, at_once) in arms.items():
+            out = folder / name
+            wall = timed_run(["predict", str(clips), "--out", str(out), *common, *extra])
+            arm = {
+                "wall_s": round(wall, 2),
+                "frames": frames,
+                "throughput_fps": round(frames / wall, 2),
+                "videos_at_once": at_once,
+            }
+            if name.startswith("ray"):
+                seconds = video_seconds(out)
+                arm["videos_seconds_sum"] = round(seconds, 2)
+                arm["overhead_per_video_s"] = round((wall - seconds / at_once) / a.clips, 2)
+            results[name] = arm
+            print(f"{name}: {arm}", flush=True)
+    report = {
+        "what": f"trajpred predict --no-video on {a.clips} clips x {a.frames} frames "
+        "(320x192, shipped detector at 320 px), end to end per arm",
+        "machine": {
+            "cpus": cpus,
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "ray": ray.__version__,
+        },
+        "arms": results,
+        "ray_alone": ray_alone(),
+    }
+    path = Path(a.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\n{report['what']}; {cpus} CPUs, no GPU" if not report["machine"]["gpu"] else "")
+    print(f"{'arm':<10} {'wall s':>8} {'frames/s':>9} {'overhead/video s':>17}")
+    for name, arm in results.items():
+        overhead = arm.get("overhead_per_video_s", "")
+        print(f"{name:<10} {arm['wall_s']:>8} {arm['throughput_fps']:>9} {overhead:>17}")
+    print(f"ray alone: {report['ray_alone']} -> {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,329 @@
+"""`trajpred predict|track SOURCE --ray` and `trajpred summary`, as a user runs them.
+
+The Ray tests share one local Ray instance (2 CPUs, started once for the module, shut down
+after); the CLI runs in-process and finds Ray already up, as in a notebook. The worker-kill
+test uses the test-only hook TRAJPRED_TEST_KILL_AT_FRAME=N:MARKER (trajpred/ray_runs.py): the
+driver reads it and passes it to the tasks; the first task that reaches frame N while MARKER
+does not exist creates MARKER and SIGKILLs its own worker process, once. Nothing else reads it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, assert_one_line, clip, doc_table, run_trajpred
+
+from trajpred.ray_runs import RUNS_COLUMNS
+
+CSVS = ("tracks.csv", "tracks_mot.txt", "forecasts.csv")
+
+
+def runs(out: Path) -> dict[str, dict[str, str]]:
+    with open(out / "runs.csv", newline="") as f:
+        return {Path(r["video"]).name: r for r in csv.DictReader(f)}
+
+
+def model_args(assets) -> list:
+    return [
+        "--weights",
+        assets.weights,
+        "--imgsz",
+        assets.imgsz,
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
+
+
+def predict(assets, source, out, *extra) -> list:
+    """predict's arguments: CSV files only (the same bytes wherever they ran)."""
+    return [
+        "predict",
+        source,
+        "--out",
+        out,
+        "--checkpoint",
+        assets.checkpoint,
+        "--no-video",
+        *model_args(assets),
+        *extra,
+    ]
+
+
+# ---------------------------------------------------------------- without Ray (fast)
+
+
+def fake_run(out: Path) -> Path:
+    """A --ray predict run's OUT by hand: two videos done, one failed."""
+    out.mkdir()
+    rows = [
+        ("/v/a.mp4", "done", "3", "10.00", "0.30", "", "a"),
+        ("/v/b.mp4", "done", "2", "20.00", "0.10", "", "b"),
+        ("/v/c.mp4", "failed", "", "", "0.01", "/v/c.mp4: not a video OpenCV can read", "c"),
+    ]
+    with open(out / "runs.csv", "w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerows([RUNS_COLUMNS, *rows])
+    for name, tracks, forecasts in (
+        ("a", "1,1\n1,2\n2,1\n3,1\n", "1,1,1\n1,1,2\n1,2,1\n2,1,1\n"),
+        ("b", "1,7\n2,7\n", "2,7,1\n"),
+    ):
+        (out / name).mkdir()
+        (out / name / "tracks.csv").write_text("frame,track_id\n" + tracks)
+        (out / name / "forecasts.csv").write_text("frame,track_id,step\n" + forecasts)
+    return out
+
+
+def test_summary_adds_up_the_index_and_the_csvs(trajpred, tmp_path):
+    out = fake_run(tmp_path / "out")
+    done = trajpred("summary", out)
+    assert done.returncode == 0, done.stderr
+    assert "3 videos (2 done, 1 failed), 5 frames, 3 tracks, 4 forecasts, mean 15.0 fps" in (
+        done.stdout
+    )
+    assert "failed /v/c.mp4: /v/c.mp4: not a video OpenCV can read" in done.stdout
+    totals = json.loads((out / "summary.json").read_text())
+    counts = [totals[k] for k in ("videos", "frames", "tracks", "forecasts")]
+    assert counts == [3, 5, 3, 4]
+    assert totals["failures"] == [
+        {"video": "/v/c.mp4", "error": "/v/c.mp4: not a video OpenCV can read"}
+    ]
+    assert [v["tracks"] for v in totals["per_video"][:2]] == [2, 1]
+
+
+def test_summary_of_a_bad_out_is_one_line(trajpred, tmp_path):
+    assert_one_line(trajpred("summary", tmp_path / "nowhere"), "nowhere", "not found")
+    assert_one_line(trajpred("summary", tmp_path), "runs.csv", "--ray run")
+    (tmp_path / "runs.csv").write_text("video,status\nx,done\n")
+    assert_one_line(trajpred("summary", tmp_path), "runs.csv", "not a runs index")
+    out = fake_run(tmp_path / "out")
+    (out / "b" / "forecasts.csv").unlink()
+    assert_one_line(trajpred("summary", out), "forecasts.csv", "missing")
+    assert not (out / "summary.json").exists()
+
+
+def test_without_ray_the_flag_says_how_to_install_it(trajpred, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    (tmp_path / "a.mp4").write_bytes(b"")
+    done = trajpred("predict", tmp_path, "--out", tmp_path / "out", "--ray")
+    assert_one_line(done, "--ray needs Ray", 'pip install -e ".[ray]"')
+    done = trajpred("track", tmp_path, "--out", tmp_path / "out", "--ray", "auto")
+    assert_one_line(done, 'pip install -e ".[ray]"')
+
+
+def test_bad_ray_settings_and_lists_are_one_line(trajpred, tmp_path):
+    pytest.importorskip("ray")
+    (tmp_path / "a.mp4").write_bytes(b"")
+    out = tmp_path / "out"
+    done = trajpred("predict", tmp_path, "--out", out, "--ray", "--set", "ray.num_gpus=-1")
+    assert_one_line(done, "ray.num_gpus", "--set")
+    done = trajpred("predict", tmp_path, "--out", out, "--ray", "--set", "ray.retries=1")
+    assert_one_line(done, "did you mean 'ray.max_retries'")
+    listing = tmp_path / "videos.txt"
+    listing.write_text("# two videos\na.mp4\n\nmissing.mp4\n")
+    assert_one_line(trajpred("track", listing, "--out", out, "--ray"), "videos.txt:4", "missing")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a.mp4").write_bytes(b"")
+    listing.write_text("a.mp4\nsub/a.mp4\n")
+    assert_one_line(trajpred("track", listing, "--out", out, "--ray"), "videos.txt:2", "line 1")
+    assert_one_line(trajpred("track", tmp_path, "--out", out, "--ray", "x"), "not an address")
+    done = trajpred("track", tmp_path, "--out", out, "--ray", "127.0.0.1:1")
+    assert_one_line(done, "127.0.0.1:1", "cannot reach")
+    assert not (out / "runs.csv").exists()
+
+
+def test_the_guide_shows_the_kept_scale_benchmark():
+    """docs/guides/multiprocess.md's figures are those of the JSON files bench_scale.py wrote."""
+    kept = ROOT / "data" / "benchmarks" / "scale_2026-12-06"
+    short, long = (
+        json.loads((kept / name).read_text())["arms"]
+        for name in ("bench_scale.json", "bench_scale_120frames.json")
+    )
+    table = doc_table("| arm | videos at once |")
+    assert set(table) == set(short) == set(long)
+    for arm, row in table.items():
+        assert row["frames/s, 30-frame clips"] == f"{short[arm]['throughput_fps']:g}", arm
+        assert row["frames/s, 120-frame clips"] == f"{long[arm]['throughput_fps']:g}", arm
+        assert row["videos at once"] == str(short[arm]["videos_at_once"])
+        if arm.startswith("ray"):
+            overhead = (
+                f"{short[arm]['overhead_per_video_s']:g} / {long[arm]['overhead_per_video_s']:g}"
+            )
+            assert row["overhead per video (s), 30 / 120"] == overhead, arm
+
+
+# ---------------------------------------------------------------- with a local Ray instance
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def clips(video_assets, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("clips")
+    for name, n in (("a", 14), ("b", 10), ("c", 8)):
+        clip(video_assets, folder / f"{name}.mp4", n)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def local_outputs(video_assets, clips, tmp_path_factory) -> Path:
+    """The same clips through the local (one process) path."""
+    from trajpred.cli import main
+
+    out = tmp_path_factory.mktemp("local") / "out"
+    assert main([str(a) for a in predict(video_assets, clips, out)]) == 0
+    return out
+
+
+def assert_same_csvs(ray_out: Path, local_out: Path, names=("a", "b", "c")) -> None:
+    for name in names:
+        for csv_name in (*CSVS, "config.yaml"):
+            ray_file, local_file = ray_out / name / csv_name, local_out / name / csv_name
+            assert ray_file.read_bytes() == local_file.read_bytes(), (name, csv_name)
+
+
+@pytest.mark.slow
+def test_ray_predict_writes_what_a_local_run_does_and_resumes(
+    ray_cluster, video_assets, clips, local_outputs, trajpred, tmp_path
+):
+    out = tmp_path / "out"
+    done = trajpred(*predict(video_assets, clips, out, "--ray"))
+    assert done.returncode == 0, done.stderr
+    assert "3 of 3 videos done, 0 failed" in done.stdout
+    assert_same_csvs(out, local_outputs)
+    index = runs(out)
+    assert sorted(index) == ["a.mp4", "b.mp4", "c.mp4"]
+    assert [index[v]["frames"] for v in ("a.mp4", "b.mp4", "c.mp4")] == ["14", "10", "8"]
+    assert all(r["status"] == "done" and r["error"] == "" for r in index.values())
+    assert not list(out.glob(".ray-staging-*"))
+
+    # The same command again: nothing runs, nothing is touched.
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    done = trajpred(*predict(video_assets, clips, out, "--ray"))
+    assert done.returncode == 0, done.stderr
+    assert "skipped 3 of 3 videos" in done.stdout
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
+
+    # A video whose outputs went missing runs again; --redo runs them all.
+    (out / "b" / "tracks.csv").unlink()
+    done = trajpred(*predict(video_assets, clips, out, "--ray"))
+    assert "skipped 2 of 3" in done.stdout and "1 of 1 videos done" in done.stdout
+    assert_same_csvs(out, local_outputs)
+    summary = trajpred("summary", out)
+    assert summary.returncode == 0 and "3 videos (3 done, 0 failed), 32 frames" in summary.stdout
+
+
+@pytest.mark.slow
+def test_a_corrupt_video_is_recorded_and_the_others_complete(
+    ray_cluster, video_assets, clips, local_outputs, trajpred, tmp_path
+):
+    listing = tmp_path / "videos.txt"
+    (tmp_path / "broken.mp4").write_bytes(b"\x00not a video" * 100)
+    listing.write_text(f"{clips / 'a.mp4'}\nbroken.mp4\n{clips / 'c.mp4'}\n")
+    out = tmp_path / "out"
+    done = trajpred(*predict(video_assets, listing, out, "--ray"))
+    assert done.returncode == 2
+    last = done.stderr.strip().splitlines()[-1]
+    assert "failed" in last and "broken.mp4" in last and "Traceback" not in done.stderr
+    index = runs(out)
+    assert index["broken.mp4"]["status"] == "failed"
+    assert "not a video OpenCV can read" in index["broken.mp4"]["error"]
+    assert index["a.mp4"]["status"] == index["c.mp4"]["status"] == "done"
+    assert_same_csvs(out, local_outputs, ("a", "c"))
+    assert not (out / "broken").exists()
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_video_is_retried_to_the_same_outputs(
+    ray_cluster, video_assets, clips, local_outputs, trajpred, tmp_path, monkeypatch
+):
+    marker = tmp_path / "killed"
+    monkeypatch.setenv("TRAJPRED_TEST_KILL_AT_FRAME", f"5:{marker}")
+    out = tmp_path / "out"
+    done = trajpred(*predict(video_assets, clips, out, "--ray"))
+    assert done.returncode == 0, done.stderr
+    assert marker.exists()  # a worker did die at frame 5
+    assert all(r["status"] == "done" for r in runs(out).values())
+    assert_same_csvs(out, local_outputs)
+    assert not list(out.rglob(".*partial*")) and not list(out.glob(".ray-staging-*"))
+
+
+@pytest.mark.slow
+def test_ray_track_writes_what_a_local_run_does(
+    ray_cluster, video_assets, clips, trajpred, tmp_path
+):
+    local, out = tmp_path / "local", tmp_path / "out"
+    track = ["track", clips, *model_args(video_assets)]
+    assert trajpred(*track, "--out", local).returncode == 0
+    done = trajpred(*track, "--out", out, "--ray", "--set", "ray.num_cpus=1", "ray.max_retries=0")
+    assert done.returncode == 0, done.stderr
+    for name in ("a.csv", "b.csv", "c.csv"):
+        assert (out / name).read_bytes() == (local / name).read_bytes(), name
+    summary = trajpred("summary", out)
+    assert summary.returncode == 0, summary.stderr
+    assert "3 videos (3 done, 0 failed), 32 frames" in summary.stdout
+
+
+@pytest.mark.slow
+def test_ray_track_in_a_subprocess_starts_and_stops_its_own_ray(video_assets, tmp_path):
+    """As a user types it: no Ray running, `--ray` alone starts a local instance for the run."""
+    pytest.importorskip("ray")
+    video = clip(video_assets, tmp_path / "solo.mp4", 6)
+    out = tmp_path / "out"
+    done = run_trajpred("track", video, "--out", out, *model_args(video_assets), "--ray")
+    assert done.returncode == 0, done.stderr
+    assert "solo: 6 frames" in done.stdout and "1 of 1 videos done, 0 failed" in done.stdout
+    assert "Traceback" not in done.stderr
+    assert runs(out)["solo.mp4"]["status"] == "done" and (out / "solo.csv").is_file()
+
+
+@pytest.mark.slow
+def test_adapt_on_ray_tracks_what_adapt_does_locally(
+    ray_cluster, video_assets, clips, trajpred, tmp_path
+):
+    """adapt SOURCE --ray: the videos tracked as Ray tasks give adapt the same tracks, frames
+    and ids offset the same way, as its local tracking (the fitting that follows is adapt's)."""
+    import argparse
+
+    import numpy as np
+
+    from trajpred.commands.adapt import _track_videos
+    from trajpred.config import load_config
+    from trajpred.pipeline import PipelineConfig
+    from trajpred.ray_runs import RayConfig, track_videos_on_ray
+
+    config = load_config(
+        PipelineConfig,
+        None,
+        [
+            f"detector.weights={video_assets.weights}",
+            f"detector.imgsz={video_assets.imgsz}",
+            "detector.device=cpu",
+        ],
+    )
+    args = argparse.Namespace(source=str(clips), ray="local", no_progress=True)
+    (tmp_path / "local").mkdir()
+    (tmp_path / "ray").mkdir()
+    local = _track_videos(args, config, tmp_path / "local", False)
+    on_ray = track_videos_on_ray(args, config, RayConfig(), tmp_path / "ray", False)
+    assert local[1:] == on_ray[1:]  # fps, and the video info report.json records
+    assert local[2]["frames"] == 32 and len(local[0]) > 0
+    for name in ("frame_id", "track_id", "xy", "box_xywh"):
+        np.testing.assert_array_equal(getattr(local[0], name), getattr(on_ray[0], name))
+    assert not list((tmp_path / "ray").iterdir())  # its per-video CSVs are gone
+
+    # As a user runs it: these clips are too short to adapt on, and --ray says so as adapt does.
+    adapt = ["adapt", clips, "--out", tmp_path / "cam", *model_args(video_assets)]
+    assert_one_line(trajpred(*adapt, "--ray"), "too few windows")
+    done = trajpred(*adapt, "--tracks", tmp_path / "t.csv", "--ray")
+    assert_one_line(done, "--ray", "--tracks")

@@ -351,6 +351,7 @@ def _rows(path):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow  # a predict subprocess or a demo run: seconds
 def test_predict_with_zones_writes_events_and_alerts_and_draws_them(zones_run):
     import cv2
 
@@ -388,6 +389,7 @@ def test_predict_with_zones_writes_events_and_alerts_and_draws_them(zones_run):
     assert ok and (np.abs(edge - [255, 255, 0]).sum(1) < 120).mean() > 0.5
 
 
+@pytest.mark.slow  # a predict subprocess or a demo run: seconds
 def test_the_api_gives_the_events_predict_writes(zones_run, video_assets):
     """The same tracks through `Forecaster(zones=...)` give events.csv's rows, byte for byte."""
     import dataclasses
@@ -412,6 +414,7 @@ def test_the_api_gives_the_events_predict_writes(zones_run, video_assets):
     assert "".join(text) == (out / "events.csv").read_text().split("\n", 1)[1]
 
 
+@pytest.mark.slow  # a predict subprocess or a demo run: seconds
 def test_demo_with_zones_scores_the_events_against_the_truth(trajpred, tmp_path):
     out = tmp_path / "demo"
     done = trajpred("demo", "--zones", "--out", out, "--duration", 8, "--no-progress")

@@ -114,11 +114,8 @@ class SampleCloud:
     in where it heads). Tracks whose forecast moves less than its last r50 get round clouds."""
 
     def __init__(self, here, mean, r50, r90, grid, cross_ratio: float = 1.0):
-        q, unit = grid
-        self.here, self.mean, self.r50 = here, mean, np.maximum(r50, 1e-9)
-        ratio = np.maximum(r90 / self.r50, 1.0 + 1e-6)
-        self.inv_k = np.log(ratio) / math.log(math.log(10) / math.log(2))  # 1 / Weibull k
-        self.log_level = np.log(-np.log1p(-q) / math.log(2))  # (S,) log (r / r50) ** k
+        self.q, unit = grid
+        self.here, self.mean, self.r50, self.r90 = here, mean, np.maximum(r50, 1e-9), r90
         chord = mean[:, -1] - here
         length = np.hypot(chord[:, 0], chord[:, 1])
         # a track forecast to stand still gets a round cloud, its axes any pair
@@ -148,7 +145,7 @@ class SampleCloud:
         m, t = np.nonzero(needed)
         self._row = np.cumsum(needed).reshape(needed.shape) - 1
         s = np.maximum(t - 1, 0)
-        radius = self.r50[m, s, None] * np.exp(self.inv_k[m, s, None] * self.log_level)  # (N, S)
+        radius = weibull_radius(self.r50[m, s, None], self.r90[m, s, None], self.q)[..., 0]
         radius = np.where((t > 0)[:, None], radius, 0.0).astype(np.float32)
         centre = np.where((t > 0)[:, None], self.mean[m, s], self.here[m]).astype(np.float32)
         direction = self.direction[m].astype(np.float32)  # (N, S, 2)

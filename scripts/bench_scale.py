@@ -16,10 +16,18 @@ shipped detector at 320 px, the video forecaster), once per arm:
 
 Every arm is timed end to end (wall_s: process start to exit, Python and model loading
 included): throughput = frames / wall_s. For the Ray arms the script also reads OUT/runs.csv
-(each video's own processing seconds) and reports overhead_per_video_s = (wall_s - sum of the
-videos' seconds / tasks at a time) / videos: what Ray, its startup, each worker's model loading
-and the task round trips add per video, spread over the videos. It also times Ray alone:
-ray.init of a local instance and the round trip of an empty task. Writes JSON and prints a
+(each video's own processing seconds) and reports
+- overhead_per_video_s = (wall_s - sum of the videos' seconds / tasks at a time) / videos: every
+  fixed cost (Python, Ray's start and stop, each worker's imports and model loading, the task
+  round trips), spread over the videos;
+- ray_overhead_per_video_s = (wall_s - wall_s of the local arm that runs as many videos at a
+  time: local for ray1, workers2 for ray2) / videos: what Ray adds to the same work;
+- steady_scaling (ray2): the videos' own seconds of ray1 over those of ray2 halved: how much
+  faster two tasks at a time go once started, fixed costs left out.
+It also times Ray alone: ray.init and ray.shutdown of a local instance and the round trip of
+an empty task. With --training it also times `trajpred train` (ETH/UCY from ../shared, the
+configs/eth_ucy.yaml model, 3 epochs) under `torchrun --standalone --nproc_per_node=1` and
+`=2`: the mean epoch seconds of epochs 2 and 3 and the speed-up. Writes JSON and prints a
 table that says what ran on what.
 """
 
@@ -47,6 +55,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--clips", type=int, default=8, help="short clips in the folder")
     p.add_argument("--frames", type=int, default=30, help="frames per clip")
     p.add_argument("--out", default="bench_scale.json", help="JSON to write")
+    p.add_argument(
+        "--training", action="store_true", help="also time training with 1 and 2 processes"
+    )
     return p.parse_args(argv)
 
 
@@ -108,7 +119,8 @@ def video_seconds(out: Path) -> float:
 
 
 def ray_alone() -> dict:
-    """Seconds to start a local Ray instance, and ms for one empty task's round trip."""
+    """Seconds to start and stop a local Ray instance, and ms for one empty task's round
+    trip."""
     import ray
 
     start = time.perf_counter()
@@ -124,8 +136,39 @@ def ray_alone() -> dict:
     for i in range(50):
         ray.get(nothing.remote(i))
     task_ms = 1000 * (time.perf_counter() - start) / 50
+    start = time.perf_counter()
     ray.shutdown()
-    return {"ray_init_s": round(init_s, 2), "empty_task_round_trip_ms": round(task_ms, 2)}
+    return {
+        "ray_init_s": round(init_s, 2),
+        "ray_shutdown_s": round(time.perf_counter() - start, 2),
+        "empty_task_round_trip_ms": round(task_ms, 2),
+    }
+
+
+def training_arms(folder: Path) -> dict:
+    """Mean epoch seconds (epochs 2 and 3) of `trajpred train` under torchrun with 1 and 2
+    processes, and the speed-up."""
+    if not (ROOT.parent / "shared" / "data" / "eth_ucy").is_dir():
+        sys.exit("bench_scale: --training trains on ../shared/data/eth_ucy, which is absent")
+    data = ["--config", str(ROOT / "configs" / "eth_ucy.yaml"), "--set"]
+    arms = {}
+    for n in (1, 2):
+        out = folder / f"train{n}"
+        command = [
+            sys.executable, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc_per_node={n}", "-m", "trajpred", "train", "--no-progress", "--out",
+            str(out), *data, "train.epochs=3", "train.patience=10",
+        ]  # fmt: skip
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT)
+        if done.returncode != 0:
+            sys.exit(f"bench_scale: training with {n} processes failed:\n{done.stderr[-2000:]}")
+        with open(out / "log.csv", newline="") as f:
+            seconds = [float(row["seconds"]) for row in csv.DictReader(f)][1:]
+        arms[f"processes{n}"] = {"epoch_s": round(sum(seconds) / len(seconds), 2)}
+        print(f"training, {n} process(es): {arms[f'processes{n}']}", flush=True)
+    arms["speedup"] = round(arms["processes1"]["epoch_s"] / arms["processes2"]["epoch_s"], 2)
+    return arms
 
 
 def main(argv=None) -> None:
@@ -170,10 +213,15 @@ def main(argv=None) -> None:
             }
             if name.startswith("ray"):
                 seconds = video_seconds(out)
+                same = results["local" if at_once == 1 else "workers2"]["wall_s"]
                 arm["videos_seconds_sum"] = round(seconds, 2)
                 arm["overhead_per_video_s"] = round((wall - seconds / at_once) / a.clips, 2)
+                arm["ray_overhead_per_video_s"] = round((wall - same) / a.clips, 2)
             results[name] = arm
             print(f"{name}: {arm}", flush=True)
+        one, two = results["ray1"]["videos_seconds_sum"], results["ray2"]["videos_seconds_sum"]
+        results["ray2"]["steady_scaling"] = round(one / (two / 2), 2)
+        training = training_arms(folder) if a.training else None
     report = {
         "what": f"trajpred predict --no-video on {a.clips} clips x {a.frames} frames "
         "(320x192, shipped detector at 320 px), end to end per arm",
@@ -188,14 +236,19 @@ def main(argv=None) -> None:
         "arms": results,
         "ray_alone": ray_alone(),
     }
+    if training is not None:
+        report["training"] = training
     path = Path(a.out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\n{report['what']}; {cpus} CPUs, no GPU" if not report["machine"]["gpu"] else "")
-    print(f"{'arm':<10} {'wall s':>8} {'frames/s':>9} {'overhead/video s':>17}")
+    print(f"{'arm':<10} {'wall s':>8} {'frames/s':>9} {'fixed s/video':>14} {'Ray s/video':>12}")
     for name, arm in results.items():
-        overhead = arm.get("overhead_per_video_s", "")
-        print(f"{name:<10} {arm['wall_s']:>8} {arm['throughput_fps']:>9} {overhead:>17}")
+        fixed, own = arm.get("overhead_per_video_s", ""), arm.get("ray_overhead_per_video_s", "")
+        print(f"{name:<10} {arm['wall_s']:>8} {arm['throughput_fps']:>9} {fixed:>14} {own:>12}")
+    print(f"ray2 over ray1, once started: {results['ray2']['steady_scaling']}x")
+    if training is not None:
+        print(f"training: {training}")
     print(f"ray alone: {report['ray_alone']} -> {path}")
 
 

@@ -9,9 +9,15 @@ does not exist creates MARKER and SIGKILLs its own worker process, once. Nothing
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import os
+import shutil
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -133,6 +139,11 @@ def test_bad_ray_settings_and_lists_are_one_line(trajpred, tmp_path):
     assert_one_line(trajpred("track", tmp_path, "--out", out, "--ray", "x"), "not an address")
     done = trajpred("track", tmp_path, "--out", out, "--ray", "127.0.0.1:1")
     assert_one_line(done, "127.0.0.1:1", "cannot reach")
+    done = trajpred("predict", tmp_path, "--out", out, "--ray", "--workers", "2")
+    assert_one_line(done, "--workers", "ray.num_cpus")
+    assert_one_line(trajpred("predict", "0", "--out", out, "--ray"), "not a webcam")
+    listing.write_text("rtsp://cam/1\nrtsp://cam:1/\n")  # both would write OUT/cam_1
+    assert_one_line(trajpred("predict", listing, "--out", out, "--ray"), "videos.txt:2", "cam_1")
     assert not (out / "runs.csv").exists()
 
 
@@ -177,50 +188,20 @@ def clips(video_assets, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def local_outputs(video_assets, clips, tmp_path_factory) -> Path:
-    """The same clips through the local (one process) path."""
+    """The same clips through the local (one process) path, the annotated video included."""
     from trajpred.cli import main
 
     out = tmp_path_factory.mktemp("local") / "out"
-    assert main([str(a) for a in predict(video_assets, clips, out)]) == 0
+    args = [a for a in predict(video_assets, clips, out) if a != "--no-video"]
+    assert main([str(a) for a in args]) == 0
     return out
 
 
-def assert_same_csvs(ray_out: Path, local_out: Path, names=("a", "b", "c")) -> None:
+def assert_same_csvs(ray_out: Path, local_out: Path, names=("a", "b", "c"), files=CSVS) -> None:
     for name in names:
-        for csv_name in (*CSVS, "config.yaml"):
-            ray_file, local_file = ray_out / name / csv_name, local_out / name / csv_name
-            assert ray_file.read_bytes() == local_file.read_bytes(), (name, csv_name)
-
-
-@pytest.mark.slow
-def test_ray_predict_writes_what_a_local_run_does_and_resumes(
-    ray_cluster, video_assets, clips, local_outputs, trajpred, tmp_path
-):
-    out = tmp_path / "out"
-    done = trajpred(*predict(video_assets, clips, out, "--ray"))
-    assert done.returncode == 0, done.stderr
-    assert "3 of 3 videos done, 0 failed" in done.stdout
-    assert_same_csvs(out, local_outputs)
-    index = runs(out)
-    assert sorted(index) == ["a.mp4", "b.mp4", "c.mp4"]
-    assert [index[v]["frames"] for v in ("a.mp4", "b.mp4", "c.mp4")] == ["14", "10", "8"]
-    assert all(r["status"] == "done" and r["error"] == "" for r in index.values())
-    assert not list(out.glob(".ray-staging-*"))
-
-    # The same command again: nothing runs, nothing is touched.
-    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
-    done = trajpred(*predict(video_assets, clips, out, "--ray"))
-    assert done.returncode == 0, done.stderr
-    assert "skipped 3 of 3 videos" in done.stdout
-    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
-
-    # A video whose outputs went missing runs again; --redo runs them all.
-    (out / "b" / "tracks.csv").unlink()
-    done = trajpred(*predict(video_assets, clips, out, "--ray"))
-    assert "skipped 2 of 3" in done.stdout and "1 of 1 videos done" in done.stdout
-    assert_same_csvs(out, local_outputs)
-    summary = trajpred("summary", out)
-    assert summary.returncode == 0 and "3 videos (3 done, 0 failed), 32 frames" in summary.stdout
+        for file in files:
+            ray_file, local_file = ray_out / name / file, local_out / name / file
+            assert ray_file.read_bytes() == local_file.read_bytes(), (name, file)
 
 
 @pytest.mark.slow
@@ -327,3 +308,214 @@ def test_adapt_on_ray_tracks_what_adapt_does_locally(
     assert_one_line(trajpred(*adapt, "--ray"), "too few windows")
     done = trajpred(*adapt, "--tracks", tmp_path / "t.csv", "--ray")
     assert_one_line(done, "--ray", "--tracks")
+
+
+# ---------------------------------------------------------------- faults: driver, disk
+
+
+def start_driver(*args) -> subprocess.Popen:
+    """The CLI in a process of its own, as a user starts it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "trajpred", *map(str, args)],
+        cwd=ROOT,
+        env={**os.environ, "YOLO_OFFLINE": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for(condition, process: subprocess.Popen, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+@pytest.mark.slow
+def test_a_killed_driver_resumes_where_it_stopped(
+    ray_cluster, video_assets, clips, local_outputs, trajpred, tmp_path
+):
+    """SIGKILL of the driver (it joined the cluster) once the first video is recorded: the
+    same command again runs only the others, and every video ends the same bytes as a local
+    run, the annotated video included (one task at a time, so that the kill is mid-run). Then
+    the command again: nothing runs, nothing is touched; a video whose outputs went missing
+    runs again."""
+    address = ray_cluster.get_runtime_context().gcs_address
+    out = tmp_path / "out"
+    args = [a for a in predict(video_assets, clips, out) if a != "--no-video"]
+    command = [*args, "--ray", address, "--set", "ray.num_cpus=2"]
+    driver = start_driver(*command)
+    wait_for(lambda: (out / "runs.csv").is_file(), driver)
+    driver.kill()
+    driver.communicate()
+    first = runs(out)
+    assert 1 <= len(first) < 3 and all(r["status"] == "done" for r in first.values()), first
+
+    done = trajpred(*command)
+    assert done.returncode == 0, done.stderr
+    assert f"skipped {len(first)} of 3 videos" in done.stdout, done.stdout
+    assert f"{3 - len(first)} of {3 - len(first)} videos done, 0 failed" in done.stdout
+    index = runs(out)
+    assert [index[v]["frames"] for v in ("a.mp4", "b.mp4", "c.mp4")] == ["14", "10", "8"]
+    assert all(r["status"] == "done" and r["error"] == "" for r in index.values())
+    assert_same_csvs(out, local_outputs, files=(*CSVS, "config.yaml", "annotated.mp4"))
+    assert not list(out.glob(".ray-staging-*")) and not list(out.rglob(".*partial*"))
+
+    # The same command again: nothing runs, nothing is touched.
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    done = trajpred(*command)
+    assert done.returncode == 0 and "skipped 3 of 3 videos" in done.stdout, done.stderr
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
+
+    # A video whose outputs went missing runs again.
+    (out / "b" / "tracks.csv").unlink()
+    done = trajpred(*command)
+    assert "skipped 2 of 3" in done.stdout and "1 of 1 videos done" in done.stdout
+    assert_same_csvs(out, local_outputs)
+    summary = trajpred("summary", out)
+    assert summary.returncode == 0 and "3 videos (3 done, 0 failed), 32 frames" in summary.stdout
+
+
+@pytest.mark.slow
+def test_a_full_disk_fails_its_video_alone(
+    ray_cluster, video_assets, clips, local_outputs, trajpred, tmp_path
+):
+    """The disk fills while one video is written (a long one, on a small tmpfs): that video is
+    recorded as failed with the file and the reason, nothing of it is left, and the videos
+    before and after it complete; once there is room, the same command finishes it alone."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("needs root to mount a small tmpfs")
+    mount = ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)]
+    if subprocess.run(mount, capture_output=True).returncode != 0:
+        pytest.skip("this machine does not let the test mount a tmpfs")
+    try:
+        clip(video_assets, tmp_path / "long.mp4", 200)
+        listing = tmp_path / "videos.txt"
+        listing.write_text(f"{clips / 'a.mp4'}\nlong.mp4\n{clips / 'c.mp4'}\n")
+        out = disk / "out"
+        # one video at a time, and room for about the short ones' outputs only
+        command = predict(video_assets, listing, out, "--ray", "--set", "ray.num_cpus=2")
+        out.mkdir()
+        short = sum(  # what a and c write (about), a tenth of what the long video does
+            (local_outputs / name / file).stat().st_size + 4096 for name in "ac" for file in CSVS
+        )
+        with open(disk / "filler", "wb") as f:
+            f.write(b"\0" * (shutil.disk_usage(disk).free - 2 * short - 64_000))
+        done = trajpred(*command)
+        assert done.returncode == 2, done.stdout + done.stderr
+        last = done.stderr.strip().splitlines()[-1]
+        assert "long.mp4" in last and "No space left on device" in last, done.stderr
+        assert any(name in last for name in CSVS), last
+        index = runs(out)
+        assert index["long.mp4"]["status"] == "failed" and "No space" in index["long.mp4"]["error"]
+        assert index["a.mp4"]["status"] == index["c.mp4"]["status"] == "done"
+        assert_same_csvs(out, local_outputs, ("a", "c"))
+        assert not (out / "long").exists() and not list(out.glob(".ray-staging-*"))
+
+        (disk / "filler").unlink()
+        done = trajpred(*command)
+        assert done.returncode == 0, done.stderr
+        assert "skipped 2 of 3 videos" in done.stdout and "1 of 1 videos done" in done.stdout
+        assert runs(out)["long.mp4"]["frames"] == "200"
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+# ---------------------------------------------------------------- streams: long-lived actors
+
+
+class StreamServer:
+    """A stream over TCP on this machine (tcp://127.0.0.1:PORT): each connection gets the
+    bytes of an MJPEG AVI of the test scene, `pause` seconds between 16 kB pieces (a live
+    camera's pace), then the stream ends."""
+
+    def __init__(self, video_assets, folder: Path, frames: int, pause: float = 0.0):
+        import socket
+        import threading
+
+        import cv2
+
+        path = folder / f"stream{frames}.avi"
+        cap = cv2.VideoCapture(str(clip(video_assets, folder / f"stream{frames}.mp4", frames)))
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (320, 192))
+        while (frame := cap.read()[1]) is not None:
+            writer.write(frame)
+        writer.release()
+        self.data, self.pause = path.read_bytes(), pause
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        self.url = f"tcp://127.0.0.1:{self.socket.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import threading
+
+        while True:
+            try:
+                connection, _ = self.socket.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._send, args=(connection,), daemon=True).start()
+
+    def _send(self, connection) -> None:
+        with connection, contextlib.suppress(OSError):
+            for start in range(0, len(self.data), 16_000):
+                connection.sendall(self.data[start : start + 16_000])
+                time.sleep(self.pause)
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+@pytest.mark.slow
+def test_a_stream_runs_as_an_actor_restarted_when_its_worker_dies(
+    ray_cluster, video_assets, trajpred, tmp_path, monkeypatch
+):
+    """A stream URL in the list is one actor; its worker killed at frame 5, the actor starts
+    again and reads the stream anew: the outputs are those of a local run of the stream."""
+    server = StreamServer(video_assets, tmp_path, 20)
+    try:
+        local = tmp_path / "local"
+        assert trajpred(*predict(video_assets, server.url, local)).returncode == 0
+        listing = tmp_path / "cameras.txt"
+        listing.write_text(f"# one camera\n{server.url}\n")
+        marker = tmp_path / "killed"
+        monkeypatch.setenv("TRAJPRED_TEST_KILL_AT_FRAME", f"5:{marker}")
+        out = tmp_path / "out"
+        done = trajpred(*predict(video_assets, listing, out, "--ray"))
+    finally:
+        server.close()
+    assert done.returncode == 0, done.stderr
+    assert marker.exists()
+    name = server.url.removeprefix("tcp://").replace(":", "_")  # OUT/127.0.0.1_PORT
+    row = runs(out)[server.url.split("/")[-1]]
+    assert row["video"] == server.url and row["status"] == "done" and row["frames"] == "20", row
+    for file in (*CSVS, "config.yaml"):
+        assert (out / name / file).read_bytes() == (local / file).read_bytes(), file
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_stream_and_keeps_its_outputs(ray_cluster, video_assets, tmp_path):
+    """Ctrl-C in the driver while a (slow, live) stream runs: the actor ends the stream after
+    its frame, its outputs are published and runs.csv records it as stopped."""
+    server = StreamServer(video_assets, tmp_path, 300, pause=0.05)
+    out = tmp_path / "out"
+    address = ray_cluster.get_runtime_context().gcs_address
+    try:
+        driver = start_driver(*predict(video_assets, server.url, out, "--ray", address))
+        wait_for(lambda: any(out.glob(".ray-staging-*/*tracks*")), driver)
+        time.sleep(1.0)
+        driver.send_signal(signal.SIGINT)
+        stdout, stderr = driver.communicate(timeout=60)
+    finally:
+        server.close()
+    assert driver.returncode == 130, stdout + stderr
+    assert "interrupted" in stderr.strip().splitlines()[-1] and "Traceback" not in stderr
+    row = runs(out)[server.url.split("/")[-1]]
+    assert row["status"] == "stopped" and 0 < int(row["frames"]) < 300, row
+    tracks = (out / "stream" / "tracks.csv").read_text().splitlines()
+    assert max(int(line.split(",")[0]) for line in tracks[1:]) <= int(row["frames"])
+    assert not list(out.glob(".ray-staging-*"))

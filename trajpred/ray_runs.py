@@ -11,20 +11,19 @@ Ray cluster, with an index of what is done (OUT/runs.csv) so a run can be resume
   file system), and has trajpred installed.
 - Each task asks for `ray.num_cpus` CPUs (torch threads: one fewer) and `ray.num_gpus` GPUs
   (fractional: 0.25 runs four videos per GPU); a task whose worker dies (killed, out of memory,
-  a node lost) runs again from the start of its video, up to `ray.max_retries` times. Each
-  attempt writes into its own hidden staging folder; the finished files are moved into place
-  only when the video is complete, so no attempt writes over another's or a finished video's.
+  a node lost) runs again from the start of its video, up to `ray.max_retries` times, into a
+  fresh staging folder (trajpred/ray_tasks.py, what runs on the workers).
+- A stream URL (rtsp://, http://, tcp://, ...) in SOURCE or the list is a long-lived actor: it
+  runs until the stream ends; Ctrl-C (or SIGTERM) stops the streams after their current frame,
+  keeps their outputs (status `stopped`) and drops the videos not finished.
 - OUT/runs.csv (video,status,frames,fps,seconds,error,output) is rewritten atomically as each
   video ends. Running the same command again skips the videos it lists as done whose outputs
-  are there (`--redo` runs them again); a video that fails for its own reasons (a corrupt file)
-  is recorded with its one-line error and the others go on; exit code 2 if any failed.
+  are there (`--redo` runs them again), so a driver that was killed resumes where it stopped;
+  a video that fails for its own reasons (a corrupt file, a full disk) is recorded with its
+  one-line error and the others go on; exit code 2 if any failed.
 - `trajpred summary OUT` adds up runs.csv and the per-video CSVs.
 - `trajpred adapt SOURCE --ray`: the videos are tracked as Ray tasks, the fit runs in the
   driver (`track_videos_on_ray`), as a local adapt does; no runs.csv.
-
-Test hook: TRAJPRED_TEST_KILL_AT_FRAME=N:MARKER (read by the driver, acted on only in the Ray
-task) makes the first task that reaches frame N, while the file MARKER does not exist, create
-MARKER and SIGKILL its own worker process: a worker that dies mid-video, once (tests/test_ray.py).
 """
 
 from __future__ import annotations
@@ -35,11 +34,10 @@ import csv
 import io
 import logging
 import os
+import re
 import shutil
-import signal
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,14 +45,23 @@ from typing import Any
 
 from .checks import between, check_fields, whole
 from .errors import InputError, TrajpredError, first_line
-from .video import STREAM_SCHEMES, VIDEO_SUFFIXES, VideoReader, VideoSource, expand_source
+from .ray_tasks import (
+    KILL_HOOK,
+    STAGING_PREFIX,
+    Progress,
+    StreamRunner,
+    output_of,
+    run_video,
+    task_threads,
+    video_key,
+)
+from .video import STREAM_SCHEMES, VIDEO_SUFFIXES, VideoSource, expand_source
 
 RUNS_NAME = "runs.csv"
 RUNS_COLUMNS = ("video", "status", "frames", "fps", "seconds", "error", "output")
 LIST_SUFFIXES = (".txt", ".list", ".lst")
-STAGING_PREFIX = ".ray-staging-"
 INSTALL_HINT = '--ray needs Ray, which is not installed: pip install -e ".[ray]"'
-KILL_HOOK = "TRAJPRED_TEST_KILL_AT_FRAME"
+STREAM_STOP_S = 30.0  # how long Ctrl-C waits for the streams to close their outputs
 
 
 @dataclass
@@ -124,15 +131,22 @@ def split_ray_settings(overrides: list[str]) -> tuple[RayConfig, list[str]]:
 
 
 def ray_sources(source: str, skip: Callable[[Path], bool] | None) -> list[VideoSource]:
-    """SOURCE -> videos: what `expand_source` accepts, or a text file listing videos."""
+    """SOURCE -> videos: what `expand_source` accepts, or a text file listing videos and
+    stream URLs; not a webcam (it belongs to one machine: run predict there)."""
     path = Path(str(source).strip()).expanduser()
     if path.is_file() and path.suffix.lower() in LIST_SUFFIXES:
         videos = _listed_videos(path)
     else:
         videos, _ = expand_source(source, skip=skip)
-    if any(v.is_stream for v in videos):
-        raise InputError(source, "--ray runs video files, not a webcam or a stream")
+    if any(v.is_stream and v.uri.isdigit() for v in videos):
+        raise InputError(source, "--ray runs video files and stream URLs, not a webcam")
     return videos
+
+
+def stream_name(url: str) -> str:
+    """A stream's output folder: its URL without the scheme, in letters, digits and . _ -."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", url.split("://", 1)[-1]).strip("._-")
+    return name[:80] or "stream"
 
 
 def _listed_videos(listing: Path) -> list[VideoSource]:
@@ -148,29 +162,26 @@ def _listed_videos(listing: Path) -> list[VideoSource]:
             continue
         where = f"{listing}:{number}"
         if line.lower().startswith(STREAM_SCHEMES):
-            raise InputError(where, "--ray runs video files, not streams")
-        path = Path(line).expanduser()
-        path = path if path.is_absolute() else listing.parent / path
-        if not path.is_file():
-            raise InputError(where, f"{line}: video not found")
-        if path.suffix.lower() not in VIDEO_SUFFIXES:
-            raise InputError(where, f"{line}: not a video file ({', '.join(VIDEO_SUFFIXES)})")
-        if path.stem in seen:
+            video = VideoSource(line, stream_name(line), is_stream=True)
+        else:
+            path = Path(line).expanduser()
+            path = path if path.is_absolute() else listing.parent / path
+            if not path.is_file():
+                raise InputError(where, f"{line}: video not found")
+            if path.suffix.lower() not in VIDEO_SUFFIXES:
+                raise InputError(where, f"{line}: not a video file ({', '.join(VIDEO_SUFFIXES)})")
+            video = VideoSource(str(path), path.stem)
+        if video.name in seen:
             raise InputError(
                 where,
-                f"{line}: named {path.stem} like the video of line {seen[path.stem]}; their "
-                "outputs would share OUT/" + path.stem,
+                f"{line}: named {video.name} like the video of line {seen[video.name]}; their "
+                "outputs would share OUT/" + video.name,
             )
-        seen[path.stem] = number
-        videos.append(VideoSource(str(path), path.stem))
+        seen[video.name] = number
+        videos.append(video)
     if not videos:
         raise InputError(listing, "lists no videos (one path a line)")
     return videos
-
-
-def video_key(video: VideoSource) -> str:
-    """How runs.csv names a video: its absolute path."""
-    return os.path.abspath(video.uri)
 
 
 # ---------------------------------------------------------------- runs.csv
@@ -220,164 +231,6 @@ def _row(key: str, output: str, result: dict[str, Any]) -> dict[str, str]:
         "error": result.get("error") or "",
         "output": output,
     }
-
-
-# ---------------------------------------------------------------- in the Ray task
-
-
-class _Progress:
-    """A Ray actor the tasks report to: frames done and expected per video (an attempt that
-    runs again starts its video's count over)."""
-
-    def __init__(self) -> None:
-        self.total: dict[str, int] = {}
-        self.done: dict[str, int] = {}
-
-    def start(self, key: str, total: int) -> None:
-        self.total[key], self.done[key] = total, 0
-
-    def set(self, key: str, frames: int) -> None:
-        self.done[key] = frames
-
-    def snapshot(self) -> tuple[int, int]:
-        return sum(self.total.values()), sum(self.done.values())
-
-
-class _ReportingReader(VideoReader):
-    """A VideoReader that reports frames read to the progress actor (at most twice a second),
-    and carries out the test hook that kills its worker."""
-
-    def __init__(self, video: VideoSource, fps, key: str, progress, kill_at: str | None):
-        super().__init__(video, fps)
-        self._key, self._progress, self._kill_at = key, progress, kill_at
-        if progress is not None:
-            progress.start.remote(key, self.info.n_frames or 0)
-
-    def __iter__(self) -> Iterator:
-        last = time.monotonic()
-        n = 0
-        for n, frame in enumerate(super().__iter__(), 1):
-            if self._kill_at:
-                _maybe_kill(self._kill_at, n)
-            yield frame
-            if self._progress is not None and time.monotonic() - last > 0.5:
-                self._progress.set.remote(self._key, n)
-                last = time.monotonic()
-        if self._progress is not None:
-            self._progress.set.remote(self._key, n)
-
-
-def _maybe_kill(spec: str, frame: int) -> None:
-    """TRAJPRED_TEST_KILL_AT_FRAME=N:MARKER: at frame N, once (MARKER absent), SIGKILL itself."""
-    at, _, marker = spec.partition(":")
-    if not marker or not at.isdigit() or frame != int(at):
-        return
-    try:
-        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-    except FileExistsError:
-        return
-    os.kill(os.getpid(), signal.SIGKILL)
-
-
-_cache: dict[str, Any] = {}
-
-
-def task_threads(num_cpus: float) -> int:
-    """A task's torch threads: its CPUs less one for the writer process, 1 to 8, as a local run
-    on a CPU gets (ultralytics: the machine's CPUs less one, at most 8). More threads than
-    that, with the writer process beside them, slow the detector down a lot on a small node."""
-    return max(1, min(8, round(num_cpus) - 1))
-
-
-def _pipeline(config, command: str):
-    """The pipeline (models loaded once per worker process and config) and, for predict, its
-    writer process."""
-    from .pipeline import Pipeline
-    from .writer import WriterProcess
-
-    if _cache.get("key") != (command, config):
-        _forget_pipeline()
-        forecast = command == "predict"
-        _cache["writer"] = WriterProcess() if forecast else None
-        _cache["pipeline"] = Pipeline(config, forecast=forecast)
-        _cache["key"] = (command, config)
-    return _cache["pipeline"], _cache["writer"]
-
-
-def run_video(
-    command: str,
-    config,
-    video: VideoSource,
-    out: str,
-    threads: int,
-    progress,
-    kill_at: str | None,
-    predict_video: Callable | None = None,
-) -> dict[str, Any]:
-    """One video, in a Ray task: outputs written under a fresh hidden staging folder in OUT and
-    moved into place once complete -> {status, frames, seconds, tracks, error}. A video's own
-    failure (TrajpredError) is returned, not raised: Ray retries only a worker that died.
-    `predict_video` is commands.predict's (given by the command: this module imports no
-    command, so that they can import it)."""
-    import torch
-
-    from .cli import one_line
-
-    start = time.perf_counter()
-    staging = Path(out) / f"{STAGING_PREFIX}{video.name}-{uuid.uuid4().hex[:12]}"
-    opened = False
-    try:
-        staging.mkdir()
-        pipeline, writer = _pipeline(config, command)
-        torch.set_num_threads(threads)  # after loading: ultralytics sets its own on a CPU
-        with _ReportingReader(video, config.fps, video_key(video), progress, kill_at) as reader:
-            opened = True
-            if command == "predict":
-                assert predict_video is not None
-                summary = predict_video(pipeline, reader, staging, progress=False, writer=writer)
-                frames, tracks, seconds = summary.frames, summary.tracks, summary.seconds
-                _move_files(staging, Path(out) / video.name)
-            else:
-                from .video_tracks import track_video
-
-                name = f"{video.name}.csv"
-                frames, tracks, seconds = track_video(pipeline, reader, staging / name, False)
-                os.replace(staging / name, Path(out) / name)
-        # seconds: the video's own, as a local run prints them (models loaded before)
-        info = reader.info
-        return {
-            "status": "done",
-            "frames": frames,
-            "tracks": tracks,
-            "seconds": seconds,
-            "video": {"fps": info.fps, "width": info.width, "height": info.height},
-        }
-    except TrajpredError as e:
-        error = one_line(e)
-    except OSError as e:
-        error = one_line(f"{e.filename + ': ' if e.filename else ''}{e.strerror or e}")
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    if opened:  # failed half-way: the next video on this worker gets a fresh writer and models
-        _forget_pipeline()
-    return {"status": "failed", "seconds": time.perf_counter() - start, "error": error}
-
-
-def _forget_pipeline() -> None:
-    if _cache.get("writer") is not None:
-        with contextlib.suppress(Exception):
-            _cache["writer"].close()
-    _cache.clear()
-
-
-def _move_files(staging: Path, final: Path) -> None:
-    """The finished files of `staging` into `final`, each in one rename (same file system)."""
-    from .outputs import writable_folder
-
-    writable_folder(final)
-    for path in sorted(staging.iterdir()):
-        if path.is_file() and not path.name.startswith("."):
-            os.replace(path, final / path.name)
 
 
 # ---------------------------------------------------------------- the driver
@@ -450,11 +303,6 @@ def _check_models(config, command: str) -> None:
             raise InputError(extra, "not found")
 
 
-def output_of(command: str, video: VideoSource) -> str:
-    """Where a video's outputs go, relative to OUT."""
-    return video.name if command == "predict" else f"{video.name}.csv"
-
-
 def _is_done(out: Path, command: str, row: dict[str, str] | None) -> bool:
     if row is None or row["status"] != "done":
         return False
@@ -475,6 +323,11 @@ def run_ray(
     from .predict_files import OUTPUT_NAMES, is_predict_output
 
     ray = import_ray()
+    if getattr(args, "workers", 1) != 1:
+        raise TrajpredError(
+            "--workers runs a pool of processes on this machine; with --ray each video is a Ray "
+            "task: --set ray.num_cpus= sets each one's share of the CPUs"
+        )
     ray_config, args.overrides = split_ray_settings(args.overrides)
     config = load_pipeline_config(args)
     videos = ray_sources(args.source, skip=is_predict_output)
@@ -504,7 +357,7 @@ def run_ray(
                 ray, ray_config, config, command, todo, out, rows, args.no_progress, predict_video
             )
         _clear_staging(out)
-    failed = [(key, r["error"]) for key, r in results.items() if r["status"] != "done"]
+    failed = [(key, r["error"]) for key, r in results.items() if r["status"] == "failed"]
     done = len(todo) - len(failed)
     print(f"{done} of {len(todo)} videos done, {len(failed)} failed -> {out / RUNS_NAME}")
     for key, error in failed:
@@ -530,57 +383,106 @@ def _run_tasks(
     no_progress: bool,
     predict_video: Callable | None = None,
 ):
-    """Submit one task per video, record each in `rows` and runs.csv (unless rows is None) as
-    it ends -> {video key: result}."""
+    """Submit one task per video file and one actor per stream; record each in `rows` and
+    runs.csv (unless rows is None) as it ends -> {video key: result}. Ctrl-C: the streams are
+    stopped and recorded (their outputs kept), the unfinished videos dropped."""
     from tqdm import tqdm
 
-    progress = ray.remote(num_cpus=0)(_Progress).remote()
-    task = ray.remote(run_video).options(
-        num_cpus=ray_config.num_cpus,
-        num_gpus=ray_config.num_gpus,
-        max_retries=ray_config.max_retries,
-        retry_exceptions=False,
-    )
-    threads = task_threads(ray_config.num_cpus)
-    kill_at = os.environ.get(KILL_HOOK)
-    pending = {
-        task.remote(
-            command, config, v, str(out.resolve()), threads, progress, kill_at, predict_video
-        ): v
-        for v in todo
-    }
+    progress = None if no_progress else ray.remote(num_cpus=0)(Progress).remote()
+    pending, streams = _submit(ray, ray_config, command, config, todo, out, progress, predict_video)
     results: dict[str, dict[str, Any]] = {}
-    failed = 0
+    index = _Index(out, rows)
     bar = tqdm(
         total=0 if no_progress else _frame_count(todo),
         unit="frame",
         disable=no_progress,
         dynamic_ncols=True,
     )
+
+    def collect(timeout: float) -> None:
+        ready, _ = ray.wait(list(pending), num_returns=1, timeout=timeout)
+        for ref in ready:
+            video = pending.pop(ref)
+            streams.pop(ref, None)
+            result = results[video_key(video)] = _result(ray, ref, ray_config)
+            index.record(command, video, result)
+            if progress is not None:
+                progress.end.remote(video_key(video))
+            if result["status"] != "failed":
+                bar.write(_line(video, result, out / output_of(command, video)))
+        failed = sum(r["status"] == "failed" for r in results.values())
+        _show(ray, progress, bar, len(results), len(todo), failed)
+
     try:
         while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
-            for ref in ready:
-                video = pending.pop(ref)
-                result = _result(ray, ref, ray_config)
-                key = video_key(video)
-                results[key] = result
-                if rows is not None:
-                    rows[key] = _row(key, output_of(command, video), result)
-                    write_runs(out, rows)
-                if result["status"] == "done":
-                    bar.write(_line(video, result, out / output_of(command, video)))
-                else:
-                    failed += 1
-            _show(ray, progress, bar, len(todo) - len(pending), len(todo), failed)
+            collect(0.5)
     except KeyboardInterrupt:
-        for ref in pending:
+        for ref in [r for r in pending if r not in streams]:
             with contextlib.suppress(Exception):
                 ray.cancel(ref)
+            del pending[ref]
+        for actor in streams.values():
+            actor.stop.remote()
+        deadline = time.monotonic() + STREAM_STOP_S
+        while pending and time.monotonic() < deadline:  # the streams close their outputs
+            collect(0.5)
         raise
     finally:
         bar.close()
+    index.report()
     return results
+
+
+def _submit(ray, ray_config: RayConfig, command, config, todo, out, progress, predict_video):
+    """One task per video file, one actor per stream -> ({ref: video}, {stream's ref: actor})."""
+    resources = {"num_cpus": ray_config.num_cpus, "num_gpus": ray_config.num_gpus}
+    task = ray.remote(run_video).options(
+        **resources, max_retries=ray_config.max_retries, retry_exceptions=False
+    )
+    runner = ray.remote(StreamRunner).options(
+        **resources,
+        max_restarts=ray_config.max_retries,
+        max_task_retries=ray_config.max_retries,
+        max_concurrency=2,  # stop() while run() reads
+    )
+    threads = task_threads(ray_config.num_cpus)
+    common = (str(out.resolve()), threads, progress, os.environ.get(KILL_HOOK), predict_video)
+    pending: dict[Any, VideoSource] = {}
+    streams: dict[Any, Any] = {}
+    for video in todo:
+        if video.is_stream:
+            actor = runner.remote()
+            ref = actor.run.remote(command, config, video, *common)
+            streams[ref] = actor
+        else:
+            ref = task.remote(command, config, video, *common)
+        pending[ref] = video
+    return pending, streams
+
+
+class _Index:
+    """OUT/runs.csv kept as videos end. A write that fails (a full disk) is retried at the next
+    video's end; the earlier file stays whole meanwhile (atomic writes), and `report()` raises
+    the last failure if it never went through, once every video has ended."""
+
+    def __init__(self, out: Path, rows: dict[str, dict[str, str]] | None):
+        self.out, self.rows = out, rows
+        self.error: TrajpredError | None = None
+
+    def record(self, command: str, video: VideoSource, result: dict[str, Any]) -> None:
+        if self.rows is None:
+            return
+        key = video_key(video)
+        self.rows[key] = _row(key, output_of(command, video), result)
+        try:
+            write_runs(self.out, self.rows)
+            self.error = None
+        except TrajpredError as e:
+            self.error = e
+
+    def report(self) -> None:
+        if self.error is not None:
+            raise self.error
 
 
 def _frame_count(videos: list[VideoSource]) -> int:
@@ -589,6 +491,8 @@ def _frame_count(videos: list[VideoSource]) -> int:
 
     total = 0
     for video in videos:
+        if video.is_stream:
+            continue
         cap = cv2.VideoCapture(video.uri)
         total += max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT))) if cap.isOpened() else 0
         cap.release()
@@ -596,7 +500,7 @@ def _frame_count(videos: list[VideoSource]) -> int:
 
 
 def _show(ray, progress, bar, finished: int, videos: int, failed: int) -> None:
-    if bar.disable:
+    if progress is None:
         return
     with contextlib.suppress(Exception):
         total, done = ray.get(progress.snapshot.remote(), timeout=5)
@@ -611,7 +515,7 @@ def _result(ray, ref, ray_config: RayConfig) -> dict[str, Any]:
 
     try:
         return ray.get(ref)
-    except ray.exceptions.WorkerCrashedError:
+    except (ray.exceptions.WorkerCrashedError, ray.exceptions.RayActorError):
         tries = ray_config.max_retries + 1
         error = f"its worker died {tries} time{'s' if tries > 1 else ''} (killed, out of memory?)"
     except ray.exceptions.RayTaskError as e:
@@ -624,7 +528,8 @@ def _result(ray, ref, ray_config: RayConfig) -> dict[str, Any]:
 def _line(video: VideoSource, result: dict[str, Any], target: Path) -> str:
     fps = result["frames"] / max(result["seconds"], 1e-9)
     frames, tracks = result["frames"], result["tracks"]
-    return f"{video.name}: {frames} frames, {tracks} tracks, {fps:.1f} fps -> {target}"
+    state = "stopped after " if result["status"] == "stopped" else ""
+    return f"{video.name}: {state}{frames} frames, {tracks} tracks, {fps:.1f} fps -> {target}"
 
 
 # ---------------------------------------------------------------- adapt
@@ -661,7 +566,7 @@ def track_videos_on_ray(args, config, ray_config: RayConfig, work: Path, progres
     ray = import_ray()
     with connected(ray, args.ray):
         results = _run_tasks(ray, ray_config, config, "track", videos, folder, None, not progress)
-    failed = [(key, r["error"]) for key, r in results.items() if r["status"] != "done"]
+    failed = [(key, r["error"]) for key, r in results.items() if r["status"] == "failed"]
     if failed:
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
         raise TrajpredError(f"{failed[0][0]}: {failed[0][1]}{more}")

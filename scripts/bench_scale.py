@@ -2,11 +2,11 @@
 the local pool (`--workers 2`) and one process, all on this machine; and Ray's own overhead.
 
     PYTHONPATH=. .venv/bin/python scripts/bench_scale.py \\
-        --out data/benchmarks/scale_2026-12-06/bench_scale.json [--clips 8] [--frames 30]
+        --out data/benchmarks/scale_2026-12-07/bench_scale.json [--frames 30] [--rounds 3]
 
 Builds CLIPS synthetic clips of FRAMES frames (320 x 192, 10 fps, trajpred.synth) and runs
 `trajpred predict CLIPS --no-video` on them as a user does (a subprocess each, offline, the
-shipped detector at 320 px, the video forecaster), once per arm:
+shipped detector at 320 px, the video forecaster), in each arm:
 
 - local: one process, the videos in turn (models loaded once);
 - workers2: `--workers 2`, a local process pool (torch threads split between them);
@@ -15,7 +15,8 @@ shipped detector at 320 px, the video forecaster), once per arm:
 - ray2: the same with ray.num_cpus = half the CPUs: two tasks at a time.
 
 Every arm is timed end to end (wall_s: process start to exit, Python and model loading
-included): throughput = frames / wall_s. For the Ray arms the script also reads OUT/runs.csv
+included), ROUNDS times with the arms interleaved, and the median kept: throughput = frames /
+wall_s. For the Ray arms the script also reads OUT/runs.csv
 (each video's own processing seconds) and reports
 - overhead_per_video_s = (wall_s - sum of the videos' seconds / tasks at a time) / videos: every
   fixed cost (Python, Ray's start and stop, each worker's imports and model loading, the task
@@ -38,6 +39,7 @@ import csv
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -55,6 +57,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--clips", type=int, default=8, help="short clips in the folder")
     p.add_argument("--frames", type=int, default=30, help="frames per clip")
     p.add_argument("--out", default="bench_scale.json", help="JSON to write")
+    p.add_argument("--rounds", type=int, default=3, help="runs of every arm (median kept)")
     p.add_argument(
         "--training", action="store_true", help="also time training with 1 and 2 processes"
     )
@@ -201,30 +204,41 @@ def main(argv=None) -> None:
             "ray2": (["--ray", "--set", f"ray.num_cpus={max(1, cpus // 2)}"], 2),
         }
         frames = a.clips * a.frames
+        walls: dict[str, list[float]] = {name: [] for name in arms}
+        seconds: dict[str, list[float]] = {name: [] for name in arms}
+        for round_ in range(a.rounds):  # arms interleaved: a slow spell hits them all
+            for name, (extra, _) in arms.items():
+                out = folder / f"{name}{round_}"
+                walls[name].append(
+                    timed_run(["predict", str(clips), "--out", str(out), *common, *extra])
+                )
+                if name.startswith("ray"):
+                    seconds[name].append(video_seconds(out))
+                print(f"round {round_ + 1}, {name}: {walls[name][-1]:.2f} s", flush=True)
         results = {}
-        for name, (extra, at_once) in arms.items():
-            out = folder / name
-            wall = timed_run(["predict", str(clips), "--out", str(out), *common, *extra])
+        for name, (_, at_once) in arms.items():
+            wall = statistics.median(walls[name])
             arm = {
                 "wall_s": round(wall, 2),
+                "walls_s": [round(w, 2) for w in walls[name]],
                 "frames": frames,
                 "throughput_fps": round(frames / wall, 2),
                 "videos_at_once": at_once,
             }
             if name.startswith("ray"):
-                seconds = video_seconds(out)
+                spent = statistics.median(seconds[name])
                 same = results["local" if at_once == 1 else "workers2"]["wall_s"]
-                arm["videos_seconds_sum"] = round(seconds, 2)
-                arm["overhead_per_video_s"] = round((wall - seconds / at_once) / a.clips, 2)
+                arm["videos_seconds_sum"] = round(spent, 2)
+                arm["overhead_per_video_s"] = round((wall - spent / at_once) / a.clips, 2)
                 arm["ray_overhead_per_video_s"] = round((wall - same) / a.clips, 2)
             results[name] = arm
-            print(f"{name}: {arm}", flush=True)
         one, two = results["ray1"]["videos_seconds_sum"], results["ray2"]["videos_seconds_sum"]
         results["ray2"]["steady_scaling"] = round(one / (two / 2), 2)
         training = training_arms(folder) if a.training else None
     report = {
         "what": f"trajpred predict --no-video on {a.clips} clips x {a.frames} frames "
-        "(320x192, shipped detector at 320 px), end to end per arm",
+        f"(320x192, shipped detector at 320 px), end to end per arm, median of {a.rounds} "
+        "round(s)",
         "machine": {
             "cpus": cpus,
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,

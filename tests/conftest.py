@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +41,23 @@ def run_trajpred(*args, cwd=None, env=None, timeout=180) -> subprocess.Completed
         capture_output=True,
         text=True,
         timeout=timeout,
+    )
+
+
+def start_trajpred(*args, env=None, new_session: bool = False) -> subprocess.Popen:
+    """`python -m trajpred ARGS` started and left running, as a user starts it (or a service
+    manager, in a process group of its own, with `new_session`): offline, from the repository
+    root, stdout and stderr piped, and Ctrl-C stopping it as from a terminal even where the
+    tests run with SIGINT ignored (nohup, &)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "trajpred", *map(str, args)],
+        cwd=ROOT,
+        env={**os.environ, "YOLO_OFFLINE": "1", **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=new_session,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 

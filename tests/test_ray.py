@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, assert_one_line, clip, doc_table, run_trajpred
+from conftest import ROOT, assert_one_line, clip, doc_table, run_trajpred, start_trajpred
 
 from trajpred.ray_runs import RUNS_COLUMNS
 
@@ -147,24 +147,85 @@ def test_bad_ray_settings_and_lists_are_one_line(trajpred, tmp_path):
     assert not (out / "runs.csv").exists()
 
 
+def test_the_bar_counts_a_failed_video_as_settled():
+    """A video that failed half-way leaves the bar at 100 % once every video has ended."""
+    from trajpred.ray_tasks import Progress
+
+    progress = Progress()
+    progress.start("a", 10)
+    progress.start("b", 20)
+    progress.set("a", 10)
+    progress.set("b", 7)  # b fails at its 7th frame
+    assert progress.snapshot() == (30, 17)
+    progress.end("a")
+    progress.end("b")
+    assert progress.snapshot() == (30, 30)
+    progress.start("stream", 0)  # a stream: as many expected as read
+    progress.set("stream", 5)
+    assert progress.snapshot() == (35, 35)
+
+
+def test_runs_csv_that_cannot_be_written_is_tried_again(tmp_path, monkeypatch):
+    """A full disk when one video ends: runs.csv keeps its earlier rows, the next video's end
+    writes them all; if it never goes through, the run ends with that error."""
+    import trajpred.ray_runs as ray_runs
+    from trajpred.errors import OutputError
+    from trajpred.video import VideoSource
+
+    real = ray_runs.write_runs
+    full = {"on": True}
+
+    def write_runs(out, rows):
+        if full["on"]:
+            raise OutputError(out / "runs.csv", "cannot write (No space left on device)")
+        real(out, rows)
+
+    monkeypatch.setattr(ray_runs, "write_runs", write_runs)
+    index = ray_runs._Index(tmp_path, {})
+    done = {"status": "done", "frames": 3, "seconds": 0.5, "tracks": 1}
+    index.record("predict", VideoSource(str(tmp_path / "a.mp4"), "a"), done)
+    assert not (tmp_path / "runs.csv").exists()
+    with pytest.raises(OutputError, match="No space left"):
+        index.report()
+    full["on"] = False
+    index.record("predict", VideoSource(str(tmp_path / "b.mp4"), "b"), done)
+    index.report()
+    assert sorted(runs(tmp_path)) == ["a.mp4", "b.mp4"]
+
+
+KEPT_SCALE = ROOT / "data" / "benchmarks" / "scale_2026-12-07"
+CLIP_FRAMES = (30, 120, 600)
+
+
 def test_the_guide_shows_the_kept_scale_benchmark():
     """docs/guides/multiprocess.md's figures are those of the JSON files bench_scale.py wrote."""
-    kept = ROOT / "data" / "benchmarks" / "scale_2026-12-06"
-    short, long = (
-        json.loads((kept / name).read_text())["arms"]
-        for name in ("bench_scale.json", "bench_scale_120frames.json")
-    )
+    names = ("bench_scale.json", "bench_scale_120frames.json", "bench_scale_600frames.json")
+    reports = [json.loads((KEPT_SCALE / name).read_text()) for name in names]
+    arms = [report["arms"] for report in reports]
     table = doc_table("| arm | videos at once |")
-    assert set(table) == set(short) == set(long)
+    assert set(table) == set(arms[0]) == set(arms[1]) == set(arms[2])
     for arm, row in table.items():
-        assert row["frames/s, 30-frame clips"] == f"{short[arm]['throughput_fps']:g}", arm
-        assert row["frames/s, 120-frame clips"] == f"{long[arm]['throughput_fps']:g}", arm
-        assert row["videos at once"] == str(short[arm]["videos_at_once"])
-        if arm.startswith("ray"):
-            overhead = (
-                f"{short[arm]['overhead_per_video_s']:g} / {long[arm]['overhead_per_video_s']:g}"
-            )
-            assert row["overhead per video (s), 30 / 120"] == overhead, arm
+        assert row["videos at once"] == str(arms[0][arm]["videos_at_once"])
+        for frames, kept in zip(CLIP_FRAMES, arms, strict=True):
+            assert row[f"frames/s, {frames}-frame clips"] == f"{kept[arm]['throughput_fps']:g}"
+
+    def cells(arm: str, key: str) -> str:
+        return " / ".join(f"{kept[arm][key]:g}" for kept in arms)
+
+    ray = doc_table("| Ray arm |")
+    assert set(ray) == {"ray1", "ray2"}
+    for arm, row in ray.items():
+        assert row["fixed costs per video (s)"] == cells(arm, "overhead_per_video_s")
+        assert row["Ray's own per video (s)"] == cells(arm, "ray_overhead_per_video_s")
+    assert ray["ray2"]["two at a time over one, once started"] == cells("ray2", "steady_scaling")
+    training = reports[2]["training"]
+    page = (ROOT / "docs" / "guides" / "multiprocess.md").read_text()
+    for figure in (
+        f"{training['processes1']['epoch_s']:g} s",
+        f"{training['processes2']['epoch_s']:g} s",
+        f"{training['speedup']:g}x",
+    ):
+        assert figure in page, figure
 
 
 # ---------------------------------------------------------------- with a local Ray instance
@@ -313,18 +374,6 @@ def test_adapt_on_ray_tracks_what_adapt_does_locally(
 # ---------------------------------------------------------------- faults: driver, disk
 
 
-def start_driver(*args) -> subprocess.Popen:
-    """The CLI in a process of its own, as a user starts it."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "trajpred", *map(str, args)],
-        cwd=ROOT,
-        env={**os.environ, "YOLO_OFFLINE": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def wait_for(condition, process: subprocess.Popen, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -346,7 +395,7 @@ def test_a_killed_driver_resumes_where_it_stopped(
     out = tmp_path / "out"
     args = [a for a in predict(video_assets, clips, out) if a != "--no-video"]
     command = [*args, "--ray", address, "--set", "ray.num_cpus=2"]
-    driver = start_driver(*command)
+    driver = start_trajpred(*command)
     wait_for(lambda: (out / "runs.csv").is_file(), driver)
     driver.kill()
     driver.communicate()
@@ -505,7 +554,7 @@ def test_ctrl_c_stops_a_stream_and_keeps_its_outputs(ray_cluster, video_assets, 
     out = tmp_path / "out"
     address = ray_cluster.get_runtime_context().gcs_address
     try:
-        driver = start_driver(*predict(video_assets, server.url, out, "--ray", address))
+        driver = start_trajpred(*predict(video_assets, server.url, out, "--ray", address))
         wait_for(lambda: any(out.glob(".ray-staging-*/*tracks*")), driver)
         time.sleep(1.0)
         driver.send_signal(signal.SIGINT)

@@ -9,14 +9,12 @@ then fails or returns) so that they need no training; the slow ones stop the rea
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import assert_one_line, build_tracks, clip
+from conftest import assert_one_line, build_tracks, clip, start_trajpred
 from test_reliability_cli import terminate_when
 
 from trajpred.adapt import AdaptReport, ArmScore
@@ -183,15 +181,7 @@ def test_a_successful_adapt_replaces_train_as_a_whole(tmp_path, trajpred, monkey
 
 def start(*args) -> subprocess.Popen:
     """The CLI in its own process group, as a service manager starts it."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "trajpred", *map(str, args)],
-        cwd=ROOT,
-        env={**os.environ, "YOLO_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    return start_trajpred(*args, env={"OMP_NUM_THREADS": "1"}, new_session=True)
 
 
 def written(out: Path, name: str, rows: int = 0) -> bool:

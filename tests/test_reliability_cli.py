@@ -21,7 +21,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-from conftest import clip
+from conftest import clip, start_trajpred
 
 from trajpred.checkpoint import load_checkpoint
 from trajpred.formats import read_csv
@@ -235,15 +235,7 @@ def test_a_read_only_file_system_is_one_line(small_disk, eth_ucy_like_root):
 
 def start(*args) -> subprocess.Popen:
     """The CLI in its own process group, as a service manager starts it."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "trajpred", *map(str, args)],
-        cwd=ROOT,
-        env={**os.environ, "YOLO_OFFLINE": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    return start_trajpred(*args, new_session=True)
 
 
 def terminate_when(proc: subprocess.Popen, ready) -> str:

@@ -49,6 +49,7 @@ from .ray_tasks import (
     KILL_HOOK,
     STAGING_PREFIX,
     Progress,
+    RunSpec,
     StreamRunner,
     output_of,
     run_video,
@@ -392,12 +393,8 @@ def _run_tasks(
     pending, streams = _submit(ray, ray_config, command, config, todo, out, progress, predict_video)
     results: dict[str, dict[str, Any]] = {}
     index = _Index(out, rows)
-    bar = tqdm(
-        total=0 if no_progress else _frame_count(todo),
-        unit="frame",
-        disable=no_progress,
-        dynamic_ncols=True,
-    )
+    bar = tqdm(total=0, unit="frame", disable=no_progress, dynamic_ncols=True)
+    counted = _FrameCount(todo if progress is not None else [])
 
     def collect(timeout: float) -> None:
         ready, _ = ray.wait(list(pending), num_returns=1, timeout=timeout)
@@ -411,7 +408,7 @@ def _run_tasks(
             if result["status"] != "failed":
                 bar.write(_line(video, result, out / output_of(command, video)))
         failed = sum(r["status"] == "failed" for r in results.values())
-        _show(ray, progress, bar, len(results), len(todo), failed)
+        _show(ray, progress, bar, counted.total, len(results), len(todo), failed)
 
     try:
         while pending:
@@ -445,17 +442,24 @@ def _submit(ray, ray_config: RayConfig, command, config, todo, out, progress, pr
         max_task_retries=ray_config.max_retries,
         max_concurrency=2,  # stop() while run() reads
     )
-    threads = task_threads(ray_config.num_cpus)
-    common = (str(out.resolve()), threads, progress, os.environ.get(KILL_HOOK), predict_video)
+    spec = RunSpec(
+        command,
+        config,
+        str(out.resolve()),
+        task_threads(ray_config.num_cpus),
+        progress,
+        os.environ.get(KILL_HOOK),
+        predict_video,
+    )
     pending: dict[Any, VideoSource] = {}
     streams: dict[Any, Any] = {}
     for video in todo:
         if video.is_stream:
             actor = runner.remote()
-            ref = actor.run.remote(command, config, video, *common)
+            ref = actor.run.remote(spec, video)
             streams[ref] = actor
         else:
-            ref = task.remote(command, config, video, *common)
+            ref = task.remote(spec, video)
         pending[ref] = video
     return pending, streams
 
@@ -485,26 +489,37 @@ class _Index:
             raise self.error
 
 
-def _frame_count(videos: list[VideoSource]) -> int:
-    """Frames the containers say the videos hold (0 for those this machine cannot open)."""
-    import cv2
+class _FrameCount:
+    """Frames the containers say the videos hold (0 for a stream or a file this machine cannot
+    open), counted on a thread while the tasks start: opening thousands of files one after
+    another would hold the first task back for minutes. `total` is 0 until it is done."""
 
-    total = 0
-    for video in videos:
-        if video.is_stream:
-            continue
-        cap = cv2.VideoCapture(video.uri)
-        total += max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT))) if cap.isOpened() else 0
-        cap.release()
-    return total
+    def __init__(self, videos: list[VideoSource]):
+        import threading
+
+        self.total = 0
+        threading.Thread(target=self._count, args=(videos,), daemon=True).start()
+
+    def _count(self, videos: list[VideoSource]) -> None:
+        import cv2
+
+        total = 0
+        for video in videos:
+            if video.is_stream:
+                continue
+            cap = cv2.VideoCapture(video.uri)
+            total += max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT))) if cap.isOpened() else 0
+            cap.release()
+        self.total = total
 
 
-def _show(ray, progress, bar, finished: int, videos: int, failed: int) -> None:
+def _show(ray, progress, bar, counted: int, finished: int, videos: int, failed: int) -> None:
+    """The bar: frames done of the larger of the containers' count and the tasks' own."""
     if progress is None:
         return
     with contextlib.suppress(Exception):
         total, done = ray.get(progress.snapshot.remote(), timeout=5)
-        bar.total, bar.n = max(total, bar.total), done
+        bar.total, bar.n = max(total, counted, bar.total), done
     bar.set_postfix_str(f"videos {finished}/{videos}, failed {failed}", refresh=False)
     bar.refresh()
 

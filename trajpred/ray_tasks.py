@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -147,40 +148,50 @@ def output_of(command: str, video: VideoSource) -> str:
     return video.name if command == "predict" else f"{video.name}.csv"
 
 
+@dataclass(frozen=True)
+class RunSpec:
+    """What the tasks of one run share: the command (predict or track), the pipeline's config,
+    OUT (absolute), torch threads per task, the progress actor (None: no bar), the test hook and
+    commands.predict's `predict_video` (given by the command: no module here imports a command,
+    so that they can import this one)."""
+
+    command: str
+    config: Any
+    out: str
+    threads: int
+    progress: Any = None
+    kill_at: str | None = None
+    predict_video: Callable | None = None
+
+
 def run_video(
-    command: str,
-    config,
-    video: VideoSource,
-    out: str,
-    threads: int,
-    progress,
-    kill_at: str | None,
-    predict_video: Callable | None = None,
-    stop: threading.Event | None = None,
+    spec: RunSpec, video: VideoSource, stop: threading.Event | None = None
 ) -> dict[str, Any]:
     """One video, in a Ray task: outputs written under a fresh hidden staging folder in OUT and
     moved into place once complete -> {status, frames, seconds, tracks, error}. A video's own
     failure (TrajpredError, or an OSError such as a full disk) is returned, not raised: Ray
-    retries only a worker that died. `predict_video` is commands.predict's (given by the
-    command: no module here imports a command, so that they can import this one). `stop`, once
-    set, ends a stream after its current frame, as if it had ended: its outputs are kept."""
+    retries only a worker that died. `stop`, once set, ends a stream after its current frame,
+    as if it had ended: its outputs are kept."""
     import torch
 
     from .cli import one_line
 
     start = time.perf_counter()
-    staging = Path(out) / f"{STAGING_PREFIX}{video.name}-{uuid.uuid4().hex[:12]}"
+    staging = Path(spec.out) / f"{STAGING_PREFIX}{video.name}-{uuid.uuid4().hex[:12]}"
     opened = False
     try:
         staging.mkdir()
-        pipeline, writer = _pipeline(config, command)
-        torch.set_num_threads(threads)  # after loading: ultralytics sets its own on a CPU
-        with _ReportingReader(video, config.fps, progress, kill_at, stop) as reader:
+        pipeline, writer = _pipeline(spec.config, spec.command)
+        torch.set_num_threads(spec.threads)  # after loading: ultralytics sets its own on a CPU
+        fps = spec.config.fps
+        with _ReportingReader(video, fps, spec.progress, spec.kill_at, stop) as reader:
             opened = True
-            target = Path(out) / output_of(command, video)
-            if command == "predict":
-                assert predict_video is not None
-                summary = predict_video(pipeline, reader, staging, progress=False, writer=writer)
+            target = Path(spec.out) / output_of(spec.command, video)
+            if spec.command == "predict":
+                assert spec.predict_video is not None
+                summary = spec.predict_video(
+                    pipeline, reader, staging, progress=False, writer=writer
+                )
                 frames, tracks, seconds = summary.frames, summary.tracks, summary.seconds
                 _move_files(staging, target)
             else:
@@ -227,21 +238,9 @@ class StreamRunner:
     def __init__(self) -> None:
         self._stop = threading.Event()
 
-    def run(
-        self,
-        command: str,
-        config,
-        video: VideoSource,
-        out: str,
-        threads: int,
-        progress,
-        kill_at: str | None,
-        predict_video: Callable | None = None,
-    ) -> dict[str, Any]:
+    def run(self, spec: RunSpec, video: VideoSource) -> dict[str, Any]:
         """`run_video` of the stream, until it ends or `stop()`."""
-        return run_video(
-            command, config, video, out, threads, progress, kill_at, predict_video, self._stop
-        )
+        return run_video(spec, video, self._stop)
 
     def stop(self) -> None:
         self._stop.set()

@@ -386,16 +386,18 @@ def wait_for(condition, process: subprocess.Popen, timeout: float = 120.0) -> No
 def test_a_killed_driver_resumes_where_it_stopped(
     ray_cluster, video_assets, clips, local_outputs, trajpred, tmp_path
 ):
-    """SIGKILL of the driver (it joined the cluster) once the first video is recorded: the
-    same command again runs only the others, and every video ends the same bytes as a local
-    run, the annotated video included (one task at a time, so that the kill is mid-run). Then
-    the command again: nothing runs, nothing is touched; a video whose outputs went missing
-    runs again."""
+    """SIGKILL of the driver (it joined the cluster, `--ray auto`) once the first video is
+    recorded: the same command again runs only the others, and every video ends the same bytes
+    as a local run, the annotated video included (one task at a time, so that the kill is
+    mid-run). Then the command again: nothing runs, nothing is touched; a video whose outputs
+    went missing runs again."""
     address = ray_cluster.get_runtime_context().gcs_address
     out = tmp_path / "out"
     args = [a for a in predict(video_assets, clips, out) if a != "--no-video"]
-    command = [*args, "--ray", address, "--set", "ray.num_cpus=2"]
-    driver = start_trajpred(*command)
+    command = [*args, "--ray", "auto", "--set", "ray.num_cpus=2"]
+    # `auto` finds the cluster as on a cluster's node: RAY_ADDRESS (Ray jobs set it) or the
+    # address `ray start` records
+    driver = start_trajpred(*command, env={"RAY_ADDRESS": address})
     wait_for(lambda: (out / "runs.csv").is_file(), driver)
     driver.kill()
     driver.communicate()

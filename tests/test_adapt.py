@@ -137,7 +137,7 @@ def test_adapt_command_end_to_end(clip, tmp_path):
     save_checkpoint(tmp_path / "wide.pt", payload)
     out = tmp_path / "cam"
     proc = trajpred(
-        "adapt", clip / "video.mp4", "--out", out, "--weights", DETECTOR, "--epochs", 2,
+        "adapt", clip / "video.mp4", "--out", out, "--weights", DETECTOR, "--epochs", 1,
         "--checkpoint", tmp_path / "wide.pt", "--no-progress",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr

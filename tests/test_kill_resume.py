@@ -44,7 +44,7 @@ def test_sigkill_at_random_points_then_resume(eth_ucy_like_root, tmp_path):
     ]
     rng = random.Random(1234)
     kills = 0
-    for _ in range(4):
+    for _ in range(3):
         before = load_checkpoint(out / "last.pt")["epoch"] if (out / "last.pt").exists() else 0
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         # Kill at a random moment once this run has made progress (mid-epoch or mid-write).
@@ -70,7 +70,7 @@ def test_sigkill_at_random_points_then_resume(eth_ucy_like_root, tmp_path):
         for name in CHECKPOINTS & names:  # every checkpoint left behind loads
             state = load_checkpoint(out / name)
             assert 1 <= state["epoch"] <= EPOCHS
-    assert kills == 4, "training finished before it could be interrupted; the test proved nothing"
+    assert kills == 3, "training finished before it could be interrupted; the test proved nothing"
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     last = load_checkpoint(out / "last.pt")

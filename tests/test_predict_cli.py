@@ -17,7 +17,7 @@ from conftest import TINY_TRAIN, run_trajpred
 from trajpred.demo import GroundTruth, match_boxes
 from trajpred.formats import read_csv, read_mot, read_tracks
 
-pytestmark = pytest.mark.slow  # every test runs the CLI in a subprocess
+pytestmark = pytest.mark.slow  # the CLI in a subprocess (one test: in-process, files only)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -353,11 +353,12 @@ def test_killed_rerun_keeps_the_earlier_outputs(video_assets, tmp_path):
 
 
 def test_no_video_writes_the_same_csv_files_without_a_video(video_assets, tmp_path):
+    from trajpred.cli import main  # in-process: only the files are compared
+
     scene = video_assets.scene
     full, csv_only = tmp_path / "full", tmp_path / "csv_only"
     for out, extra in ((full, ()), (csv_only, ("--no-video",))):
-        result = trajpred(*predict_args(video_assets, scene.video, out, *extra))
-        assert result.returncode == 0, result.stderr
+        assert main([str(a) for a in predict_args(video_assets, scene.video, out, *extra)]) == 0
     assert not (csv_only / "annotated.mp4").exists()
     assert "video: false" in (csv_only / "config.yaml").read_text()
     for name in ("tracks.csv", "tracks_mot.txt", "forecasts.csv"):

@@ -120,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
         write_json(target, totals)
     fps = "n/a" if totals["mean_fps"] is None else f"{totals['mean_fps']:.1f}"
     print(
-        f"{out}: {totals['videos']} videos ({totals['done']} done, {totals['failed']} failed), "
+        f"{out}: {totals['videos']} video{'' if totals['videos'] == 1 else 's'} "
+        f"({totals['done']} done, {totals['failed']} failed), "
         f"{totals['frames']} frames, {totals['tracks']} tracks, {totals['forecasts']} forecasts, "
         f"mean {fps} fps"
     )

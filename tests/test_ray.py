@@ -1,10 +1,12 @@
 """`trajpred predict|track SOURCE --ray` and `trajpred summary`, as a user runs them.
 
 The Ray tests share one local Ray instance (2 CPUs, started once for the module, shut down
-after); the CLI runs in-process and finds Ray already up, as in a notebook. The worker-kill
-test uses the test-only hook TRAJPRED_TEST_KILL_AT_FRAME=N:MARKER (trajpred/ray_runs.py): the
-driver reads it and passes it to the tasks; the first task that reaches frame N while MARKER
-does not exist creates MARKER and SIGKILLs its own worker process, once. Nothing else reads it.
+after); the CLI runs in-process and finds Ray already up, as in a notebook, except where a
+test starts it in a process of its own (to kill the driver, or to Ctrl-C it): that one joins
+the instance by its address. The worker-kill tests use the test-only hook
+TRAJPRED_TEST_KILL_AT_FRAME=N:MARKER (trajpred/ray_tasks.py): the driver reads it and passes it
+to the tasks; the first task that reaches frame N while MARKER does not exist creates MARKER
+and SIGKILLs its own worker process, once. Nothing else reads it.
 """
 
 from __future__ import annotations

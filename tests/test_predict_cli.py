@@ -17,7 +17,7 @@ from conftest import TINY_TRAIN, run_trajpred
 from trajpred.demo import GroundTruth, match_boxes
 from trajpred.formats import read_csv, read_mot, read_tracks
 
-pytestmark = pytest.mark.slow  # the CLI in a subprocess (one test: in-process, files only)
+pytestmark = pytest.mark.slow  # the CLI in a subprocess (in-process where only files are read)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -152,8 +152,8 @@ def test_blank_video_gives_empty_valid_outputs(video_assets, tmp_path):
 
 
 def test_folder_of_videos_gets_one_folder_each_and_two_workers_write_what_one_does(
-    video_assets, tmp_path
-):
+    video_assets, tmp_path, trajpred
+):  # `trajpred`: the CLI in-process (conftest), as only outputs and summary lines are read
     clips = tmp_path / "clips"
     clips.mkdir()
     cap = cv2.VideoCapture(str(video_assets.scene.video))
@@ -216,7 +216,8 @@ def test_interrupted_predict_leaves_complete_outputs(video_assets, tmp_path):
     assert not list(out.glob(".*partial*")), "partial files left after a clean stop"
 
 
-def test_track_output_feeds_read_csv_and_train(video_assets, tmp_path):
+def test_track_output_feeds_read_csv_and_train(video_assets, tmp_path, trajpred):
+    # `trajpred`: the CLI in-process (conftest), as only outputs and summary lines are read
     csv = tmp_path / "tracks.csv"
     result = trajpred(
         "track",

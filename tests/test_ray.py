@@ -509,42 +509,25 @@ class StreamServer:
 
 
 @pytest.mark.slow
-def test_a_stream_runs_as_an_actor_restarted_when_its_worker_dies(
-    ray_cluster, video_assets, trajpred, tmp_path, monkeypatch
+def test_a_stream_is_an_actor_that_restarts_and_stops_on_ctrl_c(
+    ray_cluster, video_assets, tmp_path
 ):
-    """A stream URL in the list is one actor; its worker killed at frame 5, the actor starts
-    again and reads the stream anew: the outputs are those of a local run of the stream."""
-    server = StreamServer(video_assets, tmp_path, 20)
-    try:
-        local = tmp_path / "local"
-        assert trajpred(*predict(video_assets, server.url, local)).returncode == 0
-        listing = tmp_path / "cameras.txt"
-        listing.write_text(f"# one camera\n{server.url}\n")
-        marker = tmp_path / "killed"
-        monkeypatch.setenv("TRAJPRED_TEST_KILL_AT_FRAME", f"5:{marker}")
-        out = tmp_path / "out"
-        done = trajpred(*predict(video_assets, listing, out, "--ray"))
-    finally:
-        server.close()
-    assert done.returncode == 0, done.stderr
-    assert marker.exists()
-    name = server.url.removeprefix("tcp://").replace(":", "_")  # OUT/127.0.0.1_PORT
-    row = runs(out)[server.url.split("/")[-1]]
-    assert row["video"] == server.url and row["status"] == "done" and row["frames"] == "20", row
-    for file in (*CSVS, "config.yaml"):
-        assert (out / name / file).read_bytes() == (local / file).read_bytes(), file
-
-
-@pytest.mark.slow
-def test_ctrl_c_stops_a_stream_and_keeps_its_outputs(ray_cluster, video_assets, tmp_path):
-    """Ctrl-C in the driver while a (slow, live) stream runs: the actor ends the stream after
-    its frame, its outputs are published and runs.csv records it as stopped."""
+    """A (slow, live) stream URL in the list runs as one actor. Its worker killed at frame 5, the
+    actor starts again and reads the stream anew; Ctrl-C in the driver then ends the stream
+    after its frame: its outputs are published, runs.csv records it as stopped, and neither
+    attempt leaves a staging folder."""
     server = StreamServer(video_assets, tmp_path, 300, pause=0.05)
-    out = tmp_path / "out"
+    listing = tmp_path / "cameras.txt"
+    listing.write_text(f"# one camera\n{server.url}\n")
+    marker, out = tmp_path / "killed", tmp_path / "out"
     address = ray_cluster.get_runtime_context().gcs_address
     try:
-        driver = start_trajpred(*predict(video_assets, server.url, out, "--ray", address))
-        wait_for(lambda: any(out.glob(".ray-staging-*/*tracks*")), driver)
+        driver = start_trajpred(
+            *predict(video_assets, listing, out, "--ray", address),
+            env={"TRAJPRED_TEST_KILL_AT_FRAME": f"5:{marker}"},
+        )
+        # the restarted actor's staging has tracks
+        wait_for(lambda: marker.exists() and any(out.glob(".ray-staging-*/*tracks*")), driver)
         time.sleep(1.0)
         driver.send_signal(signal.SIGINT)
         stdout, stderr = driver.communicate(timeout=60)
@@ -553,7 +536,10 @@ def test_ctrl_c_stops_a_stream_and_keeps_its_outputs(ray_cluster, video_assets, 
     assert driver.returncode == 130, stdout + stderr
     assert "interrupted" in stderr.strip().splitlines()[-1] and "Traceback" not in stderr
     row = runs(out)[server.url.split("/")[-1]]
+    assert row["video"] == server.url, row
     assert row["status"] == "stopped" and 0 < int(row["frames"]) < 300, row
-    tracks = (out / "stream" / "tracks.csv").read_text().splitlines()
+    name = server.url.removeprefix("tcp://").replace(":", "_")  # OUT/127.0.0.1_PORT
+    tracks = (out / name / "tracks.csv").read_text().splitlines()
     assert max(int(line.split(",")[0]) for line in tracks[1:]) <= int(row["frames"])
+    assert (out / name / "config.yaml").is_file() and (out / name / "forecasts.csv").is_file()
     assert not list(out.glob(".ray-staging-*"))

@@ -118,7 +118,7 @@ def test_bench_training_reports_windows_per_second(tmp_path):
 def test_camera_benchmark_scores_every_arm_on_a_tiny_scene(tmp_path):
     done = run_script(
         "camera_benchmark.py",
-        "--out", tmp_path, "--scenes", "gate", "--duration", 60, "--epochs", 1,
+        "--out", tmp_path, "--scenes", "gate", "--duration", 50, "--epochs", 1,
         "--min-windows", 5, "--classes", "--ceiling",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

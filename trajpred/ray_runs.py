@@ -353,11 +353,14 @@ def run_ray(
             )
         if not todo:
             return 0
-        with connected(ray, args.ray):
-            results = _run_tasks(
-                ray, ray_config, config, command, todo, out, rows, args.no_progress, predict_video
-            )
-        _clear_staging(out)
+        try:
+            with connected(ray, args.ray):
+                results = _run_tasks(
+                    ray, ray_config, config, command, todo, out, rows, args.no_progress,
+                    predict_video,
+                )  # fmt: skip
+        finally:  # Ctrl-C too: what killed or cancelled attempts left
+            _clear_staging(out)
     failed = [(key, r["error"]) for key, r in results.items() if r["status"] == "failed"]
     done = len(todo) - len(failed)
     print(f"{done} of {len(todo)} videos done, {len(failed)} failed -> {out / RUNS_NAME}")

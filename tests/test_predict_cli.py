@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import TINY_TRAIN, run_trajpred
+from conftest import TINY_TRAIN, run_trajpred, start_trajpred
 
 from trajpred.demo import GroundTruth, match_boxes
 from trajpred.formats import read_csv, read_mot, read_tracks
@@ -187,16 +187,8 @@ def test_interrupted_predict_leaves_complete_outputs(video_assets, tmp_path):
     frames = [cap.read()[1] for _ in range(60)]
     video = write_video(tmp_path / "long.mp4", frames * 8)  # 480 frames: still running when stopped
     out = tmp_path / "out"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "trajpred", *map(str, predict_args(video_assets, video, out))],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "YOLO_OFFLINE": "1"},
-        # Ctrl-C as from a terminal, even where this test runs with SIGINT ignored (nohup, &).
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    # Ctrl-C as from a terminal, even where this test runs with SIGINT ignored (nohup, &)
+    proc = start_trajpred(*predict_args(video_assets, video, out))
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         tracks = out / ".tracks.partial.csv"  # rows grow here; moved to tracks.csv on close

@@ -34,6 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from trajpred.benchmarking import at_least_one  # noqa: E402
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
@@ -71,9 +73,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--tracks", type=int, default=50, help="live tracks in the micro-benchmark")
     p.add_argument("--out", default="bench_pipeline.json")
     args = p.parse_args(argv)
-    for flag in ("max_frames", "runs", "tracks"):
-        if getattr(args, flag) < 1:
-            p.error(f"--{flag.replace('_', '-')} must be at least 1")
+    at_least_one(p, args, "max_frames", "runs", "tracks")
     return args
 
 

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import platform
 import statistics
@@ -48,6 +47,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from trajpred.atomic import write_json  # noqa: E402
+from trajpred.benchmarking import at_least_one  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -61,7 +63,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--training", action="store_true", help="also time training with 1 and 2 processes"
     )
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    at_least_one(p, args, "clips", "frames", "rounds")
+    return args
 
 
 def make_clips(folder: Path, n: int, frames: int) -> Path:
@@ -254,7 +258,7 @@ def main(argv=None) -> None:
         report["training"] = training
     path = Path(a.out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(path, report)  # temp file, then rename: an earlier run's JSON stays whole
     print(f"\n{report['what']}; {cpus} CPUs, no GPU" if not report["machine"]["gpu"] else "")
     print(f"{'arm':<10} {'wall s':>8} {'frames/s':>9} {'fixed s/video':>14} {'Ray s/video':>12}")
     for name, arm in results.items():

@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from trajpred.atomic import write_json  # noqa: E402
+from trajpred.benchmarking import at_least_one  # noqa: E402
 from trajpred.model import Forecaster, ForecasterConfig  # noqa: E402
 from trajpred.train import TrainConfig, _lr_lambda, train_one_epoch, training_device  # noqa: E402
 from trajpred.windows import Windows  # noqa: E402
@@ -70,9 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     p.add_argument("--out", default="bench_training.json")
     args = p.parse_args(argv)
-    for flag in ("windows", "batch_size", "epochs"):
-        if getattr(args, flag) < 1:
-            p.error(f"--{flag.replace('_', '-')} must be at least 1")
+    at_least_one(p, args, "windows", "batch_size", "epochs")
     if args.threads < 0:
         p.error("--threads must be 0 (torch's default) or more")
     if args.threads:

@@ -9,6 +9,7 @@ future, the label where there is no ground truth.
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +23,14 @@ if TYPE_CHECKING:
     from .tracking import TrackedBoxes
     from .tracks import Tracks
     from .video import VideoSource
+
+
+def at_least_one(parser: argparse.ArgumentParser, args: argparse.Namespace, *flags: str) -> None:
+    """A script's counts (`flags`, as attribute names) below 1: the parser's one-line error,
+    exit 2, before any work."""
+    for flag in flags:
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag.replace('_', '-')} must be at least 1")
 
 
 def random_camera(seed: int) -> dict[str, float]:

@@ -129,6 +129,8 @@ def test_bad_ray_settings_and_lists_are_one_line(trajpred, tmp_path):
     out = tmp_path / "out"
     done = trajpred("predict", tmp_path, "--out", out, "--ray", "--set", "ray.num_gpus=-1")
     assert_one_line(done, "ray.num_gpus", "--set")
+    done = trajpred("predict", tmp_path, "--out", out, "--ray", "--set", "ray.num_cpus=0")
+    assert_one_line(done, "ray.num_cpus", "every video at once")
     done = trajpred("predict", tmp_path, "--out", out, "--ray", "--set", "ray.retries=1")
     assert_one_line(done, "did you mean 'ray.max_retries'")
     listing = tmp_path / "videos.txt"
@@ -147,6 +149,20 @@ def test_bad_ray_settings_and_lists_are_one_line(trajpred, tmp_path):
     listing.write_text("rtsp://cam/1\nrtsp://cam:1/\n")  # both would write OUT/cam_1
     assert_one_line(trajpred("predict", listing, "--out", out, "--ray"), "videos.txt:2", "cam_1")
     assert not (out / "runs.csv").exists()
+
+
+def test_a_task_larger_than_the_local_instance_is_refused():
+    """--ray alone on a machine without what one task asks for: one line, not a run whose
+    tasks wait for ever."""
+    from trajpred.errors import TrajpredError
+    from trajpred.ray_runs import RayConfig, _check_fits
+
+    here = {"CPU": 2.0}
+    _check_fits(here, RayConfig(num_cpus=2))
+    with pytest.raises(TrajpredError, match=r"ray.num_gpus=0.25: this machine has 0 GPUs"):
+        _check_fits(here, RayConfig(num_gpus=0.25))
+    with pytest.raises(TrajpredError, match=r"ray.num_cpus=3: this machine has 2 CPUs"):
+        _check_fits(here, RayConfig(num_cpus=3))
 
 
 def test_the_bar_counts_a_failed_video_as_settled():

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .checks import between, check_fields, whole
+from .checks import between, check_fields, require, whole
 from .errors import InputError, TrajpredError, first_line
 from .ray_tasks import (
     KILL_HOOK,
@@ -79,6 +79,12 @@ class RayConfig:
             num_cpus=between(0, 1024),
             num_gpus=between(0, 64),
             max_retries=whole(0, 100),
+        )
+        require(
+            self.num_cpus > 0 or self.num_gpus > 0,
+            "num_cpus",
+            "must be above 0 when ray.num_gpus is 0: a task that asks for nothing lets Ray start "
+            "every video at once",
         )
 
 
@@ -246,9 +252,11 @@ def import_ray():
 
 
 @contextlib.contextmanager
-def connected(ray, address: str) -> Iterator[None]:
+def connected(ray, address: str, ray_config: RayConfig) -> Iterator[None]:
     """Ray up for the block: already initialised (a test, a notebook) is used as it is; else a
-    local instance (address 'local') or the cluster at `address`, shut down afterwards."""
+    local instance (address 'local') or the cluster at `address`, shut down afterwards. A local
+    instance that cannot hold one task of `ray_config` is refused: its tasks would wait forever
+    (a cluster may yet grow, by its autoscaler, and is left to Ray)."""
     if ray.is_initialized():
         yield
         return
@@ -264,9 +272,25 @@ def connected(ray, address: str) -> Iterator[None]:
             f"--ray {address}: cannot join the cluster ({first_line(e, 160)})"
         ) from None
     try:
+        if address == "local":
+            _check_fits(ray.cluster_resources(), ray_config)
         yield
     finally:
         ray.shutdown()
+
+
+def _check_fits(resources: dict[str, float], ray_config: RayConfig) -> None:
+    """One task's CPUs and GPUs are there (`resources`: Ray's, of this machine)."""
+    for key, name, wanted in (
+        ("CPU", "num_cpus", ray_config.num_cpus),
+        ("GPU", "num_gpus", ray_config.num_gpus),
+    ):
+        have = resources.get(key, 0.0)
+        if wanted > have:
+            raise TrajpredError(
+                f"--set ray.{name}={wanted:g}: this machine has {have:g} {key}s for Ray, so each "
+                "video's task would wait for ever"
+            )
 
 
 def _check_reachable(address: str) -> None:
@@ -354,7 +378,7 @@ def run_ray(
         if not todo:
             return 0
         try:
-            with connected(ray, args.ray):
+            with connected(ray, args.ray, ray_config):
                 results = _run_tasks(
                     ray, ray_config, config, command, todo, out, rows, args.no_progress,
                     predict_video,
@@ -582,7 +606,7 @@ def track_videos_on_ray(args, config, ray_config: RayConfig, work: Path, progres
     folder = work / "ray_tracks"
     folder.mkdir()
     ray = import_ray()
-    with connected(ray, args.ray):
+    with connected(ray, args.ray, ray_config):
         results = _run_tasks(ray, ray_config, config, "track", videos, folder, None, not progress)
     failed = [(key, r["error"]) for key, r in results.items() if r["status"] == "failed"]
     if failed:

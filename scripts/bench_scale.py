@@ -4,9 +4,11 @@ the local pool (`--workers 2`) and one process, all on this machine; and Ray's o
     PYTHONPATH=. .venv/bin/python scripts/bench_scale.py \\
         --out data/benchmarks/scale_2026-12-07/bench_scale.json [--frames 30] [--rounds 3]
 
-Builds CLIPS synthetic clips of FRAMES frames (320 x 192, 10 fps, trajpred.synth) and runs
-`trajpred predict CLIPS --no-video` on them as a user does (a subprocess each, offline, the
-shipped detector at 320 px, the video forecaster), in each arm:
+Builds CLIPS synthetic clips of FRAMES frames (320 x 192, 10 fps, trajpred.synth), or takes
+the videos of --videos DIR (real footage: ../shared/data/videos, with --weights a COCO
+detector), and runs `trajpred predict --no-video` on them as a user does (a subprocess each,
+offline, the shipped detector at 320 px unless --weights/--imgsz, the video forecaster), in
+each arm:
 
 - local: one process, the videos in turn (models loaded once);
 - workers2: `--workers 2`, a local process pool (torch threads split between them);
@@ -61,10 +63,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", default="bench_scale.json", help="JSON to write")
     p.add_argument("--rounds", type=int, default=3, help="runs of every arm (median kept)")
     p.add_argument(
+        "--videos",
+        metavar="DIR",
+        help="time these videos instead of synthetic clips (--clips and --frames then unused)",
+    )
+    p.add_argument("--weights", help="detector weights (default: the shipped one)")
+    p.add_argument("--imgsz", type=int, default=320, help="detector input size")
+    p.add_argument(
         "--training", action="store_true", help="also time training with 1 and 2 processes"
     )
     args = p.parse_args(argv)
-    at_least_one(p, args, "clips", "frames", "rounds")
+    at_least_one(p, args, "clips", "frames", "rounds", "imgsz")
+    if args.videos and not Path(args.videos).is_dir():
+        p.error(f"--videos {args.videos}: not a folder")
     return args
 
 
@@ -120,9 +131,10 @@ def timed_run(args: list[str]) -> float:
     return wall
 
 
-def video_seconds(out: Path) -> float:
+def runs_sum(out: Path, column: str) -> float:
+    """A column of OUT/runs.csv added up: the videos' own seconds, or their frames."""
     with open(out / "runs.csv", newline="") as f:
-        return sum(float(row["seconds"]) for row in csv.DictReader(f))
+        return sum(float(row[column]) for row in csv.DictReader(f))
 
 
 def ray_alone() -> dict:
@@ -183,17 +195,19 @@ def main(argv=None) -> None:
     import torch
 
     from trajpred.detect import SHIPPED_DETECTOR
+    from trajpred.video import expand_source
 
     a = parse_args(argv)
     cpus = os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         folder = Path(tmp)
-        clips = make_clips(folder, a.clips, a.frames)
+        clips = Path(a.videos) if a.videos else make_clips(folder, a.clips, a.frames)
+        n_videos = len(expand_source(str(clips))[0])  # the videos predict reads there
         common = [
             "--weights",
-            str(SHIPPED_DETECTOR),
+            a.weights or str(SHIPPED_DETECTOR),
             "--imgsz",
-            "320",
+            str(a.imgsz),
             "--checkpoint",
             checkpoint(folder),
             "--device",
@@ -207,7 +221,6 @@ def main(argv=None) -> None:
             "ray1": (["--ray", "--set", f"ray.num_cpus={cpus}"], 1),
             "ray2": (["--ray", "--set", f"ray.num_cpus={max(1, cpus // 2)}"], 2),
         }
-        frames = a.clips * a.frames
         walls: dict[str, list[float]] = {name: [] for name in arms}
         seconds: dict[str, list[float]] = {name: [] for name in arms}
         for round_ in range(a.rounds):  # arms interleaved: a slow spell hits them all
@@ -217,8 +230,9 @@ def main(argv=None) -> None:
                     timed_run(["predict", str(clips), "--out", str(out), *common, *extra])
                 )
                 if name.startswith("ray"):
-                    seconds[name].append(video_seconds(out))
+                    seconds[name].append(runs_sum(out, "seconds"))
                 print(f"round {round_ + 1}, {name}: {walls[name][-1]:.2f} s", flush=True)
+        frames = int(runs_sum(folder / "ray10", "frames"))  # as decoded
         results = {}
         for name, (_, at_once) in arms.items():
             wall = statistics.median(walls[name])
@@ -233,16 +247,21 @@ def main(argv=None) -> None:
                 spent = statistics.median(seconds[name])
                 same = results["local" if at_once == 1 else "workers2"]["wall_s"]
                 arm["videos_seconds_sum"] = round(spent, 2)
-                arm["overhead_per_video_s"] = round((wall - spent / at_once) / a.clips, 2)
-                arm["ray_overhead_per_video_s"] = round((wall - same) / a.clips, 2)
+                arm["overhead_per_video_s"] = round((wall - spent / at_once) / n_videos, 2)
+                arm["ray_overhead_per_video_s"] = round((wall - same) / n_videos, 2)
             results[name] = arm
         one, two = results["ray1"]["videos_seconds_sum"], results["ray2"]["videos_seconds_sum"]
         results["ray2"]["steady_scaling"] = round(one / (two / 2), 2)
         training = training_arms(folder) if a.training else None
+    videos = (
+        f"the {n_videos} videos of {a.videos} ({frames} frames)"
+        if a.videos
+        else f"{a.clips} clips x {a.frames} frames (320x192)"
+    )
+    detector = a.weights or "shipped detector"
     report = {
-        "what": f"trajpred predict --no-video on {a.clips} clips x {a.frames} frames "
-        f"(320x192, shipped detector at 320 px), end to end per arm, median of {a.rounds} "
-        "round(s)",
+        "what": f"trajpred predict --no-video on {videos}, {detector} at {a.imgsz} px, end to "
+        f"end per arm, median of {a.rounds} round(s)",
         "machine": {
             "cpus": cpus,
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
